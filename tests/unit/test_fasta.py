@@ -1,0 +1,117 @@
+"""The validating first pass and the streaming reader."""
+
+import bz2
+import gzip
+import io
+import lzma
+
+import pytest
+
+from tests.helpers import DATA
+from virnucpro.errors import DuplicateIdError, InputError
+from virnucpro.fasta import read_fasta, scan_fasta, spool_stdin
+
+
+def _write(tmp_path, text, name="in.fasta"):
+    path = tmp_path / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+def test_wrapped_lines_crlf_and_lower_case_are_read_as_one_sequence(tmp_path):
+    path = _write(tmp_path, ">a first one\r\nacgt\r\nNNRY\r\n\r\n>b\nAC GT\n")
+    index = scan_fasta(path)
+    assert index.ids == ["a", "b"] and index.lengths == [8, 4]
+    records = list(read_fasta(index))
+    assert records[0].seq == "acgtNNRY" and records[0].header == "a first one"
+    assert records[1].seq == "ACGT"
+
+
+@pytest.mark.parametrize("opener,suffix", [(gzip.open, ".gz"), (bz2.open, ".bz2"), (lzma.open, ".xz")])
+def test_compressed_inputs_are_detected_by_content(tmp_path, opener, suffix):
+    raw = (DATA / "viral_reference.fasta").read_bytes()
+    path = tmp_path / ("input" + suffix)
+    with opener(path, "wb") as fh:
+        fh.write(raw)
+    plain = scan_fasta(DATA / "viral_reference.fasta")
+    packed = scan_fasta(path)
+    assert packed.ids == plain.ids and packed.lengths == plain.lengths
+    # The name does not matter: the same file renamed to .fasta still reads.
+    renamed = path.rename(tmp_path / "misnamed.fasta")
+    assert scan_fasta(renamed).ids == plain.ids
+
+
+def test_empty_file_is_refused(tmp_path):
+    with pytest.raises(InputError, match="empty"):
+        scan_fasta(_write(tmp_path, ""))
+
+
+def test_text_without_a_header_is_refused_with_its_line(tmp_path):
+    with pytest.raises(InputError, match="line 2.*no FASTA header"):
+        scan_fasta(_write(tmp_path, "\nACGT\n>a\nACGT\n"))
+
+
+def test_protein_sequence_is_refused_and_called_protein(tmp_path):
+    path = _write(tmp_path, ">ok\nACGT\n>prot1 some protein\nMKLVFFEPQ\n")
+    with pytest.raises(InputError, match="prot1.*looks like a protein") as info:
+        scan_fasta(path)
+    assert info.value.record_id == "prot1"
+
+
+def test_digits_in_a_sequence_are_refused_as_non_nucleotide(tmp_path):
+    with pytest.raises(InputError, match="'1'.*nucleotide codes"):
+        scan_fasta(_write(tmp_path, ">a\nACGT 1 ACGT\n"))
+
+
+def test_binary_data_is_refused(tmp_path):
+    with pytest.raises(InputError, match="binary"):
+        scan_fasta(_write(tmp_path, b">a\nAC\x00\x01GT\n"))
+    with pytest.raises(InputError, match="binary"):
+        scan_fasta(_write(tmp_path, bytes(range(256)) * 4, name="b.bin"))
+
+
+def test_corrupt_gzip_is_refused(tmp_path):
+    data = gzip.compress(b">a\n" + b"ACGT" * 10000)
+    with pytest.raises(InputError):
+        scan_fasta(_write(tmp_path, data[: len(data) // 2], name="cut.fa.gz"))
+
+
+def test_all_duplicate_ids_are_named(tmp_path):
+    path = _write(tmp_path, ">a\nAC\n>b\nAC\n>a\nAC\n>c\nA\n>b x\nA\n")
+    with pytest.raises(DuplicateIdError) as info:
+        scan_fasta(path)
+    assert info.value.ids == ["a", "b"]
+    assert "'a'" in str(info.value) and "'b'" in str(info.value) and "--rename-duplicates" in str(info.value)
+
+
+def test_rename_duplicates_suffixes_later_copies_without_collisions(tmp_path):
+    path = _write(tmp_path, ">a\nAC\n>a\nAC\n>a_2\nAC\n>a\nAC\n")
+    index = scan_fasta(path, rename_duplicates=True)
+    assert index.ids == ["a", "a_3", "a_2", "a_4"]
+    records = list(read_fasta(index))
+    assert [r.id for r in records] == index.ids
+    assert [r.renamed for r in records] == [False, True, False, True]
+    assert records[1].original_id == "a"
+
+
+def test_a_record_without_sequence_is_accepted(tmp_path):
+    index = scan_fasta(_write(tmp_path, ">empty\n>b\nACGT\n"))
+    assert index.lengths == [0, 4]
+
+
+def test_a_header_without_id_is_refused(tmp_path):
+    with pytest.raises(InputError, match="line 3.*no sequence id"):
+        scan_fasta(_write(tmp_path, ">a\nAC\n>   \nAC\n"))
+
+
+def test_stdin_is_spooled_to_a_file(tmp_path):
+    path = spool_stdin(tmp_path, io.BytesIO(b">s\nACGT\n"))
+    assert scan_fasta(path).ids == ["s"]
+
+
+def test_index_records_size_and_hash(tmp_path):
+    path = _write(tmp_path, ">a\nACGT\n")
+    index = scan_fasta(path)
+    import hashlib
+
+    assert index.sha256 == hashlib.sha256(b">a\nACGT\n").hexdigest() and index.size == 8

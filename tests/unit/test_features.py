@@ -1,0 +1,55 @@
+"""Frame features from the tiny set: batching does not change them, and the layout is fixed."""
+
+import numpy as np
+import pytest
+
+from tests.helpers import read_first_sequence
+from virnucpro.chunking import chunk_spans
+from virnucpro.features import embed_frames, score_frames
+from virnucpro.translation import translate_six_frames
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tiny_set_dir):
+    from virnucpro.models.loaded import load_models
+    from virnucpro.models.sets import resolve_model_set
+
+    return load_models(resolve_model_set("tiny"), 300, "cpu")
+
+
+@pytest.fixture(scope="module")
+def frames():
+    genome = read_first_sequence("viral_reference.fasta")
+    out = []
+    for k, (s, e) in enumerate(chunk_spans(len(genome), 300)):
+        out.extend(translate_six_frames(genome[s:e], f"g_chunk_{k + 1}", s))
+    # Add short and lopsided frames so batches hold very different lengths.
+    out.extend(translate_six_frames("ATGAAACCC" * 3 + "A", "short_chunk_1"))
+    return out
+
+
+def test_batched_features_equal_one_at_a_time_features(tiny_models, frames):
+    assert len(frames) > 20
+    batched = embed_frames(frames, tiny_models, batch_tokens=4096)
+    single = np.stack([embed_frames([f], tiny_models, batch_tokens=4096)[0] for f in frames])
+    assert np.abs(batched - single).max() < 1e-5
+
+
+def test_features_put_dnabert_first_then_esm(tiny_models, frames):
+    from virnucpro.models.dnabert_io import embed_dna_batch, tokenize_dna
+    from virnucpro.models.esm_io import embed_protein_batch
+
+    f = frames[0]
+    feat = embed_frames([f], tiny_models, batch_tokens=4096)[0]
+    dna = embed_dna_batch(tiny_models.dnabert, tokenize_dna(tiny_models.dnabert.tokenizer, [f.nucleotides]))
+    prot = embed_protein_batch(tiny_models.esm, [f.protein])
+    assert feat.shape == (tiny_models.dna_dim + tiny_models.protein_dim,)
+    np.testing.assert_allclose(feat[: tiny_models.dna_dim], dna[0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(feat[tiny_models.dna_dim:], prot[0].numpy(), atol=1e-6)
+
+
+def test_scores_do_not_depend_on_the_token_budget(tiny_models, frames):
+    a = score_frames(frames, tiny_models, batch_tokens=64).probs
+    b = score_frames(frames, tiny_models, batch_tokens=100_000).probs
+    assert np.abs(a - b).max() < 1e-6
+    np.testing.assert_allclose(a.sum(axis=1), 1.0, atol=1e-6)

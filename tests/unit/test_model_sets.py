@@ -1,0 +1,278 @@
+"""Model sets: fetching the published set from a local server, the tiny set, import, verify."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from virnucpro.errors import ChecksumError, ModelError
+from virnucpro.models import fetch, sets
+from virnucpro.models.sets import (
+    PUBLISHED,
+    cache_root,
+    ensure_tiny,
+    fetch_published,
+    import_set,
+    list_sets,
+    resolve_model_set,
+    scan_set_folder,
+    verify_set,
+)
+
+HUB = "zhihan1996/DNABERT-S/resolve/main"
+REAL_BLOB_IDS = dict(sets.PUBLISHED_BLOB_IDS)
+
+
+def _blob_id(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+@pytest.fixture(autouse=True)
+def _own_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    monkeypatch.setenv("VIRNUCPRO_HOME", str(home))
+    for var in ("VIRNUCPRO_OFFLINE", "HF_HUB_OFFLINE", "HF_ENDPOINT"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(fetch, "RETRY_DELAYS_S", (0.0, 0.0, 0.0))
+    return home
+
+
+@pytest.fixture
+def hub(file_server, monkeypatch: pytest.MonkeyPatch):
+    """Fake published files on the local server, the env vars pointing at it, and the
+    classifiers' expected blob ids pointed at the fakes."""
+    served = {
+        **{f"hf/{HUB}/{name}": f"fake {name}\n".encode() for name in (
+            "config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")},
+        f"hf/{HUB}/pytorch_model.bin": b"\x01" * 5000,
+        "esm/models/esm2_t36_3B_UR50D.pt": bytes(range(256)) * 2000,
+        "esm/regression/esm2_t36_3B_UR50D-contact-regression.pt": b"regression" * 10,
+        "cls/300_model.pth": b"classifier three hundred" * 50,
+        "cls/500_model.pth": b"classifier five hundred" * 50,
+    }
+    for rel, data in served.items():
+        (file_server.root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (file_server.root / rel).write_bytes(data)
+    monkeypatch.setenv("VIRNUCPRO_HF_ENDPOINT", f"{file_server.url}/hf")
+    monkeypatch.setenv("VIRNUCPRO_ESM_URL", f"{file_server.url}/esm/")
+    monkeypatch.setenv("VIRNUCPRO_CLASSIFIER_URL", f"{file_server.url}/cls")
+    for cs in (300, 500):
+        monkeypatch.setitem(sets.PUBLISHED_BLOB_IDS, f"{cs}_model.pth",
+                            _blob_id(served[f"cls/{cs}_model.pth"]))
+    file_server.served = served
+    return file_server
+
+
+def test_the_published_urls_are_the_documented_ones():
+    urls = {f.rel: f.url() for f in PUBLISHED}
+    assert urls["dnabert-s/pytorch_model.bin"] == (
+        "https://huggingface.co/zhihan1996/DNABERT-S/resolve/main/pytorch_model.bin")
+    assert urls["esm2_t36_3B_UR50D-contact-regression.pt"] == (
+        "https://dl.fbaipublicfiles.com/fair-esm/regression/"
+        "esm2_t36_3B_UR50D-contact-regression.pt")
+    assert urls["500_model.pth"] == (
+        "https://raw.githubusercontent.com/Li-Jing-1997/VirNucPro/"
+        "0f93f2755a7ea1acd3ff1bcf182892f960ef3326/500_model.pth")
+    assert REAL_BLOB_IDS == {"300_model.pth": "a0b5b85e7c1e44f00cde146d091beb82b2c8e855",
+                             "500_model.pth": "fc35d5ef9f1f4564eea7036f34f4f8ec6000d33d"}
+
+
+def test_fetch_published_downloads_every_file_and_records_their_hashes(hub, _own_home):
+    model_set = fetch_published(progress=False)
+    assert model_set.root == _own_home / "sets" / "published"
+    assert model_set.classifiers.keys() == {300, 500} and not model_set.is_tiny
+    manifest = sets.read_manifest(model_set.root)
+    assert len(manifest["files"]) == len(PUBLISHED) == len(hub.requests)
+    esm = manifest["files"]["esm2_t36_3B_UR50D.pt"]
+    assert esm["sha256"] == hashlib.sha256(hub.served["esm/models/esm2_t36_3B_UR50D.pt"]).hexdigest()
+    assert manifest["files"]["300_model.pth"]["published"] is True
+    assert verify_set(model_set) == []
+    described = {f["path"]: f["sha256"] for f in model_set.describe()["files"]}
+    assert described["esm2_t36_3B_UR50D.pt"] == esm["sha256"]
+
+
+def test_a_second_fetch_downloads_nothing(hub):
+    fetch_published(progress=False)
+    before = len(hub.requests)
+    fetch_published(progress=False)
+    assert len(hub.requests) == before
+    assert resolve_model_set("published").name == "published"
+    assert len(hub.requests) == before
+
+
+def test_fetch_published_resumes_a_download_cut_midway(hub):
+    rel = "esm/models/esm2_t36_3B_UR50D.pt"
+    hub.cut_after[rel] = 100_000
+    model_set = fetch_published(progress=False)
+    assert hub.ranged(rel) == ["bytes=100000-"]
+    assert model_set.esm_checkpoint.read_bytes() == hub.served[rel]
+
+
+def test_a_classifier_that_is_not_the_published_one_is_refused(hub, _own_home):
+    sets.PUBLISHED_BLOB_IDS["500_model.pth"] = REAL_BLOB_IDS["500_model.pth"]
+    with pytest.raises(ChecksumError, match=REAL_BLOB_IDS["500_model.pth"]):
+        fetch_published(progress=False)
+    folder = _own_home / "sets" / "published"
+    assert not (folder / "500_model.pth").exists()
+    assert not (folder / "500_model.pth.part").exists()
+
+
+def test_verify_reports_a_classifier_that_is_not_the_published_one(hub, monkeypatch):
+    model_set = fetch_published(progress=False)
+    monkeypatch.setitem(sets.PUBLISHED_BLOB_IDS, "300_model.pth", REAL_BLOB_IDS["300_model.pth"])
+    (problem,) = verify_set(model_set)
+    assert problem.startswith("300_model.pth: git blob id") and REAL_BLOB_IDS["300_model.pth"] in problem
+
+
+def test_files_without_a_known_hash_are_trusted_on_first_fetch_then_checked(hub):
+    model_set = fetch_published(progress=False)
+    model_set.esm_checkpoint.unlink()
+    (hub.root / "esm/models/esm2_t36_3B_UR50D.pt").write_bytes(b"changed upstream")
+    with pytest.raises(ChecksumError):
+        fetch_published(progress=False)
+
+
+def test_a_corrupt_cached_file_is_downloaded_again(hub):
+    model_set = fetch_published(progress=False)
+    model_set.esm_regression.write_bytes(b"garbage")
+    fetch_published(progress=False)
+    assert verify_set(model_set) == []
+
+
+@pytest.mark.parametrize("var", ["HF_HUB_OFFLINE", "VIRNUCPRO_OFFLINE"])
+def test_offline_the_missing_published_set_is_refused_naming_models_import(var, monkeypatch):
+    monkeypatch.setenv(var, "1")
+    with pytest.raises(ModelError, match="virnucpro models import DIR"):
+        fetch_published(progress=False)
+    with pytest.raises(ModelError, match="models import"):
+        resolve_model_set("published")
+
+
+def test_ensure_tiny_generates_once_and_marks_the_set_tiny(_own_home, monkeypatch):
+    from virnucpro.models import tiny
+
+    calls = []
+    real_build = tiny.build_tiny_set
+    monkeypatch.setattr(tiny, "build_tiny_set", lambda folder: (calls.append(1), real_build(folder)))
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(ensure_tiny())) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(results) == 2
+    model_set = results[0]
+    assert model_set.root == _own_home / "sets" / "tiny" and model_set.is_tiny
+    stamps = {p: p.stat().st_mtime_ns for p in model_set.root.rglob("*")}
+    again = ensure_tiny()
+    assert again == model_set and len(calls) == 1
+    assert {p: p.stat().st_mtime_ns for p in model_set.root.rglob("*")} == stamps
+    assert verify_set(model_set) == []
+    assert not [p for p in (_own_home / "sets").iterdir() if p.name.startswith(".tiny-")]
+
+
+def test_the_tiny_set_loads_with_consistent_sizes(tiny_set_dir):
+    from virnucpro.models.classifier_io import load_classifier
+    from virnucpro.models.dnabert_io import load_dnabert
+    from virnucpro.models.esm_io import load_esm
+
+    model_set = scan_set_folder(tiny_set_dir)
+    assert model_set.is_tiny and model_set.name == "tiny"
+    width = load_dnabert(model_set.dnabert_dir, "cpu").hidden_size
+    width += load_esm(model_set.esm_checkpoint, "cpu").embed_dim
+    assert width == 72
+    for cs in (300, 500):
+        assert load_classifier(model_set.classifier_path(cs), input_dim=width).input_dim == width
+
+
+def test_import_ignores_extra_files_and_records_a_manifest(tiny_set_dir, tmp_path, _own_home):
+    src = tmp_path / "offline"
+    shutil.copytree(tiny_set_dir, src)
+    (src / "notes.txt").write_text("not a model")
+    (src / "dnabert-s" / "bert_layers.py").write_text("# hub code, never used")
+    (src / "manifest.json").unlink()
+    model_set = import_set(src, "mine")
+    assert model_set.root == _own_home / "sets" / "mine" and model_set.is_tiny
+    assert not (model_set.root / "notes.txt").exists()
+    assert not (model_set.dnabert_dir / "bert_layers.py").exists()
+    assert "notes.txt" not in sets.read_manifest(model_set.root)["files"]
+    assert verify_set(model_set) == []
+    assert resolve_model_set("mine").root == model_set.root
+    with pytest.raises(ModelError, match="already exists"):
+        import_set(src, "mine")
+    with pytest.raises(ModelError, match="only the published files"):
+        import_set(src, "published")
+
+
+def test_a_folder_of_the_published_files_is_imported_as_published(hub, tmp_path, monkeypatch):
+    src = fetch_published(progress=False).root
+    moved = shutil.move(src, tmp_path / "carried")
+    (Path(moved) / "manifest.json").unlink()
+    monkeypatch.setenv("VIRNUCPRO_OFFLINE", "1")
+    model_set = import_set(moved)
+    assert model_set.name == "published"
+    assert resolve_model_set("published", fetch_missing=False).root == model_set.root
+    assert verify_set(model_set) == []
+
+
+def test_import_refuses_files_that_differ_from_the_folders_own_manifest(tiny_set_dir, tmp_path):
+    src = tmp_path / "offline"
+    shutil.copytree(tiny_set_dir, src)
+    with (src / "300_model.pth").open("r+b") as fh:
+        fh.seek(100)
+        fh.write(b"\x00\xff")
+    with pytest.raises(ChecksumError, match="300_model.pth"):
+        import_set(src, "mine")
+
+
+@pytest.mark.parametrize("remove, named", [
+    ("esm2_t2_tiny.pt", "esm2_*.pt"),
+    ("esm2_t2_tiny-contact-regression.pt", "esm2_t2_tiny-contact-regression.pt"),
+    ("dnabert-s/pytorch_model.bin", "dnabert-s/pytorch_model.bin"),
+    ("dnabert-s/tokenizer.json", "dnabert-s/tokenizer.json"),
+    ("*_model.pth", "300_model.pth and/or 500_model.pth"),
+])
+def test_scan_names_what_is_missing(tiny_set_dir, tmp_path, remove, named):
+    folder = tmp_path / "set"
+    shutil.copytree(tiny_set_dir, folder)
+    for path in folder.glob(remove):
+        path.unlink()
+    with pytest.raises(ModelError, match="missing") as err:
+        scan_set_folder(folder)
+    assert named in str(err.value)
+
+
+def test_verify_detects_a_flipped_byte(tiny_set_dir, tmp_path):
+    folder = tmp_path / "set"
+    shutil.copytree(tiny_set_dir, folder)
+    model_set = scan_set_folder(folder)
+    assert verify_set(model_set) == []
+    data = bytearray(model_set.esm_checkpoint.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    model_set.esm_checkpoint.write_bytes(bytes(data))
+    (problem,) = verify_set(model_set)
+    assert problem.startswith("esm2_t2_tiny.pt: sha256")
+
+
+def test_a_missing_chunk_size_lists_the_available_ones(tiny_set_dir):
+    with pytest.raises(ModelError, match=r"chunk size 400 \(available: 300, 500\)"):
+        scan_set_folder(tiny_set_dir).classifier_path(400)
+
+
+def test_a_folder_path_is_used_in_place_and_unknown_names_list_the_known_ones(tiny_set_dir):
+    assert resolve_model_set(str(tiny_set_dir)).root == tiny_set_dir
+    with pytest.raises(ModelError, match="published, tiny"):
+        resolve_model_set("nonesuch")
+
+
+def test_the_cache_follows_virnucpro_home_and_lists_the_sets(_own_home, tiny_set_dir):
+    assert cache_root() == _own_home
+    shutil.copytree(tiny_set_dir, _own_home / "sets" / "tiny")
+    listed = {s["name"]: s for s in list_sets()}
+    assert listed["published"]["present"] is False
+    assert listed["tiny"]["complete"] and listed["tiny"]["is_tiny"]
+    assert listed["tiny"]["size_bytes"] > 0

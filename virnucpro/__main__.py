@@ -1,0 +1,6 @@
+"""`python -m virnucpro` runs the command line."""
+
+from virnucpro.cli import main
+
+if __name__ == "__main__":
+    main()

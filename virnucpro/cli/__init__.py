@@ -1,0 +1,55 @@
+"""The `virnucpro` command line: parsing only; the work is in the library.
+
+Subcommands live one per module (`predict.py`, `models.py`). Library errors are turned into
+exit codes here, once: each `VirNucProError` subclass carries its own `exit_code`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from virnucpro import __version__
+from virnucpro.errors import VirNucProError
+
+
+class _Group(click.Group):
+    """Turns library errors into one clear line on stderr and the error's exit code."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except VirNucProError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+
+def _setup_logging(verbosity: int) -> None:
+    levels = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}
+    level = levels.get(verbosity, logging.DEBUG)
+    fmt = "%(levelname)s: %(message)s" if verbosity < 2 else "%(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=level, format=fmt, stream=sys.stderr, force=True)
+    logging.captureWarnings(True)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="virnucpro")
+def main() -> None:
+    """VirNucPro: find viral sequences in nucleotide FASTA with the published VirNucPro model."""
+
+
+def _register() -> None:
+    # Imported here so that each subcommand module stays light and `--help` stays instant.
+    from virnucpro.cli.models import models
+    from virnucpro.cli.predict import predict
+
+    main.add_command(predict)
+    main.add_command(models)
+
+
+_register()

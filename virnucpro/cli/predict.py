@@ -1,0 +1,70 @@
+"""`virnucpro predict`: parse the options into a `PredictConfig` and run the pipeline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("-o", "--outdir", required=True, type=click.Path(path_type=Path),
+              help="Output folder (one subfolder per input when several are given).")
+@click.option("--chunk-size", type=click.Choice(["300", "500"]), default="500", show_default=True,
+              help="Chunk length; picks the matching published classifier.")
+@click.option("--models", "models_spec", default="published", show_default=True, metavar="NAME|PATH",
+              help="Model set: published, tiny, an imported name, or a folder.")
+@click.option("--devices", "device", default="auto", show_default=True,
+              help="auto, cpu or cuda:N.")
+@click.option("--batch-tokens", type=click.IntRange(min=16), default=None,
+              help="Padded tokens per model batch [default: 4096 on CPU, 32768 on GPU].")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads.")
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
+              help="Share of scored chunks that must be viral for a sequence to be called viral.")
+@click.option("--min-length", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Shorter sequences get an unscored row instead of a score.")
+@click.option("--save-embeddings", is_flag=True, help="Also write the per-frame features.")
+@click.option("--rename-duplicates", is_flag=True,
+              help="Suffix repeated sequence ids (_2, _3...) instead of refusing the input.")
+@click.option("--force", is_flag=True, help="Overwrite a non-empty output folder.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in OUTDIR.")
+@click.option("--shard-frames", type=click.IntRange(min=1), default=None, hidden=True,
+              help="Frames per shard (the unit of resume); for tests and tuning.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar, only errors.")
+@click.option("-v", "--verbose", count=True, help="More log lines (-vv for debug).")
+def predict(inputs: tuple[str, ...], outdir: Path, chunk_size: str, models_spec: str, device: str,
+            batch_tokens: int | None, threads: int | None, threshold: float, min_length: int,
+            save_embeddings: bool, rename_duplicates: bool, force: bool, resume: bool,
+            shard_frames: int | None, as_json: bool, quiet: bool, verbose: int) -> None:
+    """Score the sequences of INPUT (FASTA; plain, .gz, .bz2, .xz; '-' for stdin)."""
+    from virnucpro.cli import _setup_logging
+    from virnucpro.cli.progress import ProgressReporter
+    from virnucpro.pipeline import PredictConfig, run_predict
+
+    _setup_logging(-1 if quiet else verbose)
+    if force and resume:
+        raise click.UsageError("--force and --resume exclude each other")
+    config = PredictConfig(
+        inputs=inputs, outdir=outdir, chunk_size=int(chunk_size), models=models_spec,
+        device=device, batch_tokens=batch_tokens, threads=threads, threshold=threshold,
+        min_length=min_length, save_embeddings=save_embeddings,
+        rename_duplicates=rename_duplicates, force=force, resume=resume, progress=not quiet,
+        **({"shard_frames": shard_frames} if shard_frames else {}))
+    results = run_predict(config, reporter=ProgressReporter(enabled=not quiet))
+    summary = [{"input": r["input"]["source"], "outdir": str(_outdir(config, r)),
+                **r.get("counts", {})} for r in results]
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    elif not quiet:
+        for s in summary:
+            click.echo(f"{s['input']}: {s.get('sequences', 0)} sequences, "
+                       f"{s.get('sequences_virus', 0)} viral, {s.get('sequences_others', 0)} "
+                       f"non-viral, {s.get('sequences_unscored', 0)} unscored -> {s['outdir']}",
+                       err=True)
+
+
+def _outdir(config, run: dict) -> Path:
+    return config.outdir if len(config.inputs) == 1 else config.outdir / run["input"]["name"]

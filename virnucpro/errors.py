@@ -1,0 +1,107 @@
+"""Errors raised by the library, one base class and a few that carry their fields.
+
+Library code raises these; only the CLI (and later the daemon's dispatch) turns them into exit
+codes or error replies. Each class fixes the exit code the command line uses for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+
+class VirNucProError(Exception):
+    """Base of every error this project raises on purpose."""
+
+    exit_code = 1
+
+
+class InputError(VirNucProError):
+    """The input FASTA is unusable: format, alphabet, duplicates, binary data."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, path: str | Path | None = None,
+                 record_id: str | None = None, line: int | None = None) -> None:
+        where = []
+        if path is not None:
+            where.append(str(path))
+        if line is not None:
+            where.append(f"line {line}")
+        if record_id is not None:
+            where.append(f"record {record_id!r}")
+        super().__init__(f"{': '.join([', '.join(where), message]) if where else message}")
+        self.path = str(path) if path is not None else None
+        self.record_id = record_id
+        self.line = line
+        self.reason = message
+
+
+class DuplicateIdError(InputError):
+    """Several records share an id; all the duplicated ids are named."""
+
+    def __init__(self, ids: Iterable[str], *, path: str | Path | None = None) -> None:
+        self.ids = sorted(set(ids))
+        shown = ", ".join(repr(i) for i in self.ids[:20])
+        more = f" and {len(self.ids) - 20} more" if len(self.ids) > 20 else ""
+        super().__init__(
+            f"duplicate sequence ids: {shown}{more} "
+            "(use --rename-duplicates to suffix them instead)",
+            path=path,
+        )
+
+
+class ModelError(VirNucProError):
+    """A model set or one of its files is missing, corrupt or does not match."""
+
+    exit_code = 4
+
+    def __init__(self, message: str, *, path: str | Path | None = None) -> None:
+        super().__init__(f"{path}: {message}" if path is not None else message)
+        self.path = str(path) if path is not None else None
+
+
+class StateDictError(ModelError):
+    """Weights do not fit the architecture: lists the missing and unexpected keys."""
+
+    def __init__(self, model: str, *, missing: Iterable[str] = (),
+                 unexpected: Iterable[str] = (), mismatched: Iterable[str] = (),
+                 path: str | Path | None = None) -> None:
+        self.missing = sorted(missing)
+        self.unexpected = sorted(unexpected)
+        self.mismatched = sorted(mismatched)
+        parts = []
+        if self.missing:
+            parts.append("missing keys: " + ", ".join(self.missing))
+        if self.unexpected:
+            parts.append("unexpected keys: " + ", ".join(self.unexpected))
+        if self.mismatched:
+            parts.append("shape mismatches: " + ", ".join(self.mismatched))
+        super().__init__(f"{model} weights do not fit: " + "; ".join(parts), path=path)
+
+
+class ChecksumError(ModelError):
+    """A file's hash is not the one expected."""
+
+    def __init__(self, path: str | Path, *, expected: str, actual: str) -> None:
+        super().__init__(f"checksum mismatch (expected {expected}, got {actual})", path=path)
+        self.expected = expected
+        self.actual = actual
+
+
+class FetchError(ModelError):
+    """A model file could not be downloaded."""
+
+    def __init__(self, message: str, *, url: str) -> None:
+        super().__init__(f"{message} ({url})")
+        self.url = url
+
+
+class OutputError(VirNucProError):
+    """The output folder cannot be used as asked (exists, not writable, not resumable)."""
+
+    exit_code = 5
+
+    def __init__(self, message: str, *, path: str | Path | None = None) -> None:
+        super().__init__(f"{path}: {message}" if path is not None else message)
+        self.path = str(path) if path is not None else None

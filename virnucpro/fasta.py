@@ -1,0 +1,229 @@
+"""FASTA input: opening (plain, gzip, bzip2, xz, stdin), the validating first pass, and reading.
+
+`scan_fasta` reads the whole input once, before any model runs, and either returns a
+`FastaIndex` (ids, lengths, renames, a content hash) or raises an `InputError` that names the
+record and the problem. `read_fasta` then streams `SeqRecord`s one at a time, so memory does
+not grow with the input; it trusts that the same file was scanned first.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import lzma
+import os
+import shutil
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from virnucpro.errors import DuplicateIdError, InputError
+
+# IUPAC nucleotide codes (both cases), U for RNA, and the gap symbols '-' and '.'.
+_NUCLEOTIDE_LETTERS = b"ACGTURYSWKMBDHVNacgturyswkmbdhvn-."
+# Letters that occur in proteins but are not nucleotide codes: seeing them means "protein".
+_PROTEIN_ONLY = set("EFILPQJOXZefilpqjoxz*")
+_WHITESPACE = b" \t\r\n\x0b\x0c"
+_MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
+# Control bytes that never occur in a text FASTA file (tab, CR, LF, VT, FF excluded).
+_BINARY_BYTES = bytes(b for b in range(32) if b not in (9, 10, 11, 12, 13)) + b"\x7f"
+
+SHORT_SEQUENCE_BP = 150
+
+
+@dataclass(frozen=True, slots=True)
+class SeqRecord:
+    """One input sequence: `id` is the first word of the header (renamed if asked)."""
+
+    index: int
+    id: str
+    header: str
+    seq: str  # letters as given (case kept), whitespace removed
+    original_id: str
+
+    @property
+    def renamed(self) -> bool:
+        return self.id != self.original_id
+
+
+@dataclass(frozen=True)
+class FastaIndex:
+    """What the first pass learned: ids in input order, lengths, renames and a content hash."""
+
+    path: Path
+    ids: list[str]
+    lengths: list[int]
+    renames: dict[int, str] = field(default_factory=dict)  # record index -> new id
+    sha256: str = ""
+    size: int = 0
+    compression: str = "none"
+
+    @property
+    def n_records(self) -> int:
+        return len(self.ids)
+
+    @property
+    def total_bp(self) -> int:
+        return sum(self.lengths)
+
+
+def detect_compression(path: Path) -> str:
+    """Tell the compression from the file's first bytes, not from its name."""
+    with open(path, "rb") as fh:
+        head = fh.read(6)
+    for magic, kind in _MAGIC.items():
+        if head.startswith(magic):
+            return kind
+    return "none"
+
+
+def open_binary(path: Path) -> BinaryIO:
+    kind = detect_compression(path)
+    if kind == "gzip":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    if kind == "bzip2":
+        return bz2.open(path, "rb")  # type: ignore[return-value]
+    if kind == "xz":
+        return lzma.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
+
+
+def spool_stdin(directory: str | Path | None = None, stream: BinaryIO | None = None) -> Path:
+    """Copy standard input to a temporary file so that it can be read twice."""
+    src = stream if stream is not None else sys.stdin.buffer
+    fd, name = tempfile.mkstemp(prefix="virnucpro-stdin-", suffix=".fasta", dir=directory)
+    with os.fdopen(fd, "wb") as out:
+        shutil.copyfileobj(src, out, length=1 << 20)
+    return Path(name)
+
+
+def _iter_raw_records(path: Path) -> Iterator[tuple[int, bytes, bytes]]:
+    """Yield (header line number, header bytes without '>', sequence bytes) per record.
+
+    Raises InputError for binary data, an empty input and text before the first header.
+    """
+    try:
+        fh = open_binary(path)
+    except OSError as exc:
+        raise InputError(f"cannot open: {exc.strerror or exc}", path=path) from exc
+    header: bytes | None = None
+    header_line = 0
+    parts: list[bytes] = []
+    seen_text = False
+    try:
+        with fh:
+            for line_no, line in enumerate(fh, start=1):
+                if line.translate(None, _BINARY_BYTES) != line:
+                    raise InputError(
+                        "binary data (control or NUL bytes): this is not a FASTA text file",
+                        path=path, line=line_no)
+                if line.startswith(b">"):
+                    if header is not None:
+                        yield header_line, header, b"".join(parts)
+                    header, header_line, parts = line[1:].strip(), line_no, []
+                    seen_text = True
+                elif header is None:
+                    if line.strip() and not line.startswith(b";"):
+                        raise InputError(
+                            "no FASTA header: the first record must start with '>'",
+                            path=path, line=line_no)
+                else:
+                    parts.append(line.translate(None, _WHITESPACE))
+    except (OSError, EOFError, lzma.LZMAError) as exc:
+        raise InputError(f"cannot read (corrupt compressed data?): {exc}", path=path) from exc
+    if header is not None:
+        yield header_line, header, b"".join(parts)
+    elif not seen_text:
+        raise InputError("the input is empty: no FASTA record found", path=path)
+
+
+def _decode_header(raw: bytes) -> str:
+    # Headers are free text; a stray non-UTF-8 byte must not make a sequence unusable.
+    return raw.decode("utf-8", errors="replace")
+
+
+def _check_letters(seq: bytes, *, path: Path, record_id: str, line: int) -> None:
+    bad = seq.translate(None, _NUCLEOTIDE_LETTERS)
+    if not bad:
+        return
+    letters = sorted(set(bad.decode("latin-1")))
+    shown = ", ".join(repr(c) for c in letters[:10])
+    if any(c in _PROTEIN_ONLY for c in letters):
+        hint = "it looks like a protein sequence; VirNucPro takes nucleotide sequences"
+    else:
+        hint = "only IUPAC nucleotide codes and gaps are accepted"
+    raise InputError(f"characters that are not nucleotide codes ({shown}): {hint}",
+                     path=path, record_id=record_id, line=line)
+
+
+def _rename_duplicates(ids: list[str]) -> dict[int, str]:
+    """Give the 2nd, 3rd... record of a repeated id the suffix _2, _3... never reusing an id."""
+    taken = set(ids)
+    seen: Counter[str] = Counter()
+    renames: dict[int, str] = {}
+    for i, rid in enumerate(ids):
+        seen[rid] += 1
+        if seen[rid] == 1:
+            continue
+        n = seen[rid]
+        new = f"{rid}_{n}"
+        while new in taken:
+            n += 1
+            new = f"{rid}_{n}"
+        taken.add(new)
+        renames[i] = new
+    return renames
+
+
+def scan_fasta(path: str | Path, *, rename_duplicates: bool = False,
+               display_name: str | None = None) -> FastaIndex:
+    """Validate the whole input and index it; raise InputError naming the first problem.
+
+    Duplicate ids are collected over the whole file and all named in one error, unless
+    `rename_duplicates` is set, in which case later copies get a numeric suffix.
+    """
+    path = Path(path)
+    shown = display_name or str(path)
+    ids: list[str] = []
+    lengths: list[int] = []
+    for line, raw_header, seq in _iter_raw_records(path):
+        header = _decode_header(raw_header)
+        words = header.split()
+        if not words:
+            raise InputError("a header with no sequence id", path=shown, line=line)
+        record_id = words[0]
+        _check_letters(seq, path=shown, record_id=record_id, line=line)
+        ids.append(record_id)
+        lengths.append(len(seq))
+    counts = Counter(ids)
+    dups = [rid for rid, n in counts.items() if n > 1]
+    renames: dict[int, str] = {}
+    if dups:
+        if not rename_duplicates:
+            raise DuplicateIdError(dups, path=shown)
+        renames = _rename_duplicates(ids)
+    return FastaIndex(path=path, ids=[renames.get(i, rid) for i, rid in enumerate(ids)],
+                      lengths=lengths, renames=renames, sha256=file_sha256(path),
+                      size=path.stat().st_size, compression=detect_compression(path))
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_fasta(index: FastaIndex) -> Iterator[SeqRecord]:
+    """Stream the records of a scanned input, with the ids (and renames) of its index."""
+    for i, (_line, raw_header, seq) in enumerate(_iter_raw_records(index.path)):
+        header = _decode_header(raw_header)
+        original = header.split()[0]
+        yield SeqRecord(index=i, id=index.renames.get(i, original), header=header,
+                        seq=seq.decode("ascii"), original_id=original)

@@ -1,0 +1,198 @@
+"""ESM-2 through fair-esm: safe loading, batched residue-mean embedding, a tiny checkpoint writer.
+
+Contract (FIDELITY 4): the feature of a protein is the mean of fair-esm's last-layer
+representation (after the closing layer norm) over its first 1024 residues, BOS, EOS and padding
+excluded; a protein embedded in a padded batch equals its embedding alone within 1e-5.
+Checkpoints are read with torch's weights-only unpickler, allowing `argparse.Namespace` only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import pickle
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from virnucpro.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+MAX_RESIDUES = 1024  # FIDELITY 4: only the first 1024 residues of a protein count
+_REGRESSION_SUFFIX = "-contact-regression.pt"
+# safe_globals edits a process-wide allowlist; serialise loads so that one thread leaving the
+# context cannot withdraw Namespace from another thread still inside it.
+_LOAD_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True, eq=False)
+class EsmBundle:
+    """A loaded ESM-2 model (eval mode, on its device) and what it takes to feed it."""
+
+    model: Any  # esm.model.esm2.ESM2; typed loosely so importing this module stays cheap
+    alphabet: Any  # esm.data.Alphabet
+    batch_converter: Any  # esm.data.BatchConverter truncating at MAX_RESIDUES
+    embed_dim: int
+    num_layers: int
+
+
+def regression_path(checkpoint: Path) -> Path:
+    """The contact-regression file fair-esm expects beside `checkpoint`."""
+    return checkpoint.with_name(checkpoint.stem + _REGRESSION_SUFFIX)
+
+
+def _torch_load(path: Path) -> Any:
+    # The published fairseq-style checkpoints hold tensors, plain containers and one class:
+    # cfg["model"] is an argparse.Namespace (its __dict__ is restored by BUILD, no code runs).
+    # Public code loading esm2_t36_3B_UR50D under torch>=2.6 allows this one class and nothing
+    # else (not re-checked here against the 5.7 GB file); fp16 storages, OrderedDict and
+    # collections.Counter are already in torch's default weights-only allowlist.
+    # weights_only=False was rejected: it would run any code the pickle names.
+    try:
+        with _LOAD_LOCK, torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's message opens with advice to retry with weights_only=False; keep the cause.
+        text = str(exc)
+        found = re.search(r"GLOBAL (\S+) ", text)
+        cause = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n\nCheck the|$)", text, re.S)
+        why = (
+            f"refused to unpickle {found.group(1)}"
+            if found
+            else " ".join((cause.group(1) if cause else text).split())
+        )
+        raise ModelError(f"unsafe or unreadable ESM-2 checkpoint: {why}", path=path) from exc
+    except Exception as exc:  # RuntimeError (not a zip), OSError ...
+        raise ModelError(f"cannot read ESM-2 checkpoint file: {exc}", path=path) from exc
+
+
+def load_esm(checkpoint: Path, device: str | torch.device = "cpu") -> EsmBundle:
+    """Load an `esm2_*.pt` checkpoint (and its contact-regression file) onto `device`."""
+    import esm.pretrained
+
+    checkpoint = Path(checkpoint)
+    # fair-esm picks its ESM-2 loader by the name; any other name would go to the ESM-1 loader.
+    if not (checkpoint.name.startswith("esm2") and checkpoint.suffix == ".pt"):
+        raise ModelError("an ESM-2 checkpoint must be named esm2_*.pt", path=checkpoint)
+    regression = regression_path(checkpoint)
+    for needed in (checkpoint, regression):
+        if not needed.is_file():
+            raise ModelError("ESM-2 checkpoint file is missing", path=needed)
+    model_data = _torch_load(checkpoint)
+    regression_data = _torch_load(regression)
+    try:
+        model, alphabet = esm.pretrained.load_model_and_alphabet_core(
+            checkpoint.stem, model_data, regression_data
+        )
+    except Exception as exc:  # KeyError/AttributeError on odd cfg, RuntimeError on keys
+        raise ModelError(f"not a usable ESM-2 checkpoint: {exc}", path=checkpoint) from exc
+    model = model.eval().to(device)
+    log.info("loaded %s: %d layers, %d dims", checkpoint.name, model.num_layers, model.embed_dim)
+    return EsmBundle(
+        model=model,
+        alphabet=alphabet,
+        batch_converter=alphabet.get_batch_converter(truncation_seq_length=MAX_RESIDUES),
+        embed_dim=int(model.embed_dim),
+        num_layers=int(model.num_layers),
+    )
+
+
+def embed_protein_batch(
+    bundle: EsmBundle, proteins: Sequence[str], device: str | torch.device | None = None
+) -> torch.Tensor:
+    """Residue-mean last-layer embeddings: float32 CPU tensor [n, embed_dim]."""
+    if not proteins:
+        return torch.empty(0, bundle.embed_dim, dtype=torch.float32)
+    if any(not p for p in proteins):
+        raise ValueError("cannot embed an empty protein")
+    if device is None:
+        device = next(bundle.model.parameters()).device
+    try:
+        _, _, tokens = bundle.batch_converter([(str(i), p) for i, p in enumerate(proteins)])
+    except KeyError as exc:
+        raise ValueError(f"protein holds a letter ESM-2 has no token for: {exc}") from exc
+    tokens = tokens.to(device)  # [B, T], T = longest kept residues + BOS + EOS
+    layer = bundle.num_layers
+    alphabet = bundle.alphabet
+    with torch.inference_mode():
+        reps = bundle.model(tokens, repr_layers=[layer])["representations"][layer]  # [B, T, E]
+        # Residues sit at 1..n (BOS at 0, EOS at n+1, padding after); the converter already
+        # cut each protein to MAX_RESIDUES, so the count comes from the tokens themselves.
+        n_res = tokens.ne(alphabet.padding_idx).sum(dim=1) - 2  # [B]
+        pos = torch.arange(tokens.shape[1], device=tokens.device)  # [T]
+        mask = (pos[None, :] >= 1) & (pos[None, :] <= n_res[:, None])  # [B, T]
+        summed = (reps.float() * mask[:, :, None]).sum(dim=1)  # [B, E]
+        means = summed / n_res[:, None].to(torch.float32)  # [B, E]
+    return means.to("cpu", torch.float32)
+
+
+def write_tiny_esm(
+    folder: Path,
+    seed: int = 0,
+    *,
+    num_layers: int = 2,
+    embed_dim: int = 40,
+    attention_heads: int = 4,
+) -> Path:
+    """Write a deterministic random ESM-2 in the published file format; returns the .pt path."""
+    import esm
+    from esm.model.esm2 import ESM2
+
+    if embed_dim % attention_heads or (embed_dim // attention_heads) % 2:
+        raise ValueError("embed_dim / attention_heads must be an even whole number (rotary)")
+    # Built on the meta device: we need names and shapes only, and a real build would draw its
+    # initial weights from (and so disturb) torch's global RNG.
+    with torch.device("meta"):
+        template = ESM2(
+            num_layers=num_layers,
+            embed_dim=embed_dim,
+            attention_heads=attention_heads,
+            alphabet=esm.data.Alphabet.from_architecture("ESM-1b"),
+        )
+    shapes = {k: tuple(v.shape) for k, v in template.state_dict().items()}
+    head_dim = embed_dim // attention_heads
+    inv_freq = 1.0 / (10000 ** (torch.arange(0, head_dim, 2).float() / head_dim))
+    gen = torch.Generator().manual_seed(seed)
+    state: dict[str, torch.Tensor] = {}
+    for key in sorted(shapes):  # sorted: a fixed draw order whatever fair-esm's module order
+        shape = shapes[key]
+        if key.endswith("rot_emb.inv_freq"):
+            state[key] = inv_freq.clone()  # a fixed buffer in the real model, not a weight
+        elif "layer_norm" in key and key.endswith(".weight"):
+            state[key] = 1.0 + 0.1 * torch.randn(shape, generator=gen)
+        elif key.endswith(".bias"):
+            state[key] = 0.02 * torch.randn(shape, generator=gen)
+        elif len(shape) == 2 and key != "embed_tokens.weight":
+            state[key] = torch.randn(shape, generator=gen) / shape[1] ** 0.5
+        else:
+            state[key] = torch.randn(shape, generator=gen)
+    state["lm_head.weight"] = state["embed_tokens.weight"].clone()  # tied, as in ESM2
+    regression = {k: state.pop(k) for k in list(state) if k.startswith("contact_head.")}
+    # The published files keep fairseq's prefixes; fair-esm's upgrade_state_dict strips them.
+    model_state = {
+        (f"encoder.{k}" if k.startswith("lm_head.") else f"encoder.sentence_encoder.{k}"): v
+        for k, v in state.items()
+    }
+    cfg = argparse.Namespace(
+        _name="ESM2",
+        encoder_layers=num_layers,
+        encoder_embed_dim=embed_dim,
+        encoder_ffn_embed_dim=4 * embed_dim,
+        encoder_attention_heads=attention_heads,
+        token_dropout=True,
+        dropout=0.0,
+        attention_dropout=0.0,
+        max_positions=1024,
+    )
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"esm2_t{num_layers}_tiny.pt"
+    torch.save({"model": model_state, "cfg": {"model": cfg}}, path)
+    torch.save({"model": regression}, regression_path(path))
+    return path

@@ -1,0 +1,95 @@
+"""A model set's three models, loaded once on one device, and the frame scorer.
+
+`load_models` reads DNABERT-S, ESM-2 and the classifier that matches the chunk size, checks
+that the classifier's input size is DNABERT-S's hidden size plus ESM-2's embedding size, and
+fixes float32 matmul precision (TF32 would move scores by ~1e-3, FIDELITY 3).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from virnucpro.models.sets import ModelSet
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModels:
+    """Models resident on one device; `feature_dim` = DNABERT hidden + ESM embedding."""
+
+    model_set: ModelSet
+    chunk_size: int
+    device: str
+    dnabert: Any  # dnabert_io.DnaBertBundle
+    esm: Any  # esm_io.EsmBundle
+    classifier: Any  # classifier.MLPClassifier
+    load_seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def dna_dim(self) -> int:
+        return int(self.dnabert.hidden_size)
+
+    @property
+    def protein_dim(self) -> int:
+        return int(self.esm.embed_dim)
+
+    @property
+    def feature_dim(self) -> int:
+        return self.dna_dim + self.protein_dim
+
+
+def resolve_device(spec: str) -> str:
+    """`auto` -> the first CUDA device when there is one, else `cpu`; else checked as given."""
+    import torch
+
+    spec = spec.strip().lower()
+    if spec == "auto":
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    if spec == "cpu":
+        return "cpu"
+    if spec == "cuda":
+        spec = "cuda:0"
+    if spec.startswith("cuda:") and spec[5:].isdigit():
+        from virnucpro.errors import VirNucProError
+
+        if not torch.cuda.is_available():
+            raise VirNucProError(f"device {spec} asked for, but no CUDA device is visible")
+        if int(spec[5:]) >= torch.cuda.device_count():
+            raise VirNucProError(
+                f"device {spec} asked for, but only {torch.cuda.device_count()} CUDA device(s) are visible")
+        return spec
+    from virnucpro.errors import VirNucProError
+
+    raise VirNucProError(f"unknown device {spec!r}: use auto, cpu or cuda:N")
+
+
+def load_models(model_set: ModelSet, chunk_size: int, device: str) -> LoadedModels:
+    import torch
+
+    from virnucpro.errors import ModelError
+    from virnucpro.models.classifier_io import load_classifier
+    from virnucpro.models.dnabert_io import load_dnabert
+    from virnucpro.models.esm_io import load_esm
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
+    started = time.perf_counter()
+    classifier_path = model_set.classifier_path(chunk_size)
+    dnabert = load_dnabert(model_set.dnabert_dir, device=device)
+    esm = load_esm(model_set.esm_checkpoint, device=device)
+    expected = int(dnabert.hidden_size) + int(esm.embed_dim)
+    classifier = load_classifier(classifier_path, input_dim=expected, device=device)
+    if classifier.hidden_layer.in_features != expected:  # load_classifier checks; be sure
+        raise ModelError(
+            f"classifier expects {classifier.hidden_layer.in_features} features but the models give {expected}",
+            path=classifier_path)
+    seconds = time.perf_counter() - started
+    log.info("models of set %s loaded on %s in %.1f s", model_set.name, device, seconds)
+    return LoadedModels(model_set=model_set, chunk_size=chunk_size, device=device,
+                        dnabert=dnabert, esm=esm, classifier=classifier, load_seconds=seconds)

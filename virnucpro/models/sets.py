@@ -1,0 +1,485 @@
+"""Model sets: the `published` and `tiny` sets, imported folders, the cache and manifests.
+
+A set is a folder laid out as ARCHITECTURE.md section 3 says (`dnabert-s/`, `esm2_*.pt` with its
+contact-regression file, `<chunk size>_model.pth|.safetensors`). Sets live in
+`cache_root()/sets/<name>/`, each with a `manifest.json` recording every file's size and sha256,
+written when the set is fetched, generated or imported and checked by `verify_set`.
+
+Environment: `VIRNUCPRO_HOME` (cache root), `VIRNUCPRO_HF_ENDPOINT` (or `HF_ENDPOINT`; default
+https://huggingface.co), `VIRNUCPRO_ESM_URL` (a mirror of https://dl.fbaipublicfiles.com/fair-esm
+with its `models/` and `regression/` folders), `VIRNUCPRO_CLASSIFIER_URL` (the folder holding
+`300_model.pth` and `500_model.pth`), `VIRNUCPRO_OFFLINE=1` or `HF_HUB_OFFLINE=1` (no downloads).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from virnucpro.errors import ChecksumError, ModelError
+from virnucpro.models.fetch import Checksum, download, hash_file
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+TINY_MARKER = "TINY"
+_MANIFEST_FORMAT = 1
+_SET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_CLASSIFIER = re.compile(r"(\d+)_model\.(pth|safetensors)")
+_DNABERT_REQUIRED = ("config.json", "tokenizer.json")
+_DNABERT_OPTIONAL = ("tokenizer_config.json", "special_tokens_map.json")
+_DNABERT_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+
+# Git blob ids of the reference classifiers (FIDELITY.md section 5). A dict, read at call time,
+# so that tests can point it at their fake files.
+PUBLISHED_BLOB_IDS: dict[str, str] = {
+    "300_model.pth": "a0b5b85e7c1e44f00cde146d091beb82b2c8e855",
+    "500_model.pth": "fc35d5ef9f1f4564eea7036f34f4f8ec6000d33d",
+}
+PUBLISHED_ESM = "esm2_t36_3B_UR50D"
+
+
+@dataclass(frozen=True)
+class PublishedFile:
+    """One file of the published set: where it goes in the set and where it comes from."""
+
+    rel: str
+    env: str
+    default_base: str
+    remote: str
+
+    def url(self) -> str:
+        base = os.environ.get(self.env) or ""
+        if not base and self.env == "VIRNUCPRO_HF_ENDPOINT":
+            base = os.environ.get("HF_ENDPOINT", "")  # honour an existing hub mirror setting
+        return f"{(base or self.default_base).rstrip('/')}/{self.remote}"
+
+
+_HF = ("VIRNUCPRO_HF_ENDPOINT", "https://huggingface.co")
+_ESM = ("VIRNUCPRO_ESM_URL", "https://dl.fbaipublicfiles.com/fair-esm")
+_CLS = ("VIRNUCPRO_CLASSIFIER_URL", "https://raw.githubusercontent.com/Li-Jing-1997/VirNucPro/"
+        "0f93f2755a7ea1acd3ff1bcf182892f960ef3326")
+PUBLISHED: tuple[PublishedFile, ...] = (
+    *(PublishedFile(f"dnabert-s/{f}", *_HF, f"zhihan1996/DNABERT-S/resolve/main/{f}")
+      for f in ("config.json", "pytorch_model.bin", "tokenizer.json", "tokenizer_config.json",
+                "special_tokens_map.json")),
+    PublishedFile(f"{PUBLISHED_ESM}.pt", *_ESM, f"models/{PUBLISHED_ESM}.pt"),
+    PublishedFile(f"{PUBLISHED_ESM}-contact-regression.pt", *_ESM,
+                  f"regression/{PUBLISHED_ESM}-contact-regression.pt"),
+    *(PublishedFile(f, *_CLS, f) for f in ("300_model.pth", "500_model.pth")),
+)
+
+
+def cache_root() -> Path:
+    """`$VIRNUCPRO_HOME` when set, else the user cache folder of virnucpro."""
+    home = os.environ.get("VIRNUCPRO_HOME")
+    if home:
+        return Path(home).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("virnucpro"))
+
+
+def sets_dir() -> Path:
+    return cache_root() / "sets"
+
+
+@dataclass(frozen=True)
+class ModelSet:
+    """The files of one model set, found on disk."""
+
+    name: str
+    root: Path
+    dnabert_dir: Path
+    esm_checkpoint: Path
+    classifiers: dict[int, Path] = field(hash=False)
+    is_tiny: bool = False
+
+    @property
+    def esm_regression(self) -> Path:
+        return self.esm_checkpoint.with_name(f"{self.esm_checkpoint.stem}-contact-regression.pt")
+
+    def classifier_path(self, chunk_size: int) -> Path:
+        if chunk_size not in self.classifiers:
+            have = ", ".join(str(c) for c in sorted(self.classifiers)) or "none"
+            raise ModelError(f"model set {self.name!r} has no classifier for chunk size "
+                             f"{chunk_size} (available: {have})", path=self.root)
+        return self.classifiers[chunk_size]
+
+    def files(self) -> list[Path]:
+        """Every file of the set that this project reads, plus the tiny marker."""
+        out = [self.dnabert_dir / f for f in (*_DNABERT_REQUIRED, *_DNABERT_OPTIONAL)
+               if (self.dnabert_dir / f).is_file()]
+        out.append(_dnabert_weights(self.dnabert_dir))
+        out += [self.esm_checkpoint, self.esm_regression]
+        out += [self.classifiers[c] for c in sorted(self.classifiers)]
+        if (self.root / TINY_MARKER).is_file():
+            out.append(self.root / TINY_MARKER)
+        return out
+
+    def describe(self) -> dict:
+        """What run.json records about the set (hashes from the manifest, when there is one)."""
+        manifest = read_manifest(self.root)
+        recorded = manifest.get("files", {})
+        files = []
+        for path in self.files():
+            rel = path.relative_to(self.root).as_posix()
+            entry = recorded.get(rel, {})
+            files.append({"path": rel, "size": path.stat().st_size,
+                          "sha256": entry.get("sha256")})
+        return {"name": self.name, "root": str(self.root), "is_tiny": self.is_tiny,
+                "source": manifest.get("source"), "files": files}
+
+
+def _dnabert_weights(folder: Path) -> Path:
+    for name in _DNABERT_WEIGHTS:
+        if (folder / name).is_file():
+            return folder / name
+    return folder / _DNABERT_WEIGHTS[-1]
+
+
+def scan_set_folder(path: Path | str, *, name: str | None = None) -> ModelSet:
+    """Find a set's files in `path`; other files are ignored. ModelError names what is missing."""
+    root = Path(path).expanduser().absolute()
+    if not root.is_dir():
+        raise ModelError("not a folder holding a model set", path=root)
+    missing: list[str] = []
+    dnabert = root / "dnabert-s"
+    if not dnabert.is_dir():
+        missing.append("dnabert-s/ (the DNABERT-S folder)")
+    else:
+        missing += [f"dnabert-s/{f}" for f in _DNABERT_REQUIRED if not (dnabert / f).is_file()]
+        if not _dnabert_weights(dnabert).is_file():
+            missing.append("dnabert-s/pytorch_model.bin (or model.safetensors)")
+    esm = sorted(p for p in root.glob("esm2_*.pt") if not p.stem.endswith("-contact-regression"))
+    if not esm:
+        missing.append("esm2_*.pt (a fair-esm ESM-2 checkpoint)")
+    elif len(esm) > 1:
+        raise ModelError("several ESM-2 checkpoints (" + ", ".join(p.name for p in esm)
+                         + "); a set holds one", path=root)
+    elif not (reg := esm[0].with_name(f"{esm[0].stem}-contact-regression.pt")).is_file():
+        missing.append(f"{reg.name} (the contact-regression file of {esm[0].name})")
+    classifiers: dict[int, Path] = {}
+    for p in sorted(root.iterdir()):
+        m = _CLASSIFIER.fullmatch(p.name)
+        # A safetensors file wins over a .pth of the same size: nothing to unpickle.
+        if m and p.is_file() and (int(m[1]) not in classifiers or m[2] == "safetensors"):
+            classifiers[int(m[1])] = p
+    if not classifiers:
+        missing.append("300_model.pth and/or 500_model.pth (a classifier)")
+    if missing:
+        raise ModelError("incomplete model set, missing: " + "; ".join(missing), path=root)
+    manifest = read_manifest(root)
+    return ModelSet(name=name or manifest.get("name") or root.name, root=root,
+                    dnabert_dir=dnabert, esm_checkpoint=esm[0], classifiers=classifiers,
+                    is_tiny=(root / TINY_MARKER).is_file() or bool(manifest.get("is_tiny")))
+
+
+# -- manifests -------------------------------------------------------------------------------
+
+def read_manifest(root: Path, *, strict: bool = False) -> dict:
+    """A set's manifest, {} when absent; unreadable: {} with a warning, or ModelError if strict."""
+    try:
+        data = json.loads((Path(root) / MANIFEST).read_text())
+        if not isinstance(data, dict) or not isinstance(data.get("files", {}), dict):
+            raise ValueError("not a manifest")
+        return data
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        if strict:
+            raise ModelError(f"unreadable {MANIFEST}: {exc}", path=root) from exc
+        # Treated as absent, so that fetching or generating again can repair the set.
+        log.warning("%s: unreadable %s (%s); ignoring it", root, MANIFEST, exc)
+        return {}
+
+
+def write_manifest(root: Path, data: dict) -> None:
+    tmp = Path(root) / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps({"format": _MANIFEST_FORMAT, **data}, indent=2, sort_keys=True))
+    os.replace(tmp, Path(root) / MANIFEST)
+
+
+def file_entry(path: Path, rel: str) -> dict:
+    """A manifest entry; published classifiers also get their git blob id checked and recorded."""
+    hashes = hash_file(path, git_blob=rel in PUBLISHED_BLOB_IDS)
+    entry: dict = {"size": path.stat().st_size, "sha256": hashes["sha256"]}
+    if rel in PUBLISHED_BLOB_IDS:
+        entry["git_blob_sha1"] = hashes["git-blob-sha1"]
+        entry["published"] = hashes["git-blob-sha1"] == PUBLISHED_BLOB_IDS[rel]
+    return entry
+
+
+def verify_set(model_set: ModelSet) -> list[str]:
+    """Recompute every hash; the problems found, empty when the set is intact."""
+    try:
+        manifest = read_manifest(model_set.root, strict=True)
+    except ModelError as exc:
+        return [str(exc)]
+    recorded: dict = manifest.get("files", {})
+    problems = []
+    if not manifest:
+        problems.append(f"no {MANIFEST}: sizes and hashes unknown "
+                        "(`virnucpro models import DIR` records them)")
+    present = {p.relative_to(model_set.root).as_posix() for p in model_set.files()}
+    if manifest:
+        problems += [f"{rel}: not in the manifest" for rel in sorted(present - set(recorded))]
+    # The reference classifiers are also held to FIDELITY's blob ids, not only to our record.
+    from_hub = manifest.get("source") == "published"
+    for rel, entry in sorted(recorded.items()):
+        path = model_set.root / rel
+        if not path.is_file():
+            problems.append(f"{rel}: missing")
+            continue
+        if path.stat().st_size != entry.get("size"):
+            problems.append(f"{rel}: size {path.stat().st_size}, manifest says {entry.get('size')}")
+            continue
+        published = rel in PUBLISHED_BLOB_IDS and (from_hub or entry.get("published"))
+        hashes = hash_file(path, git_blob=bool(published))
+        if hashes["sha256"] != entry.get("sha256"):
+            problems.append(f"{rel}: sha256 {hashes['sha256']}, manifest says {entry.get('sha256')}")
+        if published and hashes["git-blob-sha1"] != PUBLISHED_BLOB_IDS[rel]:
+            problems.append(f"{rel}: git blob id {hashes['git-blob-sha1']}, the published "
+                            f"file is {PUBLISHED_BLOB_IDS[rel]}")
+    return problems
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock (fcntl.flock) held for the block; a no-op where fcntl is absent."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: racing processes are the user's problem there
+        yield
+        return
+    with open(path, "a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def is_complete(root: Path) -> bool:
+    """Cheap check (no hashing): the files are there with the sizes the manifest records."""
+    manifest = read_manifest(root)
+    if not manifest.get("files"):
+        return False
+    for rel, entry in manifest["files"].items():
+        p = Path(root) / rel
+        if not p.is_file() or p.stat().st_size != entry.get("size"):
+            return False
+    try:
+        scan_set_folder(root)
+    except ModelError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _staging(prefix: str) -> Iterator[Path]:
+    """A hidden temp folder next to the sets, renamed into place by the caller, else removed."""
+    sets_dir().mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=sets_dir()))
+    os.chmod(tmp, 0o755)  # mkdtemp's 0700 would lock others out of a shared cache
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _move_into_place(tmp: Path, root: Path) -> None:
+    if root.exists():  # a stale or broken copy: set it aside first, a folder rename cannot overwrite
+        old = root.with_name(f".{root.name}-old-{os.getpid()}")
+        root.rename(old)
+        shutil.rmtree(old, ignore_errors=True)
+    os.replace(tmp, root)
+
+
+def _record(root: Path) -> dict:
+    found = scan_set_folder(root)
+    return {p.relative_to(root).as_posix(): file_entry(p, p.relative_to(root).as_posix())
+            for p in found.files()}
+
+
+# -- the named sets ---------------------------------------------------------------------------
+
+def is_offline() -> bool:
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
+               for v in ("VIRNUCPRO_OFFLINE", "HF_HUB_OFFLINE"))
+
+
+def fetch_published(progress: bool = True) -> ModelSet:
+    """Download what the published set lacks (resuming partial files); check what is there."""
+    root = sets_dir() / "published"
+    if is_offline():
+        if is_complete(root):
+            return scan_set_folder(root, name="published")
+        raise ModelError(
+            "the published model set is not in the cache and downloads are off "
+            "(VIRNUCPRO_OFFLINE / HF_HUB_OFFLINE). Fetch it where there is network "
+            "(`virnucpro models fetch`), copy that folder here, then run "
+            "`virnucpro models import DIR`", path=root)
+    root.mkdir(parents=True, exist_ok=True)
+    with file_lock(sets_dir() / ".published.lock"):
+        files: dict = read_manifest(root).get("files", {})
+
+        def record() -> None:
+            write_manifest(root, {"name": "published", "source": "published",
+                                  "is_tiny": False, "files": files})
+
+        for item in PUBLISHED:
+            dest, known = root / item.rel, files.get(item.rel)
+            blob = PUBLISHED_BLOB_IDS.get(item.rel)
+            if dest.is_file():
+                entry = file_entry(dest, item.rel)
+                bad = (blob and entry["git_blob_sha1"] != blob) or (
+                    known and known.get("sha256") != entry["sha256"])
+                if not bad:
+                    files[item.rel] = {**(known or {}), **entry}
+                    continue
+                log.warning("%s does not match its known hash; downloading it again", dest)
+                dest.unlink()
+            # Known hash: the classifiers' blob ids; the others are trusted on first fetch.
+            expected = (Checksum("git-blob-sha1", blob) if blob else
+                        Checksum("sha256", known["sha256"]) if known else None)
+            sha = download(item.url(), dest, expected=expected, progress=progress)
+            files[item.rel] = {"size": dest.stat().st_size, "sha256": sha, "url": item.url()}
+            if blob:
+                files[item.rel].update(git_blob_sha1=blob, published=True)
+            record()  # after every file, so that a 6 GB download is never hashed for nothing
+        record()
+    return scan_set_folder(root, name="published")
+
+
+def ensure_tiny() -> ModelSet:
+    """The tiny set, generated deterministically into the cache on first use."""
+    from virnucpro.models.tiny import TINY_VERSION, build_tiny_set
+
+    root = sets_dir() / "tiny"
+
+    def current() -> bool:
+        return (read_manifest(root).get("tiny_version") == TINY_VERSION
+                and is_complete(root))
+
+    if not current():
+        with file_lock(sets_dir() / ".tiny.lock"):
+            if not current():  # another process may have made it while we waited
+                log.info("generating the tiny model set in %s", root)
+                with _staging(".tiny-") as tmp:
+                    build_tiny_set(tmp)
+                    write_manifest(tmp, {"name": "tiny", "source": "tiny", "is_tiny": True,
+                                         "tiny_version": TINY_VERSION, "files": _record(tmp)})
+                    _move_into_place(tmp, root)
+    return scan_set_folder(root, name="tiny")
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:  # a hard link costs no space; verify_set notices if the source is later edited
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _check_import_name(name: str) -> None:
+    if not _SET_NAME.fullmatch(name) or name == "tiny":
+        raise ModelError(f"cannot import a set as {name!r}: choose another --name "
+                         "(letters, digits, '.', '_' and '-'; not 'tiny')")
+
+
+def import_set(src: Path | str, name: str | None = None) -> ModelSet:
+    """Copy (or hard-link) a folder's set files into the cache as `name`, with a manifest.
+
+    Without a name, a folder holding the published files becomes `published`, any other takes
+    the folder's name. A classifier named like a published one is checked against its git blob
+    id; one that differs is kept as a custom classifier, with a warning.
+    """
+    found = scan_set_folder(src)
+    if name is not None:
+        _check_import_name(name)
+    with _staging(".import-") as tmp:
+        for path in found.files():
+            _link_or_copy(path, tmp / path.relative_to(found.root))
+        files = _record(tmp)
+        is_published = found.esm_checkpoint.stem == PUBLISHED_ESM and all(
+            files[p.name].get("published") for p in found.classifiers.values())
+        name = name or ("published" if is_published else found.root.name)
+        _check_import_name(name)
+        if name == "published" and not is_published:
+            raise ModelError("only the published files can be imported as 'published' "
+                             f"({PUBLISHED_ESM}.pt and classifiers with the published git "
+                             "blob ids); choose another --name", path=found.root)
+        for rel, entry in files.items():
+            if entry.get("published") is False and not found.is_tiny:
+                log.warning("%s is not the published classifier (git blob id %s); imported "
+                            "as a custom classifier", rel, entry["git_blob_sha1"])
+        theirs = read_manifest(found.root).get("files", {})
+        differ = [r for r, e in files.items()
+                  if r in theirs and theirs[r].get("sha256") != e["sha256"]]
+        if differ:
+            raise ChecksumError(found.root / MANIFEST, expected="the hashes in this manifest",
+                                actual="different files: " + ", ".join(differ))
+        dest = sets_dir() / name
+        with file_lock(sets_dir() / f".{name}.lock"):
+            if dest.exists():
+                raise ModelError(f"a set named {name!r} already exists; remove that folder or "
+                                 "choose another --name", path=dest)
+            write_manifest(tmp, {"name": name, "source": "import", "imported_from": str(found.root),
+                                 "is_tiny": found.is_tiny, "files": files})
+            os.replace(tmp, dest)
+    log.info("imported %d files from %s as %r", len(files), found.root, name)
+    return scan_set_folder(dest, name=name)
+
+
+def resolve_model_set(spec: str, *, fetch_missing: bool = True,
+                      progress: bool = True) -> ModelSet:
+    """`tiny`, `published`, a folder path, or the name of an imported set."""
+    if spec == "tiny":
+        return ensure_tiny()
+    if spec == "published":
+        root = sets_dir() / "published"
+        if is_complete(root):
+            return scan_set_folder(root, name="published")
+        if not fetch_missing:
+            raise ModelError("the published model set is not in the cache: run `virnucpro models "
+                             "fetch` (offline: `virnucpro models import DIR`)", path=root)
+        return fetch_published(progress=progress)
+    pathlike = "/" in spec or os.sep in spec or spec.startswith((".", "~"))
+    if not pathlike and _SET_NAME.fullmatch(spec) and (sets_dir() / spec).is_dir():
+        return scan_set_folder(sets_dir() / spec, name=spec)
+    if Path(spec).expanduser().is_dir():
+        return scan_set_folder(spec)
+    known = ", ".join(s["name"] for s in list_sets())
+    raise ModelError(f"unknown model set {spec!r}: neither a folder nor a known set ({known})")
+
+
+def list_sets() -> list[dict]:
+    """`published`, `tiny` and every imported set, with where they stand."""
+    base = sets_dir()
+    names = {"published", "tiny"}
+    if base.is_dir():
+        names |= {p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    out = []
+    for name in sorted(names, key=lambda n: (n not in ("published", "tiny"), n)):
+        root = base / name
+        manifest = read_manifest(root)
+        present = root.is_dir()
+        out.append({
+            "name": name, "path": str(root), "present": present,
+            "complete": present and is_complete(root),
+            "is_tiny": bool(manifest.get("is_tiny", name == "tiny")),
+            "source": manifest.get("source"),
+            "size_bytes": sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+            if present else 0,
+        })
+    return out

@@ -1,0 +1,331 @@
+"""The one-shot prediction job: `PredictConfig` in, output folders out.
+
+Order of work: every input is validated first (nothing is created for a bad one); the models
+load once, on the first input that has work; each input is then scored shard by shard (each
+finished shard on disk, so `--resume` picks up after the last one) and finally written in one
+streaming pass over the input and the shard files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from virnucpro import __version__
+from virnucpro.errors import OutputError, VirNucProError
+from virnucpro.fasta import FastaIndex, read_fasta, scan_fasta, spool_stdin
+from virnucpro.outputs import OutputLayout, ResultWriter, write_json_atomic
+from virnucpro.plan import RecordPlan, iter_plans
+from virnucpro.shards import DEFAULT_SHARD_FRAMES, ShardStore, iter_shards
+from virnucpro.translation import Frame
+
+log = logging.getLogger(__name__)
+
+_FASTA_SUFFIXES = (".fasta", ".fas", ".fa", ".fna", ".ffn", ".fsa", ".seq", ".fastq.txt", ".txt")
+_COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz")
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    inputs: tuple[str, ...]
+    outdir: Path
+    chunk_size: int = 500
+    models: str = "published"
+    device: str = "auto"
+    batch_tokens: int | None = None
+    threads: int | None = None
+    threshold: float = 0.5
+    min_length: int = 1
+    save_embeddings: bool = False
+    rename_duplicates: bool = False
+    force: bool = False
+    resume: bool = False
+    shard_frames: int = DEFAULT_SHARD_FRAMES
+    progress: bool = True
+
+    def result_key(self) -> dict:
+        """The parameters a finished shard depends on: a resumed run must match them."""
+        return {"chunk_size": self.chunk_size, "min_length": self.min_length,
+                "shard_frames": self.shard_frames, "rename_duplicates": self.rename_duplicates,
+                "save_embeddings": self.save_embeddings}
+
+
+@dataclass
+class InputJob:
+    source: str  # as given: a path or "-"
+    name: str
+    index: FastaIndex
+    layout: OutputLayout
+    timings: dict = field(default_factory=dict)
+
+
+def input_name(source: str) -> str:
+    """Folder name for an input: the file name without FASTA and compression suffixes."""
+    if source == "-":
+        return "stdin"
+    name = Path(source).name
+    lower = name.lower()
+    for suffix in _COMPRESSION_SUFFIXES:
+        if lower.endswith(suffix):
+            name, lower = name[: -len(suffix)], lower[: -len(suffix)]
+            break
+    for suffix in _FASTA_SUFFIXES:
+        if lower.endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+            break
+    return name or "input"
+
+
+def _unique_names(sources: list[str]) -> list[str]:
+    names: list[str] = []
+    for source in sources:
+        base = input_name(source)
+        name, n = base, 1
+        while name in names:
+            n += 1
+            name = f"{base}_{n}"
+        names.append(name)
+    return names
+
+
+def validate_inputs(config: PredictConfig, spool_dir: Path) -> list[InputJob]:
+    """The first pass over every input, before anything is created or loaded."""
+    if config.chunk_size not in (300, 500):
+        raise VirNucProError(f"chunk size {config.chunk_size}: the published classifiers are for 300 and 500")
+    if config.inputs.count("-") > 1:
+        raise VirNucProError("standard input ('-') can be given only once")
+    sources = list(config.inputs)
+    names = _unique_names(sources)
+    jobs = []
+    for source, name in zip(sources, names, strict=True):
+        started = time.perf_counter()
+        if source == "-":
+            path = spool_stdin(spool_dir)
+        else:
+            path = Path(source)
+            if not path.exists():
+                raise VirNucProError(f"{source}: no such file")
+            if path.is_dir():
+                raise VirNucProError(f"{source}: is a folder, not a FASTA file")
+        index = scan_fasta(path, rename_duplicates=config.rename_duplicates,
+                           display_name="<stdin>" if source == "-" else source)
+        root = config.outdir if len(sources) == 1 else config.outdir / name
+        job = InputJob(source, name, index, OutputLayout(root))
+        job.timings["validate_s"] = round(time.perf_counter() - started, 3)
+        jobs.append(job)
+    return jobs
+
+
+def _fingerprint(index: FastaIndex) -> dict:
+    return {"sha256": index.sha256, "size": index.size, "records": index.n_records}
+
+
+def prepare_folder(job: InputJob, config: PredictConfig) -> str:
+    """Decide what to do with the output folder: 'fresh', 'resume' or 'done'."""
+    layout = job.layout
+    root = layout.root
+    state = _read_json(layout.state)
+    run = _read_json(layout.run_json)
+    expected = {"input": _fingerprint(job.index), "parameters": config.result_key()}
+    if (config.resume and run and run.get("status") == "completed" and not state
+            and run.get("input", {}).get("sha256") == job.index.sha256):
+        return "done"
+    if config.resume and state:
+        if state.get("input") != expected["input"]:
+            raise OutputError("holds an unfinished run of a different input; use --force to start over",
+                              path=root)
+        if state.get("parameters") != expected["parameters"]:
+            raise OutputError(
+                f"holds an unfinished run with other parameters ({state.get('parameters')}); "
+                "use --force to start over", path=root)
+        return "resume"
+    if root.exists() and not root.is_dir():
+        raise OutputError("exists and is not a folder", path=root)
+    if root.exists() and any(root.iterdir()):
+        if not config.force:
+            hint = " or --resume to continue it" if state else ""
+            raise OutputError(f"is not empty; use --force to overwrite{hint}", path=root)
+        for path in layout.owned():
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+    root.mkdir(parents=True, exist_ok=True)
+    if not os.access(root, os.W_OK):
+        raise OutputError("is not writable", path=root)
+    layout.work.mkdir(exist_ok=True)
+    write_json_atomic(layout.state, expected)
+    return "fresh"
+
+
+def _read_json(path: Path) -> dict | None:
+    import json
+
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+class _FrameFeed:
+    """Frames of a whole input in order, counting the records and chunks handed out."""
+
+    def __init__(self, plans: Iterator[RecordPlan]) -> None:
+        self._plans = plans
+        self.records = 0
+        self.chunks = 0
+
+    def __iter__(self) -> Iterator[Frame]:
+        for plan in self._plans:
+            yield from plan.frames()
+            self.records += 1
+            self.chunks += len(plan.chunks)
+
+
+def score_input(job: InputJob, config: PredictConfig, get_models: Callable,
+                progress: Callable[[int, int], None]) -> int:
+    """Score every shard not yet on disk; return the number of shards scored now."""
+    store = ShardStore(job.layout.shards)
+    feed = _FrameFeed(iter_plans(read_fasta(job.index), config.chunk_size, config.min_length))
+    scored = 0
+    for k, frames in iter_shards(feed, config.shard_frames):
+        ids = [f.frame_id for f in frames]
+        if not store.is_done(k, ids):
+            from virnucpro.features import score_frames
+
+            models = get_models()
+            scores = score_frames(frames, models, config.batch_tokens or default_batch_tokens(models.device),
+                                  keep_features=config.save_embeddings)
+            store.write(k, ids, scores)
+            scored += 1
+        progress(feed.records, feed.chunks)
+    progress(job.index.n_records, feed.chunks)
+    return scored
+
+
+def write_results(job: InputJob, config: PredictConfig) -> ResultWriter:
+    """Stream the input and the shard files once more and write every table."""
+    store = ShardStore(job.layout.shards)
+    writer = ResultWriter(job.layout, config.threshold, config.save_embeddings, config.shard_frames)
+    size = config.shard_frames
+    shard_k, shard_probs, pos = -1, np.zeros((0, 2), dtype=np.float32), 0
+
+    def next_probs(n: int) -> np.ndarray:
+        # Shards were cut from the same frame order: frame i lives in shard i // size.
+        nonlocal shard_k, shard_probs, pos
+        parts = []
+        while n > 0:
+            if pos == len(shard_probs):
+                shard_k += 1
+                scores = store.read(shard_k, None)
+                if len(scores.probs) not in range(1, size + 1):
+                    raise OutputError(f"shard {shard_k} holds {len(scores.probs)} frames", path=store.path(shard_k))
+                if config.save_embeddings:
+                    writer.add_embeddings(shard_k, scores.features)
+                shard_probs, pos = scores.probs, 0
+            take = min(n, len(shard_probs) - pos)
+            parts.append(shard_probs[pos:pos + take])
+            pos += take
+            n -= take
+        return np.concatenate(parts) if parts else np.zeros((0, 2), dtype=np.float32)
+
+    for plan in iter_plans(read_fasta(job.index), config.chunk_size, config.min_length):
+        probs = next_probs(plan.n_frames)
+        ok = [bool(np.isfinite(p).all()) for p in probs]
+        writer.add_record(plan, probs, ok, ["not scored"] * len(ok))
+    if pos != len(shard_probs) or store.path(shard_k + 1).exists():
+        raise OutputError("the shard files hold more frames than the input gives", path=store.folder)
+    writer.close()
+    return writer
+
+
+def default_batch_tokens(device: str) -> int:
+    # On CPU large batches only add padding work; on a GPU they fill the device.
+    return 4096 if device == "cpu" else 32768
+
+
+def run_predict(config: PredictConfig, *, reporter=None) -> list[dict]:
+    """Run the whole job; return each input's run.json content."""
+    import tempfile
+
+    from virnucpro.models.loaded import load_models, resolve_device
+    from virnucpro.models.sets import resolve_model_set
+
+    started_at = datetime.now(timezone.utc)
+    with tempfile.TemporaryDirectory(prefix="virnucpro-") as spool:
+        jobs = validate_inputs(config, Path(spool))
+        model_set = resolve_model_set(config.models, progress=config.progress)
+        if model_set.is_tiny:
+            log.warning("model set 'tiny' has seeded random weights: its calls mean nothing "
+                        "(for tests, demos and CI only)")
+        model_set.classifier_path(config.chunk_size)  # fail before any work if absent
+        device = resolve_device(config.device)
+        if config.threads:
+            import torch
+
+            torch.set_num_threads(config.threads)
+        loaded: dict = {}
+
+        def get_models():
+            if "models" not in loaded:
+                loaded["models"] = load_models(model_set, config.chunk_size, device)
+            return loaded["models"]
+
+        results = []
+        for job in jobs:
+            results.append(_run_one(job, config, get_models, model_set, device, started_at,
+                                    loaded, reporter))
+        return results
+
+
+def _run_one(job: InputJob, config: PredictConfig, get_models: Callable, model_set, device: str,
+             started_at: datetime, loaded: dict, reporter) -> dict:
+    mode = prepare_folder(job, config)
+    if mode == "done":
+        log.warning("%s: already complete in %s (nothing to resume)", job.source, job.layout.root)
+        return _read_json(job.layout.run_json) or {}
+    if mode == "resume":
+        log.warning("%s: resuming in %s", job.source, job.layout.root)
+    t0 = time.perf_counter()
+    if reporter is not None:
+        reporter.start(job.name, job.index.n_records)
+    update = reporter.update if reporter is not None else (lambda records, chunks: None)
+    scored = score_input(job, config, get_models, update)
+    if reporter is not None:
+        reporter.finish()
+    job.timings["score_s"] = round(time.perf_counter() - t0, 3)
+    t1 = time.perf_counter()
+    writer = write_results(job, config)
+    job.timings["write_s"] = round(time.perf_counter() - t1, 3)
+    if "models" in loaded:
+        job.timings["load_models_s"] = round(loaded["models"].load_seconds, 3)
+    info = {
+        "virnucpro_version": __version__,
+        "status": "completed",
+        "started": started_at.isoformat(timespec="seconds"),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": sys.argv,
+        "input": {"source": job.source, "name": job.name, "path": str(job.index.path) if job.source != "-" else "-",
+                  "compression": job.index.compression, **_fingerprint(job.index),
+                  "bases": job.index.total_bp},
+        "parameters": {**asdict(config), "outdir": str(config.outdir), "inputs": list(config.inputs),
+                       "device": device, "resumed": mode == "resume", "shards_scored_now": scored},
+        "models": model_set.describe(),
+        "tiny": model_set.is_tiny,
+        "counts": writer.counts,
+        "timings": job.timings,
+        "outputs": {name: name for name in job.layout.FILES}
+        | ({"embeddings": "embeddings/index.tsv"} if config.save_embeddings else {}),
+    }
+    writer.publish(info)
+    shutil.rmtree(job.layout.work, ignore_errors=True)
+    return info
