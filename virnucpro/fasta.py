@@ -53,23 +53,16 @@ class SeqRecord:
 
 @dataclass(frozen=True)
 class FastaIndex:
-    """What the first pass learned: ids in input order, lengths, renames and a content hash."""
+    """What the first pass learned: counts, renames and a content hash (not the ids: a read
+    set of millions of records should not keep them all in memory for the whole run)."""
 
     path: Path
-    ids: list[str]
-    lengths: list[int]
+    n_records: int
+    total_bp: int
     renames: dict[int, str] = field(default_factory=dict)  # record index -> new id
     sha256: str = ""
     size: int = 0
     compression: str = "none"
-
-    @property
-    def n_records(self) -> int:
-        return len(self.ids)
-
-    @property
-    def total_bp(self) -> int:
-        return sum(self.lengths)
 
 
 def detect_compression(path: Path) -> str:
@@ -190,7 +183,7 @@ def scan_fasta(path: str | Path, *, rename_duplicates: bool = False,
     path = Path(path)
     shown = display_name or str(path)
     ids: list[str] = []
-    lengths: list[int] = []
+    total_bp = 0
     for line, raw_header, seq in _iter_raw_records(path):
         header = _decode_header(raw_header)
         words = header.split()
@@ -199,7 +192,7 @@ def scan_fasta(path: str | Path, *, rename_duplicates: bool = False,
         record_id = words[0]
         _check_letters(seq, path=shown, record_id=record_id, line=line)
         ids.append(record_id)
-        lengths.append(len(seq))
+        total_bp += len(seq)
     counts = Counter(ids)
     dups = [rid for rid, n in counts.items() if n > 1]
     renames: dict[int, str] = {}
@@ -207,8 +200,8 @@ def scan_fasta(path: str | Path, *, rename_duplicates: bool = False,
         if not rename_duplicates:
             raise DuplicateIdError(dups, path=shown)
         renames = _rename_duplicates(ids)
-    return FastaIndex(path=path, ids=[renames.get(i, rid) for i, rid in enumerate(ids)],
-                      lengths=lengths, renames=renames, sha256=file_sha256(path),
+    return FastaIndex(path=path, n_records=len(ids), total_bp=total_bp,
+                      renames=renames, sha256=file_sha256(path),
                       size=path.stat().st_size, compression=detect_compression(path))
 
 

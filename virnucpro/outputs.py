@@ -8,9 +8,11 @@ an interrupted run never leaves a half-written table where a user would read it.
 
 from __future__ import annotations
 
+import heapq
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -102,7 +104,7 @@ class ResultWriter:
         self._write("chunks.tsv", CHUNKS_COLUMNS)
         self._write("sequences.tsv", SEQUENCES_COLUMNS)
         self._write("prediction_results.txt", ["Sequence_ID", "Prediction", "score1", "score2"])
-        self._highest: list[tuple[str, bool]] = []
+        self._highest = ExternalSorter(stage / "sort-runs")
         self.counts = {"sequences": 0, "sequences_virus": 0, "sequences_others": 0,
                        "sequences_unscored": 0, "bases": 0, "chunks": 0, "chunks_scored": 0,
                        "chunks_virus": 0, "frames": 0, "frames_failed": 0}
@@ -161,7 +163,7 @@ class ResultWriter:
                 str(cc.kept_frames), fmt_score(cc.max_p_virus), fmt_score(cc.max_p_others),
                 cc.call, cc.reason])
             if cc.call != UNSCORED:
-                self._highest.append((chunk.chunk_id, cc.call == VIRUS))
+                self._highest.add(f"{chunk.chunk_id}\t{cc.call == VIRUS}\n")
             row += n
         seq = call_sequence(rid, plan.length, chunk_calls, self.threshold, plan.unscored_reason)
         self._write("sequences.tsv", [
@@ -189,12 +191,11 @@ class ResultWriter:
             out.write(record.seq[i:i + FASTA_LINE] + "\n")
 
     def close(self) -> None:
-        # Sorted as plain strings, as pandas sorts the reference's ids.
-        self._highest.sort(key=lambda item: item[0])
+        # Sorted as plain strings, as pandas sorts the reference's ids. Sorting whole lines
+        # is sorting by id: ids hold no tab and no byte below it.
         out = self._files["prediction_results_highestscore.csv"]
         out.write("Modified_ID\tIs_Virus\n")
-        for cid, is_virus in self._highest:
-            out.write(f"{cid}\t{is_virus}\n")
+        out.writelines(self._highest.sorted_lines())
         for fh in self._files.values():
             fh.flush()
             os.fsync(fh.fileno())
@@ -213,6 +214,43 @@ class ResultWriter:
                 shutil.rmtree(target)
             os.replace(self._embeddings, target)
         write_json_atomic(self.layout.run_json, run_info)
+
+
+class ExternalSorter:
+    """Sorts text lines in bounded memory: sorted runs spill to files, then merge."""
+
+    def __init__(self, folder: Path, run_lines: int = 500_000) -> None:
+        self.folder = folder
+        self.run_lines = run_lines
+        self._lines: list[str] = []
+        self._runs: list[Path] = []
+
+    def add(self, line: str) -> None:
+        self._lines.append(line)
+        if len(self._lines) >= self.run_lines:
+            self._spill()
+
+    def _spill(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"run-{len(self._runs):05d}.txt"
+        self._lines.sort()
+        with open(path, "w", encoding="utf-8", newline="\n") as fh:
+            fh.writelines(self._lines)
+        self._runs.append(path)
+        self._lines = []
+
+    def sorted_lines(self) -> Iterator[str]:
+        self._lines.sort()
+        if not self._runs:
+            yield from self._lines
+            return
+        files = [open(p, encoding="utf-8", newline="\n") for p in self._runs]
+        try:
+            yield from heapq.merge(self._lines, *files)
+        finally:
+            for fh in files:
+                fh.close()
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def write_json_atomic(path: Path, data: dict) -> None:

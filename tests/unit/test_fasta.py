@@ -12,6 +12,14 @@ from virnucpro.errors import DuplicateIdError, InputError
 from virnucpro.fasta import read_fasta, scan_fasta, spool_stdin
 
 
+def ids_of(index):
+    return [r.id for r in read_fasta(index)]
+
+
+def lengths_of(index):
+    return [len(r.seq) for r in read_fasta(index)]
+
+
 def _write(tmp_path, text, name="in.fasta"):
     path = tmp_path / name
     path.write_bytes(text if isinstance(text, bytes) else text.encode())
@@ -21,7 +29,8 @@ def _write(tmp_path, text, name="in.fasta"):
 def test_wrapped_lines_crlf_and_lower_case_are_read_as_one_sequence(tmp_path):
     path = _write(tmp_path, ">a first one\r\nacgt\r\nNNRY\r\n\r\n>b\nAC GT\n")
     index = scan_fasta(path)
-    assert index.ids == ["a", "b"] and index.lengths == [8, 4]
+    assert ids_of(index) == ["a", "b"] and lengths_of(index) == [8, 4]
+    assert (index.n_records, index.total_bp) == (2, 12)
     records = list(read_fasta(index))
     assert records[0].seq == "acgtNNRY" and records[0].header == "a first one"
     assert records[1].seq == "ACGT"
@@ -35,10 +44,11 @@ def test_compressed_inputs_are_detected_by_content(tmp_path, opener, suffix):
         fh.write(raw)
     plain = scan_fasta(DATA / "viral_reference.fasta")
     packed = scan_fasta(path)
-    assert packed.ids == plain.ids and packed.lengths == plain.lengths
+    assert ids_of(packed) == ids_of(plain) and lengths_of(packed) == lengths_of(plain)
+    assert packed.compression != "none" and plain.compression == "none"
     # The name does not matter: the same file renamed to .fasta still reads.
     renamed = path.rename(tmp_path / "misnamed.fasta")
-    assert scan_fasta(renamed).ids == plain.ids
+    assert ids_of(scan_fasta(renamed)) == ids_of(plain)
 
 
 def test_empty_file_is_refused(tmp_path):
@@ -87,16 +97,15 @@ def test_all_duplicate_ids_are_named(tmp_path):
 def test_rename_duplicates_suffixes_later_copies_without_collisions(tmp_path):
     path = _write(tmp_path, ">a\nAC\n>a\nAC\n>a_2\nAC\n>a\nAC\n")
     index = scan_fasta(path, rename_duplicates=True)
-    assert index.ids == ["a", "a_3", "a_2", "a_4"]
     records = list(read_fasta(index))
-    assert [r.id for r in records] == index.ids
+    assert [r.id for r in records] == ["a", "a_3", "a_2", "a_4"]
     assert [r.renamed for r in records] == [False, True, False, True]
     assert records[1].original_id == "a"
 
 
 def test_a_record_without_sequence_is_accepted(tmp_path):
     index = scan_fasta(_write(tmp_path, ">empty\n>b\nACGT\n"))
-    assert index.lengths == [0, 4]
+    assert lengths_of(index) == [0, 4]
 
 
 def test_a_header_without_id_is_refused(tmp_path):
@@ -106,7 +115,7 @@ def test_a_header_without_id_is_refused(tmp_path):
 
 def test_stdin_is_spooled_to_a_file(tmp_path):
     path = spool_stdin(tmp_path, io.BytesIO(b">s\nACGT\n"))
-    assert scan_fasta(path).ids == ["s"]
+    assert ids_of(scan_fasta(path)) == ["s"]
 
 
 def test_index_records_size_and_hash(tmp_path):

@@ -120,6 +120,11 @@ def test_an_unreachable_server_fails_after_a_few_tries(tmp_path):
     assert err.value.url == url
 
 
+def test_a_malformed_url_is_a_fetch_error(tmp_path):
+    with pytest.raises(FetchError, match="example.org/w.bin"):
+        download("example.org/w.bin", tmp_path / "w.bin", progress=False)
+
+
 def test_checksum_kinds_are_checked():
     with pytest.raises(ValueError):
         Checksum("md5", "abc")  # type: ignore[arg-type]

@@ -76,3 +76,18 @@ def test_plan_leaves_empty_and_too_short_records_unchunked_with_reason():
     assert plan_record(_record(""), 500).unscored_reason == "empty sequence"
     plan = plan_record(_record("ACGT" * 10), 500, min_length=100)
     assert plan.chunks == () and "--min-length 100" in plan.unscored_reason
+
+
+def test_external_sorter_merges_spilled_runs_in_string_order(tmp_path):
+    import random
+
+    from virnucpro.outputs import ExternalSorter
+
+    rng = random.Random(0)
+    lines = [f"c{rng.randint(0, 10**6)}_chunk_{rng.randint(1, 20)}\tTrue\n" for _ in range(1000)]
+    sorter = ExternalSorter(tmp_path / "runs", run_lines=64)
+    for line in lines:
+        sorter.add(line)
+    assert len(list((tmp_path / "runs").iterdir())) == 1000 // 64
+    assert list(sorter.sorted_lines()) == sorted(lines)
+    assert not (tmp_path / "runs").exists()

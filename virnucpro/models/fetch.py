@@ -104,6 +104,8 @@ def _transfer(url: str, part: Path, bar: _Bar, timeout: float) -> None:
             if exc.code not in _RETRY_HTTP:
                 raise FetchError(f"HTTP {exc.code} {exc.reason}", url=url) from exc
             reason = f"HTTP {exc.code}"
+        except ValueError as exc:  # urllib's word for a malformed url or unknown scheme
+            raise FetchError(f"cannot download: {exc}", url=url) from exc
         except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
             reason = str(getattr(exc, "reason", exc)) or type(exc).__name__
         new_size = part.stat().st_size if part.exists() else 0
