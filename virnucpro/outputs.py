@@ -107,7 +107,8 @@ class ResultWriter:
         self._highest = ExternalSorter(stage / "sort-runs")
         self.counts = {"sequences": 0, "sequences_virus": 0, "sequences_others": 0,
                        "sequences_unscored": 0, "bases": 0, "chunks": 0, "chunks_scored": 0,
-                       "chunks_virus": 0, "frames": 0, "frames_failed": 0}
+                       "chunks_virus": 0, "frames": 0, "frames_failed": 0,
+                       "short_sequences": 0}
         self._embeddings = stage / layout.EMBEDDINGS if save_embeddings else None
         self._embedding_index: TextIO | None = None
         if self._embeddings is not None:
@@ -180,6 +181,7 @@ class ResultWriter:
         c["chunks_scored"] += seq.scored_chunks
         c["chunks_virus"] += seq.viral_chunks
         c["frames"] += plan.n_frames
+        c["short_sequences"] += "short" in plan.flags
         return seq
 
     def _write_fasta(self, plan: RecordPlan) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 
 from virnucpro import __version__
 from virnucpro.errors import OutputError, VirNucProError
-from virnucpro.fasta import FastaIndex, read_fasta, scan_fasta, spool_stdin
+from virnucpro.fasta import SHORT_SEQUENCE_BP, FastaIndex, read_fasta, scan_fasta, spool_stdin
 from virnucpro.outputs import OutputLayout, ResultWriter, write_json_atomic
 from virnucpro.plan import RecordPlan, iter_plans
 from virnucpro.shards import DEFAULT_SHARD_FRAMES, ShardStore, iter_shards
@@ -327,5 +327,9 @@ def _run_one(job: InputJob, config: PredictConfig, get_models: Callable, model_s
         | ({"embeddings": "embeddings/index.tsv"} if config.save_embeddings else {}),
     }
     writer.publish(info)
+    if writer.counts["short_sequences"]:
+        log.warning("%s: %d sequence(s) shorter than %d bp, flagged 'short': the model was "
+                    "trained on %d bp chunks", job.source, writer.counts["short_sequences"],
+                    SHORT_SEQUENCE_BP, config.chunk_size)
     shutil.rmtree(job.layout.work, ignore_errors=True)
     return info

@@ -53,3 +53,9 @@ def test_scores_do_not_depend_on_the_token_budget(tiny_models, frames):
     b = score_frames(frames, tiny_models, batch_tokens=100_000).probs
     assert np.abs(a - b).max() < 1e-6
     np.testing.assert_allclose(a.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_tiny_classifier_splits_real_frames_into_both_classes(tiny_models, frames):
+    calls = score_frames(frames, tiny_models, batch_tokens=4096).probs.argmax(axis=1)
+    share = calls.mean()
+    assert 0.1 < share < 0.9, share  # a tiny set that always says one class would test nothing

@@ -15,7 +15,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 # Bump when the generated files change, so that caches made by an older version are rebuilt.
-TINY_VERSION = 1
+TINY_VERSION = 2
 
 # One seed per file: changing one model's recipe must not shift the weights of the others.
 SEEDS = {"dnabert": 11, "esm": 23, 300: 300, 500: 500}
@@ -36,19 +36,56 @@ def build_tiny_set(folder: Path) -> None:
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    config = write_tiny_dnabert(folder / "dnabert-s", seed=SEEDS["dnabert"])
+    write_tiny_dnabert(folder / "dnabert-s", seed=SEEDS["dnabert"])
     checkpoint = write_tiny_esm(folder, seed=SEEDS["esm"])
-    input_dim = int(config.hidden_size) + _esm_embed_dim(checkpoint)
+    features = _calibration_features(folder / "dnabert-s", checkpoint)
+    input_dim = features.shape[1]
     for chunk_size in CHUNK_SIZES:
         model = make_tiny_classifier(input_dim, seed=SEEDS[chunk_size])
+        calibrate_classifier(model, features)
         write_reference_classifier(folder / f"{chunk_size}_model.pth", model)
     (folder / TINY_MARKER).write_text(MARKER_TEXT)
     log.info("wrote the tiny model set in %s (classifier input %d)", folder, input_dim)
 
 
-def _esm_embed_dim(checkpoint: Path) -> int:
-    # Loading it through the real loader (milliseconds at this size) also proves it loads;
-    # reading cfg by hand was rejected as a second reader of the same format.
-    from virnucpro.models.esm_io import load_esm
+def _calibration_features(dnabert_dir: Path, checkpoint: Path):
+    """Features of fixed stop-free frames, through the real loaders and embedders."""
+    import random
 
-    return int(load_esm(checkpoint, "cpu").embed_dim)
+    import torch
+
+    from virnucpro.models.dnabert_io import embed_dna_batch, load_dnabert, tokenize_dna
+    from virnucpro.models.esm_io import embed_protein_batch, load_esm
+    from virnucpro.translation import CODON_TABLE, translate_six_frames
+
+    rng = random.Random(SEEDS["esm"])
+    sense = sorted(c for c, aa in CODON_TABLE.items() if aa != "*")
+    frames = []
+    for k in range(48):
+        chunk = "".join(rng.choice(sense) for _ in range(rng.randint(30, 166)))
+        frames += translate_six_frames(chunk, f"cal_chunk_{k}")
+    dnabert = load_dnabert(dnabert_dir, "cpu")
+    esm = load_esm(checkpoint, "cpu")
+    dna = embed_dna_batch(dnabert, tokenize_dna(dnabert.tokenizer, [f.nucleotides for f in frames]))
+    prot = embed_protein_batch(esm, [f.protein for f in frames])
+    return torch.cat([dna, prot], dim=1)
+
+
+def calibrate_classifier(model, features) -> None:
+    """Fit the batch-norm statistics and the output bias to the tiny models' own features.
+
+    Random weights over these features would call nearly every frame the same class, which
+    makes demos and tests blind; with the statistics of real tiny features the calls split
+    about evenly (the median frame sits on the decision boundary).
+    """
+    import torch
+
+    with torch.no_grad():
+        hidden = model.hidden_layer(features)
+        model.bn1.running_mean.copy_(hidden.mean(0))
+        model.bn1.running_var.copy_(hidden.var(0) + 1e-3)
+        model.output_layer.bias.zero_()
+        model.eval()
+        logits = model(features)
+        margin = (logits[:, 1] - logits[:, 0]).median()
+        model.output_layer.bias[1] = -margin

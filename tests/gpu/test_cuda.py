@@ -1,0 +1,47 @@
+"""On a CUDA device: the same features and scores as on the CPU (skipped without a GPU)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
+
+
+def test_tiny_features_on_cuda_equal_cpu(tiny_set_dir):
+    from tests.helpers import read_first_sequence
+    from virnucpro.chunking import chunk_spans
+    from virnucpro.features import score_frames
+    from virnucpro.models.loaded import load_models
+    from virnucpro.models.sets import resolve_model_set
+    from virnucpro.translation import translate_six_frames
+
+    genome = read_first_sequence("viral_reference.fasta")
+    frames = []
+    for k, (s, e) in enumerate(chunk_spans(len(genome), 500)):
+        frames += translate_six_frames(genome[s:e], f"g_chunk_{k + 1}", s)
+    model_set = resolve_model_set("tiny")
+    cpu = score_frames(frames, load_models(model_set, 500, "cpu"), 4096, keep_features=True)
+    gpu = score_frames(frames, load_models(model_set, 500, "cuda:0"), 32768, keep_features=True)
+    assert np.abs(cpu.features - gpu.features).max() < 1e-4
+    assert np.abs(cpu.probs - gpu.probs).max() < 1e-5
+
+
+def test_predict_on_cuda_gives_the_cpu_calls(tmp_path, tiny_set_dir):
+    from tests.helpers import DATA, read_table
+    from virnucpro.pipeline import PredictConfig, run_predict
+
+    for device in ("cpu", "cuda:0"):
+        run_predict(PredictConfig(inputs=(str(DATA / "viral_reference.fasta"),),
+                                  outdir=tmp_path / device, models="tiny", device=device,
+                                  progress=False))
+    a = read_table(tmp_path / "cpu" / "frames.tsv")
+    b = read_table(tmp_path / "cuda:0" / "frames.tsv")
+    assert [r["frame_id"] for r in a] == [r["frame_id"] for r in b]
+    assert [r["call"] for r in a] == [r["call"] for r in b]
+    assert max(abs(float(x["p_virus"]) - float(y["p_virus"])) for x, y in zip(a, b, strict=True)) < 1e-5
