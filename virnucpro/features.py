@@ -1,14 +1,16 @@
 """From kept frames to classifier features and scores: the shard function.
 
-`embed_frames` batches the frames by token budget, separately for DNABERT-S (nucleotide
-tokens) and ESM-2 (residues + BOS/EOS), and concatenates the two means per frame, DNABERT-S
-first (FIDELITY 5). `score_frames` adds the classifier. The output depends only on the frames
-and the budget, never on how many workers share the input.
+`score_frames` batches the frames by token budget, separately for DNABERT-S (nucleotide
+tokens) and ESM-2 (residues + BOS/EOS), concatenates the two means per frame, DNABERT-S first
+(FIDELITY 5), and applies the classifier. The output depends only on the frames and the budget,
+never on how many workers share the input. A batch that runs out of memory is cut again with
+half the budget; a frame that does not fit alone is marked failed instead of crashing the run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,36 +19,132 @@ from virnucpro.batching import batch_by_token_budget
 from virnucpro.models.loaded import LoadedModels
 from virnucpro.translation import Frame
 
+log = logging.getLogger(__name__)
+
 ESM_MAX_RESIDUES = 1024
+
+# Per-frame status codes kept in shard files; 0 is a scored frame.
+OK, FAILED_OOM, FAILED_WORKER = 0, 1, 2
+STATUS_REASONS = {
+    FAILED_OOM: "out of memory even alone in a batch",
+    FAILED_WORKER: "the shard crashed its worker 3 times",
+}
 
 
 @dataclass(frozen=True)
 class ShardScores:
-    """Per-frame results of one shard: probabilities [n, 2] (others, virus), features or None."""
+    """Per-frame results of one shard: probabilities [n, 2] (others, virus), optional
+    features [n, D], and a status code per frame (NaN probabilities where it is not OK)."""
 
     probs: np.ndarray
     features: np.ndarray | None = None
+    status: np.ndarray | None = None
+
+    def status_codes(self) -> np.ndarray:
+        return self.status if self.status is not None else np.zeros(len(self.probs), np.uint8)
+
+    @classmethod
+    def failed(cls, n: int, code: int, dim: int | None = None) -> ShardScores:
+        probs = np.full((n, 2), np.nan, dtype=np.float32)
+        feats = np.full((n, dim), np.nan, dtype=np.float32) if dim else None
+        return cls(probs, feats, np.full(n, code, dtype=np.uint8))
 
 
-def embed_frames(frames: Sequence[Frame], models: LoadedModels, batch_tokens: int) -> np.ndarray:
-    """Features [n, dna_dim + protein_dim] in float32, in the order of `frames`."""
-    from virnucpro.models.dnabert_io import embed_dna_batch, tokenize_dna
-    from virnucpro.models.esm_io import embed_protein_batch
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, or an allocator failure reported as a plain RuntimeError."""
+    import torch
 
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+class Embedder:
+    """The two models behind two methods, so a test can stand in for a device's limits."""
+
+    def __init__(self, models: LoadedModels) -> None:
+        self.models = models
+
+    def dna(self, token_ids: list[list[int]]):
+        from virnucpro.models.dnabert_io import embed_dna_batch
+
+        return embed_dna_batch(self.models.dnabert, token_ids, self.models.device)
+
+    def protein(self, proteins: list[str]):
+        from virnucpro.models.esm_io import embed_protein_batch
+
+        return embed_protein_batch(self.models.esm, proteins, self.models.device)
+
+    def free_memory(self) -> None:
+        import torch
+
+        if self.models.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+
+
+def _run_batches(lengths: Sequence[int], budget: int, run: Callable[[list[int]], None],
+                 free_memory: Callable[[], None], what: str) -> set[int]:
+    """Run `run` on token-budget batches; on out-of-memory, halve that batch's budget.
+
+    Returns the indices that failed even alone. The cut depends only on lengths and budget.
+    """
+    failed: set[int] = set()
+    pending = [(b, budget) for b in batch_by_token_budget(lengths, budget)]
+    while pending:
+        batch, limit = pending.pop(0)
+        try:
+            run(batch)
+            continue
+        except Exception as exc:  # noqa: BLE001 - only memory errors are retried, others re-raised
+            if not is_out_of_memory(exc):
+                raise
+        # Outside the except block, so the traceback's tensors are gone before retrying.
+        free_memory()
+        if len(batch) == 1:
+            log.warning("%s: a frame of %d tokens does not fit in memory; marked failed",
+                        what, lengths[batch[0]])
+            failed.add(batch[0])
+            continue
+        half = max(1, limit // 2)
+        log.warning("%s: out of memory on a batch of %d; retrying with a budget of %d tokens",
+                    what, len(batch), half)
+        sub = batch_by_token_budget([lengths[i] for i in batch], half)
+        if len(sub) == 1:  # the budget no longer splits it: one frame at a time
+            sub = [[k] for k in range(len(batch))]
+        pending[:0] = [([batch[k] for k in b], half) for b in sub]
+    return failed
+
+
+def embed_frames(frames: Sequence[Frame], models: LoadedModels, batch_tokens: int,
+                 embedder: Embedder | None = None) -> tuple[np.ndarray, set[int]]:
+    """Features [n, dna_dim + protein_dim] in float32 in the order of `frames`, and the
+    indices of frames that could not be embedded (their rows are NaN)."""
+    from virnucpro.models.dnabert_io import tokenize_dna
+
+    embedder = embedder or Embedder(models)
     n = len(frames)
     out = np.zeros((n, models.feature_dim), dtype=np.float32)
     if n == 0:
-        return out
+        return out, set()
+    dna_dim = models.dna_dim
     token_ids = tokenize_dna(models.dnabert.tokenizer, [f.nucleotides for f in frames])
-    for batch in batch_by_token_budget([len(t) for t in token_ids], batch_tokens):
-        emb = embed_dna_batch(models.dnabert, [token_ids[i] for i in batch], models.device)
-        out[batch, : models.dna_dim] = emb.numpy()
+
+    def run_dna(batch: list[int]) -> None:
+        out[batch, :dna_dim] = embedder.dna([token_ids[i] for i in batch]).numpy()
+
     proteins = [f.protein for f in frames]
-    esm_lengths = [min(len(p), ESM_MAX_RESIDUES) + 2 for p in proteins]
-    for batch in batch_by_token_budget(esm_lengths, batch_tokens):
-        emb = embed_protein_batch(models.esm, [proteins[i] for i in batch], models.device)
-        out[batch, models.dna_dim:] = emb.numpy()
-    return out
+
+    def run_protein(batch: list[int]) -> None:
+        out[batch, dna_dim:] = embedder.protein([proteins[i] for i in batch]).numpy()
+
+    failed = _run_batches([len(t) for t in token_ids], batch_tokens, run_dna,
+                          embedder.free_memory, "DNABERT-S")
+    failed |= _run_batches([min(len(p), ESM_MAX_RESIDUES) + 2 for p in proteins], batch_tokens,
+                           run_protein, embedder.free_memory, "ESM-2")
+    if failed:
+        out[sorted(failed)] = np.nan
+    return out, failed
 
 
 def classify_features(features: np.ndarray, models: LoadedModels) -> np.ndarray:
@@ -62,7 +160,13 @@ def classify_features(features: np.ndarray, models: LoadedModels) -> np.ndarray:
 
 
 def score_frames(frames: Sequence[Frame], models: LoadedModels, batch_tokens: int,
-                 keep_features: bool = False) -> ShardScores:
-    features = embed_frames(frames, models, batch_tokens)
-    probs = classify_features(features, models)
-    return ShardScores(probs=probs, features=features if keep_features else None)
+                 keep_features: bool = False, embedder: Embedder | None = None) -> ShardScores:
+    features, failed = embed_frames(frames, models, batch_tokens, embedder)
+    status = np.zeros(len(frames), dtype=np.uint8)
+    probs = np.full((len(frames), 2), np.nan, dtype=np.float32)
+    ok = np.ones(len(frames), dtype=bool)
+    if failed:
+        ok[sorted(failed)] = False
+        status[~ok] = FAILED_OOM
+    probs[ok] = classify_features(features[ok], models)
+    return ShardScores(probs=probs, features=features if keep_features else None, status=status)

@@ -23,6 +23,7 @@ import numpy as np
 from virnucpro import __version__
 from virnucpro.errors import OutputError, VirNucProError
 from virnucpro.fasta import SHORT_SEQUENCE_BP, FastaIndex, read_fasta, scan_fasta, spool_stdin
+from virnucpro.features import OK, STATUS_REASONS
 from virnucpro.outputs import OutputLayout, ResultWriter, write_json_atomic
 from virnucpro.plan import RecordPlan, iter_plans
 from virnucpro.shards import DEFAULT_SHARD_FRAMES, ShardStore, iter_shards
@@ -218,11 +219,12 @@ def write_results(job: InputJob, config: PredictConfig) -> ResultWriter:
     writer = ResultWriter(job.layout, config.threshold, config.save_embeddings, config.shard_frames)
     size = config.shard_frames
     shard_k, shard_probs, pos = -1, np.zeros((0, 2), dtype=np.float32), 0
+    shard_status = np.zeros(0, dtype=np.uint8)
 
-    def next_probs(n: int) -> np.ndarray:
+    def next_probs(n: int) -> tuple[np.ndarray, np.ndarray]:
         # Shards were cut from the same frame order: frame i lives in shard i // size.
-        nonlocal shard_k, shard_probs, pos
-        parts = []
+        nonlocal shard_k, shard_probs, shard_status, pos
+        parts, codes = [], []
         while n > 0:
             if pos == len(shard_probs):
                 shard_k += 1
@@ -231,17 +233,21 @@ def write_results(job: InputJob, config: PredictConfig) -> ResultWriter:
                     raise OutputError(f"shard {shard_k} holds {len(scores.probs)} frames", path=store.path(shard_k))
                 if config.save_embeddings:
                     writer.add_embeddings(shard_k, scores.features)
-                shard_probs, pos = scores.probs, 0
+                shard_probs, shard_status, pos = scores.probs, scores.status_codes(), 0
             take = min(n, len(shard_probs) - pos)
             parts.append(shard_probs[pos:pos + take])
+            codes.append(shard_status[pos:pos + take])
             pos += take
             n -= take
-        return np.concatenate(parts) if parts else np.zeros((0, 2), dtype=np.float32)
+        if not parts:
+            return np.zeros((0, 2), dtype=np.float32), np.zeros(0, dtype=np.uint8)
+        return np.concatenate(parts), np.concatenate(codes)
 
     for plan in iter_plans(read_fasta(job.index), config.chunk_size, config.min_length):
-        probs = next_probs(plan.n_frames)
-        ok = [bool(np.isfinite(p).all()) for p in probs]
-        writer.add_record(plan, probs, ok, ["not scored"] * len(ok))
+        probs, status = next_probs(plan.n_frames)
+        ok = [code == OK and bool(np.isfinite(p).all()) for code, p in zip(status, probs, strict=True)]
+        writer.add_record(plan, probs, ok,
+                          [STATUS_REASONS.get(int(code), "not scored") for code in status])
     if pos != len(shard_probs) or store.path(shard_k + 1).exists():
         raise OutputError("the shard files hold more frames than the input gives", path=store.folder)
     writer.close()

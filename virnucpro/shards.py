@@ -72,6 +72,7 @@ class ShardStore:
 
         self.folder.mkdir(parents=True, exist_ok=True)
         tensors = {"probs": np.ascontiguousarray(scores.probs, dtype=np.float32)}
+        tensors["status"] = np.ascontiguousarray(scores.status_codes(), dtype=np.uint8)
         if scores.features is not None:
             tensors["features"] = np.ascontiguousarray(scores.features, dtype=np.float32)
         meta = {"frames": str(len(frame_ids)), "ids": ids_digest(frame_ids)}
@@ -95,4 +96,4 @@ class ShardStore:
         probs = data["probs"]
         if probs.ndim != 2 or probs.shape[1] != 2 or (n_frames is not None and len(probs) != n_frames):
             raise OutputError(f"shard holds {probs.shape[0]} frames, expected {n_frames}", path=path)
-        return ShardScores(probs=probs, features=data.get("features"))
+        return ShardScores(probs=probs, features=data.get("features"), status=data.get("status"))

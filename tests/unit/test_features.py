@@ -30,8 +30,9 @@ def frames():
 
 def test_batched_features_equal_one_at_a_time_features(tiny_models, frames):
     assert len(frames) > 20
-    batched = embed_frames(frames, tiny_models, batch_tokens=4096)
-    single = np.stack([embed_frames([f], tiny_models, batch_tokens=4096)[0] for f in frames])
+    batched, failed = embed_frames(frames, tiny_models, batch_tokens=4096)
+    assert not failed
+    single = np.stack([embed_frames([f], tiny_models, batch_tokens=4096)[0][0] for f in frames])
     assert np.abs(batched - single).max() < 1e-5
 
 
@@ -40,7 +41,7 @@ def test_features_put_dnabert_first_then_esm(tiny_models, frames):
     from virnucpro.models.esm_io import embed_protein_batch
 
     f = frames[0]
-    feat = embed_frames([f], tiny_models, batch_tokens=4096)[0]
+    feat = embed_frames([f], tiny_models, batch_tokens=4096)[0][0]
     dna = embed_dna_batch(tiny_models.dnabert, tokenize_dna(tiny_models.dnabert.tokenizer, [f.nucleotides]))
     prot = embed_protein_batch(tiny_models.esm, [f.protein])
     assert feat.shape == (tiny_models.dna_dim + tiny_models.protein_dim,)
