@@ -52,6 +52,11 @@ class PredictConfig:
     resume: bool = False
     shard_frames: int = DEFAULT_SHARD_FRAMES
     progress: bool = True
+    engine: str = "auto"  # auto, local, pool
+    persistent_models: bool = False
+    cache_clear_interval: int = 50
+    worker_timeout: float = 600.0
+    scorer: str | None = None  # a stand-in scorer class "module:Class" (tests only)
 
     def result_key(self) -> dict:
         """The parameters a finished shard depends on: a resumed run must match them."""
@@ -192,22 +197,27 @@ class _FrameFeed:
             self.chunks += len(plan.chunks)
 
 
-def score_input(job: InputJob, config: PredictConfig, get_models: Callable,
+def score_input(job: InputJob, config: PredictConfig, engine,
                 progress: Callable[[int, int], None]) -> int:
     """Score every shard not yet on disk; return the number of shards scored now."""
+    from virnucpro.pool.worker import ShardTask
+
     store = ShardStore(job.layout.shards)
     feed = _FrameFeed(iter_plans(read_fasta(job.index), config.chunk_size, config.min_length))
-    scored = 0
-    for k, frames in iter_shards(feed, config.shard_frames):
-        ids = [f.frame_id for f in frames]
-        if not store.is_done(k, ids):
-            from virnucpro.features import score_frames
+    batch_tokens = config.batch_tokens or default_batch_tokens(engine.devices)
 
-            models = get_models()
-            scores = score_frames(frames, models, config.batch_tokens or default_batch_tokens(models.device),
-                                  keep_features=config.save_embeddings)
-            store.write(k, ids, scores)
-            scored += 1
+    def tasks() -> Iterator[ShardTask]:
+        for k, frames in iter_shards(feed, config.shard_frames):
+            if not store.is_done(k, [f.frame_id for f in frames]):
+                yield ShardTask(key=(job.name, k), frames=frames, batch_tokens=batch_tokens,
+                                keep_features=config.save_embeddings, chunk_size=config.chunk_size)
+            else:
+                progress(feed.records, feed.chunks)
+
+    scored = 0
+    for task, scores in engine.map(tasks()):
+        store.write(task.key[1], [f.frame_id for f in task.frames], scores)
+        scored += 1
         progress(feed.records, feed.chunks)
     progress(job.index.n_records, feed.chunks)
     return scored
@@ -254,16 +264,18 @@ def write_results(job: InputJob, config: PredictConfig) -> ResultWriter:
     return writer
 
 
-def default_batch_tokens(device: str) -> int:
-    # On CPU large batches only add padding work; on a GPU they fill the device.
-    return 4096 if device == "cpu" else 32768
+def default_batch_tokens(devices: list[str]) -> int:
+    # On CPU large batches only add padding work; on a GPU they fill the device. One value
+    # for all workers: batches are cut from the input alone, whatever device takes them.
+    return 4096 if all(d == "cpu" for d in devices) else 32768
 
 
 def run_predict(config: PredictConfig, *, reporter=None) -> list[dict]:
     """Run the whole job; return each input's run.json content."""
     import tempfile
 
-    from virnucpro.models.loaded import load_models, resolve_device
+    from virnucpro.devices import parse_devices
+    from virnucpro.engine import make_engine
     from virnucpro.models.sets import resolve_model_set
 
     started_at = datetime.now(timezone.utc)
@@ -274,27 +286,19 @@ def run_predict(config: PredictConfig, *, reporter=None) -> list[dict]:
             log.warning("model set 'tiny' has seeded random weights: its calls mean nothing "
                         "(for tests, demos and CI only)")
         model_set.classifier_path(config.chunk_size)  # fail before any work if absent
-        device = resolve_device(config.device)
-        if config.threads:
-            import torch
-
-            torch.set_num_threads(config.threads)
-        loaded: dict = {}
-
-        def get_models():
-            if "models" not in loaded:
-                loaded["models"] = load_models(model_set, config.chunk_size, device)
-            return loaded["models"]
-
-        results = []
-        for job in jobs:
-            results.append(_run_one(job, config, get_models, model_set, device, started_at,
-                                    loaded, reporter))
-        return results
+        devices = parse_devices(config.device)
+        engine = make_engine(config.engine, str(model_set.root), devices, config.chunk_size,
+                             persistent=config.persistent_models, threads=config.threads,
+                             cache_clear_interval=config.cache_clear_interval,
+                             ready_timeout=config.worker_timeout, scorer=config.scorer)
+        try:
+            return [_run_one(job, config, engine, model_set, started_at, reporter) for job in jobs]
+        finally:
+            engine.close()
 
 
-def _run_one(job: InputJob, config: PredictConfig, get_models: Callable, model_set, device: str,
-             started_at: datetime, loaded: dict, reporter) -> dict:
+def _run_one(job: InputJob, config: PredictConfig, engine, model_set, started_at: datetime,
+             reporter) -> dict:
     mode = prepare_folder(job, config)
     if mode == "done":
         log.warning("%s: already complete in %s (nothing to resume)", job.source, job.layout.root)
@@ -305,15 +309,18 @@ def _run_one(job: InputJob, config: PredictConfig, get_models: Callable, model_s
     if reporter is not None:
         reporter.start(job.name, job.index.n_records)
     update = reporter.update if reporter is not None else (lambda records, chunks: None)
-    scored = score_input(job, config, get_models, update)
-    if reporter is not None:
-        reporter.finish()
+    try:
+        scored = score_input(job, config, engine, update)
+    finally:
+        if reporter is not None:
+            reporter.finish()
     job.timings["score_s"] = round(time.perf_counter() - t0, 3)
+    if engine.load_seconds is not None:
+        job.timings["load_models_s"] = round(engine.load_seconds, 3)
+    engine.end_input()
     t1 = time.perf_counter()
     writer = write_results(job, config)
     job.timings["write_s"] = round(time.perf_counter() - t1, 3)
-    if "models" in loaded:
-        job.timings["load_models_s"] = round(loaded["models"].load_seconds, 3)
     info = {
         "virnucpro_version": __version__,
         "status": "completed",
@@ -324,7 +331,10 @@ def _run_one(job: InputJob, config: PredictConfig, get_models: Callable, model_s
                   "compression": job.index.compression, **_fingerprint(job.index),
                   "bases": job.index.total_bp},
         "parameters": {**asdict(config), "outdir": str(config.outdir), "inputs": list(config.inputs),
-                       "device": device, "resumed": mode == "resume", "shards_scored_now": scored},
+                       "resumed": mode == "resume", "shards_scored_now": scored},
+        "engine": {"name": engine.name, "devices": engine.devices,
+                   "persistent_models": config.persistent_models,
+                   "model_loads_so_far": engine.model_loads, "worker_deaths": engine.worker_deaths},
         "models": model_set.describe(),
         "tiny": model_set.is_tiny,
         "counts": writer.counts,
@@ -333,9 +343,12 @@ def _run_one(job: InputJob, config: PredictConfig, get_models: Callable, model_s
         | ({"embeddings": "embeddings/index.tsv"} if config.save_embeddings else {}),
     }
     writer.publish(info)
+    shutil.rmtree(job.layout.work, ignore_errors=True)
     if writer.counts["short_sequences"]:
         log.warning("%s: %d sequence(s) shorter than %d bp, flagged 'short': the model was "
                     "trained on %d bp chunks", job.source, writer.counts["short_sequences"],
                     SHORT_SEQUENCE_BP, config.chunk_size)
-    shutil.rmtree(job.layout.work, ignore_errors=True)
+    if writer.counts["frames_failed"]:
+        log.warning("%s: %d frame(s) could not be scored (see the status column of frames.tsv)",
+                    job.source, writer.counts["frames_failed"])
     return info

@@ -60,3 +60,57 @@ def test_tiny_classifier_splits_real_frames_into_both_classes(tiny_models, frame
     calls = score_frames(frames, tiny_models, batch_tokens=4096).probs.argmax(axis=1)
     share = calls.mean()
     assert 0.1 < share < 0.9, share  # a tiny set that always says one class would test nothing
+
+
+class _SmallDevice:
+    """Stands in for a GPU with little memory: batches over `limit` padded tokens fail."""
+
+    def __init__(self, models, limit, dna=True):
+        from virnucpro.features import Embedder
+
+        self.real = Embedder(models)
+        self.limit = limit
+        self.limit_dna = dna
+        self.seen = []
+
+    def _check(self, width, n):
+        import torch
+
+        self.seen.append(width * n)
+        if width * n > self.limit:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    def dna(self, token_ids):
+        if self.limit_dna:
+            self._check(max(map(len, token_ids)), len(token_ids))
+        return self.real.dna(token_ids)
+
+    def protein(self, proteins):
+        self._check(max(map(len, proteins)) + 2, len(proteins))
+        return self.real.protein(proteins)
+
+    def free_memory(self):
+        pass
+
+
+def test_out_of_memory_halves_the_batch_and_gives_the_same_scores(tiny_models, frames):
+    plain = score_frames(frames, tiny_models, batch_tokens=8192)
+    device = _SmallDevice(tiny_models, limit=1500)
+    small = score_frames(frames, tiny_models, batch_tokens=8192, embedder=device)
+    assert any(s > 1500 for s in device.seen)  # it did run out of memory, then recovered
+    assert (small.status == 0).all()
+    assert np.abs(small.probs - plain.probs).max() < 1e-6
+
+
+def test_a_frame_that_never_fits_is_marked_failed_not_fatal(tiny_models, frames):
+    from virnucpro.features import FAILED_OOM
+
+    longest = max(range(len(frames)), key=lambda i: len(frames[i].protein))
+    limit = len(frames[longest].protein) + 1  # everything fits alone except the longest protein
+    scores = score_frames(frames, tiny_models, batch_tokens=8192,
+                          embedder=_SmallDevice(tiny_models, limit=limit, dna=False))
+    failed = np.flatnonzero(scores.status)
+    assert set(failed) == {i for i, f in enumerate(frames) if len(f.protein) + 2 > limit}
+    assert (scores.status[failed] == FAILED_OOM).all() and np.isnan(scores.probs[failed]).all()
+    ok = scores.status == 0
+    assert ok.sum() > 0 and np.isfinite(scores.probs[ok]).all()

@@ -25,7 +25,8 @@ class _Group(click.Group):
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
+            click.echo("interrupted: finished shards are kept; run the same command with "
+                       "--resume to continue", err=True)
             sys.exit(130)
 
 

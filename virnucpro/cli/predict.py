@@ -17,7 +17,17 @@ import click
 @click.option("--models", "models_spec", default="published", show_default=True, metavar="NAME|PATH",
               help="Model set: published, tiny, an imported name, or a folder.")
 @click.option("--devices", "device", default="auto", show_default=True,
-              help="auto, cpu or cuda:N.")
+              help="auto (every GPU, else the CPU), cpu, cuda:N, or a list: cuda:0,cuda:1 (cpu,cpu too).")
+@click.option("--engine", type=click.Choice(["auto", "local", "pool"]), default="auto",
+              show_default=True, help="local: this process, one device; pool: one worker "
+              "process per device. auto: local for one device, pool for several.")
+@click.option("--persistent-models/--no-persistent-models", default=False, show_default=True,
+              help="Keep workers and their models loaded across the inputs of this command "
+              "(faster for many inputs) instead of loading them per input (less memory held).")
+@click.option("--cache-clear-interval", type=click.IntRange(min=0), default=50, show_default=True,
+              help="Free the GPU allocator cache every N shards in a worker (0: never).")
+@click.option("--worker-timeout", type=click.FloatRange(min=1), default=600.0, show_default=True,
+              help="Seconds a worker may take to load its models before the run gives up.")
 @click.option("--batch-tokens", type=click.IntRange(min=16), default=None,
               help="Padded tokens per model batch [default: 4096 on CPU, 32768 on GPU].")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads.")
@@ -32,13 +42,17 @@ import click
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in OUTDIR.")
 @click.option("--shard-frames", type=click.IntRange(min=1), default=None, hidden=True,
               help="Frames per shard (the unit of resume); for tests and tuning.")
+@click.option("--scorer", default=None, hidden=True,
+              help="module:Class standing in for the model scorer in pool workers (tests).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, only errors.")
 @click.option("-v", "--verbose", count=True, help="More log lines (-vv for debug).")
 def predict(inputs: tuple[str, ...], outdir: Path, chunk_size: str, models_spec: str, device: str,
             batch_tokens: int | None, threads: int | None, threshold: float, min_length: int,
             save_embeddings: bool, rename_duplicates: bool, force: bool, resume: bool,
-            shard_frames: int | None, as_json: bool, quiet: bool, verbose: int) -> None:
+            shard_frames: int | None, engine: str, persistent_models: bool,
+            cache_clear_interval: int, worker_timeout: float, scorer: str | None, as_json: bool, quiet: bool,
+            verbose: int) -> None:
     """Score the sequences of INPUT (FASTA; plain, .gz, .bz2, .xz; '-' for stdin)."""
     from virnucpro.cli import _setup_logging
     from virnucpro.cli.progress import ProgressReporter
@@ -52,6 +66,8 @@ def predict(inputs: tuple[str, ...], outdir: Path, chunk_size: str, models_spec:
         device=device, batch_tokens=batch_tokens, threads=threads, threshold=threshold,
         min_length=min_length, save_embeddings=save_embeddings,
         rename_duplicates=rename_duplicates, force=force, resume=resume, progress=not quiet,
+        engine=engine, persistent_models=persistent_models,
+        cache_clear_interval=cache_clear_interval, worker_timeout=worker_timeout, scorer=scorer,
         **({"shard_frames": shard_frames} if shard_frames else {}))
     results = run_predict(config, reporter=ProgressReporter(enabled=not quiet))
     summary = [{"input": r["input"]["source"], "outdir": str(_outdir(config, r)),

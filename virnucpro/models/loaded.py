@@ -43,31 +43,6 @@ class LoadedModels:
         return self.dna_dim + self.protein_dim
 
 
-def resolve_device(spec: str) -> str:
-    """`auto` -> the first CUDA device when there is one, else `cpu`; else checked as given."""
-    import torch
-
-    spec = spec.strip().lower()
-    if spec == "auto":
-        return "cuda:0" if torch.cuda.is_available() else "cpu"
-    if spec == "cpu":
-        return "cpu"
-    if spec == "cuda":
-        spec = "cuda:0"
-    if spec.startswith("cuda:") and spec[5:].isdigit():
-        from virnucpro.errors import VirNucProError
-
-        if not torch.cuda.is_available():
-            raise VirNucProError(f"device {spec} asked for, but no CUDA device is visible")
-        if int(spec[5:]) >= torch.cuda.device_count():
-            raise VirNucProError(
-                f"device {spec} asked for, but only {torch.cuda.device_count()} CUDA device(s) are visible")
-        return spec
-    from virnucpro.errors import VirNucProError
-
-    raise VirNucProError(f"unknown device {spec!r}: use auto, cpu or cuda:N")
-
-
 def load_models(model_set: ModelSet, chunk_size: int, device: str) -> LoadedModels:
     import torch
 

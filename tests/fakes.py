@@ -1,0 +1,90 @@
+"""Stand-ins for what a laptop cannot have: a worker dying at an exact moment, a GPU with
+little memory. They wrap the real scorer (real tiny models), so results stay comparable.
+
+Workers are spawned processes: they find these classes by import path ("tests.fakes:Name")
+and their settings in environment variables, which spawned children inherit.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from virnucpro.pool.worker import ModelScorer, ShardTask
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class DieOnceScorer(ModelScorer):
+    """Kills its own process the first time any worker scores shard $FAKE_DIE_SHARD.
+    A marker file in $FAKE_STATE_DIR makes "first" hold across processes."""
+
+    def score(self, task: ShardTask):
+        marker = Path(os.environ["FAKE_STATE_DIR"]) / f"died-{task.key[0]}-{task.key[1]}"
+        if task.key[1] == int(os.environ["FAKE_DIE_SHARD"]) and not marker.exists():
+            marker.write_text(str(os.getpid()))
+            _die()
+        return super().score(task)
+
+
+class PoisonScorer(ModelScorer):
+    """Kills its process whenever a shard holds a frame of sequence $FAKE_POISON_ID."""
+
+    def score(self, task: ShardTask):
+        poison = os.environ["FAKE_POISON_ID"] + "_chunk_"
+        if any(f.frame_id.startswith(poison) for f in task.frames):
+            _die()
+        return super().score(task)
+
+
+class SlowScorer(ModelScorer):
+    """Takes $FAKE_DELAY seconds more per shard, so a test can act while work is running."""
+
+    def score(self, task: ShardTask):
+        time.sleep(float(os.environ.get("FAKE_DELAY", "0.2")))
+        return super().score(task)
+
+
+class SmallMemoryScorer(ModelScorer):
+    """As if on a device where a batch over $FAKE_TOKEN_LIMIT padded tokens runs out of
+    memory (the real code then halves that batch's budget)."""
+
+    def embedder(self, models):
+        from virnucpro.features import Embedder
+
+        limit = int(os.environ["FAKE_TOKEN_LIMIT"])
+
+        class Small(Embedder):
+            def _check(self, width: int, n: int) -> None:
+                import torch
+
+                if width * n > limit:
+                    raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+            def dna(self, token_ids):
+                self._check(max(map(len, token_ids)), len(token_ids))
+                return super().dna(token_ids)
+
+            def protein(self, proteins):
+                self._check(max(map(len, proteins)) + 2, len(proteins))
+                return super().protein(proteins)
+
+        return Small(models)
+
+
+class HangingScorer(ModelScorer):
+    """Never finishes loading (a model load stuck on a slow file system)."""
+
+    def __init__(self, spec, device):
+        time.sleep(3600)
+
+
+class BrokenScorer(ModelScorer):
+    """Fails to load, as a corrupt model file would."""
+
+    def __init__(self, spec, device):
+        raise RuntimeError("simulated: the checkpoint is truncated")

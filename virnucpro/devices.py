@@ -1,0 +1,77 @@
+"""Devices: parsing `--devices`, mapping them to what a worker process sees, thread counts.
+
+`auto` means every visible GPU, or the CPU when there is none. Indices in `cuda:N` are those
+the parent sees (after `CUDA_VISIBLE_DEVICES`); a worker is given the physical id in its own
+`CUDA_VISIBLE_DEVICES`, so inside the worker its GPU is always `cuda:0`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from virnucpro.errors import VirNucProError
+
+
+def _cuda_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def parse_devices(spec: str) -> list[str]:
+    """`auto`, `cpu`, `cuda:N` or a comma list of them (`cpu,cpu` is allowed, for tests)."""
+    spec = spec.strip().lower()
+    if spec == "auto":
+        n = _cuda_count()
+        return [f"cuda:{i}" for i in range(n)] or ["cpu"]
+    devices = []
+    for part in spec.split(","):
+        part = part.strip()
+        if part == "cpu":
+            devices.append("cpu")
+            continue
+        if part == "cuda":
+            part = "cuda:0"
+        if not (part.startswith("cuda:") and part[5:].isdigit()):
+            raise VirNucProError(f"unknown device {part!r}: use auto, cpu, cuda:N or a comma list")
+        n = _cuda_count()
+        if n == 0:
+            raise VirNucProError(f"device {part} asked for, but no CUDA device is visible")
+        if int(part[5:]) >= n:
+            raise VirNucProError(f"device {part} asked for, but only {n} CUDA device(s) are visible")
+        if part in devices:
+            raise VirNucProError(f"device {part} is listed twice")
+        devices.append(part)
+    if not devices:
+        raise VirNucProError("no device given")
+    return devices
+
+
+def resolve_device(spec: str) -> str:
+    """One device for the local engine."""
+    devices = parse_devices(spec)
+    if len(devices) != 1:
+        raise VirNucProError(f"{spec!r} names {len(devices)} devices; the local engine runs on one")
+    return devices[0]
+
+
+def physical_gpu(device: str) -> str:
+    """The id to put in a worker's CUDA_VISIBLE_DEVICES for the parent's `cuda:N`."""
+    index = int(device.split(":")[1])
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None or not visible.strip():
+        return str(index)
+    ids = [v.strip() for v in visible.split(",") if v.strip()]
+    return ids[index]
+
+
+def threads_per_worker(devices: list[str], threads: int | None) -> dict[int, int]:
+    """Torch threads for each worker: CPU workers share `threads` (default: all cores), so
+    `cpu,cpu` on 2 cores runs one thread each instead of oversubscribing."""
+    total = threads or os.cpu_count() or 1
+    n_cpu = sum(d == "cpu" for d in devices)
+    out = {}
+    for i, d in enumerate(devices):
+        # A GPU worker only feeds its device; a few threads do for tokenizing and copying.
+        out[i] = max(1, total // n_cpu) if d == "cpu" else max(1, min(4, total // len(devices)))
+    return out

@@ -1,0 +1,157 @@
+"""Execution engines: who scores the shards. `local` runs them in this process on one
+device; `pool` runs them on a `PersistentWorkerPool` over several devices.
+
+Both give `map(tasks) -> (task, scores)` in task order, load the models only when a shard needs
+scoring, and count the loads. With `persistent` the models stay loaded across inputs until
+`close()`; without, `end_input()` frees them after each input (conservative memory use).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import Iterable, Iterator
+from itertools import chain
+
+from virnucpro.features import ShardScores
+from virnucpro.pool.worker import ShardTask
+
+log = logging.getLogger(__name__)
+
+
+class LocalEngine:
+    name = "local"
+
+    def __init__(self, models: str, device: str, chunk_size: int, *, persistent: bool,
+                 threads: int | None = None) -> None:
+        from virnucpro.models.sets import resolve_model_set
+
+        self.model_set = resolve_model_set(models, fetch_missing=False, progress=False)
+        self.device = device
+        self.devices = [device]
+        self.chunk_size = chunk_size
+        self.persistent = persistent
+        self.threads = threads
+        self.model_loads = 0
+        self.worker_deaths = 0
+        self._scorer = None
+
+    def _get_scorer(self):
+        if self._scorer is None:
+            from virnucpro.pool.worker import ModelScorer, WorkerSpec
+
+            if self.threads:
+                import torch
+
+                torch.set_num_threads(self.threads)
+            spec = WorkerSpec(worker_id=0, device=self.device, models=str(self.model_set.root),
+                              chunk_size=self.chunk_size, threads=self.threads or 0)
+            self._scorer = ModelScorer(spec, self.device)
+            self.model_loads += 1
+        return self._scorer
+
+    @property
+    def load_seconds(self) -> float | None:
+        if self._scorer is None:
+            return None
+        return next(iter(self._scorer._by_chunk.values())).load_seconds
+
+    def map(self, tasks: Iterable[ShardTask]) -> Iterator[tuple[ShardTask, ShardScores]]:
+        for task in tasks:
+            yield task, self._get_scorer().score(task)
+
+    def end_input(self) -> None:
+        if not self.persistent:
+            self.close()
+
+    def close(self) -> None:
+        if self._scorer is not None:
+            device = self._scorer.device
+            self._scorer = None
+            gc.collect()
+            if device.startswith("cuda"):
+                import torch
+
+                torch.cuda.empty_cache()
+
+
+class PoolEngine:
+    name = "pool"
+
+    def __init__(self, models: str, devices: list[str], chunk_size: int, *, persistent: bool,
+                 threads: int | None = None, cache_clear_interval: int = 50,
+                 ready_timeout: float = 600.0, scorer: str | None = None) -> None:
+        from virnucpro.models.sets import resolve_model_set
+        from virnucpro.pool.manager import BatchQueueManager
+        from virnucpro.pool.pool import PersistentWorkerPool
+        from virnucpro.pool.worker import DEFAULT_SCORER
+
+        # Resolve once here, so that workers get a folder and never try a download each.
+        self.model_set = resolve_model_set(models, fetch_missing=False, progress=False)
+        self.devices = devices
+        self.persistent = persistent
+        level = logging.getLogger("virnucpro").getEffectiveLevel()
+
+        def factory() -> PersistentWorkerPool:
+            return PersistentWorkerPool(devices, str(self.model_set.root), chunk_size,
+                                        threads=threads, cache_clear_interval=cache_clear_interval,
+                                        ready_timeout=ready_timeout, scorer=scorer or DEFAULT_SCORER,
+                                        log_level=level)
+
+        self.manager = BatchQueueManager(factory, use_persistent_pool=persistent)
+
+    @property
+    def model_loads(self) -> int:
+        return self.manager.model_loads
+
+    @property
+    def worker_deaths(self) -> int:
+        return self.manager.worker_deaths
+
+    @property
+    def load_seconds(self) -> float | None:
+        pool = self.manager.pool
+        if pool is None:
+            return None
+        return max((w.ready_info.get("load_seconds", 0.0) for w in pool.workers), default=None)
+
+    def map(self, tasks: Iterable[ShardTask]) -> Iterator[tuple[ShardTask, ShardScores]]:
+        it = iter(tasks)
+        first = next(it, None)
+        if first is None:  # nothing to score: do not start workers for it
+            return
+        yield from self.manager.map(chain([first], it))
+
+    def end_input(self) -> None:
+        if not self.persistent:
+            self.manager.release()
+
+    def close(self) -> None:
+        self.manager.release()
+
+
+def make_engine(engine: str, models: str, devices: list[str], chunk_size: int, *,
+                persistent: bool, threads: int | None = None, cache_clear_interval: int = 50,
+                ready_timeout: float = 600.0, scorer: str | None = None):
+    """`auto` picks `local` for one device and `pool` for several."""
+    from virnucpro.errors import VirNucProError
+
+    if engine == "auto":
+        engine = "local" if len(devices) == 1 else "pool"
+    if engine == "local":
+        if len(devices) != 1:
+            raise VirNucProError(f"the local engine runs on one device, not {len(devices)}: "
+                                 "use --engine pool")
+        if scorer:
+            raise VirNucProError("a custom scorer needs the pool engine")
+        log.info("engine local on %s, %s models", devices[0],
+                 "persistent" if persistent else "per-input")
+        return LocalEngine(models, devices[0], chunk_size, persistent=persistent, threads=threads)
+    if engine == "pool":
+        log.info("engine pool on %s, %s models (%s)", ",".join(devices),
+                 "persistent" if persistent else "per-input",
+                 "workers kept across inputs" if persistent else "workers started per input")
+        return PoolEngine(models, devices, chunk_size, persistent=persistent, threads=threads,
+                          cache_clear_interval=cache_clear_interval, ready_timeout=ready_timeout,
+                          scorer=scorer)
+    raise VirNucProError(f"unknown engine {engine!r}: use auto, local or pool")

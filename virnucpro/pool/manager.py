@@ -1,0 +1,140 @@
+"""`BatchQueueManager`: hands shards to whichever worker is free and gives results back in order.
+
+Each ready worker holds at most `per_worker` shards (one running, the next waiting), so a fast
+GPU takes more shards than a slow one and memory stays bounded. Results come back in the order
+the shards were given. A worker that dies loses nothing: the shard it was running is retried
+(on a restarted worker or another one) and counts an attempt; shards only queued behind it go
+back without one. A shard that has killed workers `max_attempts` times is marked failed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+
+from virnucpro.errors import VirNucProError
+from virnucpro.features import FAILED_WORKER, ShardScores
+from virnucpro.pool.pool import PersistentWorkerPool, Worker
+from virnucpro.pool.worker import ShardTask
+
+log = logging.getLogger(__name__)
+
+
+class ShardError(VirNucProError):
+    """Scoring a shard raised an error that retrying will not fix."""
+
+
+class BatchQueueManager:
+    """Runs shard tasks on a pool. With `use_persistent_pool` the pool is the caller's and
+    outlives the call; without, `pool_factory` makes one for each call and it is closed after."""
+
+    def __init__(self, pool_factory: Callable[[], PersistentWorkerPool], *,
+                 use_persistent_pool: bool, per_worker: int = 2, max_attempts: int = 3,
+                 max_restarts: int = 10, feature_dim: Callable[[], int | None] = lambda: None) -> None:
+        self.pool_factory = pool_factory
+        self.use_persistent_pool = use_persistent_pool
+        self.per_worker = per_worker
+        self.max_attempts = max_attempts
+        self.max_restarts = max_restarts
+        self.feature_dim = feature_dim
+        self.pool: PersistentWorkerPool | None = None
+        self._loads_of_closed_pools = 0
+        self.worker_deaths = 0
+
+    @property
+    def model_loads(self) -> int:
+        """How many times a worker loaded the models, over every pool this manager ran."""
+        return self._loads_of_closed_pools + (self.pool.model_loads if self.pool else 0)
+
+    def _acquire(self) -> PersistentWorkerPool:
+        if self.pool is None:
+            pool = self.pool_factory()
+            pool.start()  # on failure the pool closes itself
+            self.pool = pool
+        return self.pool
+
+    def release(self) -> None:
+        """Close the pool (at the end of an input in standard mode, at exit in persistent)."""
+        if self.pool is not None:
+            self._loads_of_closed_pools += self.pool.model_loads
+            self.pool.close()
+            self.pool = None
+
+    def map(self, tasks: Iterable[ShardTask]) -> Iterator[tuple[ShardTask, ShardScores]]:
+        """Score every task; yield (task, scores) in the order of `tasks`."""
+        pool = self._acquire()
+        try:
+            yield from self._run(pool, iter(tasks))
+        finally:
+            if not self.use_persistent_pool:
+                self.release()
+
+    def _run(self, pool: PersistentWorkerPool, source: Iterator[ShardTask]
+             ) -> Iterator[tuple[ShardTask, ShardScores]]:
+        order: deque[tuple] = deque()  # keys in submission order, not yet yielded
+        tasks: dict[tuple, ShardTask] = {}
+        done: dict[tuple, ShardScores] = {}
+        retry: deque[ShardTask] = deque()
+        attempts: dict[tuple, int] = {}
+        exhausted = False
+        window = max(1, len(pool.workers)) * self.per_worker * 2
+
+        def next_task() -> ShardTask | None:
+            nonlocal exhausted
+            if retry:
+                return retry.popleft()
+            if exhausted or len(order) >= window:
+                return None
+            task = next(source, None)
+            if task is None:
+                exhausted = True
+                return None
+            order.append(task.key)
+            tasks[task.key] = task
+            return task
+
+        while True:
+            for w in pool.ready_workers():
+                while len(w.in_flight) < self.per_worker and (task := next_task()) is not None:
+                    pool.send(w, task)
+            while order and order[0] in done:
+                key = order.popleft()
+                yield tasks.pop(key), done.pop(key)
+            if exhausted and not order:
+                return
+            for event in pool.poll(timeout=0.5):
+                if event.kind == "result":
+                    if event.key in tasks:
+                        done[event.key] = event.payload
+                elif event.kind == "error":
+                    raise ShardError(f"scoring shard {event.key[1]} of {event.key[0]} failed on "
+                                     f"worker {event.worker.id} ({event.worker.spec.device}):\n"
+                                     f"{event.payload}")
+                elif event.kind == "died":
+                    self._on_death(pool, event.worker, event.payload, retry, attempts, done)
+
+    def _on_death(self, pool: PersistentWorkerPool, worker: Worker, why: str,
+                  retry: deque, attempts: dict, done: dict) -> None:
+        self.worker_deaths += 1
+        running = worker.running
+        log.warning("worker %d on %s died (%s) while scoring %s; restarting it", worker.id,
+                    worker.spec.device, why, f"shard {running[1]}" if running else "nothing")
+        lost = list(worker.in_flight.values())
+        for task in reversed(lost):  # keep their order at the front of the retry queue
+            if task.key == running:
+                attempts[task.key] = attempts.get(task.key, 0) + 1
+                if attempts[task.key] >= self.max_attempts:
+                    log.error("shard %d of %s killed its worker %d times: marked failed",
+                              task.key[1], task.key[0], attempts[task.key])
+                    done[task.key] = ShardScores.failed(len(task.frames), FAILED_WORKER,
+                                                        self.feature_dim() if task.keep_features else None)
+                    continue
+            retry.appendleft(task)
+        worker.in_flight.clear()
+        if worker.restarts >= self.max_restarts:
+            if not pool.ready_workers() and all(w.state == "dead" for w in pool.workers):
+                raise VirNucProError(f"every worker died and worker {worker.id} was restarted "
+                                     f"{worker.restarts} times; giving up")
+            return
+        pool.restart(worker)

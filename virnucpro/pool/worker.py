@@ -1,0 +1,166 @@
+"""One worker process: owns one device and the models loaded on it, and scores shards.
+
+Protocol over two one-way pipes (tasks in, messages out), so that a worker killed mid-send can
+only break its own pipe, never a queue shared with the others:
+  in:  ("task", ShardTask) | ("stop", None)
+  out: ("ready", info) | ("fatal", text) | ("start", key) | ("result", key, ShardScores)
+       | ("error", key, text)
+A reader thread drains the task pipe, so the supervisor never blocks on a send while the worker
+is busy sending a large result. The worker exits when told to stop or when its parent is gone.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+import traceback
+from dataclasses import dataclass, replace
+from typing import Any
+
+from virnucpro.features import ShardScores
+from virnucpro.translation import Frame
+
+DEFAULT_SCORER = "virnucpro.pool.worker:ModelScorer"
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a worker needs to start: its device and model set, threads, the scorer class."""
+
+    worker_id: int
+    device: str  # as the supervisor sees it: "cpu" or "cuda:N"
+    models: str
+    chunk_size: int
+    threads: int
+    visible_gpu: str | None = None  # physical id for CUDA_VISIBLE_DEVICES
+    cache_clear_interval: int = 50
+    scorer: str = DEFAULT_SCORER
+    log_level: int = logging.WARNING
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """One shard of one input: `key` = (input key, shard number) identifies it everywhere."""
+
+    key: tuple[str, int]
+    frames: list[Frame]
+    batch_tokens: int
+    keep_features: bool
+    chunk_size: int
+
+
+class ModelScorer:
+    """The real scorer: a model set loaded on this worker's device."""
+
+    def __init__(self, spec: WorkerSpec, device: str) -> None:
+        from virnucpro.models.loaded import load_models
+        from virnucpro.models.sets import resolve_model_set
+
+        self.device = device
+        self.model_set = resolve_model_set(spec.models, fetch_missing=False, progress=False)
+        self._by_chunk = {spec.chunk_size: load_models(self.model_set, spec.chunk_size, device)}
+
+    def models_for(self, chunk_size: int):
+        """Both chunk sizes share DNABERT-S and ESM-2; only the small classifier differs."""
+        if chunk_size not in self._by_chunk:
+            from virnucpro.models.classifier_io import load_classifier
+
+            base = next(iter(self._by_chunk.values()))
+            classifier = load_classifier(self.model_set.classifier_path(chunk_size),
+                                         input_dim=base.feature_dim, device=self.device)
+            self._by_chunk[chunk_size] = replace(base, chunk_size=chunk_size, classifier=classifier)
+        return self._by_chunk[chunk_size]
+
+    def embedder(self, models):
+        from virnucpro.features import Embedder
+
+        return Embedder(models)
+
+    def score(self, task: ShardTask) -> ShardScores:
+        from virnucpro.features import score_frames
+
+        models = self.models_for(task.chunk_size)
+        return score_frames(task.frames, models, task.batch_tokens, task.keep_features,
+                            embedder=self.embedder(models))
+
+    def clear_cache(self) -> None:
+        import torch
+
+        if self.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+
+
+def _load_class(path: str) -> type:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _resident_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return 0
+
+
+def _reader(conn: Any, inbox: queue.Queue) -> None:
+    """Move tasks from the pipe to the inbox; a closed pipe (parent gone) means stop."""
+    try:
+        while True:
+            kind, payload = conn.recv()
+            if kind == "stop":
+                break
+            inbox.put(payload)
+    except (EOFError, OSError):
+        pass
+    inbox.put(None)
+
+
+def worker_main(spec: WorkerSpec, tasks: Any, out: Any) -> None:
+    """Entry point of a spawned worker process."""
+    # Ctrl-C goes to the whole process group; the supervisor decides, workers just stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Before CUDA starts in this process: pin the GPU and let the allocator grow segments.
+    device = spec.device
+    if spec.visible_gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = spec.visible_gpu
+        device = "cuda:0"
+    os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    logging.basicConfig(level=spec.log_level, format=f"%(levelname)s worker {spec.worker_id}: %(message)s")
+    try:
+        import torch
+
+        torch.set_num_threads(spec.threads)
+        before = _resident_bytes()
+        started = time.perf_counter()
+        scorer = _load_class(spec.scorer)(spec, device)
+        if device.startswith("cuda"):
+            memory = int(torch.cuda.memory_allocated())
+        else:
+            memory = max(0, _resident_bytes() - before)
+        out.send(("ready", {"worker": spec.worker_id, "device": spec.device, "pid": os.getpid(),
+                            "load_seconds": round(time.perf_counter() - started, 3),
+                            "memory_bytes": memory, "threads": spec.threads}))
+    except BaseException as exc:  # noqa: BLE001 - reported to the supervisor, which decides
+        out.send(("fatal", f"{type(exc).__name__}: {exc}"))
+        return
+    inbox: queue.Queue = queue.Queue()
+    threading.Thread(target=_reader, args=(tasks, inbox), daemon=True).start()
+    done = 0
+    while (task := inbox.get()) is not None:
+        out.send(("start", task.key))
+        try:
+            result = scorer.score(task)
+        except Exception:  # noqa: BLE001 - a scoring bug is reported, the worker lives on
+            out.send(("error", task.key, traceback.format_exc(limit=8)))
+            continue
+        out.send(("result", task.key, result))
+        done += 1
+        if spec.cache_clear_interval and done % spec.cache_clear_interval == 0:
+            scorer.clear_cache()
