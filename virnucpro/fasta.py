@@ -16,11 +16,15 @@ import os
 import shutil
 import sys
 import tempfile
+import zlib
+from array import array
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
+
+import numpy as np
 
 from virnucpro.errors import DuplicateIdError, InputError
 
@@ -95,6 +99,20 @@ def spool_stdin(directory: str | Path | None = None, stream: BinaryIO | None = N
     return Path(name)
 
 
+def _lines(fh: BinaryIO) -> Iterator[bytes]:
+    """Lines of a text file whatever its line ends (LF, CRLF, or old Mac CR), BOM removed."""
+    first = True
+    for line in fh:
+        if first:
+            first = False
+            if line.startswith(b"\xef\xbb\xbf"):
+                line = line[3:]
+        if b"\r" in line[:-2]:  # a lone CR inside: CR-only line ends
+            yield from line.replace(b"\r\n", b"\n").replace(b"\r", b"\n").splitlines(keepends=True)
+        else:
+            yield line
+
+
 def _iter_raw_records(path: Path) -> Iterator[tuple[int, bytes, bytes]]:
     """Yield (header line number, header bytes without '>', sequence bytes) per record.
 
@@ -110,7 +128,7 @@ def _iter_raw_records(path: Path) -> Iterator[tuple[int, bytes, bytes]]:
     seen_text = False
     try:
         with fh:
-            for line_no, line in enumerate(fh, start=1):
+            for line_no, line in enumerate(_lines(fh), start=1):
                 if line.translate(None, _BINARY_BYTES) != line:
                     raise InputError(
                         "binary data (control or NUL bytes): this is not a FASTA text file",
@@ -127,7 +145,7 @@ def _iter_raw_records(path: Path) -> Iterator[tuple[int, bytes, bytes]]:
                             path=path, line=line_no)
                 else:
                     parts.append(line.translate(None, _WHITESPACE))
-    except (OSError, EOFError, lzma.LZMAError) as exc:
+    except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
         raise InputError(f"cannot read (corrupt compressed data?): {exc}", path=path) from exc
     if header is not None:
         yield header_line, header, b"".join(parts)
@@ -154,21 +172,50 @@ def _check_letters(seq: bytes, *, path: Path, record_id: str, line: int) -> None
                      path=path, record_id=record_id, line=line)
 
 
-def _rename_duplicates(ids: list[str]) -> dict[int, str]:
-    """Give the 2nd, 3rd... record of a repeated id the suffix _2, _3... never reusing an id."""
-    taken = set(ids)
+def _id_hash(record_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(record_id.encode(), digest_size=8).digest(), "little")
+
+
+def _iter_ids(path: Path) -> Iterator[str]:
+    for _line, raw_header, _seq in _iter_raw_records(path):
+        yield _decode_header(raw_header).split()[0]
+
+
+def _find_duplicates(path: Path, hashes: np.ndarray) -> list[str]:
+    """Ids that occur more than once. Only 8-byte hashes were kept in the first pass, so the
+    ids behind repeated hashes are collected by a second read (hash collisions drop out)."""
+    uniq, counts = np.unique(hashes, return_counts=True)
+    suspects = set(uniq[counts > 1].tolist())
+    if not suspects:
+        return []
+    seen: Counter[str] = Counter(rid for rid in _iter_ids(path) if _id_hash(rid) in suspects)
+    return [rid for rid, n in seen.items() if n > 1]
+
+
+def _rename_duplicates(path: Path, hashes: np.ndarray, dups: list[str]) -> dict[int, str]:
+    """Give the 2nd, 3rd... record of a repeated id the suffix _2, _3..., never reusing an
+    id of the file (checked against the sorted hashes) or a name given earlier."""
+    sorted_hashes = np.sort(hashes)
+
+    def taken(name: str) -> bool:
+        h = np.uint64(_id_hash(name))
+        i = int(np.searchsorted(sorted_hashes, h))
+        return name in given or (i < len(sorted_hashes) and sorted_hashes[i] == h)
+
+    wanted = set(dups)
     seen: Counter[str] = Counter()
+    given: set[str] = set()
     renames: dict[int, str] = {}
-    for i, rid in enumerate(ids):
+    for i, rid in enumerate(_iter_ids(path)):
+        if rid not in wanted:
+            continue
         seen[rid] += 1
         if seen[rid] == 1:
             continue
         n = seen[rid]
-        new = f"{rid}_{n}"
-        while new in taken:
+        while taken(new := f"{rid}_{n}"):
             n += 1
-            new = f"{rid}_{n}"
-        taken.add(new)
+        given.add(new)
         renames[i] = new
     return renames
 
@@ -178,11 +225,12 @@ def scan_fasta(path: str | Path, *, rename_duplicates: bool = False,
     """Validate the whole input and index it; raise InputError naming the first problem.
 
     Duplicate ids are collected over the whole file and all named in one error, unless
-    `rename_duplicates` is set, in which case later copies get a numeric suffix.
+    `rename_duplicates` is set, in which case later copies get a numeric suffix. Memory: 8
+    bytes per record (a hash of its id), so a read set of 100 million records still fits.
     """
     path = Path(path)
     shown = display_name or str(path)
-    ids: list[str] = []
+    hashes = array("Q")
     total_bp = 0
     for line, raw_header, seq in _iter_raw_records(path):
         header = _decode_header(raw_header)
@@ -191,16 +239,16 @@ def scan_fasta(path: str | Path, *, rename_duplicates: bool = False,
             raise InputError("a header with no sequence id", path=shown, line=line)
         record_id = words[0]
         _check_letters(seq, path=shown, record_id=record_id, line=line)
-        ids.append(record_id)
+        hashes.append(_id_hash(record_id))
         total_bp += len(seq)
-    counts = Counter(ids)
-    dups = [rid for rid, n in counts.items() if n > 1]
+    as_array = np.frombuffer(hashes, dtype=np.uint64) if hashes else np.zeros(0, np.uint64)
+    dups = _find_duplicates(path, as_array)
     renames: dict[int, str] = {}
     if dups:
         if not rename_duplicates:
             raise DuplicateIdError(dups, path=shown)
-        renames = _rename_duplicates(ids)
-    return FastaIndex(path=path, n_records=len(ids), total_bp=total_bp,
+        renames = _rename_duplicates(path, as_array, dups)
+    return FastaIndex(path=path, n_records=len(hashes), total_bp=total_bp,
                       renames=renames, sha256=file_sha256(path),
                       size=path.stat().st_size, compression=detect_compression(path))
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from virnucpro import __version__
-from virnucpro.errors import OutputError, VirNucProError
+from virnucpro.errors import InputError, OutputError, VirNucProError
 from virnucpro.fasta import SHORT_SEQUENCE_BP, FastaIndex, read_fasta, scan_fasta, spool_stdin
 from virnucpro.features import OK, STATUS_REASONS
 from virnucpro.outputs import OutputLayout, ResultWriter, write_json_atomic
@@ -92,11 +92,14 @@ def input_name(source: str) -> str:
 
 
 def _unique_names(sources: list[str]) -> list[str]:
+    """Folder names, unique even on a case-insensitive file system."""
     names: list[str] = []
     for source in sources:
         base = input_name(source)
+        if base in ("", ".", ".."):
+            base = "input"
         name, n = base, 1
-        while name in names:
+        while name.casefold() in {x.casefold() for x in names}:
             n += 1
             name = f"{base}_{n}"
         names.append(name)
@@ -119,9 +122,13 @@ def validate_inputs(config: PredictConfig, spool_dir: Path) -> list[InputJob]:
         else:
             path = Path(source)
             if not path.exists():
-                raise VirNucProError(f"{source}: no such file")
+                raise InputError("no such file", path=source)
             if path.is_dir():
-                raise VirNucProError(f"{source}: is a folder, not a FASTA file")
+                raise InputError("is a folder, not a FASTA file", path=source)
+            if not path.is_file():
+                # A pipe or process substitution (<(zcat x.gz)) can be read only once.
+                with open(path, "rb") as stream:
+                    path = spool_stdin(spool_dir, stream)
         index = scan_fasta(path, rename_duplicates=config.rename_duplicates,
                            display_name="<stdin>" if source == "-" else source)
         root = config.outdir if len(sources) == 1 else config.outdir / name
@@ -135,41 +142,73 @@ def _fingerprint(index: FastaIndex) -> dict:
     return {"sha256": index.sha256, "size": index.size, "records": index.n_records}
 
 
-def prepare_folder(job: InputJob, config: PredictConfig) -> str:
-    """Decide what to do with the output folder: 'fresh', 'resume' or 'done'."""
+def model_fingerprint(model_set, chunk_size: int) -> dict:
+    """What identifies the weights behind a run's scores: the manifest's sha256 of each file
+    read, or its size and modification time for a folder without a manifest."""
+    from virnucpro.models.sets import read_manifest
+
+    recorded = read_manifest(model_set.root).get("files", {})
+    weights = [p for p in model_set.files() if p.suffix in (".bin", ".safetensors", ".pt", ".pth")
+               and "contact-regression" not in p.name and "_model." not in p.name]
+    key = {}
+    for path in [*weights, model_set.classifier_path(chunk_size)]:
+        rel = path.relative_to(model_set.root).as_posix()
+        stat = path.stat()
+        key[rel] = recorded.get(rel, {}).get("sha256") or f"{stat.st_size}:{stat.st_mtime_ns}"
+    return key
+
+
+def resume_key(job: InputJob, config: PredictConfig, models: dict) -> dict:
+    return {"input": _fingerprint(job.index), "parameters": config.result_key(), "models": models}
+
+
+def _differs(old: dict, new: dict) -> str:
+    for part in ("input", "parameters", "models"):
+        if old.get(part) != new[part]:
+            return {"input": "a different input", "parameters": "other parameters",
+                    "models": "other model files"}[part]
+    return ""
+
+
+def prepare_folder(job: InputJob, config: PredictConfig, models: dict) -> str:
+    """Decide what to do with the output folder: 'fresh', 'resume' or 'done'.
+
+    A folder is resumed (or taken as done) only when the input, the parameters that shape
+    the shards and the model files are the same as those of the run that left it.
+    """
     layout = job.layout
     root = layout.root
     state = _read_json(layout.state)
     run = _read_json(layout.run_json)
-    expected = {"input": _fingerprint(job.index), "parameters": config.result_key()}
-    if (config.resume and run and run.get("status") == "completed" and not state
-            and run.get("input", {}).get("sha256") == job.index.sha256):
+    expected = resume_key(job, config, models)
+    if config.resume and run and run.get("status") == "completed" and not state:
+        if why := _differs(run.get("resume_key") or {}, expected):
+            raise OutputError(f"holds a finished run of {why}; use --force to start over", path=root)
         return "done"
     if config.resume and state:
-        if state.get("input") != expected["input"]:
-            raise OutputError("holds an unfinished run of a different input; use --force to start over",
+        if why := _differs(state, expected):
+            raise OutputError(f"holds an unfinished run of {why}; use --force to start over",
                               path=root)
-        if state.get("parameters") != expected["parameters"]:
-            raise OutputError(
-                f"holds an unfinished run with other parameters ({state.get('parameters')}); "
-                "use --force to start over", path=root)
         return "resume"
-    if root.exists() and not root.is_dir():
-        raise OutputError("exists and is not a folder", path=root)
-    if root.exists() and any(root.iterdir()):
-        if not config.force:
-            hint = " or --resume to continue it" if state else ""
-            raise OutputError(f"is not empty; use --force to overwrite{hint}", path=root)
-        for path in layout.owned():
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
-    root.mkdir(parents=True, exist_ok=True)
-    if not os.access(root, os.W_OK):
-        raise OutputError("is not writable", path=root)
-    layout.work.mkdir(exist_ok=True)
-    write_json_atomic(layout.state, expected)
+    try:
+        if root.exists() and not root.is_dir():
+            raise OutputError("exists and is not a folder", path=root)
+        if root.exists() and any(root.iterdir()):
+            if not config.force:
+                hint = " or --resume to continue it" if state else ""
+                raise OutputError(f"is not empty; use --force to overwrite{hint}", path=root)
+            for path in layout.owned():
+                if path.is_dir():
+                    shutil.rmtree(path)
+                elif path.exists():
+                    path.unlink()
+        root.mkdir(parents=True, exist_ok=True)
+        if not os.access(root, os.W_OK):
+            raise OutputError("is not writable", path=root)
+        layout.work.mkdir(exist_ok=True)
+        write_json_atomic(layout.state, expected)
+    except OSError as exc:
+        raise OutputError(f"cannot be used: {exc.strerror or exc}", path=root) from exc
     return "fresh"
 
 
@@ -287,19 +326,23 @@ def run_predict(config: PredictConfig, *, reporter=None) -> list[dict]:
                         "(for tests, demos and CI only)")
         model_set.classifier_path(config.chunk_size)  # fail before any work if absent
         devices = parse_devices(config.device)
+        models_key = model_fingerprint(model_set, config.chunk_size)
+        # Every folder is checked (and claimed) before any scoring: a refusal for the last
+        # input must not come after hours spent on the first.
+        modes = [prepare_folder(job, config, models_key) for job in jobs]
         engine = make_engine(config.engine, str(model_set.root), devices, config.chunk_size,
                              persistent=config.persistent_models, threads=config.threads,
                              cache_clear_interval=config.cache_clear_interval,
                              ready_timeout=config.worker_timeout, scorer=config.scorer)
         try:
-            return [_run_one(job, config, engine, model_set, started_at, reporter) for job in jobs]
+            return [_run_one(job, mode, config, engine, model_set, models_key, started_at, reporter)
+                    for job, mode in zip(jobs, modes, strict=True)]
         finally:
             engine.close()
 
 
-def _run_one(job: InputJob, config: PredictConfig, engine, model_set, started_at: datetime,
-             reporter) -> dict:
-    mode = prepare_folder(job, config)
+def _run_one(job: InputJob, mode: str, config: PredictConfig, engine, model_set, models_key: dict,
+             started_at: datetime, reporter) -> dict:
     if mode == "done":
         log.warning("%s: already complete in %s (nothing to resume)", job.source, job.layout.root)
         return _read_json(job.layout.run_json) or {}
@@ -337,6 +380,7 @@ def _run_one(job: InputJob, config: PredictConfig, engine, model_set, started_at
                    "model_loads_so_far": engine.model_loads, "worker_deaths": engine.worker_deaths},
         "models": model_set.describe(),
         "tiny": model_set.is_tiny,
+        "resume_key": resume_key(job, config, models_key),
         "counts": writer.counts,
         "timings": job.timings,
         "outputs": {name: name for name in job.layout.FILES}

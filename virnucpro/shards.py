@@ -1,4 +1,4 @@
-"""Shards: the unit of work, of resume and (later) of distribution over workers.
+"""Shards: the unit of work, of resume and of distribution over workers.
 
 Frames are cut into shards of a fixed number of frames, in input order, from the input alone
 (never from the number of workers). A finished shard is one safetensors file written to a
@@ -65,7 +65,10 @@ class ShardStore:
                 meta = fh.metadata() or {}
         except Exception:  # a torn or foreign file: not done, it will be rewritten
             return False
-        return meta.get("frames") == str(len(frame_ids)) and meta.get("ids") == ids_digest(frame_ids)
+        # A shard with failed frames is kept for the tables but scored again on resume:
+        # the next attempt may have more memory or a healthier worker.
+        return (meta.get("frames") == str(len(frame_ids)) and meta.get("ids") == ids_digest(frame_ids)
+                and meta.get("failed", "0") == "0")
 
     def write(self, k: int, frame_ids: Sequence[str], scores: ShardScores) -> Path:
         from safetensors.numpy import save_file
@@ -75,7 +78,8 @@ class ShardStore:
         tensors["status"] = np.ascontiguousarray(scores.status_codes(), dtype=np.uint8)
         if scores.features is not None:
             tensors["features"] = np.ascontiguousarray(scores.features, dtype=np.float32)
-        meta = {"frames": str(len(frame_ids)), "ids": ids_digest(frame_ids)}
+        meta = {"frames": str(len(frame_ids)), "ids": ids_digest(frame_ids),
+                "failed": str(int(np.count_nonzero(scores.status_codes())))}
         final = self.path(k)
         tmp = final.with_suffix(".tmp")
         save_file(tensors, str(tmp), metadata=meta)

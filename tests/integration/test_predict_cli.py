@@ -209,3 +209,34 @@ def test_version_and_help_are_instant_entry_points():
     assert b"virnucpro" in proc.stdout
     proc = run_cli("predict", "--help")
     assert b"--chunk-size" in proc.stdout
+
+
+def test_a_pipe_is_read_like_a_file(tmp_path, tiny_set_dir):
+    out = tmp_path / "o"
+    script = (f"{sys.executable} -m virnucpro predict <(cat {VIRAL}) -o {out} --models tiny -q")
+    subprocess.run(["bash", "-c", script], check=True, timeout=300)
+    assert len(read_table(out / "sequences.tsv")) == 4
+
+
+def test_inputs_named_dot_dot_stay_inside_the_output_folder(tmp_path, tiny_set_dir):
+    weird = tmp_path / "in"
+    weird.mkdir()
+    (weird / "...fa").write_bytes(VIRAL.read_bytes())
+    (weird / "A.fa").write_bytes(VIRAL.read_bytes())
+    (weird / "a.fa").write_bytes(VIRAL.read_bytes())
+    out = tmp_path / "o"
+    run_cli("predict", weird / "...fa", weird / "A.fa", weird / "a.fa", "-o", out,
+            "--models", "tiny", "-q")
+    assert sorted(p.name for p in out.iterdir()) == ["A", "a_2", "input"]
+
+
+def test_an_unusable_output_folder_is_a_clear_error_before_any_work(tmp_path, tiny_set_dir):
+    proc = run_cli("predict", VIRAL, "-o", "/proc/virnucpro-out", "--models", "tiny", check=False)
+    assert proc.returncode == 5 and "Traceback" not in proc.stderr.decode()
+    # The second input's folder is refused before the first input is scored.
+    out = tmp_path / "o"
+    (out / "nonviral_reference").mkdir(parents=True)
+    (out / "nonviral_reference" / "x").write_text("x")
+    proc = run_cli("predict", VIRAL, NONVIRAL, "-o", out, "--models", "tiny", check=False)
+    assert proc.returncode == 5 and "nonviral_reference" in proc.stderr.decode()
+    assert not (out / "viral_reference" / "frames.tsv").exists()

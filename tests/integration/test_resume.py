@@ -128,3 +128,47 @@ def test_a_killed_process_resumes_with_the_same_files(tmp_path, tiny_set_dir):
     assert not (out / "run.json").exists()
     subprocess.run([*base, "-o", str(out), "--resume"], check=True, timeout=300)
     _same_outputs(out, tmp_path / "ref")
+
+
+def test_resume_refuses_other_model_files(tmp_path, monkeypatch, reference_run):
+    import shutil
+
+    fasta, _ = reference_run
+    other = tmp_path / "other-set"
+    shutil.copytree(_tiny_root(), other)
+    (other / "500_model.pth").unlink()
+    shutil.copy(other / "300_model.pth", other / "500_model.pth")  # other weights, same names
+    (other / "manifest.json").unlink()
+    out = tmp_path / "o"
+    config = PredictConfig(inputs=(str(fasta),), outdir=out, models="tiny", device="cpu",
+                           shard_frames=7, progress=False)
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(virnucpro.features, "score_frames", boom)
+    with pytest.raises(KeyboardInterrupt):
+        run_predict(config)
+    monkeypatch.undo()
+    from virnucpro.errors import OutputError
+
+    with pytest.raises(OutputError, match="other model files"):
+        run_predict(PredictConfig(**{**config.__dict__, "resume": True, "models": str(other)}))
+
+
+def test_resume_of_a_finished_run_with_other_parameters_is_refused(tmp_path, reference_run):
+    fasta, _ = reference_run
+    out = tmp_path / "o"
+    config = PredictConfig(inputs=(str(fasta),), outdir=out, models="tiny", device="cpu",
+                           progress=False)
+    run_predict(config)
+    from virnucpro.errors import OutputError
+
+    with pytest.raises(OutputError, match="finished run of other parameters"):
+        run_predict(PredictConfig(**{**config.__dict__, "resume": True, "chunk_size": 300}))
+
+
+def _tiny_root() -> Path:
+    from virnucpro.models.sets import resolve_model_set
+
+    return resolve_model_set("tiny").root

@@ -202,3 +202,50 @@ def test_the_tiny_classifier_is_deterministic_from_its_seed(features: torch.Tens
     a, b, c = (make_tiny_classifier(DIM, seed=s) for s in (5, 5, 6))
     assert torch.equal(predict_proba(a, features), predict_proba(b, features))
     assert not torch.equal(predict_proba(a, features), predict_proba(c, features))
+
+
+def _save_as_main(module: nn.Module, path: Path) -> None:
+    """torch.save a whole module whose class the pickle names __main__.MLPClassifier."""
+    main = sys.modules["__main__"]
+    cls = type(module)
+    cls.__module__, cls.__qualname__, cls.__name__ = "__main__", "MLPClassifier", "MLPClassifier"
+    main.MLPClassifier = cls
+    try:
+        torch.save(module, path)
+    finally:
+        del main.MLPClassifier
+
+
+def test_the_reference_script_class_without_a_relu_module_loads(tmp_path: Path) -> None:
+    # The reference prediction script calls F.relu, so its pickle has no `relu` submodule.
+    class Script(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.hidden_layer = nn.Linear(DIM, 512)
+            self.bn1 = nn.BatchNorm1d(512)
+            self.output_layer = nn.Linear(512, 2)
+            self.dropout = nn.Dropout(0.5)
+
+        def forward(self, x):
+            return self.output_layer(self.dropout(torch.relu(self.bn1(self.hidden_layer(x)))))
+
+    script = Script().eval()
+    path = tmp_path / "500_model.pth"
+    _save_as_main(script, path)
+    loaded = load_classifier(path, input_dim=DIM)
+    x = torch.randn(5, DIM)
+    assert torch.allclose(predict_proba(loaded, x), torch.softmax(script(x), dim=1), atol=1e-6)
+
+
+def test_a_module_that_contains_itself_is_refused_not_a_crash(tmp_path: Path) -> None:
+    class Loop(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.hidden_layer = nn.Linear(DIM, 4)
+
+    loop = Loop()
+    loop._modules["again"] = loop
+    path = tmp_path / "300_model.pth"
+    _save_as_main(loop, path)
+    with pytest.raises(ModelError):
+        load_classifier(path)

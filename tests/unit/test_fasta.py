@@ -124,3 +124,21 @@ def test_index_records_size_and_hash(tmp_path):
     import hashlib
 
     assert index.sha256 == hashlib.sha256(b">a\nACGT\n").hexdigest() and index.size == 8
+
+
+def test_old_mac_line_ends_and_a_byte_order_mark_are_read(tmp_path):
+    index = scan_fasta(_write(tmp_path, b"\xef\xbb\xbf>a\rACGT\rAC\r>b\rGGCC\r"))
+    assert ids_of(index) == ["a", "b"] and lengths_of(index) == [6, 4]
+
+
+def test_gzip_with_a_corrupt_body_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="corrupt"):
+        scan_fasta(_write(tmp_path, b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03garbage-garbage",
+                          name="bad.fa.gz"))
+
+
+def test_duplicates_are_found_among_many_records(tmp_path):
+    lines = [f">r{i}\nACGT\n" for i in range(5000)] + [">r17\nA\n", ">r4242 again\nA\n"]
+    with pytest.raises(DuplicateIdError) as info:
+        scan_fasta(_write(tmp_path, "".join(lines)))
+    assert info.value.ids == ["r17", "r4242"]

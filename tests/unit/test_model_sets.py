@@ -112,6 +112,19 @@ def test_fetch_published_resumes_a_download_cut_midway(hub):
     assert model_set.esm_checkpoint.read_bytes() == hub.served[rel]
 
 
+def test_a_fetch_interrupted_between_files_is_not_ready_and_is_completed(hub):
+    model_set = fetch_published(progress=False)
+    manifest = sets.read_manifest(model_set.root)
+    del manifest["files"]["500_model.pth"]  # as if stopped before the last file
+    (model_set.root / "500_model.pth").unlink()
+    sets.write_manifest(model_set.root, manifest)
+    assert not sets.is_complete(model_set.root)
+    assert any("500_model.pth: missing" in p for p in verify_set(model_set))
+    before = len(hub.requests)
+    again = resolve_model_set("published")
+    assert 500 in again.classifiers and len(hub.requests) == before + 1
+
+
 def test_a_classifier_that_is_not_the_published_one_is_refused(hub, _own_home):
     sets.PUBLISHED_BLOB_IDS["500_model.pth"] = REAL_BLOB_IDS["500_model.pth"]
     with pytest.raises(ChecksumError, match=REAL_BLOB_IDS["500_model.pth"]):

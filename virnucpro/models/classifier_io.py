@@ -145,8 +145,11 @@ def _torch_load(path: Path) -> Any:
         raise ModelError(f"cannot read classifier file: {exc}", path=path) from exc
 
 
-def _module_tensors(node: _PickledModule, prefix: str = "") -> dict[str, torch.Tensor]:
+def _module_tensors(node: _PickledModule, prefix: str = "", depth: int = 0) -> dict[str, torch.Tensor]:
     # Walk what nn.Module.state_dict() would: parameters, persistent buffers, submodules.
+    # The classifier is two levels deep; a crafted file could nest (or loop) without end.
+    if depth > 8:
+        raise ModelError("the pickled module nests deeper than an MLPClassifier can")
     state = node.state
     skip = state.get("_non_persistent_buffers_set") or set()
     out: dict[str, torch.Tensor] = {}
@@ -156,7 +159,7 @@ def _module_tensors(node: _PickledModule, prefix: str = "") -> dict[str, torch.T
                 out[prefix + name] = value
     for name, child in (state.get("_modules") or {}).items():
         if isinstance(child, _PickledModule):
-            out.update(_module_tensors(child, f"{prefix}{name}."))
+            out.update(_module_tensors(child, f"{prefix}{name}.", depth + 1))
     return out
 
 

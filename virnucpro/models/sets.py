@@ -232,6 +232,9 @@ def verify_set(model_set: ModelSet) -> list[str]:
     present = {p.relative_to(model_set.root).as_posix() for p in model_set.files()}
     if manifest:
         problems += [f"{rel}: not in the manifest" for rel in sorted(present - set(recorded))]
+    if manifest.get("source") == "published":
+        problems += [f"{f.rel}: missing (fetch it with `virnucpro models fetch`)"
+                     for f in PUBLISHED if f.rel not in recorded]
     # The reference classifiers are also held to FIDELITY's blob ids, not only to our record.
     from_hub = manifest.get("source") == "published"
     for rel, entry in sorted(recorded.items()):
@@ -273,6 +276,10 @@ def is_complete(root: Path) -> bool:
     """Cheap check (no hashing): the files are there with the sizes the manifest records."""
     manifest = read_manifest(root)
     if not manifest.get("files"):
+        return False
+    # A fetch interrupted between two files leaves a manifest of the files done so far.
+    if manifest.get("source") == "published" and any(
+            f.rel not in manifest["files"] for f in PUBLISHED):
         return False
     for rel, entry in manifest["files"].items():
         p = Path(root) / rel

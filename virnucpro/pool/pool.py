@@ -130,6 +130,9 @@ class PersistentWorkerPool:
                 w.tasks.send(("stop", None))
         deadline = time.monotonic() + timeout
         for w in self.workers:
+            if w.state == STARTING:
+                # Still loading: it reads no message until ready, so asking would only wait.
+                w.process.terminate()
             w.process.join(max(0.0, deadline - time.monotonic()))
         for w in self.workers:
             if w.process.is_alive():
