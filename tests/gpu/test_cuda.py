@@ -45,3 +45,18 @@ def test_predict_on_cuda_gives_the_cpu_calls(tmp_path, tiny_set_dir):
     assert [r["frame_id"] for r in a] == [r["frame_id"] for r in b]
     assert [r["call"] for r in a] == [r["call"] for r in b]
     assert max(abs(float(x["p_virus"]) - float(y["p_virus"])) for x, y in zip(a, b, strict=True)) < 1e-5
+
+
+def test_a_pool_worker_on_the_gpu_matches_the_local_engine(tmp_path, tiny_set_dir):
+    from tests.helpers import DATA, read_table
+    from virnucpro.pipeline import PredictConfig, run_predict
+
+    for engine in ("local", "pool"):
+        [run] = run_predict(PredictConfig(inputs=(str(DATA / "viral_reference.fasta"),),
+                                          outdir=tmp_path / engine, models="tiny",
+                                          device="cuda:0", engine=engine, progress=False))
+        assert run["engine"]["name"] == engine
+    a = read_table(tmp_path / "local" / "frames.tsv")
+    b = read_table(tmp_path / "pool" / "frames.tsv")
+    assert [r["call"] for r in a] == [r["call"] for r in b]
+    assert max(abs(float(x["p_virus"]) - float(y["p_virus"])) for x, y in zip(a, b, strict=True)) < 1e-6
