@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -245,10 +246,14 @@ def score_input(job: InputJob, config: PredictConfig, engine,
     feed = _FrameFeed(iter_plans(read_fasta(job.index), config.chunk_size, config.min_length))
     batch_tokens = config.batch_tokens or default_batch_tokens(engine.devices)
 
+    # Keys unique to this pass: a pool kept across inputs or jobs may still deliver a late
+    # result of an abandoned pass, which must never be taken for one of these shards.
+    run = f"{job.name}@{uuid.uuid4().hex[:8]}"
+
     def tasks() -> Iterator[ShardTask]:
         for k, frames in iter_shards(feed, config.shard_frames):
             if not store.is_done(k, [f.frame_id for f in frames]):
-                yield ShardTask(key=(job.name, k), frames=frames, batch_tokens=batch_tokens,
+                yield ShardTask(key=(run, k), frames=frames, batch_tokens=batch_tokens,
                                 keep_features=config.save_embeddings, chunk_size=config.chunk_size)
             else:
                 progress(feed.records, feed.chunks)
@@ -335,13 +340,13 @@ def run_predict(config: PredictConfig, *, reporter=None) -> list[dict]:
                              cache_clear_interval=config.cache_clear_interval,
                              ready_timeout=config.worker_timeout, scorer=config.scorer)
         try:
-            return [_run_one(job, mode, config, engine, model_set, models_key, started_at, reporter)
+            return [run_input(job, mode, config, engine, model_set, models_key, started_at, reporter)
                     for job, mode in zip(jobs, modes, strict=True)]
         finally:
             engine.close()
 
 
-def _run_one(job: InputJob, mode: str, config: PredictConfig, engine, model_set, models_key: dict,
+def run_input(job: InputJob, mode: str, config: PredictConfig, engine, model_set, models_key: dict,
              started_at: datetime, reporter) -> dict:
     if mode == "done":
         log.warning("%s: already complete in %s (nothing to resume)", job.source, job.layout.root)

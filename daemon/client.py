@@ -1,0 +1,248 @@
+"""The Python client of the daemon: requests over DEALER, events over SUB. Never imports torch.
+
+    with Client() as c:                      # finds the local daemon's ipc endpoint
+        job = c.submit(["/data/s1.fa"], outdir="/data/out/s1")
+        for event in c.watch(job["id"]):     # snapshot first, then newer events only
+            ...
+
+Every error reply raises `ClientError` with the protocol's code. A daemon that does not answer
+within `timeout` raises `DaemonUnavailable`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import zmq
+from virnucpro.daemon import protocol as P
+from virnucpro.daemon.paths import DaemonPaths, events_endpoint_for
+
+from virnucpro.errors import VirNucProError
+
+
+class ClientError(VirNucProError):
+    """The daemon answered with an error."""
+
+    exit_code = 7
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class DaemonUnavailable(VirNucProError):
+    exit_code = 8
+
+
+def default_endpoint() -> str:
+    """The running daemon's endpoint if it wrote one, else the default ipc socket."""
+    paths = DaemonPaths.default()
+    try:
+        return json.loads(paths.endpoint_file.read_text())["requests"]
+    except (OSError, ValueError, KeyError):
+        return paths.requests
+
+
+class Client:
+    def __init__(self, endpoint: str | None = None, *, timeout: float = 10.0,
+                 curve_keys: Path | None = None) -> None:
+        self.endpoint = endpoint or os.environ.get("VIRNUCPRO_ENDPOINT") or default_endpoint()
+        self.events_endpoint = events_endpoint_for(self.endpoint)
+        self.timeout = timeout
+        self.curve_keys = curve_keys
+        self.ctx = zmq.Context.instance()
+        self._sock: zmq.Socket | None = None
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _secure(self, sock: zmq.Socket) -> None:
+        if not self.endpoint.startswith("tcp://"):
+            return
+        import zmq.auth
+
+        keys = self.curve_keys or Path(os.environ.get("VIRNUCPRO_KEYS", DaemonPaths.default().keys))
+        try:
+            public, secret = zmq.auth.load_certificate(str(keys / "client.key_secret"))
+            server_public, _ = zmq.auth.load_certificate(str(keys / "server.key"))
+        except OSError as exc:
+            raise DaemonUnavailable(f"tcp needs CurveZMQ keys in {keys} (client.key_secret, "
+                                    f"server.key): {exc}") from None
+        sock.curve_publickey, sock.curve_secretkey, sock.curve_serverkey = public, secret, server_public
+
+    def _socket(self) -> zmq.Socket:
+        if self._sock is None:
+            sock = self.ctx.socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
+            self._secure(sock)
+            sock.connect(self.endpoint)
+            self._sock = sock
+        return self._sock
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close(0)
+            self._sock = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(self, kind: str, body: dict | None = None, *, timeout: float | None = None) -> dict:
+        """Send one request and wait for its reply (skipping stale replies of earlier ones)."""
+        sock = self._socket()
+        rid = os.urandom(8).hex()
+        sock.send(P.make_request(kind, body, rid))
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not sock.poll(int(left * 1000)):
+                # The socket may now hold a late reply: start afresh next time.
+                self.close()
+                raise DaemonUnavailable(f"no answer from the daemon at {self.endpoint} "
+                                        f"(is it running? `virnucpro-daemon start`)")
+            reply = json.loads(sock.recv())
+            if reply.get("id") not in (rid, ""):
+                continue
+            if reply.get("ok"):
+                return reply["body"]
+            err = reply.get("error", {})
+            raise ClientError(err.get("code", "internal"), err.get("message", "unknown error"))
+
+    # -- verbs -----------------------------------------------------------------------------
+
+    def hello(self) -> dict:
+        return self.request("hello", {"client": "virnucpro", "versions": [P.PROTOCOL_VERSION]})
+
+    def status(self) -> dict:
+        return self.request("status")
+
+    def snapshot(self) -> dict:
+        return self.request("snapshot")
+
+    def submit(self, inputs: list[str], *, outdir: str | None = None, name: str | None = None,
+               priority: int = 0, options: dict | None = None,
+               client_request_id: str | None = None, upload: bool = False) -> dict:
+        """Submit a job; relative paths are made absolute here, where they make sense. With
+        `upload`, the files' content is sent instead (a daemon on another host)."""
+        body: dict = {"priority": priority, "options": options or {},
+                      "client_request_id": client_request_id or os.urandom(12).hex()}
+        if upload:
+            body["uploads"] = [self.upload(p) for p in inputs]
+        else:
+            body["inputs"] = [str(Path(p).expanduser().absolute()) for p in inputs]
+        if outdir:
+            body["outdir"] = str(Path(outdir).expanduser().absolute())
+        if name:
+            body["name"] = name
+        return self.request("submit", body)["job"]
+
+    def upload(self, path: str | Path) -> str:
+        path = Path(path)
+        data = path.read_bytes()
+        begin = self.request("upload_begin", {"name": path.name, "size": len(data),
+                                              "sha256": hashlib.sha256(data).hexdigest()})
+        step = begin.get("chunk_bytes", P.UPLOAD_CHUNK_BYTES)
+        for offset in range(0, len(data), step):
+            self.request("upload_chunk", {"upload_id": begin["upload_id"], "offset": offset,
+                                          "data": base64.b64encode(data[offset:offset + step]).decode()})
+        self.request("upload_end", {"upload_id": begin["upload_id"]})
+        return begin["upload_id"]
+
+    def download(self, job_id: int, file: str, dest: str | Path) -> Path:
+        dest = Path(dest)
+        offset = 0
+        with open(dest, "wb") as fh:
+            while True:
+                part = self.request("download", {"job_id": job_id, "file": file, "offset": offset})
+                chunk = base64.b64decode(part["data"])
+                fh.write(chunk)
+                offset += len(chunk)
+                if part["eof"]:
+                    return dest
+
+    def jobs(self, all: bool = False) -> list[dict]:  # noqa: A002 - the protocol's word
+        return self.request("jobs", {"all": all})["jobs"]
+
+    def show(self, job_id: int) -> dict:
+        return self.request("show", {"job_id": job_id})["job"]
+
+    def cancel(self, job_id: int) -> dict:
+        return self.request("cancel", {"job_id": job_id})["job"]
+
+    def retry(self, job_id: int) -> dict:
+        return self.request("retry", {"job_id": job_id})["job"]
+
+    def logs(self, job_id: int, since: int = 0) -> list[dict]:
+        return self.request("logs", {"job_id": job_id, "since": since})["lines"]
+
+    def remove(self, job_id: int | None = None, older_than_s: float | None = None) -> int:
+        body = {"job_id": job_id} if job_id is not None else {"older_than_s": older_than_s or 0}
+        return self.request("remove", body)["removed"]
+
+    def drain(self) -> dict:
+        return self.request("drain")
+
+    def stop(self) -> dict:
+        return self.request("stop")
+
+    # -- events ----------------------------------------------------------------------------
+
+    def events(self, topics: tuple[str, ...] = P.TOPICS, *, poll_ms: int = 200
+               ) -> Iterator[dict | None]:
+        """Subscribe, take a snapshot, then yield newer events in order. The first item is the
+        snapshot itself ({"topic": "snapshot", ...}); None is yielded when nothing came for
+        `poll_ms`, so a caller can stop or redraw."""
+        sub = self.ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        self._secure(sub)
+        for topic in topics:
+            sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        sub.connect(self.events_endpoint)
+        try:
+            time.sleep(0.05)  # let the subscription reach the publisher before the snapshot
+            snap = self.snapshot()
+            yield {"topic": "snapshot", "seq": snap["seq"], "body": snap}
+            last = snap["seq"]
+            while True:
+                if not sub.poll(poll_ms):
+                    yield None
+                    continue
+                _topic, payload = sub.recv_multipart()
+                event = json.loads(payload)
+                if event.get("seq", 0) <= last:
+                    continue  # already in the snapshot
+                last = event["seq"]
+                yield event
+        finally:
+            sub.close(0)
+
+    def watch(self, job_id: int, *, timeout: float | None = None) -> Iterator[dict]:
+        """The job's record after each change, until it reaches an end state."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for event in self.events(("job", "progress")):
+            if deadline is not None and time.monotonic() > deadline:
+                raise DaemonUnavailable(f"job {job_id} did not finish within {timeout} s")
+            if event is None:
+                continue
+            if event["topic"] == "snapshot":
+                job = next((j for j in event["body"]["jobs"] if j["id"] == job_id), None)
+                if job is None:
+                    raise ClientError("unknown_job", f"no job {job_id}")
+            elif event["topic"] == "job" and event["body"]["id"] == job_id:
+                job = event["body"]
+            elif event["topic"] == "progress" and event["body"]["job_id"] == job_id:
+                job = {**job, "progress": {k: v for k, v in event["body"].items() if k != "job_id"}}
+            else:
+                continue
+            yield job
+            if P.JobState(job["state"]).finished:
+                return

@@ -1,0 +1,79 @@
+"""Per-device memory figures for the event stream: NVML for GPUs (nvidia-ml-py, read in the
+supervisor without touching CUDA), else the workers' own torch figures; host memory for CPU
+devices. `MemoryMonitor.read()` returns one dict per device; the daemon publishes it each second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+
+def host_memory() -> tuple[int, int]:
+    """(used, total) bytes of this machine, from /proc/meminfo (MemTotal - MemAvailable)."""
+    info = {}
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                key, value = line.split(":", 1)
+                info[key] = int(value.split()[0]) * 1024
+    except (OSError, ValueError):
+        return 0, 0
+    total = info.get("MemTotal", 0)
+    return total - info.get("MemAvailable", total), total
+
+
+class MemoryMonitor:
+    def __init__(self, devices: list[str], loaded: Callable[[], list[dict]]) -> None:
+        self.devices = devices
+        self.loaded = loaded  # what each worker holds (its own figures, from its ready report)
+        self.nvml = None
+        if any(d.startswith("cuda") for d in devices):
+            try:
+                import pynvml
+
+                pynvml.nvmlInit()
+                self.nvml = pynvml
+            except Exception as exc:  # noqa: BLE001 - no driver or no library: fall back
+                log.info("NVML unavailable (%s); GPU memory from the workers' figures", exc)
+
+    def _gpu(self, device: str) -> dict:
+        from virnucpro.devices import physical_gpu
+
+        out: dict = {"device": device, "kind": "gpu", "source": "workers"}
+        if self.nvml is not None:
+            with contextlib.suppress(Exception):
+                index = int(physical_gpu(device))
+                handle = self.nvml.nvmlDeviceGetHandleByIndex(index)
+                mem = self.nvml.nvmlDeviceGetMemoryInfo(handle)
+                name = self.nvml.nvmlDeviceGetName(handle)
+                out.update(name=name.decode() if isinstance(name, bytes) else name,
+                           used_bytes=int(mem.used), total_bytes=int(mem.total), source="nvml")
+        return out
+
+    def read(self) -> list[dict]:
+        by_device: dict[str, list[dict]] = {}
+        for entry in self.loaded():
+            for w in entry["workers"]:
+                by_device.setdefault(w["device"], []).append({"models": entry["models"], **w})
+        out = []
+        seen = set()
+        for device in self.devices:
+            if device in seen:  # cpu,cpu: one host, shown once
+                continue
+            seen.add(device)
+            if device.startswith("cuda"):
+                row = self._gpu(device)
+                if row["source"] == "workers":
+                    row["used_bytes"] = sum(w.get("memory_bytes") or 0 for w in by_device.get(device, []))
+            else:
+                used, total = host_memory()
+                row = {"device": device, "kind": "cpu", "name": "host memory", "used_bytes": used,
+                       "total_bytes": total, "source": "host"}
+            row["workers"] = by_device.get(device, [])
+            row["models"] = sorted({w["models"] for w in row["workers"]})
+            out.append(row)
+        return out

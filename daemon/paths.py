@@ -1,0 +1,115 @@
+"""Where the daemon keeps its sockets, lock, pid, log and job store, and its default endpoints.
+
+platformdirs decides (so XDG_RUNTIME_DIR / XDG_STATE_HOME move everything, which is how tests
+isolate a daemon): sockets, lock and pid in the user runtime folder, mode 0700; jobs and logs in
+the user state folder. An ipc:// path must fit in 107 bytes; when the runtime folder's would
+not, or there is none, a short 0700 folder under /tmp named for the user is used instead.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+IPC_PATH_LIMIT = 107
+
+
+def _runtime_root() -> Path | None:
+    import platformdirs
+
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    if not base or not Path(base).is_dir():
+        return None
+    return Path(platformdirs.user_runtime_dir("virnucpro"))
+
+
+def _private_dir(path: Path) -> Path:
+    """Create `path` with mode 0700 and refuse one owned by someone else or open to others."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = path.stat()
+    if info.st_uid != os.getuid():
+        raise PermissionError(f"{path} belongs to another user; refusing to put sockets there")
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        os.chmod(path, 0o700)
+    return path
+
+
+def runtime_dir() -> Path:
+    root = _runtime_root()
+    if root is not None and len(f"ipc://{root}/daemon.sock") <= IPC_PATH_LIMIT:
+        return _private_dir(root)
+    return _private_dir(Path("/tmp") / f"virnucpro-{getpass.getuser()}")
+
+
+def state_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir("virnucpro"))
+
+
+@dataclass(frozen=True)
+class DaemonPaths:
+    """Every file of one daemon; `requests`/`events` are the default ipc endpoints."""
+
+    runtime: Path
+    state: Path
+
+    @classmethod
+    def default(cls) -> DaemonPaths:
+        return cls(runtime=runtime_dir(), state=state_dir())
+
+    @property
+    def requests(self) -> str:
+        return f"ipc://{self.runtime / 'daemon.sock'}"
+
+    @property
+    def events(self) -> str:
+        return events_endpoint_for(self.requests)
+
+    @property
+    def lock(self) -> Path:
+        return self.runtime / "daemon.lock"
+
+    @property
+    def pid(self) -> Path:
+        return self.runtime / "daemon.pid"
+
+    @property
+    def endpoint_file(self) -> Path:
+        """Where a running daemon writes its endpoints, so clients find a non-default one."""
+        return self.runtime / "endpoints.json"
+
+    @property
+    def store(self) -> Path:
+        return self.state / "jobs.sqlite3"
+
+    @property
+    def log(self) -> Path:
+        return self.state / "daemon.log"
+
+    @property
+    def uploads(self) -> Path:
+        return self.state / "uploads"
+
+    @property
+    def results(self) -> Path:
+        return self.state / "results"
+
+    @property
+    def keys(self) -> Path:
+        return self.state / "keys"
+
+
+def events_endpoint_for(requests: str) -> str:
+    """The PUB endpoint paired with a request endpoint: ipc `x.sock` -> `x-events.sock`,
+    tcp port P -> P+1."""
+    if requests.startswith("ipc://"):
+        base = requests[:-5] if requests.endswith(".sock") else requests
+        return f"{base}-events.sock" if base != requests else f"{requests}-events"
+    if requests.startswith("tcp://"):
+        host, _, port = requests.rpartition(":")
+        return f"{host}:{int(port) + 1}"
+    raise ValueError(f"unsupported endpoint {requests!r}: use ipc:// or tcp://")
