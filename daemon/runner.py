@@ -57,6 +57,7 @@ class EngineCache:
         self.config = config
         self.engines: OrderedDict[str, object] = OrderedDict()
         self.lock = threading.Lock()
+        self._loads_of_closed = 0  # model loads of engines already closed
 
     def get(self, models_root: str):
         from virnucpro.engine import make_engine
@@ -69,6 +70,7 @@ class EngineCache:
                 root, old = self.engines.popitem(last=False)
                 log.info("evicting the models of %s to load another set", root)
                 old.close()
+                self._loads_of_closed += old.model_loads
             engine = make_engine(self.config.engine, models_root, self.config.devices, 500,
                                  persistent=True, threads=self.config.threads,
                                  ready_timeout=self.config.worker_timeout,
@@ -85,6 +87,7 @@ class EngineCache:
             while self.engines:
                 _, engine = self.engines.popitem()
                 engine.close()
+                self._loads_of_closed += engine.model_loads
 
     def describe(self) -> list[dict]:
         """What is loaded where, for `status`."""
@@ -101,7 +104,8 @@ class EngineCache:
 
     @property
     def model_loads(self) -> int:
-        return sum(getattr(e, "model_loads", 0) for e in self.engines.values())
+        """Times a worker loaded models, over every engine this daemon ran."""
+        return self._loads_of_closed + sum(e.model_loads for e in self.engines.values())
 
 
 class Scheduler:

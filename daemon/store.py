@@ -307,6 +307,11 @@ class SqliteJobStore(JobStore):
         if version < SCHEMA_VERSION:
             db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} "
                              f"PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+        # A damaged page would otherwise surface mid-job, or never (an index nobody reads);
+        # the file is small (logs are capped), so a full quick_check at start is cheap.
+        problems = [row[0] for row in db.execute("PRAGMA quick_check(5)")]
+        if problems != ["ok"]:
+            raise StoreError(self.path, "damaged: " + "; ".join(problems))
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -327,11 +332,11 @@ class SqliteJobStore(JobStore):
             self._db.execute("BEGIN IMMEDIATE" if sync else "BEGIN")
             try:
                 yield self._db
-            except BaseException:
+                self._db.execute("COMMIT")
+            except BaseException:  # a failed COMMIT too: never leave the connection mid-transaction
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
     def _load(self, db: sqlite3.Connection, job_id: int) -> JobRecord | None:
         row = db.execute(f"{_SELECT} WHERE id = ?", (job_id,)).fetchone()

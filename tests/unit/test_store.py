@@ -264,6 +264,33 @@ def test_a_corrupt_database_file_raises_store_error_naming_the_path(tmp_path: Pa
     with pytest.raises(StoreError, match="jobs.sqlite3") as info:
         SqliteJobStore(path)
     assert info.value.path == path
+    damaged = tmp_path / "damaged.sqlite3"
+    with SqliteJobStore(damaged) as store:
+        for _ in range(20):
+            store.add(job("x" * 500), 1.0)
+    data = damaged.read_bytes()
+    damaged.write_bytes(data[:4096] + b"\xab" * (len(data) - 4096))  # keep page 1, the header
+    with pytest.raises(StoreError, match="damaged.sqlite3"):
+        SqliteJobStore(damaged)
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    with pytest.raises(StoreError, match="a-folder"):
+        SqliteJobStore(folder)
+
+
+def test_sqlite_commits_state_changes_with_full_sync_and_progress_with_normal(
+        tmp_path: Path) -> None:
+    with SqliteJobStore(tmp_path / "jobs.sqlite3") as store:
+        store.add(job(), 1.0)
+        statements: list[str] = []
+        store._db.set_trace_callback(statements.append)
+        store.set_progress(1, {"done": 1})
+        store.transition(1, JobState.RUNNING, 2.0)
+        store.append_log(1, 2.0, "x")
+    assert [s for s in statements if s.startswith(("PRAGMA", "BEGIN", "COMMIT"))] == [
+        "PRAGMA synchronous=NORMAL", "BEGIN IMMEDIATE", "COMMIT",
+        "PRAGMA synchronous=FULL", "BEGIN IMMEDIATE", "COMMIT",
+        "PRAGMA synchronous=NORMAL", "BEGIN IMMEDIATE", "COMMIT"]
 
 
 def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:

@@ -1,0 +1,306 @@
+"""A real daemon process on an ipc endpoint in a temp dir (CPU devices, tiny models): jobs,
+cancel, busy, model loads per mode, crash and resume, a second daemon, hostile messages, tcp."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import zmq
+from virnucpro.daemon import protocol as P
+from virnucpro.daemon.client import Client, ClientError, DaemonUnavailable
+
+from tests.helpers import DATA, read_table
+from tests.integration.test_pool import assert_same_results
+from virnucpro.pipeline import PredictConfig, run_predict
+
+REPO = Path(__file__).resolve().parents[2]
+VIRAL = DATA / "viral_reference.fasta"
+NONVIRAL = DATA / "nonviral_reference.fasta"
+
+
+class Daemon:
+    """One daemon process with its own runtime and state folders."""
+
+    def __init__(self, tmp: Path, *args: str, env: dict | None = None) -> None:
+        runtime = tmp / "run"
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        self.env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "XDG_STATE_HOME": str(tmp / "state"),
+                    "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", **(env or {})}
+        self.args = args
+        self.tmp = tmp
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60) -> Daemon:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "virnucpro.daemon.cli", "start", "--foreground", *self.args],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=open(self.tmp / "daemon.err", "ab"))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, (self.tmp / "daemon.err").read_text()
+            try:
+                self.client(timeout=1).status()
+                return self
+            except DaemonUnavailable:
+                time.sleep(0.1)
+        raise AssertionError("the daemon did not answer")
+
+    def client(self, timeout: float = 10) -> Client:
+        old = {k: os.environ.get(k) for k in ("XDG_RUNTIME_DIR", "XDG_STATE_HOME")}
+        os.environ.update({k: self.env[k] for k in old})
+        try:
+            return Client(timeout=timeout)
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def daemons(tmp_path, tiny_set_dir):
+    started: list[Daemon] = []
+
+    def make(*args, env=None, tmp=None) -> Daemon:
+        d = Daemon(tmp or tmp_path, *args, env=env)
+        started.append(d)
+        return d
+
+    yield make
+    for d in started:
+        d.stop()
+
+
+def wait_for(client: Client, job_id: int, states=("completed", "failed", "cancelled"),
+             timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.show(job_id)
+        if job["state"] in states:
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} still {job['state']}")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, tiny_set_dir):
+    out = tmp_path_factory.mktemp("daemon-ref")
+    for fasta in (VIRAL, NONVIRAL):
+        run_predict(PredictConfig(inputs=(str(fasta),), outdir=out / fasta.stem, models="tiny",
+                                  device="cpu", progress=False))
+    return out
+
+
+def test_twenty_jobs_complete_and_agree_with_predict(tmp_path, daemons, reference):
+    d = daemons("--devices", "cpu,cpu", "--persistent-models", "--models", "tiny").start()
+    c = d.client()
+    jobs = []
+    for i in range(20):
+        fasta = (VIRAL, NONVIRAL)[i % 2]
+        jobs.append((fasta, c.submit([str(fasta)], outdir=str(tmp_path / f"j{i}"),
+                                     options={"models": "tiny"}, priority=i % 3)))
+    for fasta, job in jobs:
+        done = wait_for(c, job["id"])
+        assert done["state"] == "completed", done
+        assert_same_results(Path(done["outdir"]), reference / fasta.stem)
+    # Persistent: each of the two workers loaded the models once for all 20 jobs.
+    assert c.status()["model_loads"] == 2
+
+
+def test_non_persistent_mode_loads_models_for_each_job(tmp_path, daemons):
+    d = daemons("--devices", "cpu", "--no-persistent-models").start()
+    c = d.client()
+    for i in range(3):
+        job = c.submit([str(VIRAL)], outdir=str(tmp_path / f"j{i}"), options={"models": "tiny"})
+        assert wait_for(c, job["id"])["state"] == "completed"
+    status = c.status()
+    assert status["model_loads"] == 3 and status["loaded"] == []  # freed after each job
+
+
+def test_a_retried_submit_is_not_doubled(tmp_path, daemons):
+    c = daemons("--devices", "cpu").start().client()
+    a = c.submit([str(VIRAL)], outdir=str(tmp_path / "o"), options={"models": "tiny"},
+                 client_request_id="req-1")
+    b = c.submit([str(VIRAL)], outdir=str(tmp_path / "o"), options={"models": "tiny"},
+                 client_request_id="req-1")
+    assert a["id"] == b["id"] and len(c.jobs(all=True)) == 1
+
+
+def test_cancel_in_queued_and_running_states_and_busy_when_full(tmp_path, daemons, tiny_set_dir):
+    slow = ("--devices", "cpu", "--scorer", "tests.fakes:SlowScorer", "--shard-frames", "2",
+            "--max-queued", "2")
+    c = daemons(*slow, env={"FAKE_DELAY": "0.5"}).start().client()
+    opts = {"models": "tiny"}
+    running = c.submit([str(VIRAL)], outdir=str(tmp_path / "a"), options=opts)
+    wait_for(c, running["id"], states=("running",))
+    q1 = c.submit([str(VIRAL)], outdir=str(tmp_path / "b"), options=opts)
+    c.submit([str(VIRAL)], outdir=str(tmp_path / "c"), options=opts)
+    with pytest.raises(ClientError) as busy:
+        c.submit([str(VIRAL)], outdir=str(tmp_path / "d"), options=opts)
+    assert busy.value.code == "busy"
+    assert c.cancel(q1["id"])["state"] == "cancelled"
+    assert c.cancel(running["id"])["state"] == "cancelling"
+    assert wait_for(c, running["id"])["state"] == "cancelled"
+    # Cancel of a finished job answers its state; the queue goes on.
+    assert c.cancel(q1["id"])["state"] == "cancelled"
+    assert not (tmp_path / "a" / "frames.tsv").exists()
+
+
+def _slow_daemon(daemons, tmp):
+    return daemons("--devices", "cpu", "--scorer", "tests.fakes:SlowScorer", "--shard-frames", "2",
+                   env={"FAKE_DELAY": "0.3"}, tmp=tmp)
+
+
+def test_a_sigkilled_daemon_resumes_the_job_on_restart(tmp_path, daemons, reference):
+    d = _slow_daemon(daemons, tmp_path).start()
+    c = d.client()
+    job = c.submit([str(VIRAL)], outdir=str(tmp_path / "o"), options={"models": "tiny"})
+    shards = tmp_path / "o" / ".virnucpro" / "shards"
+    deadline = time.monotonic() + 60
+    while len(list(shards.glob("shard-*.safetensors"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    d.kill()
+    assert not (tmp_path / "o" / "frames.tsv").exists()
+    d2 = _slow_daemon(daemons, tmp_path).start()  # the stale lock and sockets do not block it
+    c2 = d2.client()
+    done = wait_for(c2, job["id"])
+    assert done["state"] == "completed" and done["attempts"] == 2
+    assert "daemon restarted" in " ".join(line["line"] for line in c2.logs(job["id"]))
+    assert_same_results(tmp_path / "o", reference / "viral_reference")
+
+
+def test_a_changed_input_is_refused_on_resume(tmp_path, daemons):
+    fasta = tmp_path / "in.fasta"
+    fasta.write_bytes(VIRAL.read_bytes())
+    d = _slow_daemon(daemons, tmp_path).start()
+    job = d.client().submit([str(fasta)], outdir=str(tmp_path / "o"), options={"models": "tiny"})
+    wait_for(d.client(), job["id"], states=("running",))
+    d.kill()
+    fasta.write_text(fasta.read_text().replace("ACGT", "ACGA", 1))
+    c = _slow_daemon(daemons, tmp_path).start().client()
+    done = wait_for(c, job["id"])
+    assert done["state"] == "failed" and "input changed" in done["reason"]
+
+
+def test_a_second_daemon_refuses_to_start(tmp_path, daemons):
+    first = daemons("--devices", "cpu").start()
+    proc = subprocess.run([sys.executable, "-m", "virnucpro.daemon.cli", "start", "--foreground",
+                           "--devices", "cpu"], env=first.env, capture_output=True, timeout=60)
+    assert proc.returncode != 0 and b"another daemon" in proc.stderr
+    assert first.client().status()["state"] == "running"
+
+
+def _raw(d: Daemon):
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(d.client().endpoint)
+    return sock
+
+
+def _answer(sock, timeout_ms=2000):
+    return json.loads(sock.recv()) if sock.poll(timeout_ms) else None
+
+
+def test_hostile_messages_get_errors_or_are_dropped_and_the_daemon_keeps_serving(daemons):
+    d = daemons("--devices", "cpu").start()
+    sock = _raw(d)
+    cases = {
+        b"\x00\xff garbage \x9c": "bad_request",
+        b"not json": "bad_request",
+        b"[1, 2, 3]": "bad_request",
+        json.dumps({"v": 99, "id": "x", "type": "status"}).encode(): "version_mismatch",
+        json.dumps({"v": 1, "id": "x", "type": "launch_missiles"}).encode(): "bad_request",
+        json.dumps({"v": 1, "id": "x", "type": "show", "body": {}}).encode(): "bad_request",
+        json.dumps({"v": 1, "id": "x", "type": "show", "body": {"job_id": "1"}}).encode(): "bad_request",
+        json.dumps({"v": 1, "id": "x", "type": "show", "body": {"job_id": 12345}}).encode(): "unknown_job",
+        json.dumps({"v": 1, "id": "x", "type": "submit", "body": {"inputs": ["relative.fa"]}}).encode(): "invalid",
+        json.dumps({"v": 1, "id": "x", "type": "submit", "body": {"inputs": ["/etc/passwd"],
+                    "options": {"chunk_size": 42}}}).encode(): "invalid",
+        json.dumps({"v": 1, "id": "x" * 500, "type": "status"}).encode(): "bad_request",
+    }
+    for payload, code in cases.items():
+        sock.send(payload)
+        reply = _answer(sock)
+        assert reply is not None and reply["ok"] is False and reply["error"]["code"] == code, (payload, reply)
+    sock.send_multipart([b"a", b"b", b"c"])  # several frames: an error reply
+    assert _answer(sock)["error"]["code"] == "bad_request"
+    sock.send(b"x" * (P.MAX_MESSAGE_BYTES + 10_000))  # oversized: dropped by the socket
+    assert _answer(sock, 1000) is None
+    for _ in range(200):  # a burst of random bytes
+        sock.send(os.urandom(64))
+    sock.close(0)
+    assert d.client().status()["state"] == "running"
+    assert d.proc.poll() is None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_tcp_needs_curve_and_refuses_clients_without_an_allowed_key(tmp_path, daemons):
+    keys = tmp_path / "keys"
+    subprocess.run([sys.executable, "-m", "virnucpro.daemon.cli", "keygen", "--dir", str(keys)],
+                   check=True, capture_output=True)
+    port = _free_port()
+    endpoint = f"tcp://127.0.0.1:{port}"
+    # Without keys, tcp is refused at start.
+    proc = subprocess.run([sys.executable, "-m", "virnucpro.daemon.cli", "start", "--foreground",
+                           "--devices", "cpu", "--endpoint", endpoint], capture_output=True,
+                          timeout=60, env={**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)})
+    assert proc.returncode != 0 and b"CurveZMQ" in proc.stderr
+    d = daemons("--devices", "cpu", "--endpoint", endpoint, "--keys", str(keys))
+    d.proc = subprocess.Popen([sys.executable, "-m", "virnucpro.daemon.cli", "start", "--foreground",
+                               *d.args], env=d.env, stderr=subprocess.DEVNULL)
+    allowed = Client(endpoint, curve_keys=keys, timeout=2)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            assert allowed.status()["state"] == "running"
+            break
+        except DaemonUnavailable:
+            assert time.monotonic() < deadline
+    # Another key pair, not in authorized/: no answer.
+    other = tmp_path / "other"
+    subprocess.run([sys.executable, "-m", "virnucpro.daemon.cli", "keygen", "--dir", str(other)],
+                   check=True, capture_output=True)
+    (other / "server.key").write_bytes((keys / "server.key").read_bytes())
+    with pytest.raises(DaemonUnavailable):
+        Client(endpoint, curve_keys=other, timeout=2).status()
+    # A plain client without Curve: no answer either.
+    ctx = zmq.Context.instance()
+    plain = ctx.socket(zmq.DEALER)
+    plain.setsockopt(zmq.LINGER, 0)
+    plain.connect(endpoint)
+    plain.send(P.make_request("status"))
+    assert not plain.poll(1500)
+    plain.close(0)
+    # Upload and download over tcp: a remote client sends content instead of paths.
+    job = allowed.submit([str(VIRAL)], outdir=str(tmp_path / "remote-out"),
+                         options={"models": "tiny"}, upload=True)
+    done = wait_for(allowed, job["id"])
+    assert done["state"] == "completed"
+    got = allowed.download(job["id"], "sequences.tsv", tmp_path / "seqs.tsv")
+    assert len(read_table(got)) == 4

@@ -1,0 +1,189 @@
+"""A finished run read back from its folder, into the small records a report is drawn from.
+
+`read_run(root)` checks that `root` holds a completed run (run.json with status "completed",
+sequences.tsv and chunks.tsv), then reads both tables in one streaming pass in input order.
+Memory stays bounded for any run size: per-sequence scores go into flat arrays, and only the
+`top` tracks and the `max_rows` table rows are kept as records.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from virnucpro.errors import OutputError
+from virnucpro.outputs import OutputLayout
+from virnucpro.rollup import OTHERS, UNSCORED, VIRUS
+
+CALLS = (VIRUS, OTHERS, UNSCORED)
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    start: int  # 1-based, inclusive
+    end: int
+    max_p_virus: float | None
+    call: str
+
+
+@dataclass(frozen=True, slots=True)
+class SequenceRow:
+    sequence_id: str
+    length: int
+    chunks: int
+    scored_chunks: int
+    viral_chunks: int
+    viral_share: float | None
+    max_p_virus: float | None
+    mean_p_virus: float | None
+    call: str
+    flags: str
+    reason: str
+    viral_bases: int  # bases covered by the union of its viral chunks
+
+
+@dataclass(frozen=True, slots=True)
+class Track:
+    """One sequence's chunk scores along its length."""
+
+    row: SequenceRow
+    chunks: tuple[Chunk, ...]
+
+
+@dataclass(frozen=True)
+class RunData:
+    root: Path
+    info: dict  # run.json as written by predict
+    sequences: dict[str, int]  # per call
+    bases: dict[str, int]  # per call
+    unscored_reasons: tuple[tuple[str, int], ...]  # most frequent first
+    viral_share: np.ndarray  # of scored sequences, in input order
+    max_p_virus: np.ndarray
+    scored_is_viral: np.ndarray  # bool, aligned with the two arrays above
+    tracks: tuple[Track, ...]  # longest viral signal first
+    table: tuple[SequenceRow, ...]
+    table_scope: str  # "all" (every sequence) or "viral" (called viral ones, maybe capped)
+    viral_total: int  # sequences called viral (the table may show fewer)
+
+    @property
+    def total_sequences(self) -> int:
+        return sum(self.sequences.values())
+
+    @property
+    def tiny(self) -> bool:
+        return bool(self.info.get("tiny") or self.info.get("models", {}).get("is_tiny"))
+
+
+def viral_bases(chunks: list[tuple[int, int, str]]) -> int:
+    """Bases covered by the chunks called virus: the union of their [start, end] intervals."""
+    covered, reach = 0, 0  # reach: the last base already counted
+    for start, end, call in sorted(c for c in chunks if c[2] == VIRUS):
+        if end > reach:
+            covered += end - max(start, reach + 1) + 1
+            reach = end
+    return covered
+
+
+def _float(text: str) -> float | None:
+    return float(text) if text else None
+
+
+def _rows(path: Path) -> Iterator[dict[str, str]]:
+    # Plain split, not csv: the tables are tab-separated without quoting (ids hold no tab),
+    # and this is the inner loop of a run with millions of chunks.
+    try:
+        with open(path, encoding="utf-8", newline="\n") as fh:
+            header = fh.readline().rstrip("\n").split("\t")
+            for line in fh:
+                yield dict(zip(header, line.rstrip("\n").split("\t"), strict=False))
+    except OSError as exc:
+        raise OutputError(f"cannot read: {exc.strerror or exc}", path=path) from exc
+
+
+def read_run_info(root: Path) -> dict:
+    """run.json of a completed run, or an OutputError that says what is wrong with `root`."""
+    root = Path(root)
+    if not root.is_dir():
+        raise OutputError("no such folder (give the output folder of a finished run)", path=root)
+    layout = OutputLayout(root)
+    if not layout.run_json.is_file():
+        runs = sorted(p.parent.name for p in root.glob("*/run.json"))
+        if runs:
+            raise OutputError("holds the runs of several inputs; report each folder: "
+                              + ", ".join(str(root / r) for r in runs), path=root)
+        raise OutputError("no run.json: not the output folder of a finished run", path=root)
+    try:
+        info = json.loads(layout.run_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise OutputError(f"unreadable run.json: {exc}", path=layout.run_json) from exc
+    if not isinstance(info, dict) or info.get("status") != "completed":
+        raise OutputError("the run did not complete (finish it with predict --resume)",
+                          path=root)
+    for name in ("sequences.tsv", "chunks.tsv"):
+        if not (root / name).is_file():
+            raise OutputError(f"{name} is missing", path=root)
+    return info
+
+
+def read_run(root: Path, *, top: int = 10, max_rows: int = 5000) -> RunData:
+    """Read a finished run for a report: counts, score arrays, `top` tracks, table rows."""
+    root = Path(root)
+    info = read_run_info(root)
+    expected = int(info.get("counts", {}).get("sequences", 0))
+    # A small run lists every sequence; a large one only those called viral (see table_scope).
+    scope = "all" if expected <= max_rows else "viral"
+    sequences, bases, reasons = Counter(), Counter(), Counter()
+    shares, maxima, viral = [], [], []
+    tracks: list[tuple[tuple, Track]] = []  # min-heaps keyed for "keep the largest"
+    table: list[tuple[tuple, SequenceRow]] = []
+    chunk_rows = _rows(root / "chunks.tsv")
+    for n, s in enumerate(_rows(root / "sequences.tsv")):
+        sid, call = s["sequence_id"], s["call"]
+        raw = [next(chunk_rows, None) for _ in range(int(s["chunks"]))]
+        if any(c is None or c["sequence_id"] != sid for c in raw):
+            raise OutputError(f"chunks.tsv does not match sequences.tsv at {sid!r}", path=root)
+        spans = [(int(c["start"]), int(c["end"]), c["call"]) for c in raw]
+        row = SequenceRow(
+            sid, int(s["length"]), int(s["chunks"]), int(s["scored_chunks"]),
+            int(s["viral_chunks"]), _float(s["viral_share"]), _float(s["max_p_virus"]),
+            _float(s["mean_p_virus"]), call, s["flags"], s["reason"], viral_bases(spans))
+        sequences[call] += 1
+        bases[call] += row.length
+        if call == UNSCORED:
+            reasons[row.reason or "not given"] += 1
+        else:
+            shares.append(row.viral_share or 0.0)
+            maxima.append(row.max_p_virus or 0.0)
+            viral.append(call == VIRUS)
+        # Ties go to the higher score, then to the earlier sequence (-n).
+        key = (row.viral_bases, row.max_p_virus or 0.0, -n)
+        if row.viral_bases and top > 0 and (len(tracks) < top or key > tracks[0][0]):
+            chunks = tuple(Chunk(int(c["start"]), int(c["end"]),
+                                 _float(c["max_p_virus"]), c["call"]) for c in raw)
+            _push(tracks, (key, Track(row, chunks)), top)
+        if scope == "all" or call == VIRUS:
+            _push(table, (key, row), max_rows)
+    if next(chunk_rows, None) is not None:
+        raise OutputError("chunks.tsv has rows for sequences not in sequences.tsv", path=root)
+    top_tracks = tuple(t for _, t in sorted(tracks, key=lambda kt: kt[0], reverse=True))
+    rows = sorted(table, key=lambda kr: kr[0], reverse=True)
+    return RunData(
+        root=root, info=info,
+        sequences={c: sequences[c] for c in CALLS}, bases={c: bases[c] for c in CALLS},
+        unscored_reasons=tuple(reasons.most_common()),
+        viral_share=np.asarray(shares, dtype=float), max_p_virus=np.asarray(maxima, dtype=float),
+        scored_is_viral=np.asarray(viral, dtype=bool), tracks=top_tracks,
+        table=tuple(r for _, r in rows), table_scope=scope, viral_total=sequences[VIRUS])
+
+
+def _push(heap: list, item: tuple, cap: int) -> None:
+    if len(heap) < cap:
+        heapq.heappush(heap, item)
+    elif item[0] > heap[0][0]:
+        heapq.heapreplace(heap, item)

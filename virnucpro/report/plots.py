@@ -1,0 +1,150 @@
+"""The report's figures, drawn with matplotlib's object API and rendered to SVG or PNG.
+
+Each `*_figure` function takes the records of `report.data` and returns a `Figure`; no pyplot,
+so no global backend is chosen and nothing opens a window (savefig picks the Agg or SVG
+canvas from the format). Huge runs stay fast: scores are histograms, and a track bins its
+chunks into at most `MAX_BARS` bars. Import this module only when drawing: matplotlib is slow
+to import and `virnucpro --help` must stay instant.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import EngFormatter, PercentFormatter
+
+from virnucpro.report.data import CALLS, Chunk, RunData, Track
+from virnucpro.rollup import OTHERS, UNSCORED, VIRUS
+
+COLORS = {VIRUS: "#c8102e", OTHERS: "#2b6cb0", UNSCORED: "#b5b5b5"}
+LABELS = {VIRUS: "viral", OTHERS: "non-viral", UNSCORED: "unscored"}
+MAX_BARS = 1500  # a track wider than this in chunks is binned: more bars than pixels is noise
+PNG_DPI = 200  # print quality for --plots; the page embeds SVG
+_BINS = np.linspace(0.0, 1.0, 21)
+
+
+def calls_figure(run: RunData) -> Figure:
+    """How much is viral: the share of sequences and of bases per call, as two stacked bars."""
+    fig = Figure(figsize=(9, 2.1), layout="constrained")
+    ax = fig.subplots()
+    for y, counts in enumerate((run.sequences, run.bases)):
+        total = sum(counts.values())
+        left = 0.0
+        for call in CALLS:
+            share = counts[call] / total if total else 0.0
+            ax.barh(y, share, left=left, height=0.6, color=COLORS[call],
+                    label=LABELS[call] if y == 0 else None)
+            if share >= 0.06:  # a label in a thinner bar would spill over its neighbours
+                ax.text(left + share / 2, y, f"{share:.0%}", ha="center", va="center",
+                        color="white", fontsize=9, fontweight="bold")
+            left += share
+    ax.set_yticks([0, 1], ["sequences", "bases"])
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
+    return fig
+
+
+def scores_figure(run: RunData) -> Figure:
+    """How sure the model is: histograms of viral share and max P(virus) over scored sequences,
+    stacked by call, with the threshold on the viral share."""
+    fig = Figure(figsize=(9, 3.0), layout="constrained")
+    axes = fig.subplots(1, 2)
+    threshold = float(run.info.get("parameters", {}).get("threshold", 0.5))
+    viral = run.scored_is_viral
+    panels = ((run.viral_share, "viral share (viral chunks / scored chunks)"),
+              (run.max_p_virus, "max P(virus) over the sequence's chunks"))
+    for ax, (values, xlabel) in zip(axes, panels, strict=True):
+        ax.set_xlim(0, 1)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("sequences")
+        ax.spines[["top", "right"]].set_visible(False)
+        if not len(values):
+            ax.text(0.5, 0.5, "no scored sequence", ha="center", va="center",
+                    transform=ax.transAxes, color="#666")
+            ax.set_yticks([])
+            continue
+        ax.hist([values[~viral], values[viral]], bins=_BINS, stacked=True,
+                color=[COLORS[OTHERS], COLORS[VIRUS]], label=[LABELS[OTHERS], LABELS[VIRUS]])
+    axes[0].axvline(threshold, color="#222", linestyle="--", linewidth=1)
+    axes[0].annotate(f"threshold {threshold:g}", (threshold, 1.0), xycoords=("data", "axes fraction"),
+                     xytext=(3, -2), textcoords="offset points", va="top", fontsize=8)
+    if len(run.viral_share):
+        axes[1].legend(frameon=False, fontsize=8, loc="upper left")
+    return fig
+
+
+def bin_chunks(chunks: Sequence[Chunk], length: int, max_bars: int = MAX_BARS
+               ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Bars of a track: edges (0-based bp, len n+1), heights and calls (len n).
+
+    Consecutive chunks are grouped k at a time so that n <= max_bars: a bar's height is the
+    highest P(virus) in its group and its call the strongest one (virus, then others).
+    """
+    ordered = sorted(chunks, key=lambda c: c.start)
+    k = max(1, math.ceil(len(ordered) / max_bars))
+    groups = [ordered[i:i + k] for i in range(0, len(ordered), k)]
+    edges = [g[0].start - 1 for g in groups] + [max(length, ordered[-1].end if ordered else 0)]
+    heights = [max((c.max_p_virus or 0.0 for c in g), default=0.0) for g in groups]
+    calls = [next((call for call in CALLS if any(c.call == call for c in g)), UNSCORED)
+             for g in groups]
+    return np.asarray(edges, dtype=float), np.asarray(heights, dtype=float), calls
+
+
+def track_figure(track: Track, max_bars: int = MAX_BARS) -> Figure:
+    """Where the signal sits: the chunks' max P(virus) along the sequence, coloured by call;
+    unscored chunks are a grey band."""
+    row = track.row
+    edges, heights, calls = bin_chunks(track.chunks, row.length, max_bars)
+    fig = Figure(figsize=(9, 1.9), layout="constrained")
+    ax = fig.subplots()
+    is_call = {call: np.array([c == call for c in calls], dtype=bool) for call in CALLS}
+    # One stairs path per call instead of one rectangle per chunk: fast for 10,000 chunks.
+    ax.stairs(np.where(is_call[UNSCORED], 1.0, 0.0), edges, fill=True, color=COLORS[UNSCORED],
+              alpha=0.35, linewidth=0, label=LABELS[UNSCORED])
+    for call in (OTHERS, VIRUS):
+        ax.stairs(np.where(is_call[call], heights, 0.0), edges, fill=True, color=COLORS[call],
+                  linewidth=0, label=LABELS[call])
+    ax.axhline(0.5, color="#444", linestyle=":", linewidth=0.8)
+    ax.set_xlim(0, max(row.length, edges[-1]))
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("max P(virus)", fontsize=8)
+    ax.xaxis.set_major_formatter(EngFormatter(unit="b"))
+    ax.spines[["top", "right"]].set_visible(False)
+    per_bar = math.ceil(len(track.chunks) / max_bars) if len(track.chunks) > max_bars else 1
+    binned = f", {per_bar} chunks per bar" if per_bar > 1 else ""
+    # parse_math=False: an id with two '$' must not be typeset as mathematics.
+    ax.set_title(f"{row.sequence_id}  ({row.length:,} bp, {row.viral_bases:,} bp viral signal, "
+                 f"call: {row.call}{binned})", fontsize=9, loc="left", parse_math=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=7)
+    return fig
+
+
+def render(fig: Figure, fmt: str, name: str) -> bytes:
+    """The figure as SVG text (for inlining) or PNG bytes.
+
+    `name` salts the SVG element ids: several SVGs inlined in one page must not share ids,
+    and a fixed salt (rather than matplotlib's random one) keeps the output reproducible.
+    """
+    buf = io.BytesIO()
+    if fmt == "svg":
+        with matplotlib.rc_context({"svg.hashsalt": f"virnucpro-{name}", "svg.fonttype": "path"}):
+            fig.savefig(buf, format="svg", metadata={"Date": None})
+    elif fmt == "png":
+        fig.savefig(buf, format="png", dpi=PNG_DPI, facecolor="white")
+    else:
+        raise ValueError(f"unknown plot format {fmt!r}")
+    return buf.getvalue()
+
+
+def inline_svg(svg: bytes) -> str:
+    """SVG text fit to sit inside an HTML page: without its XML declaration and doctype."""
+    text = svg.decode("utf-8")
+    return text[text.index("<svg"):]
