@@ -304,3 +304,33 @@ def test_tcp_needs_curve_and_refuses_clients_without_an_allowed_key(tmp_path, da
     assert done["state"] == "completed"
     got = allowed.download(job["id"], "sequences.tsv", tmp_path / "seqs.tsv")
     assert len(read_table(got)) == 4
+
+
+def test_sigterm_checkpoints_the_running_job_which_resumes_at_the_next_start(tmp_path, daemons, reference):
+    d = _slow_daemon(daemons, tmp_path).start()
+    c = d.client()
+    job = c.submit([str(VIRAL)], outdir=str(tmp_path / "o"), options={"models": "tiny"})
+    wait_for(c, job["id"], states=("running",))
+    t0 = time.monotonic()
+    d.proc.terminate()
+    assert d.proc.wait(60) == 0 and time.monotonic() - t0 < 30
+    d2 = _slow_daemon(daemons, tmp_path).start()
+    c2 = d2.client()
+    assert c2.show(job["id"])["state"] in ("queued", "loading", "running")
+    done = wait_for(c2, job["id"])
+    assert done["state"] == "completed"
+    states = [h["state"] for h in done["history"]]
+    assert states.count("running") == 2 and "queued" in states[1:]
+    assert_same_results(tmp_path / "o", reference / "viral_reference")
+
+
+def test_both_chunk_sizes_share_the_loaded_models(tmp_path, daemons):
+    c = daemons("--devices", "cpu", "--persistent-models", "--models", "tiny").start().client()
+    for cs in (300, 500, 300):
+        job = c.submit([str(VIRAL)], outdir=str(tmp_path / f"o{cs}-{time.monotonic_ns()}"),
+                       options={"models": "tiny", "chunk_size": cs})
+        done = wait_for(c, job["id"])
+        assert done["state"] == "completed"
+        run = json.loads((Path(done["outdir"]) / "run.json").read_text())
+        assert run["parameters"]["chunk_size"] == cs
+    assert c.status()["model_loads"] == 1

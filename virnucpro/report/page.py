@@ -1,0 +1,191 @@
+"""The report page: one self-contained HTML document from a `RunData` and its inline SVGs.
+
+No network and no server: styles, the sort script and every plot sit inside the file. Every
+piece of text that comes from the run (ids, paths, reasons, model names) goes through
+`html.escape`; numbers are formatted here. The page reads top-down: summary, how much is
+viral, how sure the model is, where the signal sits, then the table.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from virnucpro.report.data import CALLS, RunData, SequenceRow
+from virnucpro.rollup import OTHERS, UNSCORED, VIRUS
+
+LABELS = {VIRUS: "viral", OTHERS: "non-viral", UNSCORED: "unscored"}
+
+_STYLE = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d1d1f;
+ margin:0 auto;max-width:1100px;padding:16px 24px 48px;background:#fff}
+h1{font-size:22px;margin:8px 0 4px}h2{font-size:17px;margin:28px 0 8px;
+ border-bottom:1px solid #ddd;padding-bottom:4px}
+.muted{color:#666}.warning{background:#fff4ce;border:1px solid #e0b800;border-radius:6px;
+ padding:10px 14px;margin:12px 0;font-weight:600}
+table{border-collapse:collapse;font-variant-numeric:tabular-nums}
+td,th{padding:3px 10px;text-align:left;border-bottom:1px solid #eee;vertical-align:top}
+td.n,th.n{text-align:right}
+.facts th{font-weight:500;color:#555}
+.grid{display:flex;gap:40px;flex-wrap:wrap}
+svg{max-width:100%;height:auto;display:block}
+figure{margin:8px 0 18px}figcaption{color:#555;font-size:13px}
+.sortable th{cursor:pointer;user-select:none;background:#f5f5f7;position:sticky;top:0}
+.sortable th[data-order=asc]::after{content:" \\25B2"}
+.sortable th[data-order=desc]::after{content:" \\25BC"}
+.call{border-radius:4px;padding:0 6px;color:#fff;font-size:12px}
+.call-virus{background:#c8102e}.call-others{background:#2b6cb0}.call-unscored{background:#999}
+.tablewrap{max-height:720px;overflow:auto;border:1px solid #ddd}
+code{font-size:12px;word-break:break-all}
+"""
+
+# Click a header to sort by it, again to reverse. Numbers sort by data-v; blanks go last.
+_SCRIPT = """
+document.querySelectorAll("table.sortable").forEach(function (table) {
+  var heads = table.tHead.rows[0].cells;
+  Array.prototype.forEach.call(heads, function (th, col) {
+    th.addEventListener("click", function () {
+      var asc = th.dataset.order !== "asc", num = th.classList.contains("n");
+      Array.prototype.forEach.call(heads, function (h) { delete h.dataset.order; });
+      th.dataset.order = asc ? "asc" : "desc";
+      var key = function (row) {
+        var cell = row.cells[col], v = cell.dataset.v !== undefined ? cell.dataset.v : cell.textContent;
+        return num ? (v === "" ? NaN : parseFloat(v)) : v.toLowerCase();
+      };
+      var rows = Array.prototype.slice.call(table.tBodies[0].rows);
+      rows.sort(function (a, b) {
+        var x = key(a), y = key(b);
+        if (num && isNaN(x)) return isNaN(y) ? 0 : 1;
+        if (num && isNaN(y)) return -1;
+        return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1);
+      });
+      rows.forEach(function (r) { table.tBodies[0].appendChild(r); });
+    });
+  });
+});
+"""
+
+
+def _n(x: int) -> str:
+    return f"{x:,}"
+
+
+def _pct(part: int, total: int) -> str:
+    return f"{part / total:.1%}" if total else "-"
+
+
+def _score(x: float | None) -> str:
+    return "" if x is None else f"{x:.3f}"
+
+
+def _summary(run: RunData) -> str:
+    info, params = run.info, run.info.get("parameters", {})
+    inp, models = info.get("input", {}), info.get("models", {})
+    facts = [
+        ("input", f"<code>{escape(str(inp.get('source', '?')))}</code> "
+                  f"({_n(int(inp.get('records', 0)))} records, {_n(int(inp.get('bases', 0)))} bp)"),
+        ("model set", escape(str(models.get("name", params.get("models", "?"))))
+         + (" <strong>(tiny: random weights)</strong>" if run.tiny else "")),
+        ("chunk size", f"{escape(str(params.get('chunk_size', '?')))} bp"),
+        ("threshold", f"viral share &ge; {escape(str(params.get('threshold', '?')))}"),
+        ("min length", f"{escape(str(params.get('min_length', '?')))} bp"),
+        ("run", f"{escape(str(info.get('started', '?')))} to {escape(str(info.get('finished', '?')))}"
+                f", VirNucPro {escape(str(info.get('virnucpro_version', '?')))}"),
+        ("folder", f"<code>{escape(str(run.root.resolve()))}</code>"),
+    ]
+    rows = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in facts)
+    n_seq, n_bp = run.total_sequences, sum(run.bases.values())
+    counts = "".join(
+        f'<tr id="count-{call}"><td><span class="call call-{call}">{LABELS[call]}</span></td>'
+        f'<td class="n" data-count="{run.sequences[call]}">{_n(run.sequences[call])}</td>'
+        f'<td class="n">{_pct(run.sequences[call], n_seq)}</td>'
+        f'<td class="n" data-bases="{run.bases[call]}">{_n(run.bases[call])}</td>'
+        f'<td class="n">{_pct(run.bases[call], n_bp)}</td></tr>' for call in CALLS)
+    counts += (f'<tr><th>total</th><td class="n">{_n(n_seq)}</td><td></td>'
+               f'<td class="n">{_n(n_bp)}</td><td></td></tr>')
+    reasons = "".join(f"<li>{_n(k)} &times; {escape(r)}</li>" for r, k in run.unscored_reasons)
+    why = (f'<p id="unscored-reasons">Why sequences went unscored:</p><ul>{reasons}</ul>'
+           if reasons else "")
+    return (f'<div class="grid"><table class="facts">{rows}</table>'
+            '<div><table id="counts"><thead><tr><th>call</th><th class="n">sequences</th>'
+            '<th class="n">%</th><th class="n">bases</th><th class="n">%</th></tr></thead>'
+            f"<tbody>{counts}</tbody></table>{why}</div></div>")
+
+
+def _table_row(row: SequenceRow) -> str:
+    cells = [
+        f"<td>{escape(row.sequence_id)}</td>",
+        f'<td class="n" data-v="{row.length}">{_n(row.length)}</td>',
+        f'<td><span class="call call-{escape(row.call)}">{escape(LABELS.get(row.call, row.call))}'
+        "</span></td>",
+        f'<td class="n" data-v="{row.viral_bases}">{_n(row.viral_bases)}</td>',
+        f'<td class="n" data-v="{_score(row.viral_share)}">{_score(row.viral_share)}</td>',
+        f'<td class="n" data-v="{_score(row.max_p_virus)}">{_score(row.max_p_virus)}</td>',
+        f'<td class="n" data-v="{_score(row.mean_p_virus)}">{_score(row.mean_p_virus)}</td>',
+        f'<td class="n" data-v="{row.viral_chunks}">{row.viral_chunks} / {row.scored_chunks} / '
+        f"{row.chunks}</td>",
+        f"<td>{escape(row.flags or row.reason)}</td>",
+    ]
+    return "<tr>" + "".join(cells) + "</tr>"
+
+
+def _table(run: RunData) -> str:
+    shown = len(run.table)
+    if run.table_scope == "all":
+        note = (f"All {_n(shown)} sequences, longest viral signal first. Click a column to sort.")
+    else:
+        note = (f"This run has {_n(run.total_sequences)} sequences: the table lists only the "
+                f"{_n(run.viral_total)} called viral")
+        note += (f", the {_n(shown)} with the longest viral signal. " if shown < run.viral_total
+                 else ". ")
+        note += "Every sequence is in sequences.tsv. Click a column to sort."
+    if not shown:
+        return f'<p id="table-note" class="muted">{note} No sequence was called viral.</p>'
+    heads = ("sequence", "length", "call", "viral signal (bp)", "viral share", "max P(virus)",
+             "mean P(virus)", "viral / scored / chunks", "flags or reason")
+    numeric = {1, 3, 4, 5, 6, 7}
+    head = "".join(f'<th class="n">{h}</th>' if i in numeric else f"<th>{h}</th>"
+                   for i, h in enumerate(heads))
+    body = "\n".join(_table_row(r) for r in run.table)
+    return (f'<p id="table-note" class="muted">{note}</p><div class="tablewrap">'
+            f'<table id="sequences" class="sortable"><thead><tr>{head}</tr></thead>'
+            f"<tbody>\n{body}\n</tbody></table></div>")
+
+
+def compose_page(run: RunData, plots: dict[str, str], top: int) -> str:
+    """The whole HTML page; `plots` maps "calls", "scores" and "track-K" to inline SVG."""
+    name = escape(str(run.info.get("input", {}).get("name", run.root.name)))
+    warning = ('<p class="warning" id="tiny-warning">Model set <code>tiny</code>: seeded random '
+               "weights for tests and demos. These calls mean nothing.</p>" if run.tiny else "")
+    tracks = [f'<figure class="track" id="track-{k}" data-sequence-id="'
+              f'{escape(t.row.sequence_id)}">{plots[f"track-{k}"]}</figure>'
+              for k, t in enumerate(run.tracks, 1)]
+    if tracks:
+        tracks_intro = (f"The {len(tracks)} sequence(s) with the longest viral signal (bases "
+                        f"covered by chunks called viral; at most {top} shown): each chunk's "
+                        "highest P(virus), coloured by its call; grey: unscored chunks; dotted: 0.5.")
+    else:
+        tracks_intro = "No chunk was called viral: there is no viral signal to place."
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>VirNucPro report: {name}</title><style>{_STYLE}</style></head>
+<body>
+<h1>VirNucPro report: {name}</h1>
+{warning}
+<h2 id="summary">Summary</h2>
+{_summary(run)}
+<h2 id="calls">How much is viral</h2>
+<figure class="plot" id="plot-calls">{plots["calls"]}</figure>
+<h2 id="scores">How sure the model is</h2>
+<p class="muted">Scored sequences only. A sequence is called viral when its viral share reaches
+the threshold (dashed line).</p>
+<figure class="plot" id="plot-scores">{plots["scores"]}</figure>
+<h2 id="tracks">Where the signal sits</h2>
+<p class="muted">{tracks_intro}</p>
+{"".join(tracks)}
+<h2 id="table">Sequences</h2>
+{_table(run)}
+<p class="muted">Written by <code>virnucpro report</code> from the files of this folder.</p>
+<script>{_SCRIPT}</script>
+</body></html>
+"""
