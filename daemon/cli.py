@@ -85,13 +85,16 @@ def main() -> None:
               help="On SIGTERM, seconds to finish or checkpoint running work.")
 @click.option("--max-loaded-sets", type=click.IntRange(min=1), default=1, show_default=True,
               help="Model sets kept loaded at once in persistent mode (least recently used evicted).")
+@click.option("--precision", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto",
+              show_default=True, help="auto: bfloat16 autocast on GPUs, float32 on the CPU.")
 @click.option("--foreground", is_flag=True, help="Stay attached (systemd, containers).")
 @click.option("--scorer", default=None, hidden=True)
 @click.option("--shard-frames", type=int, default=None, hidden=True)
 @click.option("-v", "--verbose", count=True)
 def start(persistent_models: bool, devices: str, preload: tuple[str, ...], endpoint: str | None,
           keys: Path | None, max_queued: int, threads: int | None, worker_timeout: float,
-          shutdown_timeout: float, max_loaded_sets: int, foreground: bool, scorer: str | None,
+          shutdown_timeout: float, max_loaded_sets: int, precision: str, foreground: bool,
+          scorer: str | None,
           shard_frames: int | None, verbose: int) -> None:
     """Start the daemon; in the background it returns once the daemon answers."""
     from virnucpro.daemon.paths import DaemonPaths
@@ -109,7 +112,8 @@ def start(persistent_models: bool, devices: str, preload: tuple[str, ...], endpo
                           models=list(preload), endpoint=endpoint, max_queued=max_queued,
                           threads=threads, worker_timeout=worker_timeout,
                           shutdown_timeout=shutdown_timeout, max_loaded_sets=max_loaded_sets,
-                          curve_keys=keys, scorer=scorer, shard_frames=shard_frames)
+                          curve_keys=keys, scorer=scorer, shard_frames=shard_frames,
+                          precision=precision)
     daemon = Daemon(config, paths)
     daemon.start()
     daemon.serve_forever()

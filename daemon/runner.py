@@ -48,6 +48,13 @@ class RunnerConfig:
     worker_timeout: float = 600.0
     scorer: str | None = None  # tests only: a stand-in scorer class for the workers
     shard_frames: int | None = None
+    precision: str = "auto"
+
+    @property
+    def effective_precision(self) -> str:
+        from virnucpro.devices import effective_precision
+
+        return effective_precision(self.precision, self.devices)
 
 
 class EngineCache:
@@ -74,7 +81,8 @@ class EngineCache:
             engine = make_engine(self.config.engine, models_root, self.config.devices, 500,
                                  persistent=True, threads=self.config.threads,
                                  ready_timeout=self.config.worker_timeout,
-                                 scorer=self.config.scorer)
+                                 scorer=self.config.scorer,
+                                 precision=self.config.effective_precision)
             self.engines[models_root] = engine
             return engine
 
@@ -204,7 +212,8 @@ class Scheduler:
         with tempfile.TemporaryDirectory(prefix="virnucpro-job-") as spool:
             inputs = pipeline.validate_inputs(config, Path(spool))
             model_set = engine.model_set
-            models_key = pipeline.model_fingerprint(model_set, config.chunk_size)
+            models_key = pipeline.model_fingerprint(model_set, config.chunk_size,
+                                                    self.config.effective_precision)
             modes = [pipeline.prepare_folder(i, config, models_key) for i in inputs]
             total = sum(i.index.n_records for i in inputs)
             job = self._transition(job, JobState.RUNNING)

@@ -56,6 +56,7 @@ class DaemonConfig:
     curve_keys: Path | None = None  # folder with server.key_secret and authorized/ (tcp only)
     scorer: str | None = None  # tests only
     shard_frames: int | None = None  # tests only
+    precision: str = "auto"
 
 
 class Daemon:
@@ -144,7 +145,7 @@ class Daemon:
             devices=self.config.devices, persistent=self.config.persistent, engine=self.config.engine,
             threads=self.config.threads, max_loaded_sets=self.config.max_loaded_sets,
             worker_timeout=self.config.worker_timeout, scorer=self.config.scorer,
-            shard_frames=self.config.shard_frames), emit=self.emit)
+            shard_frames=self.config.shard_frames, precision=self.config.precision), emit=self.emit)
         self.reconcile()
         self._bind()
         self.paths.pid.write_text(str(os.getpid()))
@@ -270,7 +271,8 @@ class Daemon:
         return {"state": self.state.value, "version": __version__, "protocol": P.PROTOCOL_VERSION,
                 "pid": os.getpid(), "uptime_s": round(time.time() - self.started, 1),
                 "persistent_models": self.config.persistent, "devices": self.config.devices,
-                "engine": self.config.engine, "requests": self.requests_endpoint,
+                "engine": self.config.engine, "precision": self.scheduler.config.effective_precision,
+                "requests": self.requests_endpoint,
                 "events": self.events_endpoint, "loaded": self.scheduler.engines.describe(),
                 "model_loads": self.scheduler.engines.model_loads,
                 "queued": self.store.count([JobState.QUEUED]), "running": self.scheduler.current,

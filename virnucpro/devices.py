@@ -65,6 +65,19 @@ def physical_gpu(device: str) -> str:
     return ids[index]
 
 
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def effective_precision(precision: str, devices: list[str]) -> str:
+    """`auto`: bfloat16 autocast when every device is a GPU (the fast path), float32 on the CPU
+    (and for a pool that mixes both, so that all shards of a run share one precision)."""
+    if precision not in PRECISIONS:
+        raise VirNucProError(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
+    if precision != "auto":
+        return precision
+    return "bfloat16" if all(d.startswith("cuda") for d in devices) else "float32"
+
+
 def threads_per_worker(devices: list[str], threads: int | None) -> dict[int, int]:
     """Torch threads for each worker: CPU workers share `threads` (default: all cores), so
     `cpu,cpu` on 2 cores runs one thread each instead of oversubscribing."""

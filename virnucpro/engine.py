@@ -23,7 +23,7 @@ class LocalEngine:
     name = "local"
 
     def __init__(self, models: str, device: str, chunk_size: int, *, persistent: bool,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, precision: str = "float32") -> None:
         from virnucpro.models.sets import resolve_model_set
 
         self.model_set = resolve_model_set(models, fetch_missing=False, progress=False)
@@ -32,6 +32,7 @@ class LocalEngine:
         self.chunk_size = chunk_size
         self.persistent = persistent
         self.threads = threads
+        self.precision = precision
         self.model_loads = 0
         self.worker_deaths = 0
         self._scorer = None
@@ -45,7 +46,8 @@ class LocalEngine:
 
                 torch.set_num_threads(self.threads)
             spec = WorkerSpec(worker_id=0, device=self.device, models=str(self.model_set.root),
-                              chunk_size=self.chunk_size, threads=self.threads or 0)
+                              chunk_size=self.chunk_size, threads=self.threads or 0,
+                              precision=self.precision)
             self._scorer = ModelScorer(spec, self.device)
             self.model_loads += 1
         return self._scorer
@@ -80,7 +82,8 @@ class PoolEngine:
 
     def __init__(self, models: str, devices: list[str], chunk_size: int, *, persistent: bool,
                  threads: int | None = None, cache_clear_interval: int = 50,
-                 ready_timeout: float = 600.0, scorer: str | None = None) -> None:
+                 ready_timeout: float = 600.0, scorer: str | None = None,
+                 precision: str = "float32") -> None:
         from virnucpro.models.sets import resolve_model_set
         from virnucpro.pool.manager import BatchQueueManager
         from virnucpro.pool.pool import PersistentWorkerPool
@@ -96,7 +99,7 @@ class PoolEngine:
             return PersistentWorkerPool(devices, str(self.model_set.root), chunk_size,
                                         threads=threads, cache_clear_interval=cache_clear_interval,
                                         ready_timeout=ready_timeout, scorer=scorer or DEFAULT_SCORER,
-                                        log_level=level)
+                                        log_level=level, precision=precision)
 
         self.manager = BatchQueueManager(factory, use_persistent_pool=persistent)
 
@@ -132,8 +135,10 @@ class PoolEngine:
 
 def make_engine(engine: str, models: str, devices: list[str], chunk_size: int, *,
                 persistent: bool, threads: int | None = None, cache_clear_interval: int = 50,
-                ready_timeout: float = 600.0, scorer: str | None = None):
-    """`auto` picks `local` for one device and `pool` for several."""
+                ready_timeout: float = 600.0, scorer: str | None = None,
+                precision: str = "float32"):
+    """`auto` picks `local` for one device and `pool` for several. `precision` is the
+    effective one (devices.effective_precision)."""
     from virnucpro.errors import VirNucProError
 
     if engine == "auto":
@@ -146,12 +151,13 @@ def make_engine(engine: str, models: str, devices: list[str], chunk_size: int, *
             raise VirNucProError("a custom scorer needs the pool engine")
         log.info("engine local on %s, %s models", devices[0],
                  "persistent" if persistent else "per-input")
-        return LocalEngine(models, devices[0], chunk_size, persistent=persistent, threads=threads)
+        return LocalEngine(models, devices[0], chunk_size, persistent=persistent, threads=threads,
+                           precision=precision)
     if engine == "pool":
         log.info("engine pool on %s, %s models (%s)", ",".join(devices),
                  "persistent" if persistent else "per-input",
                  "workers kept across inputs" if persistent else "workers started per input")
         return PoolEngine(models, devices, chunk_size, persistent=persistent, threads=threads,
                           cache_clear_interval=cache_clear_interval, ready_timeout=ready_timeout,
-                          scorer=scorer)
+                          scorer=scorer, precision=precision)
     raise VirNucProError(f"unknown engine {engine!r}: use auto, local or pool")

@@ -66,15 +66,25 @@ class Embedder:
     def __init__(self, models: LoadedModels) -> None:
         self.models = models
 
+    def _autocast(self):
+        import torch
+
+        device_type = "cuda" if self.models.device.startswith("cuda") else "cpu"
+        return torch.autocast(device_type, dtype=torch.bfloat16,
+                              enabled=self.models.precision == "bfloat16")
+
     def dna(self, token_ids: list[list[int]]):
         from virnucpro.models.dnabert_io import embed_dna_batch
 
-        return embed_dna_batch(self.models.dnabert, token_ids, self.models.device)
+        with self._autocast():
+            return embed_dna_batch(self.models.dnabert, token_ids, self.models.device).float()
 
     def protein(self, proteins: list[str]):
         from virnucpro.models.esm_io import embed_protein_batch
 
-        return embed_protein_batch(self.models.esm, proteins, self.models.device)
+        with self._autocast():
+            return embed_protein_batch(self.models.esm, proteins, self.models.device,
+                                       fast=self.models.fast_attention).float()
 
     def free_memory(self) -> None:
         import torch

@@ -78,10 +78,12 @@ class OutputLayout:
     FILES = ("frames.tsv", "chunks.tsv", "sequences.tsv", "prediction_results.txt",
              "prediction_results_highestscore.csv", "viral.fasta")
     EMBEDDINGS = "embeddings"
+    REPORT = "report.html"  # written after run.json by virnucpro.report
 
     def owned(self) -> list[Path]:
         """Everything a run writes here (what --force may remove)."""
-        return [self.root / f for f in (*self.FILES, "run.json", self.EMBEDDINGS, ".virnucpro")]
+        return [self.root / f for f in (*self.FILES, "run.json", self.REPORT, self.EMBEDDINGS,
+                                        ".virnucpro")]
 
 
 class ResultWriter:

@@ -58,6 +58,8 @@ class PredictConfig:
     cache_clear_interval: int = 50
     worker_timeout: float = 600.0
     scorer: str | None = None  # a stand-in scorer class "module:Class" (tests only)
+    precision: str = "auto"  # auto (bfloat16 on GPUs, float32 on CPU), float32, bfloat16
+    report: bool = True  # write OUTDIR/report.html at the end (virnucpro.report)
 
     def result_key(self) -> dict:
         """The parameters a finished shard depends on: a resumed run must match them."""
@@ -143,9 +145,10 @@ def _fingerprint(index: FastaIndex) -> dict:
     return {"sha256": index.sha256, "size": index.size, "records": index.n_records}
 
 
-def model_fingerprint(model_set, chunk_size: int) -> dict:
-    """What identifies the weights behind a run's scores: the manifest's sha256 of each file
-    read, or its size and modification time for a folder without a manifest."""
+def model_fingerprint(model_set, chunk_size: int, precision: str = "float32") -> dict:
+    """What identifies the computation behind a run's scores: the precision, and the
+    manifest's sha256 of each weights file read (size and modification time for a folder
+    without a manifest)."""
     from virnucpro.models.sets import read_manifest
 
     recorded = read_manifest(model_set.root).get("files", {})
@@ -156,7 +159,7 @@ def model_fingerprint(model_set, chunk_size: int) -> dict:
         rel = path.relative_to(model_set.root).as_posix()
         stat = path.stat()
         key[rel] = recorded.get(rel, {}).get("sha256") or f"{stat.st_size}:{stat.st_mtime_ns}"
-    return key
+    return {"files": key, "precision": precision}
 
 
 def resume_key(job: InputJob, config: PredictConfig, models: dict) -> dict:
@@ -167,7 +170,7 @@ def _differs(old: dict, new: dict) -> str:
     for part in ("input", "parameters", "models"):
         if old.get(part) != new[part]:
             return {"input": "a different input", "parameters": "other parameters",
-                    "models": "other model files"}[part]
+                    "models": "other model files or precision"}[part]
     return ""
 
 
@@ -308,6 +311,27 @@ def write_results(job: InputJob, config: PredictConfig) -> ResultWriter:
     return writer
 
 
+def _add_report(job: InputJob, info: dict) -> None:
+    """Write the HTML report of a finished input and list it in run.json.
+
+    After run.json, because the report reads the finished run back; a report that cannot be
+    drawn costs a warning, not the run: the tables are complete and `virnucpro report` can
+    try again.
+    """
+    from virnucpro.report import REPORT_NAME, write_report
+
+    t0 = time.perf_counter()
+    try:
+        write_report(job.layout.root)
+    except Exception as exc:  # noqa: BLE001 (hours of scoring must not be lost to a plot)
+        log.warning("%s: no report written (%s); run `virnucpro report %s` to retry",
+                    job.source, exc, job.layout.root, exc_info=log.isEnabledFor(logging.DEBUG))
+        return
+    info["timings"]["report_s"] = round(time.perf_counter() - t0, 3)
+    info["outputs"][REPORT_NAME] = REPORT_NAME
+    write_json_atomic(job.layout.run_json, info)
+
+
 def default_batch_tokens(devices: list[str]) -> int:
     # On CPU large batches only add padding work; on a GPU they fill the device. One value
     # for all workers: batches are cut from the input alone, whatever device takes them.
@@ -318,7 +342,7 @@ def run_predict(config: PredictConfig, *, reporter=None) -> list[dict]:
     """Run the whole job; return each input's run.json content."""
     import tempfile
 
-    from virnucpro.devices import parse_devices
+    from virnucpro.devices import effective_precision, parse_devices
     from virnucpro.engine import make_engine
     from virnucpro.models.sets import resolve_model_set
 
@@ -331,14 +355,16 @@ def run_predict(config: PredictConfig, *, reporter=None) -> list[dict]:
                         "(for tests, demos and CI only)")
         model_set.classifier_path(config.chunk_size)  # fail before any work if absent
         devices = parse_devices(config.device)
-        models_key = model_fingerprint(model_set, config.chunk_size)
+        precision = effective_precision(config.precision, devices)
+        models_key = model_fingerprint(model_set, config.chunk_size, precision)
         # Every folder is checked (and claimed) before any scoring: a refusal for the last
         # input must not come after hours spent on the first.
         modes = [prepare_folder(job, config, models_key) for job in jobs]
         engine = make_engine(config.engine, str(model_set.root), devices, config.chunk_size,
                              persistent=config.persistent_models, threads=config.threads,
                              cache_clear_interval=config.cache_clear_interval,
-                             ready_timeout=config.worker_timeout, scorer=config.scorer)
+                             ready_timeout=config.worker_timeout, scorer=config.scorer,
+                             precision=precision)
         try:
             return [run_input(job, mode, config, engine, model_set, models_key, started_at, reporter)
                     for job, mode in zip(jobs, modes, strict=True)]
@@ -393,6 +419,8 @@ def run_input(job: InputJob, mode: str, config: PredictConfig, engine, model_set
     }
     writer.publish(info)
     shutil.rmtree(job.layout.work, ignore_errors=True)
+    if config.report:
+        _add_report(job, info)
     if writer.counts["short_sequences"]:
         log.warning("%s: %d sequence(s) shorter than %d bp, flagged 'short': the model was "
                     "trained on %d bp chunks", job.source, writer.counts["short_sequences"],

@@ -48,9 +48,14 @@ def _register() -> None:
     # Imported here so that each subcommand module stays light and `--help` stays instant.
     from virnucpro.cli.models import models
     from virnucpro.cli.predict import predict
+    from virnucpro.cli.report import report
+    from virnucpro.daemon.client_cli import COMMANDS as client_commands
 
     main.add_command(predict)
     main.add_command(models)
+    main.add_command(report)
+    for command in client_commands:
+        main.add_command(command)
 
 
 _register()

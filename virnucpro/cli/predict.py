@@ -31,6 +31,9 @@ import click
 @click.option("--batch-tokens", type=click.IntRange(min=16), default=None,
               help="Padded tokens per model batch [default: 4096 on CPU, 32768 on GPU].")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads.")
+@click.option("--precision", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto",
+              show_default=True, help="auto: bfloat16 autocast on GPUs (the fast path; "
+              "features and classifier stay float32), float32 on the CPU.")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
               help="Share of scored chunks that must be viral for a sequence to be called viral.")
 @click.option("--min-length", type=click.IntRange(min=1), default=1, show_default=True,
@@ -44,15 +47,18 @@ import click
               help="Frames per shard (the unit of resume); for tests and tuning.")
 @click.option("--scorer", default=None, hidden=True,
               help="module:Class standing in for the model scorer in pool workers (tests).")
+@click.option("--report/--no-report", "write_report", default=True, show_default=True,
+              help="Write OUTDIR/report.html (one per input folder) at the end of the run.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, only errors.")
 @click.option("-v", "--verbose", count=True, help="More log lines (-vv for debug).")
 def predict(inputs: tuple[str, ...], outdir: Path, chunk_size: str, models_spec: str, device: str,
-            batch_tokens: int | None, threads: int | None, threshold: float, min_length: int,
+            batch_tokens: int | None, threads: int | None, precision: str, threshold: float,
+            min_length: int,
             save_embeddings: bool, rename_duplicates: bool, force: bool, resume: bool,
             shard_frames: int | None, engine: str, persistent_models: bool,
             cache_clear_interval: int, worker_timeout: float, scorer: str | None, as_json: bool, quiet: bool,
-            verbose: int) -> None:
+            verbose: int, write_report: bool) -> None:
     """Score the sequences of INPUT (FASTA; plain, .gz, .bz2, .xz; '-' for stdin)."""
     from virnucpro.cli import _setup_logging
     from virnucpro.cli.progress import ProgressReporter
@@ -68,6 +74,7 @@ def predict(inputs: tuple[str, ...], outdir: Path, chunk_size: str, models_spec:
         rename_duplicates=rename_duplicates, force=force, resume=resume, progress=not quiet,
         engine=engine, persistent_models=persistent_models,
         cache_clear_interval=cache_clear_interval, worker_timeout=worker_timeout, scorer=scorer,
+        report=write_report, precision=precision,
         **({"shard_frames": shard_frames} if shard_frames else {}))
     results = run_predict(config, reporter=ProgressReporter(enabled=not quiet))
     summary = [{"input": r["input"]["source"], "outdir": str(_outdir(config, r)),

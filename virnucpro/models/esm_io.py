@@ -104,7 +104,8 @@ def load_esm(checkpoint: Path, device: str | torch.device = "cpu") -> EsmBundle:
 
 
 def embed_protein_batch(
-    bundle: EsmBundle, proteins: Sequence[str], device: str | torch.device | None = None
+    bundle: EsmBundle, proteins: Sequence[str], device: str | torch.device | None = None,
+    *, fast: bool = False,
 ) -> torch.Tensor:
     """Residue-mean last-layer embeddings: float32 CPU tensor [n, embed_dim]."""
     if not proteins:
@@ -121,7 +122,12 @@ def embed_protein_batch(
     layer = bundle.num_layers
     alphabet = bundle.alphabet
     with torch.inference_mode():
-        reps = bundle.model(tokens, repr_layers=[layer])["representations"][layer]  # [B, T, E]
+        if fast:  # the scaled-dot-product path, equal to fair-esm's (esm_fast.py)
+            from virnucpro.models.esm_fast import last_layer
+
+            reps = last_layer(bundle.model, tokens)  # [B, T, E]
+        else:
+            reps = bundle.model(tokens, repr_layers=[layer])["representations"][layer]  # [B, T, E]
         # Residues sit at 1..n (BOS at 0, EOS at n+1, padding after); the converter already
         # cut each protein to MAX_RESIDUES, so the count comes from the tokens themselves.
         n_res = tokens.ne(alphabet.padding_idx).sum(dim=1) - 2  # [B]

@@ -28,7 +28,13 @@ class LoadedModels:
     esm: Any  # esm_io.EsmBundle
     classifier: Any  # classifier.MLPClassifier
     load_seconds: float = 0.0
+    precision: str = "float32"  # or "bfloat16": autocast for both models, features in float32
     extra: dict = field(default_factory=dict)
+
+    @property
+    def fast_attention(self) -> bool:
+        """ESM-2 through scaled-dot-product attention: on GPUs, where its kernels pay."""
+        return self.device.startswith("cuda")
 
     @property
     def dna_dim(self) -> int:
@@ -43,7 +49,8 @@ class LoadedModels:
         return self.dna_dim + self.protein_dim
 
 
-def load_models(model_set: ModelSet, chunk_size: int, device: str) -> LoadedModels:
+def load_models(model_set: ModelSet, chunk_size: int, device: str,
+                precision: str = "float32") -> LoadedModels:
     import torch
 
     from virnucpro.errors import ModelError
@@ -67,4 +74,5 @@ def load_models(model_set: ModelSet, chunk_size: int, device: str) -> LoadedMode
     seconds = time.perf_counter() - started
     log.info("models of set %s loaded on %s in %.1f s", model_set.name, device, seconds)
     return LoadedModels(model_set=model_set, chunk_size=chunk_size, device=device,
-                        dnabert=dnabert, esm=esm, classifier=classifier, load_seconds=seconds)
+                        dnabert=dnabert, esm=esm, classifier=classifier, load_seconds=seconds,
+                        precision=precision)

@@ -67,7 +67,7 @@ class PersistentWorkerPool:
     def __init__(self, devices: list[str], models: str, chunk_size: int, *,
                  threads: int | None = None, cache_clear_interval: int = 50,
                  ready_timeout: float = 600.0, scorer: str = DEFAULT_SCORER,
-                 log_level: int = logging.WARNING) -> None:
+                 log_level: int = logging.WARNING, precision: str = "float32") -> None:
         self.devices = devices
         self.ready_timeout = ready_timeout
         per = threads_per_worker(devices, threads)
@@ -75,7 +75,7 @@ class PersistentWorkerPool:
             WorkerSpec(worker_id=i, device=d, models=models, chunk_size=chunk_size,
                        threads=per[i], visible_gpu=physical_gpu(d) if d.startswith("cuda") else None,
                        cache_clear_interval=cache_clear_interval, scorer=scorer,
-                       log_level=log_level)
+                       log_level=log_level, precision=precision)
             for i, d in enumerate(devices)]
         self.workers: list[Worker] = []
         self.model_loads = 0  # ready reports received: how many times models were loaded

@@ -41,6 +41,7 @@ class WorkerSpec:
     cache_clear_interval: int = 50
     scorer: str = DEFAULT_SCORER
     log_level: int = logging.WARNING
+    precision: str = "float32"
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,8 @@ class ModelScorer:
 
         self.device = device
         self.model_set = resolve_model_set(spec.models, fetch_missing=False, progress=False)
-        self._by_chunk = {spec.chunk_size: load_models(self.model_set, spec.chunk_size, device)}
+        self._by_chunk = {spec.chunk_size: load_models(self.model_set, spec.chunk_size, device,
+                                                       spec.precision)}
 
     def models_for(self, chunk_size: int):
         """Both chunk sizes share DNABERT-S and ESM-2; only the small classifier differs."""

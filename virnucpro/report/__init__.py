@@ -13,9 +13,11 @@ import os
 import re
 from pathlib import Path
 
+from virnucpro.outputs import OutputLayout
+
 log = logging.getLogger(__name__)
 
-REPORT_NAME = "report.html"
+REPORT_NAME = OutputLayout.REPORT
 DEFAULT_TOP = 10
 DEFAULT_MAX_ROWS = 5000
 

@@ -13,6 +13,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,9 @@ from virnucpro.outputs import OutputLayout
 from virnucpro.rollup import OTHERS, UNSCORED, VIRUS
 
 CALLS = (VIRUS, OTHERS, UNSCORED)
+_SEQUENCE_COLUMNS = ("sequence_id", "length", "chunks", "scored_chunks", "viral_chunks",
+                     "viral_share", "max_p_virus", "mean_p_virus", "call", "flags", "reason")
+_CHUNK_COLUMNS = ("sequence_id", "start", "end", "max_p_virus", "call")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,14 +98,22 @@ def _float(text: str) -> float | None:
     return float(text) if text else None
 
 
-def _rows(path: Path) -> Iterator[dict[str, str]]:
-    # Plain split, not csv: the tables are tab-separated without quoting (ids hold no tab),
-    # and this is the inner loop of a run with millions of chunks.
+def _rows(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+    """The named columns of a table, row by row, in the order asked."""
+    # Plain split, not csv and not dicts: the tables are tab-separated without quoting (ids
+    # hold no tab), and this is the inner loop of a run with millions of chunks.
     try:
         with open(path, encoding="utf-8", newline="\n") as fh:
             header = fh.readline().rstrip("\n").split("\t")
+            if missing := [c for c in columns if c not in header]:
+                raise OutputError(f"no column {', '.join(missing)}", path=path)
+            pick = itemgetter(*(header.index(c) for c in columns))
+            width = len(header)
             for line in fh:
-                yield dict(zip(header, line.rstrip("\n").split("\t"), strict=False))
+                fields = line.rstrip("\n").split("\t")
+                if len(fields) != width:
+                    raise OutputError(f"a row has {len(fields)} fields, not {width}", path=path)
+                yield pick(fields)
     except OSError as exc:
         raise OutputError(f"cannot read: {exc.strerror or exc}", path=path) from exc
 
@@ -142,17 +154,17 @@ def read_run(root: Path, *, top: int = 10, max_rows: int = 5000) -> RunData:
     shares, maxima, viral = [], [], []
     tracks: list[tuple[tuple, Track]] = []  # min-heaps keyed for "keep the largest"
     table: list[tuple[tuple, SequenceRow]] = []
-    chunk_rows = _rows(root / "chunks.tsv")
-    for n, s in enumerate(_rows(root / "sequences.tsv")):
-        sid, call = s["sequence_id"], s["call"]
-        raw = [next(chunk_rows, None) for _ in range(int(s["chunks"]))]
-        if any(c is None or c["sequence_id"] != sid for c in raw):
+    # Both tables are in input order, a sequence's chunks together: read them in step.
+    chunk_rows = _rows(root / "chunks.tsv", _CHUNK_COLUMNS)
+    for n, s in enumerate(_rows(root / "sequences.tsv", _SEQUENCE_COLUMNS)):
+        sid, length, n_chunks, scored, n_viral, share, p_max, p_mean, call, flags, reason = s
+        raw = [next(chunk_rows, None) for _ in range(int(n_chunks))]
+        if any(c is None or c[0] != sid for c in raw):
             raise OutputError(f"chunks.tsv does not match sequences.tsv at {sid!r}", path=root)
-        spans = [(int(c["start"]), int(c["end"]), c["call"]) for c in raw]
-        row = SequenceRow(
-            sid, int(s["length"]), int(s["chunks"]), int(s["scored_chunks"]),
-            int(s["viral_chunks"]), _float(s["viral_share"]), _float(s["max_p_virus"]),
-            _float(s["mean_p_virus"]), call, s["flags"], s["reason"], viral_bases(spans))
+        covered = viral_bases([(int(c[1]), int(c[2]), c[4]) for c in raw if c[4] == VIRUS])
+        row = SequenceRow(sid, int(length), int(n_chunks), int(scored), int(n_viral),
+                          _float(share), _float(p_max), _float(p_mean), call, flags, reason,
+                          covered)
         sequences[call] += 1
         bases[call] += row.length
         if call == UNSCORED:
@@ -164,8 +176,7 @@ def read_run(root: Path, *, top: int = 10, max_rows: int = 5000) -> RunData:
         # Ties go to the higher score, then to the earlier sequence (-n).
         key = (row.viral_bases, row.max_p_virus or 0.0, -n)
         if row.viral_bases and top > 0 and (len(tracks) < top or key > tracks[0][0]):
-            chunks = tuple(Chunk(int(c["start"]), int(c["end"]),
-                                 _float(c["max_p_virus"]), c["call"]) for c in raw)
+            chunks = tuple(Chunk(int(c[1]), int(c[2]), _float(c[3]), c[4]) for c in raw)
             _push(tracks, (key, Track(row, chunks)), top)
         if scope == "all" or call == VIRUS:
             _push(table, (key, row), max_rows)

@@ -32,7 +32,7 @@ figure{margin:8px 0 18px}figcaption{color:#555;font-size:13px}
 .sortable th{cursor:pointer;user-select:none;background:#f5f5f7;position:sticky;top:0}
 .sortable th[data-order=asc]::after{content:" \\25B2"}
 .sortable th[data-order=desc]::after{content:" \\25BC"}
-.call{border-radius:4px;padding:0 6px;color:#fff;font-size:12px}
+.call{border-radius:4px;padding:0 6px;color:#fff;font-size:12px;white-space:nowrap}
 .call-virus{background:#c8102e}.call-others{background:#2b6cb0}.call-unscored{background:#999}
 .tablewrap{max-height:720px;overflow:auto;border:1px solid #ddd}
 code{font-size:12px;word-break:break-all}

@@ -1,0 +1,169 @@
+"""The headless client verbs (`virnucpro submit|jobs|show|logs|watch|cancel|remove`) through the
+real command line, against a real daemon on an ipc socket in a temp folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.daemon_helpers import DaemonHandle, daemon_env, start_daemon
+from tests.helpers import DATA, read_table
+
+VIRAL = DATA / "viral_reference.fasta"
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory, tiny_set_dir: Path) -> Iterator[DaemonHandle]:
+    """One fast daemon for the module: tiny models loaded once, on the CPU."""
+    handle = start_daemon(tmp_path_factory.mktemp("daemon"), "--persistent-models", "--models", "tiny")
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+@pytest.fixture(scope="module")
+def completed(daemon: DaemonHandle, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A job submitted with relative paths from another folder and followed with --wait."""
+    work = tmp_path_factory.mktemp("work")
+    shutil.copy(VIRAL, work / "in.fa")
+    proc = daemon.cli("submit", "in.fa", "-o", "out", "--models", "tiny", "--wait", "--name", "first",
+                      cwd=work)
+    return {"work": work, "proc": proc, "id": int(proc.stdout.strip() or 0)}
+
+
+def _ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
+    return proc
+
+
+def _duplicate_ids_fasta(path: Path) -> Path:
+    """A FASTA the daemon takes at submission (it only fingerprints inputs) but the job refuses."""
+    path.write_text(">same\n" + "ACGT" * 100 + "\n>same\n" + "TTGCA" * 80 + "\n")
+    return path
+
+
+def test_submit_wait_resolves_relative_paths_and_matches_predict(completed, daemon, tmp_path):
+    _ok(completed["proc"])
+    assert "completed" in completed["proc"].stderr
+    out = completed["work"] / "out"
+    predicted = tmp_path / "predicted"
+    _ok(subprocess.run([sys.executable, "-m", "virnucpro", "predict", VIRAL, "-o", predicted,
+                        "--models", "tiny", "--devices", "cpu", "-q"],
+                       capture_output=True, text=True, timeout=120))
+    mine, theirs = read_table(out / "frames.tsv"), read_table(predicted / "frames.tsv")
+    assert [(r["frame_id"], r["call"], r["status"]) for r in mine] == \
+        [(r["frame_id"], r["call"], r["status"]) for r in theirs]
+    for a, b in zip(mine, theirs, strict=True):
+        assert abs(float(a["p_virus"]) - float(b["p_virus"])) < 1e-6
+        assert abs(float(a["p_others"]) - float(b["p_others"])) < 1e-6
+    assert [r["call"] for r in read_table(out / "sequences.tsv")] == \
+        [r["call"] for r in read_table(predicted / "sequences.tsv")]
+
+
+def test_submit_json_prints_the_job_with_absolute_paths(daemon, tmp_path):
+    shutil.copy(VIRAL, tmp_path / "in.fa")
+    proc = _ok(daemon.cli("submit", "in.fa", "-o", "o", "--models", "tiny", "--threshold", "0.7",
+                          "--priority", "3", "--no-report", "--json", cwd=tmp_path))
+    job = json.loads(proc.stdout)
+    assert job["inputs"][0]["path"] == str(tmp_path / "in.fa")
+    assert job["outdir"] == str(tmp_path / "o")
+    assert job["options"]["threshold"] == 0.7 and job["options"]["report"] is False
+    assert job["priority"] == 3 and job["state"] in ("queued", "loading", "running", "completed")
+    watched = daemon.cli("watch", job["id"])
+    assert watched.returncode == 0, watched.stderr
+    assert watched.stdout == ""  # progress is not data
+
+
+def test_jobs_show_and_logs_describe_a_finished_job(daemon, completed):
+    job_id = completed["id"]
+    live = _ok(daemon.cli("jobs")).stdout
+    assert f"\n{job_id} " not in live  # finished jobs only with --all
+    table = _ok(daemon.cli("jobs", "--all")).stdout.splitlines()
+    assert table[0].split() == ["ID", "NAME", "STATE", "PROGRESS", "SEQUENCES", "PRIORITY", "AGE"]
+    row = next(line.split() for line in table[1:] if line.split()[0] == str(job_id))
+    assert row[1:5] == ["first", "completed", "100%", "4/4"]
+    listed = json.loads(_ok(daemon.cli("jobs", "--all", "--json")).stdout)
+    assert job_id in [j["id"] for j in listed]
+
+    shown = _ok(daemon.cli("show", job_id)).stdout
+    assert str(completed["work"] / "out") in shown
+    assert "sequences=4" in shown and "sequences_virus=" in shown
+    assert [line.split()[-1] for line in shown.split("history\n")[1].splitlines()] == \
+        ["queued", "loading", "running", "completed"]
+    as_json = json.loads(_ok(daemon.cli("show", job_id, "--json")).stdout)
+    assert as_json["state"] == "completed" and as_json["options"]["models"] == "tiny"
+
+    lines = _ok(daemon.cli("logs", job_id)).stdout
+    assert "submitted" in lines and "completed: 4 sequences" in lines
+    assert _ok(daemon.cli("logs", job_id, "--follow", timeout=20)).stdout == lines
+
+
+def test_a_failing_job_makes_wait_and_watch_exit_non_zero(daemon, tmp_path):
+    bad = _duplicate_ids_fasta(tmp_path / "dups.fa")
+    proc = daemon.cli("submit", bad, "-o", tmp_path / "out", "--models", "tiny", "--wait")
+    assert proc.returncode == 9, proc.stderr
+    assert "failed" in proc.stderr and "duplicate sequence ids" in proc.stderr
+    watched = daemon.cli("watch", proc.stdout.strip())
+    assert watched.returncode == 9 and "duplicate sequence ids" in watched.stderr
+
+
+def test_unknown_jobs_and_bad_options_are_clear_errors(daemon, tmp_path):
+    proc = daemon.cli("show", "9999")
+    assert proc.returncode == 7 and "no job 9999" in proc.stderr
+    proc = daemon.cli("submit", tmp_path / "missing.fa", "-o", tmp_path, "--models", "tiny")
+    assert proc.returncode == 7 and "no such file" in proc.stderr
+    assert daemon.cli("submit", VIRAL).returncode == 2  # -o is required without --upload
+    assert daemon.cli("remove").returncode == 2
+
+
+def test_remove_forgets_a_finished_job(daemon, tmp_path):
+    shutil.copy(VIRAL, tmp_path / "in.fa")
+    job_id = _ok(daemon.cli("submit", tmp_path / "in.fa", "-o", tmp_path / "o", "--models", "tiny",
+                            "--wait")).stdout.strip()
+    assert json.loads(_ok(daemon.cli("remove", job_id, "--json")).stdout) == {"removed": 1}
+    assert daemon.cli("show", job_id).returncode == 7
+
+
+def test_cancel_and_changed_inputs_behind_a_slow_job(tmp_path, tiny_set_dir):
+    with start_daemon(tmp_path / "d", "--persistent-models", "--models", "tiny", "--scorer",
+                      "tests.fakes:SlowScorer", "--shard-frames", "4",
+                      env_extra={"FAKE_DELAY": "0.5"}) as d:
+        inputs = []
+        for name in ("a.fa", "b.fa", "c.fa"):
+            shutil.copy(VIRAL, tmp_path / name)
+            inputs.append(tmp_path / name)
+        ids = [_ok(d.cli("submit", path, "-o", tmp_path / f"out-{path.stem}", "--models", "tiny")
+                   ).stdout.strip() for path in inputs]
+        # a runs for ~3 s (6 shards of 0.5 s); b and c wait behind it.
+        proc = _ok(d.cli("cancel", ids[2]))
+        assert "cancelled" in proc.stderr
+        assert json.loads(_ok(d.cli("show", ids[2], "--json")).stdout)["state"] == "cancelled"
+        inputs[1].unlink()  # b's input is gone by the time b starts: b must fail, not run
+        _ok(d.cli("cancel", ids[0]))
+        watched = d.cli("watch", ids[0])
+        assert watched.returncode == 10, watched.stderr  # a: cancelled
+        watched = d.cli("watch", ids[1])
+        assert watched.returncode == 9 and "no longer exists" in watched.stderr
+
+
+def test_a_daemon_that_is_not_running_gives_a_clear_error(tmp_path, tiny_set_dir):
+    env = daemon_env(tmp_path)
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "virnucpro", "jobs"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 8
+    assert "not running" in proc.stderr and "virnucpro-daemon start" in proc.stderr
+    # A daemon that was killed leaves its socket file behind: still an immediate, clear error.
+    handle = start_daemon(tmp_path, "--no-persistent-models")
+    handle.kill()
+    proc = handle.cli("submit", VIRAL, "-o", tmp_path / "o", "--wait")
+    assert proc.returncode == 8 and "virnucpro-daemon start" in proc.stderr
+    assert time.monotonic() - started < 30  # no client timeout was waited out

@@ -1,0 +1,133 @@
+"""The report's pure parts and its edge cases, on run folders written by tests/report_runs.py."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.report_runs import write_run
+from virnucpro.errors import OutputError
+from virnucpro.report import write_report
+from virnucpro.report.data import Chunk, read_run, viral_bases
+from virnucpro.report.plots import bin_chunks
+
+
+def test_viral_bases_is_the_union_of_viral_chunk_intervals():
+    chunks = [(1, 500, "virus"), (490, 989, "virus"), (979, 1478, "others"),
+              (1468, 1967, "virus"), (1, 10, "virus")]
+    assert viral_bases(chunks) == 989 + 500
+    assert viral_bases([(1, 500, "others"), (5, 9, "unscored")]) == 0
+    assert viral_bases([(100, 200, "virus"), (150, 160, "virus")]) == 101
+
+
+def test_bins_are_the_chunks_themselves_until_there_are_too_many():
+    chunks = [Chunk(1, 500, 0.9, "virus"), Chunk(491, 990, None, "unscored"),
+              Chunk(981, 1200, 0.2, "others")]
+    edges, heights, calls = bin_chunks(chunks, 1200)
+    assert edges.tolist() == [0, 490, 980, 1200]
+    assert heights.tolist() == [0.9, 0.0, 0.2]
+    assert calls == ["virus", "unscored", "others"]
+    edges, heights, calls = bin_chunks(chunks, 1200, max_bars=2)
+    assert edges.tolist() == [0, 980, 1200]
+    assert calls == ["virus", "others"]  # the unscored chunk does not dilute its bin
+    many = [Chunk(k * 10 + 1, k * 10 + 10, 0.9 if k % 4 == 0 else 0.1,
+                  "virus" if k % 4 == 0 else "others") for k in range(4000)]
+    edges, heights, calls = bin_chunks(many, 40000, max_bars=800)
+    assert len(calls) == 800 and edges[-1] == 40000
+    assert set(calls) == {"others"}  # one viral chunk in four does not paint the contig red
+
+
+def _chunks(calls: str) -> tuple[list[str], list[float | None]]:
+    names = {"v": "virus", "o": "others", "u": "unscored"}
+    scores = {"v": 0.9, "o": 0.2, "u": None}
+    return [names[c] for c in calls], [scores[c] for c in calls]
+
+
+def test_a_run_with_no_viral_sequence_still_has_its_plots_and_says_so(tmp_path):
+    run = write_run(tmp_path / "run", [("a", 1000, *_chunks("oo"), ""),
+                                        ("b", 400, *_chunks("u"), "")])
+    page = write_report(run).read_text()
+    assert page.count("<svg") == 2  # calls and scores; no track without viral signal
+    assert "No chunk was called viral" in page and "No sequence was called viral" not in page
+    assert '<table id="sequences"' in page  # a small run lists every sequence
+    assert 'id="tiny-warning"' not in page
+
+
+def test_a_run_with_every_sequence_unscored(tmp_path):
+    run = write_run(tmp_path / "run", [(f"s{k}", 100, *_chunks("u"), "shorter than 150 bp")
+                                       for k in range(3)])
+    data = read_run(run)
+    assert data.sequences == {"virus": 0, "others": 0, "unscored": 3}
+    assert data.unscored_reasons == (("shorter than 150 bp", 3),)
+    assert len(data.viral_share) == 0
+    page = write_report(run).read_text()
+    assert "3 &times; shorter than 150 bp" in page and page.count("<svg") == 2
+
+
+def test_tracks_follow_the_length_of_viral_signal_not_the_sequence_call(tmp_path):
+    # A long contig with a viral island (called others) outranks a short viral sequence.
+    run = write_run(tmp_path / "run", [("short", 500, *_chunks("v"), ""),
+                                        ("contig", 10000, *_chunks("ooooovvvoooooooooooo"), ""),
+                                        ("plain", 900, *_chunks("oo"), "")])
+    data = read_run(run, top=5)
+    assert [(t.row.sequence_id, t.row.call) for t in data.tracks] == [("contig", "others"),
+                                                                      ("short", "virus")]
+    assert data.tracks[0].row.viral_bases == 1500 + 10
+
+
+def test_ids_are_escaped_everywhere_on_the_page(tmp_path):
+    evil = "<script>alert('&')</script>"
+    run = write_run(tmp_path / "run", [(evil, 1000, *_chunks("vv"), "")])
+    page = write_report(run, top=1).read_text()
+    assert evil not in page and "<script>alert" not in page
+    assert "&lt;script&gt;alert(&#x27;&amp;&#x27;)&lt;/script&gt;" in page
+
+
+def test_a_huge_run_lists_only_viral_sequences_and_stays_fast(tmp_path):
+    def sequences():
+        for k in range(100_000):
+            yield (f"c{k}", 800, *_chunks("vo" if k % 3 == 0 else "o"), "")
+
+    run = write_run(tmp_path / "run", sequences())
+    started = time.perf_counter()
+    page = write_report(run, max_rows=2000).read_text()
+    assert time.perf_counter() - started < 15
+    assert page.count("<tr><td>") == 2000
+    assert "the table lists only the 33,334 called viral, the 2,000 with" in page
+    assert page.count('<figure class="track"') == 10
+
+
+def test_a_folder_that_is_not_a_finished_run_is_refused(tmp_path):
+    with pytest.raises(OutputError, match="no such folder"):
+        read_run(tmp_path / "nothing")
+    unfinished = write_run(tmp_path / "u", [("a", 500, *_chunks("v"), "")], status="running")
+    with pytest.raises(OutputError, match="did not complete"):
+        write_report(unfinished)
+    assert not (unfinished / "report.html").exists()
+    broken = write_run(tmp_path / "b", [("a", 500, *_chunks("vv"), "")])
+    lines = (broken / "chunks.tsv").read_text().splitlines(keepends=True)
+    (broken / "chunks.tsv").write_text("".join(lines[:2]))
+    with pytest.raises(OutputError, match="does not match"):
+        read_run(broken)
+    (broken / "run.json").write_text("{")
+    with pytest.raises(OutputError, match="unreadable run.json"):
+        read_run(broken)
+
+
+def test_the_tiny_warning_follows_run_json(tmp_path):
+    run = write_run(tmp_path / "run", [("a", 500, *_chunks("v"), "")], tiny=True)
+    assert 'id="tiny-warning"' in write_report(run).read_text()
+    info = json.loads((run / "run.json").read_text())
+    assert info["tiny"] is True
+
+
+def test_the_command_line_does_not_import_matplotlib():
+    code = ("import sys, virnucpro.cli, virnucpro.pipeline, virnucpro.cli.report; "
+            "print(any(m.startswith('matplotlib') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert out.stdout.strip() == "False"

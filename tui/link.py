@@ -1,0 +1,193 @@
+"""The dashboard's line to the daemon: the event stream, requests, reconnection, starting one.
+
+Everything here blocks and runs off the UI thread. `DaemonLink.stream` consumes
+`Client.events()` (snapshot, then newer events) in a worker thread and reports through `post`;
+when the daemon stops answering it reports `Disconnected` and retries with backoff, and a
+reconnection starts with a fresh snapshot. `call` runs one request on its own short-lived client
+(zmq sockets belong to one thread) inside a daemon thread, so that quitting never waits for a
+slow request. Only the daemon package's client is used: no torch, no server code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from virnucpro.daemon.client import ClientError, DaemonUnavailable
+
+from virnucpro.tui.messages import DaemonEvent, Disconnected
+
+BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)
+# Memory events come every second: this long without any event, ask the daemon if it is there.
+# A SUB socket never notices a dead publisher, so without it a killed daemon would look idle.
+LIVENESS_S = 3.0
+STREAM_TIMEOUT_S = 5.0  # snapshot / status on the stream's client
+REQUEST_TIMEOUT_S = 10.0
+# The daemon hashes every input while it answers a submit: a large FASTA takes a while.
+SUBMIT_TIMEOUT_S = 600.0
+
+
+class DaemonClient(Protocol):
+    """What the dashboard uses of `virnucpro.daemon.client.Client` (and the tests' fake)."""
+
+    endpoint: str
+
+    def status(self) -> dict: ...
+    def events(self) -> Any: ...
+    def close(self) -> None: ...
+
+
+ClientFactory = Callable[[float], Any]  # timeout -> a new client
+
+
+class Abandoned(Exception):
+    """The caller went away (the app is closing) before the daemon answered."""
+
+
+def ipc_listening(endpoint: str) -> bool:
+    """Whether something accepts connections on an ipc endpoint's socket file. zmq's connect
+    never fails, so without this a stopped local daemon costs a whole request timeout."""
+    if not endpoint.startswith("ipc://"):
+        return True
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(endpoint[6:])
+        return True
+    except (FileNotFoundError, ConnectionRefusedError):
+        return False
+    except OSError:
+        return True  # permissions and the like: let the request say what is wrong
+    finally:
+        sock.close()
+
+
+def is_local(endpoint: str) -> bool:
+    """Whether the daemon shares our file system (its outdirs are readable here)."""
+    if not endpoint.startswith("tcp://"):
+        return True
+    host = endpoint[6:].rpartition(":")[0].strip("[]")
+    return host in ("localhost", "127.0.0.1", "::1")
+
+
+class DaemonLink:
+    def __init__(self, connect: ClientFactory, endpoint: str, *, liveness_s: float = LIVENESS_S,
+                 backoff: tuple[float, ...] = BACKOFF_S) -> None:
+        self.connect = connect
+        self.endpoint = endpoint
+        self.liveness_s = liveness_s
+        self.backoff = backoff
+        self.attempt = 0  # failed connections in a row
+
+    # -- the event stream ------------------------------------------------------------------
+
+    def stream(self, post: Callable[[Any], Any], cancelled: Callable[[], bool]) -> None:
+        """Post `DaemonEvent`s until `cancelled()`; on silence or loss, `Disconnected` and retry."""
+        self.attempt = 0
+        while not cancelled():
+            try:
+                self._follow(post, cancelled)
+                return
+            except (DaemonUnavailable, ClientError, OSError) as exc:
+                delay = self.backoff[min(self.attempt, len(self.backoff) - 1)]
+                self.attempt += 1
+                post(Disconnected(str(exc), delay, self.attempt))
+            except _Resync:
+                continue  # a gap in the sequence: take a new snapshot at once
+            deadline = time.monotonic() + delay
+            while time.monotonic() < deadline and not cancelled():
+                time.sleep(0.05)
+
+    def _follow(self, post: Callable[[Any], Any], cancelled: Callable[[], bool]) -> None:
+        client = self.connect(STREAM_TIMEOUT_S)
+        events = None
+        try:
+            if not ipc_listening(client.endpoint):
+                raise DaemonUnavailable(f"nothing listens on {client.endpoint}")
+            events = client.events()
+            quiet_since = time.monotonic()
+            last = None
+            for event in events:
+                if cancelled():
+                    return
+                now = time.monotonic()
+                if event is None:
+                    if now - quiet_since >= self.liveness_s:
+                        client.status()  # raises DaemonUnavailable if it is gone
+                        quiet_since = now
+                    continue
+                quiet_since = now
+                seq = event.get("seq")
+                if event["topic"] != "snapshot" and last is not None and seq is not None \
+                        and seq != last + 1:
+                    raise _Resync()  # PUB drops under pressure: never show a stale view
+                last = seq
+                if event["topic"] == "snapshot":
+                    self.attempt = 0
+                post(DaemonEvent(event))
+        finally:
+            if events is not None:
+                with contextlib.suppress(Exception):
+                    events.close()
+            client.close()
+
+    # -- requests --------------------------------------------------------------------------
+
+    def call(self, verb: str, *args: Any, cancelled: Callable[[], bool] = lambda: False,
+             timeout: float = REQUEST_TIMEOUT_S, **kwargs: Any) -> Any:
+        """`Client.<verb>(*args, **kwargs)` on a fresh client; raises what the client raises,
+        or `Abandoned` once `cancelled()` (the request's thread is left to time out alone)."""
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            client = self.connect(timeout)
+            try:
+                if not ipc_listening(client.endpoint):
+                    raise DaemonUnavailable(f"the daemon is not running (nothing listens on "
+                                            f"{client.endpoint})")
+                box["result"] = getattr(client, verb)(*args, **kwargs)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                box["error"] = exc
+            finally:
+                client.close()
+
+        thread = threading.Thread(target=run, name=f"virnucpro-tui-{verb}", daemon=True)
+        thread.start()
+        while thread.is_alive():
+            thread.join(0.1)
+            if cancelled():
+                raise Abandoned(verb)
+        if "error" in box:
+            raise box["error"]
+        return box.get("result")
+
+
+class _Resync(Exception):
+    pass
+
+
+def start_daemon(*, persistent: bool, devices: str, endpoint: str | None,
+                 cancelled: Callable[[], bool] = lambda: False) -> str:
+    """`virnucpro-daemon start` (it returns once the daemon answers); its message, or raise
+    RuntimeError with what it printed. The same interpreter runs it, so no PATH is assumed."""
+    args = [sys.executable, "-m", "virnucpro.daemon.cli", "start", "--devices", devices,
+            "--persistent-models" if persistent else "--no-persistent-models"]
+    if endpoint:
+        args += ["--endpoint", endpoint]
+    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    while proc.poll() is None:
+        if cancelled():
+            proc.terminate()
+            raise Abandoned("start")
+        time.sleep(0.1)
+    out, err = proc.communicate()
+    message = (err or out).strip()
+    if proc.returncode != 0:
+        raise RuntimeError(message or f"virnucpro-daemon start exited with {proc.returncode}")
+    return message

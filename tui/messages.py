@@ -1,0 +1,67 @@
+"""The dashboard's messages: what the network threads report and what widgets ask for.
+
+Worker threads post the first group to the app (Textual's `post_message` is thread-safe);
+widgets and screens post the second, which bubbles up to the app, the only place that routes
+them. Handlers are named after the class (`DaemonEvent` -> `on_daemon_event`).
+"""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+# -- from the network threads -------------------------------------------------------------------
+
+
+class DaemonEvent(Message):
+    """One item of the event stream: the snapshot (topic "snapshot") or a newer event."""
+
+    def __init__(self, event: dict) -> None:
+        super().__init__()
+        self.event = event
+
+
+class Disconnected(Message):
+    """The daemon stopped answering (or never did); the stream retries after `retry_in`."""
+
+    def __init__(self, reason: str, retry_in: float, attempt: int) -> None:
+        super().__init__()
+        self.reason = reason
+        self.retry_in = retry_in
+        self.attempt = attempt
+
+
+class JobActionDone(Message):
+    """A cancel or retry was accepted; `job` is the daemon's answer."""
+
+    def __init__(self, action: str, job: dict) -> None:
+        super().__init__()
+        self.action = action
+        self.job = job
+
+
+class JobActionFailed(Message):
+    def __init__(self, action: str, job_id: int, error: str) -> None:
+        super().__init__()
+        self.action = action
+        self.job_id = job_id
+        self.error = error
+
+
+# -- from widgets and screens -------------------------------------------------------------------
+
+
+class JobActionRequested(Message):
+    """Cancel or retry a job (from the queue table's bindings or the detail screen)."""
+
+    def __init__(self, action: str, job_id: int) -> None:
+        super().__init__()
+        self.action = action
+        self.job_id = job_id
+
+
+class JobOpened(Message):
+    """Show a job's detail screen."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__()
+        self.job_id = job_id

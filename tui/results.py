@@ -1,0 +1,99 @@
+"""A finished job's results as the detail screen shows them, read from its output folder.
+
+`read_results(outdir)` streams every `sequences.tsv` of the job (the folder itself for one
+input, one subfolder per input for several) once: calls counted, `max_p_virus` binned into a
+histogram, the top viral calls kept in a heap. Pure file reading (csv, no numpy, no torch); the
+dashboard runs it in a thread, and only when the daemon shares this file system.
+"""
+
+from __future__ import annotations
+
+import csv
+import heapq
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BINS = 10
+TOP = 8
+TABLE = "sequences.tsv"
+REPORT = "report.html"
+
+
+@dataclass(frozen=True)
+class Call:
+    sequence_id: str
+    length: int
+    viral_share: float
+    max_p_virus: float
+    folder: str  # the input's subfolder ("" for a one-input job)
+
+
+@dataclass
+class Results:
+    outdir: str
+    tables: list[str] = field(default_factory=list)
+    reports: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=lambda: {"virus": 0, "others": 0, "unscored": 0})
+    histogram: list[int] = field(default_factory=lambda: [0] * BINS)
+    top: list[Call] = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def edges(self) -> list[float]:
+        return [i / BINS for i in range(BINS + 1)]
+
+    @property
+    def sequences(self) -> int:
+        return sum(self.counts.values())
+
+
+def result_folders(outdir: Path) -> list[Path]:
+    """The folders holding a `sequences.tsv`: the outdir, else its input subfolders."""
+    if (outdir / TABLE).is_file():
+        return [outdir]
+    return sorted(p.parent for p in outdir.glob(f"*/{TABLE}"))
+
+
+def _float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def read_results(outdir: str, *, top: int = TOP) -> Results:
+    root = Path(outdir)
+    results = Results(outdir=outdir)
+    folders = result_folders(root)
+    if not folders:
+        results.error = f"no {TABLE} in {outdir}"
+        return results
+    heap: list[tuple[float, float, int, Call]] = []  # a min-heap of the best `top`
+    n = 0
+    for folder in folders:
+        results.tables.append(str(folder / TABLE))
+        if (folder / REPORT).is_file():
+            results.reports.append(str(folder / REPORT))
+        name = "" if folder == root else folder.name
+        with open(folder / TABLE, newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh, delimiter="\t"):
+                call = row.get("call", "")
+                results.counts[call] = results.counts.get(call, 0) + 1
+                score = _float(row.get("max_p_virus", ""))
+                if score is None:
+                    continue
+                results.histogram[min(int(score * BINS), BINS - 1)] += 1
+                if call != "virus":
+                    continue
+                share = _float(row.get("viral_share", "")) or 0.0
+                item = Call(row["sequence_id"], int(row.get("length") or 0), share, score, name)
+                n += 1
+                key = (share, score, -n, item)  # ties: the earlier row
+                if len(heap) < top:
+                    heapq.heappush(heap, key)
+                elif key[:3] > heap[0][:3]:
+                    heapq.heapreplace(heap, key)
+    if (root / REPORT).is_file() and str(root / REPORT) not in results.reports:
+        results.reports.insert(0, str(root / REPORT))
+    results.top = [k[3] for k in sorted(heap, key=lambda k: k[:3], reverse=True)]
+    return results

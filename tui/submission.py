@@ -1,0 +1,108 @@
+"""What the submit dialog sends, and the checks made before sending it.
+
+`check_submission` turns the dialog's raw fields into a `Submission` or raises `FormError` with
+every problem at once (a person fixes them in one go). It checks what can be checked here:
+files exist and start like FASTA, the chunk size is one the published model has, the priority
+is a number. The daemon checks again and may still refuse (model set missing, queue full); the
+dialog then shows its error.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FASTA_SUFFIXES = (".fasta", ".fas", ".fa", ".fna", ".ffn", ".fsa", ".seq")
+COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+CHUNK_SIZES = (500, 300)
+
+
+class FormError(ValueError):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Submission:
+    inputs: tuple[str, ...]
+    options: dict = field(default_factory=dict)
+    outdir: str | None = None
+    name: str | None = None
+    priority: int = 0
+    upload: bool = False  # a remote daemon: send the files' content
+
+    def client_kwargs(self) -> dict:
+        return {"outdir": self.outdir, "name": self.name, "priority": self.priority,
+                "options": self.options, "upload": self.upload}
+
+
+def is_fasta_name(path: Path) -> bool:
+    name = path.name.lower()
+    for suffix in COMPRESSED:
+        name = name.removesuffix(suffix)
+    return name.endswith(FASTA_SUFFIXES)
+
+
+def fasta_problem(path: Path) -> str | None:
+    """Why `path` cannot be a FASTA input, or None. Reads only its first bytes."""
+    if not path.exists():
+        return f"{path}: no such file"
+    if not path.is_file():
+        return f"{path}: not a file"
+    opener = COMPRESSED.get(path.suffix.lower(), open)
+    try:
+        with opener(path, "rb") as fh:
+            head = fh.read(4096).lstrip()
+    except (OSError, EOFError, lzma.LZMAError) as exc:
+        return f"{path}: unreadable ({exc})"
+    if not head:
+        return f"{path}: empty"
+    if not head.startswith(b">"):
+        return f"{path}: does not start like FASTA ('>' header)"
+    return None
+
+
+def check_submission(inputs: list[str], *, chunk_size: object, models: str, outdir: str,
+                     priority: str, name: str, local: bool = True) -> Submission:
+    problems: list[str] = []
+    paths: list[str] = []
+    for raw in inputs:
+        path = Path(raw).expanduser().absolute()
+        problem = fasta_problem(path)
+        if problem:
+            problems.append(problem)
+        elif str(path) not in paths:
+            paths.append(str(path))
+    if not inputs:
+        problems.append("choose at least one FASTA file")
+    try:
+        size = int(str(chunk_size))
+    except ValueError:
+        size = 0
+    if size not in CHUNK_SIZES:
+        problems.append("chunk size must be 300 or 500")
+    models = models.strip()
+    if not models or any(c.isspace() for c in models):
+        problems.append("model set: a name such as 'published'")
+    try:
+        prio = int(priority.strip() or "0")
+    except ValueError:
+        problems.append(f"priority must be a whole number, not {priority!r}")
+        prio = 0
+    out = outdir.strip() or None
+    if out is not None:
+        if local:
+            target = Path(out).expanduser().absolute()
+            if target.exists() and not target.is_dir():
+                problems.append(f"{target}: exists and is not a folder")
+            out = str(target)
+        elif not out.startswith("/"):
+            problems.append("output folder: an absolute path on the daemon's machine")
+    if problems:
+        raise FormError(problems)
+    return Submission(inputs=tuple(paths), options={"chunk_size": size, "models": models},
+                      outdir=out, name=name.strip() or None, priority=prio, upload=not local)

@@ -1,0 +1,90 @@
+"""The queue: one row per job, live ones first, finished ones below them.
+
+`show(rows)` takes `state.JobRow`s in display order; when the order is unchanged it updates
+cells in place, so the cursor stays on its job while progress ticks; otherwise it rebuilds and
+puts the cursor back on the same job. Enter opens the job, `c` cancels, `r` retries: the table
+only posts the requests (messages); the app acts on them.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.widgets import DataTable
+
+from virnucpro.tui import render
+from virnucpro.tui.messages import JobActionRequested, JobOpened
+from virnucpro.tui.state import JobRow
+
+COLUMNS = (("id", "id", 4), ("name", "name", 22), ("state", "state", 10),
+           ("progress", "progress", 15), ("seqs", "sequences", 13), ("rate", "rate", 10),
+           ("elapsed", "elapsed", 7), ("eta", "ETA", 7))
+BAR_WIDTH = 10
+BAR_STYLES = {"completed": "green", "failed": "red", "cancelled": "magenta",
+              "cancelling": "magenta", "loading": "yellow"}
+
+
+def cells(row: JobRow) -> dict[str, object]:
+    name = row.name if len(row.name) <= 22 else row.name[:21] + "…"
+    seqs = "-" if row.total is None else f"{row.done:,}/{row.total:,}"
+    return {
+        "id": Text(str(row.id), justify="right"),
+        "name": name,
+        "state": render.state_text(row.state),
+        "progress": render.bar(row.fraction, BAR_WIDTH, style=BAR_STYLES.get(row.state, "cyan")),
+        "seqs": Text(seqs, justify="right"),
+        "rate": Text(render.rate(row.rate), justify="right"),
+        "elapsed": Text(render.duration(row.elapsed), justify="right"),
+        "eta": Text(render.duration(row.eta) if row.eta is not None else "-", justify="right"),
+    }
+
+
+class QueueTable(DataTable):
+    BINDINGS = [
+        Binding("enter", "open", "Detail"),
+        Binding("c", "job('cancel')", "Cancel"),
+        Binding("r", "job('retry')", "Retry"),
+    ]
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self.order: list[int] = []
+
+    def on_mount(self) -> None:
+        for key, label, width in COLUMNS:
+            self.add_column(label, key=key, width=width)
+
+    @property
+    def selected(self) -> int | None:
+        if not self.order or not 0 <= self.cursor_row < len(self.order):
+            return None
+        return self.order[self.cursor_row]
+
+    def select(self, job_id: int) -> None:
+        if job_id in self.order:
+            self.move_cursor(row=self.order.index(job_id))
+
+    def show(self, rows: list[JobRow]) -> None:
+        order = [r.id for r in rows]
+        if order == self.order:
+            for row in rows:
+                for key, value in cells(row).items():
+                    self.update_cell(str(row.id), key, value)
+            return
+        keep = self.selected
+        self.clear()
+        for row in rows:
+            self.add_row(*cells(row).values(), key=str(row.id))
+        self.order = order
+        if keep is not None and keep in order:
+            self.select(keep)
+
+    # -- actions: requests only; the app decides -------------------------------------------------
+
+    def action_open(self) -> None:
+        if self.selected is not None:
+            self.post_message(JobOpened(self.selected))
+
+    def action_job(self, action: str) -> None:
+        if self.selected is not None:
+            self.post_message(JobActionRequested(action, self.selected))
