@@ -53,7 +53,10 @@ class PredictConfig:
     resume: bool = False
     shard_frames: int = DEFAULT_SHARD_FRAMES
     progress: bool = True
-    engine: str = "auto"  # auto, local, pool
+    engine: str = "auto"  # auto, local, pool, ray
+    ray_address: str | None = None  # ray: auto, HOST:PORT, or none for a local instance
+    workers: int | None = None  # ray: actors [default: every GPU / G, or one per node]
+    gpus_per_worker: float | None = None  # ray [default: 1 when the cluster has GPUs, else 0]
     persistent_models: bool = False
     cache_clear_interval: int = 50
     worker_timeout: float = 600.0
@@ -338,8 +341,9 @@ def default_batch_tokens(devices: list[str]) -> int:
     return 4096 if all(d == "cpu" for d in devices) else 32768
 
 
-def run_predict(config: PredictConfig, *, reporter=None) -> list[dict]:
-    """Run the whole job; return each input's run.json content."""
+def run_predict(config: PredictConfig, *, reporter=None, engine=None) -> list[dict]:
+    """Run the whole job; return each input's run.json content. An `engine` given by the
+    caller (models already loaded) is used and left open; else one is made and closed."""
     import tempfile
 
     from virnucpro.devices import effective_precision, parse_devices
@@ -354,22 +358,32 @@ def run_predict(config: PredictConfig, *, reporter=None) -> list[dict]:
             log.warning("model set 'tiny' has seeded random weights: its calls mean nothing "
                         "(for tests, demos and CI only)")
         model_set.classifier_path(config.chunk_size)  # fail before any work if absent
-        devices = parse_devices(config.device)
+        if config.engine == "ray":  # the actors' devices, from the cluster's resources
+            from virnucpro.ray_cluster import cluster_devices
+
+            devices = cluster_devices(config.ray_address, config.workers, config.gpus_per_worker,
+                                      config.threads)
+        else:
+            devices = parse_devices(config.device)
         precision = effective_precision(config.precision, devices)
         models_key = model_fingerprint(model_set, config.chunk_size, precision)
         # Every folder is checked (and claimed) before any scoring: a refusal for the last
         # input must not come after hours spent on the first.
         modes = [prepare_folder(job, config, models_key) for job in jobs]
-        engine = make_engine(config.engine, str(model_set.root), devices, config.chunk_size,
-                             persistent=config.persistent_models, threads=config.threads,
-                             cache_clear_interval=config.cache_clear_interval,
-                             ready_timeout=config.worker_timeout, scorer=config.scorer,
-                             precision=precision)
+        own = engine is None
+        if own:
+            engine = make_engine(config.engine, str(model_set.root), devices, config.chunk_size,
+                                 persistent=config.persistent_models, threads=config.threads,
+                                 cache_clear_interval=config.cache_clear_interval,
+                                 ready_timeout=config.worker_timeout, scorer=config.scorer,
+                                 precision=precision, ray_address=config.ray_address,
+                                 workers=config.workers, gpus_per_worker=config.gpus_per_worker)
         try:
             return [run_input(job, mode, config, engine, model_set, models_key, started_at, reporter)
                     for job, mode in zip(jobs, modes, strict=True)]
         finally:
-            engine.close()
+            if own:
+                engine.close()
 
 
 def run_input(job: InputJob, mode: str, config: PredictConfig, engine, model_set, models_key: dict,

@@ -1,0 +1,243 @@
+"""`python -m benchmarks --size tiny|mid|full [--quick] [--json FILE]`: how fast the product does
+its job, side by side in one run, printed as a table and written as JSON.
+
+- end to end: frames/s, chunks/s, Mbp/h and time per stage of `predict` (local engine);
+- the reference scripts' way (FIDELITY 7: DNABERT-S one sequence at a time, both models
+  reloaded per 10,000 records, ESM-2 batches of 2048 tokens, float32) and the speed-up;
+- padding waste of the DNABERT-S and ESM-2 batches;
+- 10 small jobs (5 sequences each) through the daemon, persistent vs not;
+- working memory of `predict` for an input and for 10x that input (separate processes).
+Sizes: tiny (the tiny set), mid (full DNABERT-S + an ESM-2 of the 35M architecture, random),
+full (the published set when present, else random weights of the full sizes; for a GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.synthetic_input import write_input
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def model_set_for(size: str) -> str:
+    from virnucpro.models.sets import cache_root, resolve_model_set
+
+    if size == "tiny":
+        return str(resolve_model_set("tiny").root)
+    if size == "full":
+        try:
+            return str(resolve_model_set("published", fetch_missing=False, progress=False).root)
+        except Exception:  # noqa: BLE001 - absent offline: random weights of the same sizes
+            pass
+    folder = cache_root() / "bench-sets" / size
+    if not (folder / "300_model.pth").exists():
+        from benchmarks.random_set import write_random_set
+
+        print(f"writing a random {size} model set in {folder} ...", file=sys.stderr)
+        write_random_set(folder, size)
+    return str(folder)
+
+
+def device() -> str:
+    import torch
+
+    return "cuda:0" if torch.cuda.is_available() else "cpu"
+
+
+def end_to_end(fasta: Path, models: str, dev: str, work: Path) -> dict:
+    from virnucpro.pipeline import PredictConfig, run_predict
+
+    t0 = time.perf_counter()
+    [run] = run_predict(PredictConfig(inputs=(str(fasta),), outdir=work / "e2e", models=models,
+                                      device=dev, engine="local", progress=False, force=True,
+                                      report=False))
+    wall = time.perf_counter() - t0
+    c, t = run["counts"], run["timings"]
+    return {"wall_s": round(wall, 2), "frames": c["frames"], "chunks": c["chunks"],
+            "bases": c["bases"], "precision": run["resume_key"]["models"]["precision"],
+            "stages_s": t, "frames_per_s": c["frames"] / t["score_s"],
+            "chunks_per_s": c["chunks"] / t["score_s"], "mbp_per_h": c["bases"] / wall * 3600 / 1e6}
+
+
+def frames_of(fasta: Path, chunk_size: int = 500) -> list:
+    from virnucpro.fasta import read_fasta, scan_fasta
+    from virnucpro.plan import iter_plans
+
+    return [f for p in iter_plans(read_fasta(scan_fasta(fasta)), chunk_size, 1) for f in p.frames()]
+
+
+def reference_style(frames: list, models_root: str, dev: str) -> dict:
+    """The reference scripts' processing, from FIDELITY 7, written here: models reloaded for
+    every 10,000 records, DNABERT-S one sequence at a time, ESM-2 in 2048-token batches."""
+    from virnucpro.batching import batch_by_token_budget
+    from virnucpro.features import classify_features
+    from virnucpro.models.dnabert_io import embed_dna_batch, tokenize_dna
+    from virnucpro.models.esm_io import embed_protein_batch
+    from virnucpro.models.loaded import load_models
+    from virnucpro.models.sets import scan_set_folder
+
+    import numpy as np
+
+    t0 = time.perf_counter()
+    model_set = scan_set_folder(models_root)
+    for start in range(0, len(frames), 10_000):
+        block = frames[start:start + 10_000]
+        models = load_models(model_set, 500, dev)  # a fresh load per 10,000 records
+        dna = np.stack([embed_dna_batch(models.dnabert, tokenize_dna(models.dnabert.tokenizer,
+                                                                     [f.nucleotides]))[0].numpy()
+                        for f in block])
+        proteins = [f.protein for f in block]
+        prot = np.zeros((len(block), models.protein_dim), np.float32)
+        for batch in batch_by_token_budget([len(p) + 2 for p in proteins], 2048):
+            prot[batch] = embed_protein_batch(models.esm, [proteins[i] for i in batch]).numpy()
+        classify_features(np.concatenate([dna, prot], axis=1), models)
+        del models
+    wall = time.perf_counter() - t0
+    return {"wall_s": round(wall, 2), "frames_per_s": len(frames) / wall}
+
+
+def padding(frames: list, models_root: str, batch_tokens: int) -> dict:
+    from virnucpro.batching import batch_by_token_budget, padding_waste
+    from virnucpro.models.dnabert_io import load_dnabert, tokenize_dna
+
+    tok = load_dnabert(Path(models_root) / "dnabert-s").tokenizer
+    dna = [len(t) for t in tokenize_dna(tok, [f.nucleotides for f in frames])]
+    esm = [min(len(f.protein), 1024) + 2 for f in frames]
+    return {"dnabert": padding_waste(dna, batch_by_token_budget(dna, batch_tokens)),
+            "esm": padding_waste(esm, batch_by_token_budget(esm, batch_tokens)),
+            "batch_tokens": batch_tokens}
+
+
+def daemon_jobs(models_root: str, dev: str, work: Path, n_jobs: int = 10) -> dict:
+    """10 small jobs of 5 sequences each, one after the other, persistent vs per-job models."""
+    small = work / "small.fasta"
+    write_input(small, 5, 1500, seed=7)
+    out = {}
+    for persistent in (True, False):
+        runtime = work / f"run-{persistent}"
+        runtime.mkdir(mode=0o700)
+        env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "XDG_STATE_HOME": str(work / f"st-{persistent}")}
+        flag = "--persistent-models" if persistent else "--no-persistent-models"
+        args = ["--devices", dev, flag] + (["--models", models_root] if persistent else [])
+        proc = subprocess.Popen([sys.executable, "-m", "virnucpro.daemon.cli", "start", "--foreground",
+                                 *args], env=env, stderr=subprocess.DEVNULL)
+        try:
+            client = _client(env)
+            t0 = time.perf_counter()
+            for i in range(n_jobs):
+                job = client.submit([str(small)], outdir=str(work / f"jobs-{persistent}" / str(i)),
+                                    options={"models": models_root, "report": False})
+                while client.show(job["id"])["state"] not in ("completed", "failed", "cancelled"):
+                    time.sleep(0.05)
+            out["persistent" if persistent else "per_job"] = time.perf_counter() - t0
+        finally:
+            proc.terminate()
+            proc.wait(60)
+    return {"jobs": n_jobs, "persistent_s": round(out["persistent"], 2),
+            "per_job_s": round(out["per_job"], 2), "speedup": out["per_job"] / out["persistent"]}
+
+
+def _client(env: dict):
+    os.environ.update({k: env[k] for k in ("XDG_RUNTIME_DIR", "XDG_STATE_HOME")})
+    from virnucpro.daemon.client import Client, DaemonUnavailable
+
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            client = Client(timeout=2)
+            client.status()
+            return Client(timeout=60)
+        except DaemonUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def working_memory(models_root: str, dev: str, work: Path, sequences: int) -> dict:
+    res = {}
+    for factor in (1, 10):
+        fasta = work / f"mem{factor}.fasta"
+        write_input(fasta, sequences * factor, 3000, seed=factor)
+        line = subprocess.run([sys.executable, "-m", "benchmarks.memory_probe", str(fasta),
+                               str(work / f"mem-out{factor}"), "--models", models_root,
+                               "--devices", dev], capture_output=True, text=True, check=True,
+                              cwd=REPO).stdout.strip().splitlines()[-1]
+        res[factor] = json.loads(line)
+    return {"1x": res[1], "10x": res[10],
+            "ratio_10x": res[10]["working_bytes"] / max(1, res[1]["working_bytes"])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=["tiny", "mid", "full"], default="tiny")
+    parser.add_argument("--quick", action="store_true", help="smaller inputs")
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["reference", "daemon", "memory"])
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    dev = device()
+    models = model_set_for(args.size)
+    n = {"tiny": 200, "mid": 12, "full": 600}[args.size] // (4 if args.quick else 1)
+    result: dict = {"size": args.size, "device": dev, "quick": args.quick, "models": models,
+                    "machine": f"{platform.node()} {platform.processor() or platform.machine()} "
+                               f"{os.cpu_count()} cores", "python": platform.python_version()}
+    with tempfile.TemporaryDirectory(prefix="vnp-bench-") as tmp:
+        work = Path(tmp)
+        fasta = work / "input.fasta"
+        write_input(fasta, n, 3000)
+        (work / "real.fasta").write_text("".join(p.read_text() for p in sorted((REPO / "tests" / "data").glob("*.fasta"))))
+        e2e = end_to_end(fasta, models, dev, work)
+        result["end_to_end"] = e2e
+        frames = frames_of(fasta)
+        result["frames_kept"] = {"synthetic": len(frames), "real_tests_data": len(frames_of(work / "real.fasta"))}
+        pad = padding(frames, models, 4096 if dev == "cpu" else 32768)
+        result["padding_waste_dnabert"], result["padding_waste_esm"] = pad["dnabert"], pad["esm"]
+        if "reference" not in args.skip:
+            ref = reference_style(frames, models, dev)
+            result["reference"] = ref
+            result["reference_speedup"] = e2e["frames"] / e2e["stages_s"]["score_s"] / ref["frames_per_s"]
+        if "daemon" not in args.skip:
+            jobs = daemon_jobs(models, dev, work)
+            result["daemon_small_jobs"] = jobs
+            result["persistent_speedup"] = jobs["speedup"]
+        if "memory" not in args.skip:
+            mem = working_memory(models, dev, work, max(2, n // 10))
+            result["working_memory"] = mem
+            result["working_memory_ratio_10x"] = mem["ratio_10x"]
+    _print_table(result)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def _print_table(r: dict) -> None:
+    e = r["end_to_end"]
+    rows = [("size / device", f"{r['size']} / {r['device']} ({e['precision']})"),
+            ("frames kept", f"{r['frames_kept']['synthetic']} synthetic, {r['frames_kept']['real_tests_data']} in tests/data"),
+            ("end to end", f"{e['frames_per_s']:.1f} frames/s, {e['chunks_per_s']:.1f} chunks/s, {e['mbp_per_h']:.2f} Mbp/h"),
+            ("stages (s)", ", ".join(f"{k[:-2]} {v}" for k, v in e["stages_s"].items())),
+            ("padding waste", f"DNABERT-S {r['padding_waste_dnabert']:.1%}, ESM-2 {r['padding_waste_esm']:.1%}")]
+    if "reference" in r:
+        rows.append(("reference style", f"{r['reference']['frames_per_s']:.2f} frames/s; speed-up x{r['reference_speedup']:.1f}"))
+    if "daemon_small_jobs" in r:
+        d = r["daemon_small_jobs"]
+        rows.append(("10 small jobs", f"persistent {d['persistent_s']} s, per-job {d['per_job_s']} s; x{d['speedup']:.1f}"))
+    if "working_memory" in r:
+        m = r["working_memory"]
+        rows.append(("working memory", f"1x {m['1x']['working_bytes'] / 1e6:.0f} MB, 10x {m['10x']['working_bytes'] / 1e6:.0f} MB; ratio {m['ratio_10x']:.2f}"))
+    width = max(len(k) for k, _ in rows)
+    print(f"VirNucPro benchmark on {r['machine']}")
+    for k, v in rows:
+        print(f"  {k:<{width}}  {v}")
+
+
+if __name__ == "__main__":
+    main()

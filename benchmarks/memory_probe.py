@@ -1,0 +1,54 @@
+"""Working memory of one `predict` run, measured in its own process:
+
+  python -m benchmarks.memory_probe INPUT OUTDIR --models SET --devices cpu
+
+Loads the models first (as `predict` does), reads the resident memory, runs `predict` through
+the library, and prints one JSON line: resident memory after loading, peak resident memory,
+and their difference, the working memory. Peak RSS only grows, so each size needs a process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+from pathlib import Path
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        import os
+
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("input")
+    parser.add_argument("outdir", type=Path)
+    parser.add_argument("--models", default="tiny")
+    parser.add_argument("--devices", default="cpu")
+    parser.add_argument("--shard-frames", type=int, default=2048)
+    args = parser.parse_args()
+
+    from virnucpro.engine import make_engine
+    from virnucpro.models.sets import resolve_model_set
+    from virnucpro.pipeline import PredictConfig, run_predict
+
+    model_set = resolve_model_set(args.models, fetch_missing=False, progress=False)
+    # Load once here and keep it loaded: the run below reuses the same process's allocator
+    # state, so "after load" is the base the run's working memory sits on.
+    engine = make_engine("local", str(model_set.root), [args.devices], 500, persistent=True)
+    engine._get_scorer()
+    after_load = rss_bytes()
+    config = PredictConfig(inputs=(args.input,), outdir=args.outdir, models=str(model_set.root),
+                           device=args.devices, engine="local", progress=False, force=True,
+                           report=False, persistent_models=True, shard_frames=args.shard_frames)
+    [run] = run_predict(config, engine=engine)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"after_load_bytes": after_load, "peak_bytes": peak,
+                      "working_bytes": max(0, peak - after_load), "frames": run["counts"]["frames"]}))
+
+
+if __name__ == "__main__":
+    main()
