@@ -78,14 +78,14 @@ def frames_of(fasta: Path, chunk_size: int = 500) -> list:
 def reference_style(frames: list, models_root: str, dev: str) -> dict:
     """The reference scripts' processing, from FIDELITY 7, written here: models reloaded for
     every 10,000 records, DNABERT-S one sequence at a time, ESM-2 in 2048-token batches."""
+    import numpy as np
+
     from virnucpro.batching import batch_by_token_budget
     from virnucpro.features import classify_features
     from virnucpro.models.dnabert_io import embed_dna_batch, tokenize_dna
     from virnucpro.models.esm_io import embed_protein_batch
     from virnucpro.models.loaded import load_models
     from virnucpro.models.sets import scan_set_folder
-
-    import numpy as np
 
     t0 = time.perf_counter()
     model_set = scan_set_folder(models_root)
