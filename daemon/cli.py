@@ -72,6 +72,15 @@ def main() -> None:
 @click.option("--persistent-models/--no-persistent-models", default=False, show_default=True,
               help="Keep the models loaded between jobs (else load per job and free after).")
 @click.option("--devices", default="auto", show_default=True, help="auto, cpu, cuda:N or a list.")
+@click.option("--engine", type=click.Choice(["pool", "ray"]), default="pool", show_default=True,
+              help="pool: one worker process per device of this machine; ray: Ray actors on a "
+              "cluster (pip install 'virnucpro[ray]').")
+@click.option("--ray-address", default=None, metavar="auto|HOST:PORT",
+              help="Ray cluster to join [default: start a local Ray instance].")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Ray actors [default: the cluster's GPUs / --gpus-per-worker, else one per node].")
+@click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=None,
+              help="GPUs per Ray actor [default: 1 when the cluster has GPUs, else 0].")
 @click.option("--models", "preload", multiple=True, metavar="NAME",
               help="Model set(s) to load at start (persistent mode).")
 @click.option("--endpoint", default=None, help="Request endpoint (default: an ipc socket in the "
@@ -95,9 +104,15 @@ def start(persistent_models: bool, devices: str, preload: tuple[str, ...], endpo
           keys: Path | None, max_queued: int, threads: int | None, worker_timeout: float,
           shutdown_timeout: float, max_loaded_sets: int, precision: str, foreground: bool,
           scorer: str | None,
-          shard_frames: int | None, verbose: int) -> None:
+          shard_frames: int | None, verbose: int, engine: str, ray_address: str | None,
+          workers: int | None, gpus_per_worker: float | None) -> None:
     """Start the daemon; in the background it returns once the daemon answers."""
     from virnucpro.daemon.paths import DaemonPaths
+
+    from virnucpro.ray_cluster import check_ray_options
+
+    if problem := check_ray_options(engine, ray_address, workers, gpus_per_worker, devices):
+        raise click.UsageError(problem)
 
     paths = DaemonPaths.default()
     if not foreground:
@@ -108,7 +123,10 @@ def start(persistent_models: bool, devices: str, preload: tuple[str, ...], endpo
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     logging.getLogger("virnucpro.daemon").setLevel(logging.INFO)
-    config = DaemonConfig(devices=resolve_devices(devices), persistent=persistent_models,
+    # With Ray the devices are the cluster's, learnt when the daemon joins it.
+    config = DaemonConfig(devices=resolve_devices(devices) if engine == "pool" else [],
+                          persistent=persistent_models, engine=engine, ray_address=ray_address,
+                          workers=workers, gpus_per_worker=gpus_per_worker,
                           models=list(preload), endpoint=endpoint, max_queued=max_queued,
                           threads=threads, worker_timeout=worker_timeout,
                           shutdown_timeout=shutdown_timeout, max_loaded_sets=max_loaded_sets,

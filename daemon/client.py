@@ -185,7 +185,11 @@ class Client:
         return self.request("logs", {"job_id": job_id, "since": since})["lines"]
 
     def remove(self, job_id: int | None = None, older_than_s: float | None = None) -> int:
-        body = {"job_id": job_id} if job_id is not None else {"older_than_s": older_than_s or 0}
+        """Remove one finished job, or the finished jobs older than `older_than_s` (the
+        daemon's default when neither is given: a week)."""
+        body: dict = {"job_id": job_id} if job_id is not None else {}
+        if job_id is None and older_than_s is not None:
+            body["older_than_s"] = older_than_s
         return self.request("remove", body)["removed"]
 
     def drain(self) -> dict:

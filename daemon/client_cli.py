@@ -140,8 +140,13 @@ class _ProgressView:
         self.last_time = 0.0
         if sys.stderr.isatty():
             from rich.console import Console
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeElapsedColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
             self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                                 MofNCompleteColumn(), TextColumn("sequences"), TimeElapsedColumn(),
@@ -190,7 +195,7 @@ def _follow(client: Client, job_id: int) -> Iterator[dict]:
                     client.status()
                 except DaemonUnavailable:
                     raise DaemonUnavailable(
-                        f"the daemon stopped answering while job {job_id} was {job['state']}; a "
+                        f"the daemon stopped answering while job {job_id} was {job.get('state')}; a "
                         "job it was running resumes when it starts again (`virnucpro-daemon "
                         "start`)") from None
             continue
@@ -207,7 +212,7 @@ def _follow(client: Client, job_id: int) -> Iterator[dict]:
             update = {k: v for k, v in body.items() if k != "job_id"}
             job = {**job, "progress": {**(job.get("progress") or {}), **update}}
         elif topic == "daemon" and body["state"] == "stopped":
-            raise DaemonUnavailable(f"the daemon stopped while job {job_id} was {job['state']}; "
+            raise DaemonUnavailable(f"the daemon stopped while job {job_id} was {job.get('state')}; "
                                     "it resumes when the daemon starts again")
         else:
             continue
@@ -221,7 +226,6 @@ def _watch_to_end(client: Client, job_id: int) -> dict:
     JobFailed / JobCancelled."""
     view = _ProgressView(job_id)
     try:
-        job: dict = {}
         for job in _follow(client, job_id):
             view.show(job)
     except KeyboardInterrupt:

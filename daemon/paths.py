@@ -39,7 +39,8 @@ def _private_dir(path: Path) -> Path:
 
 def runtime_dir() -> Path:
     root = _runtime_root()
-    if root is not None and len(f"ipc://{root}/daemon.sock") <= IPC_PATH_LIMIT:
+    # The longest socket name decides (the events socket, daemon-events.sock).
+    if root is not None and len(f"ipc://{root}/daemon-events.sock") <= IPC_PATH_LIMIT:
         return _private_dir(root)
     return _private_dir(Path("/tmp") / f"virnucpro-{getpass.getuser()}")
 

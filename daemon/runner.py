@@ -2,8 +2,8 @@
 
 `Scheduler.step(now)` is one iteration (pick the next job, run it to an end state); the
 runner thread calls it in a loop. A job runs through the same pipeline functions as
-`virnucpro predict` (validation, shards on disk, resume, the tables), always with the pool
-engine, so this process never imports torch. Pools are kept per model set: in persistent mode
+`virnucpro predict` (validation, shards on disk, resume, the tables), with the pool engine
+or (`--engine ray`) Ray actors, so this process never imports torch. Pools are kept per model set: in persistent mode
 they outlive jobs (least recently used evicted beyond `max_loaded_sets`); otherwise one is
 started for a job and stopped after it, freeing the device memory.
 """
@@ -49,6 +49,9 @@ class RunnerConfig:
     scorer: str | None = None  # tests only: a stand-in scorer class for the workers
     shard_frames: int | None = None
     precision: str = "auto"
+    ray_address: str | None = None  # engine ray only
+    workers: int | None = None
+    gpus_per_worker: float | None = None
 
     @property
     def effective_precision(self) -> str:
@@ -82,7 +85,9 @@ class EngineCache:
                                  persistent=True, threads=self.config.threads,
                                  ready_timeout=self.config.worker_timeout,
                                  scorer=self.config.scorer,
-                                 precision=self.config.effective_precision)
+                                 precision=self.config.effective_precision,
+                                 ray_address=self.config.ray_address, workers=self.config.workers,
+                                 gpus_per_worker=self.config.gpus_per_worker)
             self.engines[models_root] = engine
             return engine
 
@@ -102,12 +107,7 @@ class EngineCache:
         out = []
         with self.lock:
             for root, engine in self.engines.items():
-                pool = getattr(engine, "manager", None) and engine.manager.pool
-                workers = pool.workers if pool else []
-                out.append({"models": root, "workers": [
-                    {"worker": w.id, "device": w.spec.device, "state": w.state,
-                     "memory_bytes": w.ready_info.get("memory_bytes"),
-                     "load_seconds": w.ready_info.get("load_seconds")} for w in workers]})
+                out.append({"models": root, "workers": engine.describe_workers()})
         return out
 
     @property
@@ -207,7 +207,7 @@ class Scheduler:
             rename_duplicates=job.options["rename_duplicates"],
             # A job owns its folder: it resumes its own shards; --force is taken at submit.
             force=job.options["force"] and job.attempts == 1, resume=job.attempts > 1,
-            progress=False, engine="pool",
+            progress=False, engine=self.config.engine, report=job.options.get("report", True),
             **({"shard_frames": self.config.shard_frames} if self.config.shard_frames else {}))
         with tempfile.TemporaryDirectory(prefix="virnucpro-job-") as spool:
             inputs = pipeline.validate_inputs(config, Path(spool))
@@ -227,7 +227,8 @@ class Scheduler:
         counts = _sum_counts(results)
         self._log(job, f"completed: {counts.get('sequences', 0)} sequences, "
                        f"{counts.get('sequences_virus', 0)} viral")
-        self.store.set_progress(job.id, {**job.progress, "sequences_done": total,
+        latest = self.store.get(job.id) or job  # progress ticks were written behind `job`
+        self.store.set_progress(job.id, {**latest.progress, "sequences_done": total,
                                          "sequences_total": total, "counts": counts})
         return self._transition(job, JobState.COMPLETED, "")
 

@@ -57,6 +57,9 @@ class DaemonConfig:
     scorer: str | None = None  # tests only
     shard_frames: int | None = None  # tests only
     precision: str = "auto"
+    ray_address: str | None = None  # engine ray: the cluster (None: a local Ray instance)
+    workers: int | None = None  # engine ray: actors
+    gpus_per_worker: float | None = None  # engine ray
 
 
 class Daemon:
@@ -139,13 +142,22 @@ class Daemon:
         from virnucpro.daemon.store import SqliteJobStore
 
         self.acquire_lock()
+        # Join Ray now, for the daemon's life: the devices (and precision) are the cluster's,
+        # and ray.init installs a SIGTERM handler that ours must replace (serve_forever).
+        if self.config.engine == "ray":
+            from virnucpro.ray_cluster import cluster_devices
+
+            self.config.devices = cluster_devices(self.config.ray_address, self.config.workers,
+                                                  self.config.gpus_per_worker, self.config.threads)
         self.paths.state.mkdir(parents=True, exist_ok=True)
         self.store = SqliteJobStore(self.paths.store)
         self.scheduler = Scheduler(self.store, RunnerConfig(
             devices=self.config.devices, persistent=self.config.persistent, engine=self.config.engine,
             threads=self.config.threads, max_loaded_sets=self.config.max_loaded_sets,
             worker_timeout=self.config.worker_timeout, scorer=self.config.scorer,
-            shard_frames=self.config.shard_frames, precision=self.config.precision), emit=self.emit)
+            shard_frames=self.config.shard_frames, precision=self.config.precision,
+            ray_address=self.config.ray_address, workers=self.config.workers,
+            gpus_per_worker=self.config.gpus_per_worker), emit=self.emit)
         self.reconcile()
         self._bind()
         self.paths.pid.write_text(str(os.getpid()))
@@ -166,7 +178,7 @@ class Daemon:
 
         model_set = resolve_model_set(models, fetch_missing=False, progress=False)
         engine = self.scheduler.engines.get(str(model_set.root))
-        engine.manager._acquire()  # start the workers now, not at the first job
+        engine.start()  # start the workers now, not at the first job
 
     def reconcile(self) -> None:
         """After a crash: loading/running jobs go back to the queue (attempts are counted
@@ -239,8 +251,10 @@ class Daemon:
         if len(frames) < 2:
             return  # nothing to answer to
         identity, payload = frames[0], frames[-1]
+        # A REQ client puts an empty delimiter before its frame and expects it back.
+        envelope = [identity, b""] if len(frames) == 3 and frames[1] == b"" else [identity]
         if len(frames) > 3 or (len(frames) == 3 and frames[1] != b""):
-            self._reply(identity, P.error_reply("", ErrorCode.BAD_REQUEST, "one frame per request"))
+            self._reply([identity], P.error_reply("", ErrorCode.BAD_REQUEST, "one frame per request"))
             return
         rid = ""
         try:
@@ -255,11 +269,11 @@ class Daemon:
         except Exception as exc:  # noqa: BLE001 - nothing a client sends may stop the daemon
             log.exception("request failed")
             reply = P.error_reply(rid, ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}")
-        self._reply(identity, reply)
+        self._reply(envelope, reply)
 
-    def _reply(self, identity: bytes, payload: bytes) -> None:
+    def _reply(self, envelope: list[bytes], payload: bytes) -> None:
         with contextlib.suppress(zmq.ZMQError):
-            self.router.send_multipart([identity, payload], zmq.NOBLOCK)
+            self.router.send_multipart([*envelope, payload], zmq.NOBLOCK)
 
     # -- requests --------------------------------------------------------------------------
 
@@ -300,7 +314,8 @@ class Daemon:
         if rid and (existing := self.store.find_by_request(rid)):
             return {"job": existing.to_wire(), "duplicate": True}
         options = P.check_options(body.get("options", {}))
-        paths = [self._upload_path(u) for u in body.get("uploads", [])] + list(body.get("inputs", []))
+        uploads = body.get("uploads", [])
+        paths = [self._upload_path(u) for u in uploads] + list(body.get("inputs", []))
         if not paths:
             raise ProtocolError(ErrorCode.INVALID, "a job needs at least one input")
         inputs = tuple(self._fingerprint(p) for p in paths)
@@ -310,10 +325,13 @@ class Daemon:
         outdir = body.get("outdir")
         if outdir is not None and not os.path.isabs(outdir):
             raise ProtocolError(ErrorCode.INVALID, "outdir must be an absolute path")
-        record = JobRecord(id=0, name=body.get("name") or Path(paths[0]).name, state=JobState.QUEUED,
+        first = self.uploads[uploads[0]]["name"] if uploads else Path(paths[0]).name
+        record = JobRecord(id=0, name=body.get("name") or first, state=JobState.QUEUED,
                            inputs=inputs, outdir=outdir or "", options=options,
                            priority=body.get("priority", 0), client_request_id=rid)
         job = self.store.add(record, time.time())
+        for u in uploads:  # the file now belongs to the job
+            self.uploads.pop(u, None)
         if not outdir:
             job = self.store.transition(job.id, JobState.QUEUED, time.time(), "",
                                         outdir=str(self.paths.results / f"job-{job.id}"))
@@ -414,7 +432,7 @@ class Daemon:
         path = self.paths.uploads / f"{upload_id}-{name}"
         path.write_bytes(b"")
         self.uploads[upload_id] = {"path": path, "size": body["size"], "sha256": body["sha256"],
-                                   "received": 0, "done": False}
+                                   "received": 0, "done": False, "name": name}
         return {"upload_id": upload_id, "chunk_bytes": P.UPLOAD_CHUNK_BYTES}
 
     def _on_upload_chunk(self, body: dict) -> dict:
@@ -491,10 +509,8 @@ class Daemon:
 
     def _kill_workers(self) -> None:
         for engine in list(self.scheduler.engines.engines.values()):
-            pool = engine.manager.pool
-            for w in pool.workers if pool else []:
-                with contextlib.suppress(Exception):
-                    w.process.kill()
+            with contextlib.suppress(Exception):
+                engine.kill()
 
     def shutdown(self) -> None:
         self.state = DaemonState.STOPPING
@@ -506,8 +522,8 @@ class Daemon:
         with contextlib.suppress(Exception):
             self.emit("daemon", self.status())
             self._publish_pending()
-        for sock in (self.router, self.pub):
-            sock.close(0)
+        self.router.close(0)
+        self.pub.close(500)  # let the last "stopped" event reach the subscribers
         if getattr(self, "auth", None):
             self.auth.stop()
         self.ctx.term()

@@ -33,6 +33,17 @@ def human_bytes(n: float | None) -> str:
     return f"{int(n)} B"
 
 
+def bytes_pair(used: float | None, total: float | None) -> str:
+    """`61.4/143.8 GB`: both in the unit of the larger."""
+    if used is None:
+        return "-"
+    if not total:
+        return human_bytes(used)
+    unit, size = next(((u, z) for u, z in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3))
+                       if total >= z), ("B", 1))
+    return f"{used / size:.1f}/{total / size:.1f} {unit}"
+
+
 def duration(seconds: float | None) -> str:
     """`42s`, `3m07s`, `2h05m`, `3d04h`; `-` when unknown."""
     if seconds is None or seconds < 0:
@@ -65,7 +76,8 @@ def state_text(state: str) -> Text:
     return Text(state, style=STATE_STYLES.get(state, ""))
 
 
-def bar(fraction: float | None, width: int, *, style: str = "cyan", label: bool = True) -> Text:
+def bar(fraction: float | None, width: int, *, style: str = "cyan", label: bool = True,
+        track: str = "━") -> Text:
     """A bar of `width` cells (eighths of a cell resolution), then the percentage."""
     if fraction is None:
         return Text("·" * width + ("     " if label else ""), style="dim")
@@ -74,7 +86,7 @@ def bar(fraction: float | None, width: int, *, style: str = "cyan", label: bool 
     full, part = divmod(eighths, 8)
     filled = "█" * full + ("▏▎▍▌▋▊▉"[part - 1] if part else "")
     text = Text(filled, style=style)
-    text.append("━" * (width - len(filled)), style="grey37")
+    text.append(track * (width - len(filled)), style="grey37")
     if label:
         text.append(f" {fraction * 100:3.0f}%")
     return text
@@ -98,7 +110,7 @@ def histogram(counts: Sequence[int], edges: Sequence[float], width: int) -> Text
     for i, n in enumerate(counts):
         lo, hi = edges[i], edges[i + 1]
         text.append(f"{lo:.1f}-{hi:.1f} ", style="dim")
-        text.append_text(bar(n / top if top else 0.0, width, style="magenta", label=False))
+        text.append_text(bar(n / top if top else 0.0, width, style="magenta", label=False, track=" "))
         text.append(f" {n}")
         if i < len(counts) - 1:
             text.append("\n")

@@ -1,13 +1,15 @@
 """Execution engines: who scores the shards. `local` runs them in this process on one
-device; `pool` runs them on a `PersistentWorkerPool` over several devices.
+device; `pool` runs them on a `PersistentWorkerPool` over several devices; `ray` on Ray
+actors over a cluster (virnucpro.ray_engine, the optional extra `virnucpro[ray]`).
 
-Both give `map(tasks) -> (task, scores)` in task order, load the models only when a shard needs
+All give `map(tasks) -> (task, scores)` in task order, load the models only when a shard needs
 scoring, and count the loads. With `persistent` the models stay loaded across inputs until
 `close()`; without, `end_input()` frees them after each input (conservative memory use).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 from collections.abc import Iterable, Iterator
@@ -132,14 +134,44 @@ class PoolEngine:
     def close(self) -> None:
         self.manager.release()
 
+    # -- for the daemon: start now, status, a hard stop ----------------------------------------
+
+    def start(self) -> None:
+        self.manager._acquire()
+
+    def describe_workers(self) -> list[dict]:
+        pool = self.manager.pool
+        return [{"worker": w.id, "device": w.spec.device, "state": w.state,
+                 "memory_bytes": w.ready_info.get("memory_bytes"),
+                 "load_seconds": w.ready_info.get("load_seconds")}
+                for w in (pool.workers if pool else [])]
+
+    def kill(self) -> None:
+        pool = self.manager.pool
+        for w in pool.workers if pool else []:
+            with contextlib.suppress(Exception):
+                w.process.kill()
+
 
 def make_engine(engine: str, models: str, devices: list[str], chunk_size: int, *,
                 persistent: bool, threads: int | None = None, cache_clear_interval: int = 50,
                 ready_timeout: float = 600.0, scorer: str | None = None,
-                precision: str = "float32"):
+                precision: str = "float32", ray_address: str | None = None,
+                workers: int | None = None, gpus_per_worker: float | None = None):
     """`auto` picks `local` for one device and `pool` for several. `precision` is the
-    effective one (devices.effective_precision)."""
+    effective one (devices.effective_precision). `ray` ignores `devices`: its actors are sized
+    from the cluster (`ray_address`, `workers`, `gpus_per_worker`; see virnucpro.ray_engine)."""
     from virnucpro.errors import VirNucProError
+
+    if engine == "ray":
+        from virnucpro.ray_engine import RayEngine
+
+        return RayEngine(models, chunk_size, persistent=persistent, address=ray_address,
+                         workers=workers, gpus_per_worker=gpus_per_worker, threads=threads,
+                         cache_clear_interval=cache_clear_interval, ready_timeout=ready_timeout,
+                         scorer=scorer, precision=precision)
+    if ray_address or workers is not None or gpus_per_worker is not None:
+        raise VirNucProError("--ray-address, --workers and --gpus-per-worker need --engine ray")
 
     if engine == "auto":
         engine = "local" if len(devices) == 1 else "pool"
@@ -160,4 +192,4 @@ def make_engine(engine: str, models: str, devices: list[str], chunk_size: int, *
         return PoolEngine(models, devices, chunk_size, persistent=persistent, threads=threads,
                           cache_clear_interval=cache_clear_interval, ready_timeout=ready_timeout,
                           scorer=scorer, precision=precision)
-    raise VirNucProError(f"unknown engine {engine!r}: use auto, local or pool")
+    raise VirNucProError(f"unknown engine {engine!r}: use auto, local, pool or ray")

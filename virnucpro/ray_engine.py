@@ -1,17 +1,17 @@
-"""The `ray` engine: the shard function (`ModelScorer`) in Ray actors, for clusters.
+"""The `ray` engine: shards scored by Ray actors that keep their models loaded, for clusters.
 
 `RayEngine` has the engine interface of `virnucpro.engine`: `map(tasks)` yields (task, scores)
-in task order. Each actor keeps one model set loaded (one model load per actor start) and holds
-at most `per_actor` shards; a dead actor is replaced and its shards retried, and a shard that
-killed `max_attempts` actors is marked failed (FAILED_WORKER), as in the worker pool.
-`ray` is imported here only, lazily; the driver never imports torch (actors do, in their own
-processes), so the daemon's supervisor can drive it.
+in task order. Each actor (`ray_cluster.ShardActor`) loads the model set once and holds at most
+`per_actor` shards; a dead actor is replaced and its shards retried, and a shard that killed
+`max_attempts` actors is marked failed (FAILED_WORKER), as in the worker pool. The driver never
+imports torch, so the daemon's supervisor can drive it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
+import re
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -22,136 +22,9 @@ from typing import Any
 from virnucpro.errors import VirNucProError
 from virnucpro.features import FAILED_WORKER, ShardScores
 from virnucpro.pool.worker import DEFAULT_SCORER, ShardTask, WorkerSpec
+from virnucpro.ray_cluster import actor_class, connect, plan_actors, require_ray
 
 log = logging.getLogger(__name__)
-
-INSTALL_HINT = "the ray engine needs Ray: pip install 'virnucpro[ray]'"
-_ours = False  # whether this process made the Ray connection (so it may shut it down)
-
-
-def require_ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise VirNucProError(INSTALL_HINT) from None
-    return ray
-
-
-def connect(address: str | None, workers: int | None = None) -> None:
-    """Join a cluster (`auto` or HOST:PORT) or, without an address, start a local instance.
-    A connection made before (by the caller, or an earlier engine) is used as it is."""
-    global _ours
-    ray = require_ray()
-    if ray.is_initialized():
-        return
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
-    try:
-        if address:
-            ray.init(address=address, **quiet)
-        else:  # enough CPUs for the asked workers even on a small machine
-            ray.init(num_cpus=max(workers or 1, os.cpu_count() or 1), **quiet)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise VirNucProError(f"cannot join the Ray cluster at {address or 'a new local instance'}"
-                             f" ({exc}); start one with `ray start --head`") from exc
-    _ours = True
-
-
-def disconnect() -> None:
-    """Leave Ray if this process joined it: a local instance it started stops, a cluster
-    only loses this driver. A connection the caller made is left alone."""
-    global _ours
-    if _ours:
-        require_ray().shutdown()
-        _ours = False
-
-
-@dataclass(frozen=True)
-class ActorPlan:
-    """How many actors, and what each asks Ray for."""
-
-    workers: int
-    gpus: float  # per actor
-    cpus: float  # per actor, for Ray's scheduling
-    threads: int  # torch threads in each actor
-
-    @property
-    def devices(self) -> list[str]:
-        # "cuda"/"cpu" per actor: what decides the batch budget and the precision.
-        return ["cuda" if self.gpus else "cpu"] * self.workers
-
-
-def plan_actors(address: str | None, workers: int | None, gpus_per_worker: float | None,
-                threads: int | None) -> ActorPlan:
-    """Connect, then size the actors from the cluster: G defaults to 1 when it has GPUs, and
-    N to all its GPUs (G > 0) or one actor per node (CPU only)."""
-    connect(address, workers)
-    ray = require_ray()
-    total = ray.cluster_resources()
-    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
-    cluster_gpus = total.get("GPU", 0.0)
-    gpus = (1.0 if cluster_gpus else 0.0) if gpus_per_worker is None else gpus_per_worker
-    if not workers:
-        workers = max(1, int(cluster_gpus // gpus) if gpus else len(nodes))
-    if gpus and workers * gpus > cluster_gpus:
-        # Not an error: an autoscaling cluster may add GPU nodes for the waiting actors.
-        log.warning("%d workers x %g GPU need more GPUs than the cluster has now (%g): some "
-                    "actors wait for them", workers, gpus, cluster_gpus)
-    if gpus:  # a GPU actor only feeds its device: a few threads tokenize and copy
-        return ActorPlan(workers, gpus, 1.0, threads or 4)
-    # CPU actors share the cluster's cores, but one actor cannot take more than a node has.
-    biggest = max((n.get("CPU", 1.0) for n in nodes), default=1.0)
-    per = threads or max(1, int(min(biggest, total.get("CPU", 1.0) // workers)))
-    return ActorPlan(workers, 0.0, float(min(per, biggest)), per)
-
-
-def cluster_devices(address: str | None, workers: int | None, gpus_per_worker: float | None,
-                    threads: int | None = None) -> list[str]:
-    """The engine's `devices` before it exists (for the precision and the batch budget)."""
-    return plan_actors(address, workers, gpus_per_worker, threads).devices
-
-
-class ShardActor:
-    """Lives in a Ray worker process: one scorer with its models loaded on this actor's device
-    (on a GPU actor Ray has set CUDA_VISIBLE_DEVICES, so it is cuda:0)."""
-
-    def __init__(self, spec: WorkerSpec) -> None:
-        # Before CUDA starts in this process, as in the pool's workers.
-        os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
-        os.environ["TOKENIZERS_PARALLELISM"] = "false"
-        logging.basicConfig(level=spec.log_level)
-        import torch
-
-        from virnucpro.pool.worker import _load_class, _resident_bytes
-
-        torch.set_num_threads(spec.threads)  # scores must not depend on the node's core count
-        device = "cuda:0" if spec.device == "cuda" else "cpu"
-        before, started = _resident_bytes(), time.perf_counter()
-        self.scorer = _load_class(spec.scorer)(spec, device)
-        self.spec = spec
-        self.done = 0
-        try:
-            dim = self.scorer.models_for(spec.chunk_size).feature_dim
-        except Exception:  # noqa: BLE001 - a stand-in scorer may lack it; failed shards then have none
-            dim = None
-        memory = (torch.cuda.memory_allocated() if device.startswith("cuda")
-                  else max(0, _resident_bytes() - before))
-        import ray
-
-        self.info = {"worker": spec.worker_id, "device": device, "pid": os.getpid(),
-                     "node": ray.util.get_node_ip_address(), "threads": spec.threads,
-                     "load_seconds": round(time.perf_counter() - started, 3),
-                     "memory_bytes": int(memory), "feature_dim": dim}
-
-    def ready(self) -> dict:
-        return self.info
-
-    def score(self, task: ShardTask) -> ShardScores:
-        result = self.scorer.score(task)
-        self.done += 1
-        if self.spec.cache_clear_interval and self.done % self.spec.cache_clear_interval == 0:
-            self.scorer.clear_cache()
-        return result
 
 
 @dataclass
@@ -183,7 +56,8 @@ class RayEngine:
         # A folder path, resolved here once: every node must see it (a shared file system,
         # or `virnucpro models import` to the same path on each node).
         self.model_set = resolve_model_set(models, fetch_missing=False, progress=False)
-        self.plan = plan_actors(address, workers, gpus_per_worker, threads)
+        self._own_connection = connect(address, workers)  # else the caller's, left open
+        self.plan = plan_actors(workers, gpus_per_worker, threads)
         self.devices = self.plan.devices
         self.persistent = persistent
         self.ready_timeout = ready_timeout
@@ -211,11 +85,10 @@ class RayEngine:
     # -- actors ----------------------------------------------------------------------------
 
     def _spawn(self, spec: WorkerSpec, restarts: int = 0) -> _Actor:
-        ray = require_ray()
-        remote = ray.remote(ShardActor).options(
+        # Ray's own restarts and retries stay off: ours are counted and capped (poison shards).
+        handle = actor_class().options(
             num_cpus=self.plan.cpus, num_gpus=self.plan.gpus, max_restarts=0,
-            max_task_retries=0, scheduling_strategy="SPREAD")  # retries are ours: counted, capped
-        handle = remote.remote(spec)
+            max_task_retries=0, scheduling_strategy="SPREAD").remote(spec)
         return _Actor(spec, handle, handle.ready.remote(), restarts=restarts)
 
     def start(self) -> None:
@@ -225,27 +98,23 @@ class RayEngine:
         self.actors = [self._spawn(spec) for spec in self.specs]
         deadline = time.monotonic() + self.ready_timeout
         try:
-            while any(a.state == "starting" for a in self.actors):
+            while waiting := [a for a in self.actors if a.state == "starting"]:
                 if time.monotonic() > deadline:
-                    raise self._start_error("not ready after %.0f s (too few free resources in the "
-                                            "cluster, or raise --worker-timeout if loading the "
-                                            "models is just slow)" % self.ready_timeout)
-                refs = [a.ready_ref for a in self.actors if a.state == "starting"]
+                    raise _start_error(waiting[0], f"not ready after {self.ready_timeout:.0f} s "
+                                       "(the cluster may lack free CPUs or GPUs for the actors; "
+                                       "or raise --worker-timeout if loading the models is just "
+                                       "slow)")
+                refs = [a.ready_ref for a in waiting]
                 for ref in require_ray().wait(refs, num_returns=len(refs), timeout=1.0)[0]:
-                    actor = next(a for a in self.actors if a.ready_ref == ref)
+                    actor = next(a for a in waiting if a.ready_ref == ref)
                     if not self._take_ready(actor):
-                        raise self._start_error(f"could not load the models: {actor.info['error']}")
+                        raise _start_error(actor, f"could not load the models: {actor.info['error']}")
         except BaseException:
             self._stop_actors()
             raise
         for a in self.actors:
             log.info("actor %d ready on %s (%s): models loaded in %.1f s", a.spec.worker_id,
                      a.info["node"], a.info["device"], a.info["load_seconds"])
-
-    def _start_error(self, message: str) -> VirNucProError:
-        from virnucpro.pool.pool import WorkerStartError
-
-        return WorkerStartError(message, worker=0, device="ray")
 
     def _take_ready(self, actor: _Actor) -> bool:
         ray = require_ray()
@@ -261,7 +130,10 @@ class RayEngine:
     def _stop_actors(self) -> None:
         ray = require_ray()
         for a in self.actors:
-            ray.kill(a.handle, no_restart=True)
+            try:
+                ray.kill(a.handle, no_restart=True)
+            except Exception:  # noqa: BLE001 - already gone, or Ray itself is
+                log.debug("actor %d was already gone", a.spec.worker_id)
         self.actors = []
 
     def describe_workers(self) -> list[dict]:
@@ -326,6 +198,10 @@ class RayEngine:
             owner.update({a.ready_ref: a for a in self.actors if a.state == "starting"})
             if not owner:
                 raise VirNucProError("no Ray actor is left to score the remaining shards")
+            if not any(a.state == "ready" for a in self.actors) and all(
+                    time.monotonic() - a.started_at > self.ready_timeout for a in self.actors):
+                raise _start_error(self.actors[0], "no actor left, and no replacement ready "
+                                   f"after {self.ready_timeout:.0f} s")
             for ref in ray.wait(list(owner), num_returns=1, timeout=1.0)[0]:
                 actor = owner[ref]
                 if actor.state == "starting":
@@ -335,7 +211,7 @@ class RayEngine:
                 task = actor.in_flight[ref]
                 try:
                     scores = ray.get(ref)
-                except ray.exceptions.RayActorError as exc:
+                except _lost_actor_errors(ray) as exc:
                     self._on_death(actor, _short(exc), retry, attempts, done)
                     continue
                 except ray.exceptions.RayError as exc:  # the scorer raised: retrying won't fix it
@@ -379,10 +255,8 @@ class RayEngine:
         ray = require_ray()
         for a in self.actors:
             for ref in a.in_flight:
-                try:
+                with contextlib.suppress(Exception):  # already finished, or its actor gone
                     ray.cancel(ref)
-                except Exception:  # noqa: BLE001 - already finished or its actor gone
-                    pass
             a.in_flight.clear()
 
     def end_input(self) -> None:
@@ -391,10 +265,30 @@ class RayEngine:
 
     def close(self) -> None:
         self._stop_actors()
-        disconnect()
+        if self._own_connection:  # a local instance this engine started stops with it
+            require_ray().shutdown()
+            self._own_connection = False
+
+
+def _start_error(actor: _Actor, message: str) -> VirNucProError:
+    from virnucpro.pool.pool import WorkerStartError
+
+    return WorkerStartError(message, worker=actor.spec.worker_id,
+                            device=f"Ray ({actor.spec.device} actor)")
+
+
+def _lost_actor_errors(ray: Any) -> tuple[type, ...]:
+    """Errors that mean the actor (or its node) is gone, not that the shard is wrong: the
+    shard is retried elsewhere. Some names are missing from older Ray releases."""
+    names = ("RayActorError", "OutOfMemoryError", "ObjectLostError", "WorkerCrashedError",
+             "NodeDiedError")
+    return tuple(getattr(ray.exceptions, n) for n in names if hasattr(ray.exceptions, n))
 
 
 def _short(exc: BaseException) -> str:
-    """The first line of a Ray error (the rest is the remote traceback)."""
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    """One line for a Ray error: the remote exception when it carries a traceback (the last
+    line), else Ray's own first line. Colour codes are Ray's terminal decoration."""
+    lines = [x.strip() for x in re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).splitlines() if x.strip()]
+    if not lines:
+        return type(exc).__name__
+    return lines[-1] if any(x.startswith("File ") for x in lines) else lines[0]

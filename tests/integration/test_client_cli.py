@@ -134,7 +134,7 @@ def test_remove_forgets_a_finished_job(daemon, tmp_path):
 
 def test_cancel_and_changed_inputs_behind_a_slow_job(tmp_path, tiny_set_dir):
     with start_daemon(tmp_path / "d", "--persistent-models", "--models", "tiny", "--scorer",
-                      "tests.fakes:SlowScorer", "--shard-frames", "4",
+                      "tests.fakes:SlowScorer", "--shard-frames", "1",
                       env_extra={"FAKE_DELAY": "0.5"}) as d:
         inputs = []
         for name in ("a.fa", "b.fa", "c.fa"):
@@ -142,12 +142,14 @@ def test_cancel_and_changed_inputs_behind_a_slow_job(tmp_path, tiny_set_dir):
             inputs.append(tmp_path / name)
         ids = [_ok(d.cli("submit", path, "-o", tmp_path / f"out-{path.stem}", "--models", "tiny")
                    ).stdout.strip() for path in inputs]
-        # a runs for ~3 s (6 shards of 0.5 s); b and c wait behind it.
+        # a would run ~11 s (22 one-frame shards of 0.5 s); b and c wait behind it.
         proc = _ok(d.cli("cancel", ids[2]))
         assert "cancelled" in proc.stderr
         assert json.loads(_ok(d.cli("show", ids[2], "--json")).stdout)["state"] == "cancelled"
         inputs[1].unlink()  # b's input is gone by the time b starts: b must fail, not run
         _ok(d.cli("cancel", ids[0]))
+        # --follow returns once the job has ended, with its last lines.
+        assert "cancelled" in _ok(d.cli("logs", ids[0], "--follow", timeout=30)).stdout
         watched = d.cli("watch", ids[0])
         assert watched.returncode == 10, watched.stderr  # a: cancelled
         watched = d.cli("watch", ids[1])
@@ -167,3 +169,28 @@ def test_a_daemon_that_is_not_running_gives_a_clear_error(tmp_path, tiny_set_dir
     proc = handle.cli("submit", VIRAL, "-o", tmp_path / "o", "--wait")
     assert proc.returncode == 8 and "virnucpro-daemon start" in proc.stderr
     assert time.monotonic() - started < 30  # no client timeout was waited out
+
+
+def test_the_client_verbs_import_neither_torch_nor_zmq_for_help(daemon):
+    code = ("import sys\n"
+            "from virnucpro.cli import main\n"
+            "assert 'zmq' not in sys.modules, 'zmq at import'\n"
+            "try:\n"
+            "    main(['jobs', '--all'])\n"
+            "except SystemExit as exc:\n"
+            "    assert exc.code in (0, None), exc.code\n"
+            "assert 'torch' not in sys.modules, 'torch in a client verb'\n")
+    proc = subprocess.run([sys.executable, "-c", code], env=daemon.env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_relative_model_folder_is_sent_absolute_and_names_stay_names(tmp_path, monkeypatch):
+    from virnucpro.daemon.client_cli import _models_spec
+
+    (tmp_path / "mine").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert _models_spec("./mine") == str(tmp_path / "mine")
+    assert _models_spec("mine") == str(tmp_path / "mine")  # no imported set of that name
+    assert _models_spec("tiny") == "tiny"
+    assert _models_spec("./absent") == "./absent"  # the daemon says what is wrong with it

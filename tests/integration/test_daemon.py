@@ -334,3 +334,24 @@ def test_both_chunk_sizes_share_the_loaded_models(tmp_path, daemons):
         run = json.loads((Path(done["outdir"]) / "run.json").read_text())
         assert run["parameters"]["chunk_size"] == cs
     assert c.status()["model_loads"] == 1
+
+
+def test_a_req_socket_gets_its_reply(daemons):
+    d = daemons("--devices", "cpu").start()
+    sock = zmq.Context.instance().socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(d.client().endpoint)
+    sock.send(P.make_request("status", rid="req-socket"))
+    assert sock.poll(3000)
+    reply = json.loads(sock.recv())
+    assert reply["ok"] and reply["id"] == "req-socket"
+    sock.close(0)
+
+
+def test_the_report_option_reaches_the_pipeline(tmp_path, daemons):
+    c = daemons("--devices", "cpu", "--persistent-models", "--models", "tiny").start().client()
+    for report in (True, False):
+        job = c.submit([str(VIRAL)], outdir=str(tmp_path / f"r{report}"),
+                       options={"models": "tiny", "report": report})
+        assert wait_for(c, job["id"])["state"] == "completed"
+        assert (tmp_path / f"r{report}" / "report.html").exists() is report

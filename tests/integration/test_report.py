@@ -90,8 +90,10 @@ def test_every_plot_is_an_inline_svg_and_each_top_sequence_has_a_track(run):
     for plot in ("calls", "scores"):
         assert re.search(rf'<figure class="plot" id="plot-{plot}"><svg', page), plot
     assert page.count("<svg") == 2 + len(tracks)
-    assert "http://" not in page.replace("http://www.w3.org", "")  # nothing fetched
-    assert "https://" not in page
+    # Self-contained: nothing to fetch (namespace URIs in the SVG metadata are names only).
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)|url\((?!#)|@import""", page)
+    ids = re.findall(r'\sid="([^"]+)"', page)
+    assert len(ids) == len(set(ids))  # the inlined SVGs do not collide (clip paths, glyphs)
 
 
 def test_the_tiny_set_is_called_out_and_the_table_is_sortable(run):
@@ -133,17 +135,13 @@ def test_no_report_skips_it(tmp_path, tiny_set_dir):
     assert "report.html" not in info["outputs"]
 
 
-@pytest.mark.parametrize("make", ["missing", "empty", "unfinished", "several"])
+@pytest.mark.parametrize("make", ["missing", "unfinished"])
 def test_a_folder_without_a_finished_run_is_a_clear_error(run, tmp_path, make):
     folder = tmp_path / "x"
-    if make == "empty":
-        folder.mkdir()
-    elif make == "unfinished":
+    if make == "unfinished":
         shutil.copytree(run, folder)
         info = json.loads((folder / "run.json").read_text())
         (folder / "run.json").write_text(json.dumps({**info, "status": "running"}))
-    elif make == "several":
-        folder = run.parent
     proc = run_cli("report", folder, check=False)
     assert proc.returncode == 5
     assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr

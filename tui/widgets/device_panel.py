@@ -15,30 +15,30 @@ from textual.widgets import Static
 from virnucpro.tui import render
 from virnucpro.tui.state import MEMORY_SAMPLES, DeviceView
 
-BAR_WIDTH = 18
+BAR_WIDTH = 16
 
 
 def card_body(view: DeviceView, width: int) -> Group:
-    bar_width = max(6, min(BAR_WIDTH, width - 22))
+    """Three lines: memory bar and figures, last minute of memory, models loaded."""
     fraction = view.fraction
     style = "red" if fraction is not None and fraction > 0.9 else "green"
+    figures = "no figures" if view.used is None else render.bytes_pair(view.used, view.total)
+    bar_width = max(4, min(BAR_WIDTH, width - len(figures) - 7))
     memory = render.bar(fraction, bar_width, style=style)
-    if view.used is None:
-        memory.append("  no figures", style="dim")
-    else:
-        total = f"/{render.human_bytes(view.total)}" if view.total else ""
-        memory.append(f"  {render.human_bytes(view.used)}{total}")
-    spark_width = max(10, min(MEMORY_SAMPLES, width - 8))
-    history = render.spark(view.history, float(view.total or max(view.history, default=0)),
-                           spark_width, style=style)
+    memory.append(f"  {figures}", style="" if view.used is not None else "dim")
+    spark_width = max(4, min(MEMORY_SAMPLES, width - 7))
+    top = float(view.total or max(view.history, default=0))
+    history = render.spark(view.history, top, spark_width, style=style)
     history.append(" 1 min", style="dim")
     loaded = Text("models ", style="dim")
     if view.models:
-        workers = f" ({view.workers} worker{'s' if view.workers != 1 else ''})"
         loaded.append(", ".join(view.models), style="bold")
-        loaded.append(workers, style="dim")
+        loaded.append(f" ({view.workers} worker{'s' if view.workers != 1 else ''})", style="dim")
     else:
         loaded.append("none loaded", style="dim italic")
+    for line in (memory, history, loaded):
+        line.no_wrap = True
+        line.overflow = "ellipsis"
     return Group(memory, history, loaded)
 
 
@@ -55,10 +55,10 @@ class DeviceCard(Static):
         label = view.device if view.kind == "cpu" else f"{view.device}  {view.name}".rstrip()
         self.border_title = label if view.kind != "cpu" else f"{label}  host memory"
         self.border_subtitle = "" if view.source in ("nvml", "host", "") else f"from {view.source}"
-        self.update(card_body(view, self.size.width or 40))
+        self.update(card_body(view, self.content_size.width or 36))
 
     def on_resize(self) -> None:
-        self.update(card_body(self.view, self.size.width))
+        self.update(card_body(self.view, self.content_size.width or 36))
 
 
 class DevicePanel(Grid):

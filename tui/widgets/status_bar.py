@@ -1,5 +1,5 @@
 """One line on the daemon: connected or not, its state, model mode, uptime, version, queue
-length, devices and endpoint. `show(...)` redraws it from the model's daemon status (the queue
+length and devices. `show(...)` redraws it from the model's daemon status (the queue
 length comes from the jobs, which events keep current; the status's own figure is stale)."""
 
 from __future__ import annotations
@@ -30,8 +30,7 @@ def status_line(daemon: dict, uptime: float | None, *, connected: bool, endpoint
     for part in filter(None, parts):
         text.append("  ·  ", style="dim")
         text.append(part)
-    text.append(f"  ·  {daemon.get('requests') or endpoint}", style="dim")
-    return text
+    return text  # the endpoint is in the header
 
 
 class StatusBar(Static):

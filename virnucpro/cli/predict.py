@@ -18,9 +18,18 @@ import click
               help="Model set: published, tiny, an imported name, or a folder.")
 @click.option("--devices", "device", default="auto", show_default=True,
               help="auto (every GPU, else the CPU), cpu, cuda:N, or a list: cuda:0,cuda:1 (cpu,cpu too).")
-@click.option("--engine", type=click.Choice(["auto", "local", "pool"]), default="auto",
+@click.option("--engine", type=click.Choice(["auto", "local", "pool", "ray"]), default="auto",
               show_default=True, help="local: this process, one device; pool: one worker "
-              "process per device. auto: local for one device, pool for several.")
+              "process per device; ray: Ray actors on a cluster (pip install 'virnucpro[ray]'). "
+              "auto: local for one device, pool for several.")
+@click.option("--ray-address", default=None, metavar="auto|HOST:PORT",
+              help="Ray cluster to join (auto: the one this node belongs to) [default: start a "
+              "local Ray instance].")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Ray actors, each with its own models [default: every GPU of the cluster "
+              "divided by --gpus-per-worker, else one per node].")
+@click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=None,
+              help="GPUs per Ray actor [default: 1 when the cluster has GPUs, else 0].")
 @click.option("--persistent-models/--no-persistent-models", default=False, show_default=True,
               help="Keep workers and their models loaded across the inputs of this command "
               "(faster for many inputs) instead of loading them per input (less memory held).")
@@ -58,15 +67,19 @@ def predict(inputs: tuple[str, ...], outdir: Path, chunk_size: str, models_spec:
             save_embeddings: bool, rename_duplicates: bool, force: bool, resume: bool,
             shard_frames: int | None, engine: str, persistent_models: bool,
             cache_clear_interval: int, worker_timeout: float, scorer: str | None, as_json: bool, quiet: bool,
-            verbose: int, write_report: bool) -> None:
+            verbose: int, write_report: bool, ray_address: str | None, workers: int | None,
+            gpus_per_worker: float | None) -> None:
     """Score the sequences of INPUT (FASTA; plain, .gz, .bz2, .xz; '-' for stdin)."""
     from virnucpro.cli import _setup_logging
     from virnucpro.cli.progress import ProgressReporter
     from virnucpro.pipeline import PredictConfig, run_predict
+    from virnucpro.ray_cluster import check_ray_options
 
     _setup_logging(-1 if quiet else verbose)
     if force and resume:
         raise click.UsageError("--force and --resume exclude each other")
+    if problem := check_ray_options(engine, ray_address, workers, gpus_per_worker, device):
+        raise click.UsageError(problem)
     config = PredictConfig(
         inputs=inputs, outdir=outdir, chunk_size=int(chunk_size), models=models_spec,
         device=device, batch_tokens=batch_tokens, threads=threads, threshold=threshold,
@@ -74,7 +87,8 @@ def predict(inputs: tuple[str, ...], outdir: Path, chunk_size: str, models_spec:
         rename_duplicates=rename_duplicates, force=force, resume=resume, progress=not quiet,
         engine=engine, persistent_models=persistent_models,
         cache_clear_interval=cache_clear_interval, worker_timeout=worker_timeout, scorer=scorer,
-        report=write_report, precision=precision,
+        report=write_report, precision=precision, ray_address=ray_address, workers=workers,
+        gpus_per_worker=gpus_per_worker,
         **({"shard_frames": shard_frames} if shard_frames else {}))
     results = run_predict(config, reporter=ProgressReporter(enabled=not quiet))
     summary = [{"input": r["input"]["source"], "outdir": str(_outdir(config, r)),

@@ -41,7 +41,7 @@ def write_report(outdir: Path | str, html_path: Path | str | None = None, *,
     figures = {"calls": plots.calls_figure(run), "scores": plots.scores_figure(run)}
     for k, track in enumerate(run.tracks, 1):
         figures[f"track-{k}"] = plots.track_figure(track)
-    inline = {name: plots.inline_svg(plots.render(fig, "svg", name))
+    inline = {name: plots.inline_svg(plots.render(fig, "svg", name), f"svg-{name}")
               for name, fig in figures.items()}
     target = Path(html_path) if html_path is not None else outdir / REPORT_NAME
     try:

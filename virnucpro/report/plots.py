@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from collections.abc import Sequence
 
 import matplotlib
 import numpy as np
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
-from matplotlib.ticker import EngFormatter, PercentFormatter
+from matplotlib.ticker import EngFormatter, MaxNLocator, PercentFormatter
 
 from virnucpro.report.data import CALLS, Chunk, RunData, Track
 from virnucpro.rollup import OTHERS, UNSCORED, VIRUS
@@ -31,7 +32,9 @@ _BINS = np.linspace(0.0, 1.0, 21)
 
 def calls_figure(run: RunData) -> Figure:
     """How much is viral: the share of sequences and of bases per call, as two stacked bars."""
-    fig = Figure(figsize=(9, 2.1), layout="constrained")
+    fig = Figure(figsize=(9, 2.1))
+    # Fixed margins, not layout="constrained": that layout draws every figure twice more.
+    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.16, top=0.8)
     ax = fig.subplots()
     for y, counts in enumerate((run.sequences, run.bases)):
         total = sum(counts.values())
@@ -56,7 +59,8 @@ def calls_figure(run: RunData) -> Figure:
 def scores_figure(run: RunData) -> Figure:
     """How sure the model is: histograms of viral share and max P(virus) over scored sequences,
     stacked by call, with the threshold on the viral share."""
-    fig = Figure(figsize=(9, 3.0), layout="constrained")
+    fig = Figure(figsize=(9, 3.0))
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.16, top=0.95, wspace=0.25)
     axes = fig.subplots(1, 2)
     threshold = float(run.info.get("parameters", {}).get("threshold", 0.5))
     viral = run.scored_is_viral
@@ -66,6 +70,7 @@ def scores_figure(run: RunData) -> Figure:
         ax.set_xlim(0, 1)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("sequences")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.spines[["top", "right"]].set_visible(False)
         if not len(values):
             ax.text(0.5, 0.5, "no scored sequence", ha="center", va="center",
@@ -109,7 +114,8 @@ def track_figure(track: Track, max_bars: int = MAX_BARS) -> Figure:
     unscored chunks are a grey band."""
     row = track.row
     edges, heights, calls = bin_chunks(track.chunks, row.length, max_bars)
-    fig = Figure(figsize=(9, 1.9), layout="constrained")
+    fig = Figure(figsize=(9, 1.9))
+    fig.subplots_adjust(left=0.08, right=0.87, bottom=0.17, top=0.84)
     ax = fig.subplots()
     is_call = {call: np.array([c == call for c in calls], dtype=bool) for call in CALLS}
     # One step polygon per call rather than a rectangle per chunk, added without autolim
@@ -144,10 +150,10 @@ def _step_outline(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def render(fig: Figure, fmt: str, name: str) -> bytes:
-    """The figure as SVG text (for inlining) or PNG bytes.
+    """The figure as SVG text or PNG bytes.
 
-    `name` salts the SVG element ids: several SVGs inlined in one page must not share ids,
-    and a fixed salt (rather than matplotlib's random one) keeps the output reproducible.
+    `name` salts the SVG's hashed element ids: a fixed salt (rather than matplotlib's random
+    one) makes the same run give the same file.
     """
     buf = io.BytesIO()
     if fmt == "svg":
@@ -160,7 +166,19 @@ def render(fig: Figure, fmt: str, name: str) -> bytes:
     return buf.getvalue()
 
 
-def inline_svg(svg: bytes) -> str:
-    """SVG text fit to sit inside an HTML page: without its XML declaration and doctype."""
+_ID = re.compile(r'\bid="([^"]+)"')
+_REF = re.compile(r'(href="#|url\(#)([^")]+)')
+
+
+def inline_svg(svg: bytes, prefix: str) -> str:
+    """SVG text fit to sit inside an HTML page with other SVGs: without its XML declaration
+    and doctype, every element id (and every reference to one) prefixed with `prefix`.
+
+    Each matplotlib SVG names its groups figure_1, axes_1... and its font glyphs
+    DejaVuSans-31...; inlined side by side they would share ids, which HTML forbids.
+    """
     text = svg.decode("utf-8")
-    return text[text.index("<svg"):]
+    text = text[text.index("<svg"):]
+    ids = set(_ID.findall(text))
+    text = _ID.sub(lambda m: f'id="{prefix}-{m[1]}"', text)
+    return _REF.sub(lambda m: m[1] + (f"{prefix}-{m[2]}" if m[2] in ids else m[2]), text)

@@ -104,6 +104,13 @@ def test_a_huge_run_lists_only_viral_sequences_and_stays_fast(tmp_path):
 def test_a_folder_that_is_not_a_finished_run_is_refused(tmp_path):
     with pytest.raises(OutputError, match="no such folder"):
         read_run(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(OutputError, match="no run.json"):
+        read_run(tmp_path / "empty")
+    for name in ("a", "b"):
+        write_run(tmp_path / "several" / name, [("s", 500, *_chunks("v"), "")])
+    with pytest.raises(OutputError, match="several inputs.*several/a, .*several/b"):
+        read_run(tmp_path / "several")
     unfinished = write_run(tmp_path / "u", [("a", 500, *_chunks("v"), "")], status="running")
     with pytest.raises(OutputError, match="did not complete"):
         write_report(unfinished)

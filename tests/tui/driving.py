@@ -1,0 +1,52 @@
+"""Driving the dashboard in tests: an app on a fake daemon with a frozen clock, waiting for a
+condition while the app runs, and the text a widget shows."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from collections.abc import Callable, Coroutine
+
+from rich.console import Console
+from textual.pilot import Pilot
+from textual.widgets import Static
+
+from tests.tui.fakes import ENDPOINT, FakeDaemon, sample_results
+from virnucpro.tui.app import DashboardApp
+
+FROZEN = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
+SIZE = (120, 36)
+
+
+def fake_app(daemon: FakeDaemon, *, frozen: bool = True, **kwargs) -> DashboardApp:
+    app = DashboardApp(daemon.client, ENDPOINT, clock=(lambda: FROZEN) if frozen else time.time,
+                       reader=sample_results, **kwargs)
+    # Notice a silent daemon and retry quickly: the defaults are seconds, for people.
+    app.link.liveness_s = 0.3
+    app.link.backoff = (0.1, 0.2)
+    return app
+
+
+def run(scenario: Callable[[], Coroutine]) -> None:
+    asyncio.run(scenario())
+
+
+async def until(pilot: Pilot, condition: Callable[[], object], timeout: float = 15.0,
+                what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        await pilot.pause(0.05)
+
+
+def text_of(widget: Static) -> str:
+    """The plain text a Static shows (its content, a string or a rich renderable)."""
+    content = widget.content
+    if isinstance(content, str):
+        return content
+    console = Console(width=max(widget.content_size.width, 40), record=True, color_system=None,
+                      file=io.StringIO())
+    console.print(content)
+    return console.export_text()

@@ -1,0 +1,99 @@
+"""The dashboard against a real daemon process (CPU, tiny models), driven as a person would:
+submit through the dialog, watch the job complete, open its results; cancel a running job."""
+
+from __future__ import annotations
+
+from virnucpro.daemon.client import Client
+
+from tests.integration.test_daemon import NONVIRAL, VIRAL, daemons  # noqa: F401 - the fixture
+from tests.tui.driving import SIZE, run, text_of, until
+from virnucpro.tui.app import DashboardApp
+from virnucpro.tui.screens.job_detail import JobDetailScreen
+from virnucpro.tui.screens.submit import SubmitScreen
+from virnucpro.tui.widgets.device_panel import DeviceCard
+
+
+def real_app(d) -> DashboardApp:
+    endpoint = d.client().endpoint
+    return DashboardApp(lambda timeout: Client(endpoint, timeout=timeout), endpoint)
+
+
+def state_of(app, job_id: int) -> str | None:
+    job = app.state.jobs.get(job_id)
+    return job and job["state"]
+
+
+def test_submit_through_the_dialog_watch_it_complete_and_read_its_results(tmp_path, daemons, monkeypatch):
+    d = daemons("--devices", "cpu", "--persistent-models", "--models", "tiny").start()
+    monkeypatch.chdir(VIRAL.parent)  # the dialog's tree and relative paths start here
+    app = real_app(d)
+    outdir = tmp_path / "out"
+
+    async def scenario():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.state.connected, what="the daemon")
+            await until(pilot, lambda: app.query(DeviceCard), what="the device panel")
+            assert "host memory" in app.query_one(DeviceCard).border_title
+            assert "persistent models" in text_of(app.status_bar)
+            await pilot.press("n")
+            await until(pilot, lambda: isinstance(app.screen, SubmitScreen))
+            await pilot.pause()
+            dialog = app.screen
+            # The model set defaults to what the daemon has loaded: tiny.
+            assert dialog.query_one("#submit-models").value == "tiny"
+            await pilot.press(*VIRAL.name, "enter")
+            dialog.query_one("#submit-outdir").value = str(outdir)
+            await pilot.click("#submit-send")
+            await until(pilot, lambda: not isinstance(app.screen, SubmitScreen), what="the submission",
+                        timeout=30)
+            job_id = app.queue.selected
+            assert job_id is not None and app.state.jobs[job_id]["outdir"] == str(outdir)
+            await until(pilot, lambda: state_of(app, job_id) == "completed", timeout=60,
+                        what="the job to complete")
+            row = app.queue.get_row(str(job_id))
+            assert row[4].plain == "4/4" and row[3].plain.endswith("100%")
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, JobDetailScreen)
+                        and app.screen.results is not None, what="the results")
+            detail = app.screen
+            results = text_of(detail.query_one("#detail-results"))
+            assert "2 viral" in results and "2 non-viral" in results and "0 unscored" in results
+            assert "top viral calls" in results and "gi|9629357|ref|NC_001802.1|" in results
+            assert detail.results.reports == [str(outdir / "report.html")]
+            await until(pilot, lambda: "completed: 4 sequences, 2 viral" in
+                        "\n".join(detail.query_one("#detail-log").lines), what="the log")
+            history = text_of(detail.query_one("#detail-history"))
+            assert [s for s in ("queued", "loading", "running", "completed") if s in history] == [
+                "queued", "loading", "running", "completed"]
+
+    run(scenario)
+
+
+def test_cancel_a_running_and_a_queued_job_from_the_table(tmp_path, daemons):
+    d = daemons("--devices", "cpu", "--persistent-models", "--models", "tiny",
+                "--scorer", "tests.fakes:SlowScorer", "--shard-frames", "2",
+                env={"FAKE_DELAY": "0.5"}).start()
+    client = d.client()
+    app = real_app(d)
+
+    async def scenario():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.state.connected, what="the daemon")
+            first = client.submit([str(VIRAL)], outdir=str(tmp_path / "a"), options={"models": "tiny"})
+            second = client.submit([str(NONVIRAL)], outdir=str(tmp_path / "b"), options={"models": "tiny"})
+            await until(pilot, lambda: state_of(app, first["id"]) == "running"
+                        and state_of(app, second["id"]) == "queued", what="one running, one queued")
+            assert app.queue.order[:2] == [first["id"], second["id"]]
+            app.queue.select(second["id"])
+            await pilot.press("c")
+            await until(pilot, lambda: state_of(app, second["id"]) == "cancelled", what="queued cancel")
+            app.queue.select(first["id"])
+            await pilot.press("c")
+            await until(pilot, lambda: state_of(app, first["id"]) == "cancelled", timeout=30,
+                        what="running cancel")
+            history = [h["state"] for h in app.state.jobs[first["id"]]["history"]]
+            assert history[-2:] == ["cancelling", "cancelled"]
+            assert app.queue.order[0] in (first["id"], second["id"])  # finished rows only now
+            assert not (tmp_path / "a" / "sequences.tsv").exists()
+
+    run(scenario)

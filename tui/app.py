@@ -1,0 +1,225 @@
+"""`virnucpro-tui`: the terminal dashboard of the VirNucPro daemon.
+
+Composition, bindings and message routing only. The event stream runs in a thread worker
+(`link.DaemonLink.stream`) and posts `DaemonEvent`/`Disconnected`; the app folds events into
+`state.DashboardState` and hands the views to the widgets; requests (cancel, retry) run in
+thread workers too, so the UI never waits on the network. The client comes from a factory,
+which is how the tests put a fake daemon behind the same app. Never imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import Footer, Header
+from textual.worker import get_current_worker
+
+from virnucpro.daemon.client import ClientError, DaemonUnavailable
+
+from virnucpro.tui.link import Abandoned, ClientFactory, DaemonLink, is_local
+from virnucpro.tui.messages import (DaemonEvent, Disconnected, JobActionDone, JobActionFailed,
+                                    JobActionRequested, JobOpened)
+from virnucpro.tui.results import Results, read_results
+from virnucpro.tui.screens.connect import ConnectScreen
+from virnucpro.tui.screens.job_detail import JobDetailScreen
+from virnucpro.tui.screens.submit import SubmitScreen
+from virnucpro.tui.state import DashboardState
+from virnucpro.tui.widgets.banner import ConnectionBanner
+from virnucpro.tui.widgets.device_panel import DevicePanel
+from virnucpro.tui.widgets.queue_table import QueueTable
+from virnucpro.tui.widgets.status_bar import StatusBar
+
+
+class DashboardApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "VirNucPro"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS = [
+        Binding("n", "submit", "Submit"),
+        Binding("d", "connect", "Start daemon"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, connect: ClientFactory, endpoint: str, *,
+                 clock: Callable[[], float] = time.time,
+                 reader: Callable[[str], Results] = read_results,
+                 start_endpoint: str | None = None, files_root: Path | None = None) -> None:
+        super().__init__()
+        self.endpoint = endpoint
+        self.local = is_local(endpoint)
+        self.start_endpoint = start_endpoint
+        self.files_root = files_root
+        self.clock = clock
+        self.reader = reader
+        self.state = DashboardState(clock)
+        self.link = DaemonLink(connect, endpoint)
+        self.ever_connected = False
+        self.offered_start = False
+        self.sub_title = endpoint
+
+    # -- composition -----------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        self.status_bar = StatusBar(id="status")
+        self.banner = ConnectionBanner(id="banner")
+        self.queue = QueueTable(id="queue")
+        self.devices = DevicePanel(id="devices")
+        yield Header()
+        yield self.status_bar
+        yield self.banner
+        with Vertical(id="main"):
+            yield self.queue
+            yield self.devices
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.queue.border_title = "queue"
+        self.devices.border_title = "devices"
+        self.banner.hide()
+        self._show_status()
+        self.queue.focus()
+        self.stream()
+        self.set_interval(1.0, self._tick)
+
+    @work(thread=True, group="stream", exclusive=True, exit_on_error=False)
+    def stream(self) -> None:
+        worker = get_current_worker()
+        self.link.stream(self.post_message, lambda: worker.is_cancelled)
+
+    # -- the event stream ------------------------------------------------------------------
+
+    def on_daemon_event(self, message: DaemonEvent) -> None:
+        topic = self.state.apply(message.event)
+        if topic == "snapshot":
+            if self.banner.display:
+                self.notify("Connected to the daemon.", timeout=3)
+            self.ever_connected = True
+            self.banner.hide()
+            if isinstance(self.screen, ConnectScreen):
+                self.screen.dismiss(None)
+        if topic in ("snapshot", "job", "progress"):
+            self._show_jobs()
+        if topic in ("snapshot", "memory"):
+            self.devices.show(self.state.device_views())
+        self._show_status()
+
+    def on_disconnected(self, message: Disconnected) -> None:
+        self.state.connected = False
+        self.banner.show_lost(message.reason, message.retry_in, message.attempt,
+                              ever_connected=self.ever_connected, can_start=self.local)
+        self._show_status()
+        if not self.ever_connected and not self.offered_start:
+            self.offered_start = True
+            self.action_connect(message.reason)
+
+    def _tick(self) -> None:
+        self._show_jobs()
+        self._show_status()
+        if isinstance(self.screen, JobDetailScreen):
+            self.screen.tick()
+
+    def _show_jobs(self) -> None:
+        self.queue.show(self.state.rows())
+        screen = self.screen
+        if isinstance(screen, JobDetailScreen):
+            job = self.state.jobs.get(screen.job_id)
+            if job is not None and job is not screen.job:
+                screen.update_job(job)
+
+    def _show_status(self) -> None:
+        queued = sum(1 for j in self.state.jobs.values() if j["state"] == "queued")
+        self.status_bar.show(self.state.daemon, self.state.uptime(), connected=self.state.connected,
+                             endpoint=self.endpoint, queued=queued)
+
+    # -- screens ---------------------------------------------------------------------------
+
+    def action_submit(self) -> None:
+        loaded = [m for view in self.state.device_views() for m in view.models]
+        self.push_screen(SubmitScreen(self.link, local=self.local,
+                                      models=loaded[0] if loaded else "published",
+                                      start=self.files_root), self._submitted)
+
+    def _submitted(self, job: dict | None) -> None:
+        if job is None:
+            return
+        self.state.apply({"topic": "job", "body": job})
+        self._show_jobs()
+        self.queue.select(job["id"])
+        self.notify(f"Job {job['id']} ({job['name']}) submitted.", timeout=4)
+
+    @on(JobOpened)
+    def _open(self, message: JobOpened) -> None:
+        job = self.state.jobs.get(message.job_id)
+        if job is not None:
+            self.push_screen(JobDetailScreen(job, self.link, clock=self.clock, local=self.local,
+                                             reader=self.reader))
+
+    def action_connect(self, reason: str = "") -> None:
+        if self.state.connected:
+            self.notify("The daemon is running and connected.", timeout=3)
+            return
+        if not isinstance(self.screen, ConnectScreen):
+            self.push_screen(ConnectScreen(self.endpoint, reason or "not connected",
+                                           can_start=self.local, start_endpoint=self.start_endpoint))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "connect":
+            # In the footer only while disconnected, and only where a daemon could start here.
+            return not self.state.connected and self.local
+        return True
+
+    # -- cancel and retry ------------------------------------------------------------------
+
+    @on(JobActionRequested)
+    def _job_action(self, message: JobActionRequested) -> None:
+        self.job_action(message.action, message.job_id)
+
+    @work(thread=True, group="requests", exit_on_error=False)
+    def job_action(self, action: str, job_id: int) -> None:
+        worker = get_current_worker()
+        try:
+            job = self.link.call(action, job_id, cancelled=lambda: worker.is_cancelled)
+        except (ClientError, DaemonUnavailable) as exc:
+            self.post_message(JobActionFailed(action, job_id, getattr(exc, "message", str(exc))))
+        except Abandoned:
+            pass
+        else:
+            self.post_message(JobActionDone(action, job))
+
+    def on_job_action_done(self, message: JobActionDone) -> None:
+        job = message.job
+        self.state.apply({"topic": "job", "body": job})
+        self._show_jobs()
+        self.notify(f"{message.action}: job {job['id']} is {job['state']}.", timeout=4)
+
+    def on_job_action_failed(self, message: JobActionFailed) -> None:
+        self.notify(f"{message.action} job {message.job_id}: {message.error}", severity="error",
+                    timeout=6)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--endpoint", default=None, metavar="URL",
+              help="Daemon endpoint [default: $VIRNUCPRO_ENDPOINT, else the local daemon's ipc socket].")
+@click.option("--keys", type=click.Path(path_type=Path), default=None,
+              help="CurveZMQ keys for a tcp:// endpoint [default: $VIRNUCPRO_KEYS].")
+def main(endpoint: str | None, keys: Path | None) -> None:
+    """The VirNucPro dashboard: the daemon's queue, progress and GPU memory, live."""
+    from virnucpro.daemon.client import Client
+
+    # Without --endpoint, resolve on every connection: a daemon started later with another
+    # endpoint writes it where Client() looks.
+    shown = endpoint or os.environ.get("VIRNUCPRO_ENDPOINT") or Client(None).endpoint
+    DashboardApp(lambda timeout: Client(endpoint, timeout=timeout, curve_keys=keys), shown,
+                 start_endpoint=endpoint).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""When no daemon answers: say so and offer to start one, with persistent models or with
+models loaded per job, on the devices typed (default auto).
+
+Starting runs `virnucpro-daemon start` in a thread (it returns once the daemon answers). The
+dialog does not connect by itself: the app's event stream keeps retrying and closes this
+dialog at its first snapshot, whoever started the daemon. Keep waiting closes it, leaving the
+banner; for a remote endpoint there is nothing to start from here.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+from textual.worker import get_current_worker
+
+from virnucpro.tui.link import Abandoned, start_daemon
+
+
+class StartFinished(Message):
+    def __init__(self, ok: bool, text: str) -> None:
+        super().__init__()
+        self.ok = ok
+        self.text = text
+
+
+class ConnectScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape", "dismiss", "Keep waiting")]
+
+    def __init__(self, endpoint: str, reason: str, *, can_start: bool, start_endpoint: str | None
+                 ) -> None:
+        super().__init__()
+        self.endpoint = endpoint
+        self.reason = reason
+        self.can_start = can_start
+        self.start_endpoint = start_endpoint  # None: the daemon's default (what we look for)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="connect-dialog"):
+            yield Static(Text("No daemon answers", style="bold"), id="connect-title")
+            yield Static(Text.assemble(("at ", "dim"), self.endpoint, ("\n", ""),
+                                       (self.reason, "dim italic")), id="connect-where")
+            if self.can_start:
+                yield Static("Start one here? Persistent keeps the models loaded between jobs; "
+                             "per job loads them for each job and frees the memory after it.")
+                with Horizontal(id="connect-devices-row"):
+                    yield Label("devices ")
+                    yield Input("auto", id="connect-devices")
+                with Horizontal(classes="connect-buttons"):
+                    yield Button("Start, persistent models", variant="primary", id="start-persistent")
+                    yield Button("Start, models per job", id="start-per-job")
+            else:
+                yield Static("The daemon is on another machine: start it there "
+                             "(virnucpro-daemon start).")
+            yield Static(id="connect-status")
+            with Horizontal(classes="connect-buttons"):
+                yield Button("Keep waiting", id="connect-wait")
+                yield Button("Quit", variant="error", id="connect-quit")
+
+    @on(Button.Pressed, "#start-persistent")
+    def _start_persistent(self) -> None:
+        self._start(persistent=True)
+
+    @on(Button.Pressed, "#start-per-job")
+    def _start_per_job(self) -> None:
+        self._start(persistent=False)
+
+    def _start(self, *, persistent: bool) -> None:
+        devices = self.query_one("#connect-devices", Input).value.strip() or "auto"
+        for button in self.query(Button):
+            if button.id and button.id.startswith("start-"):
+                button.disabled = True
+        self.query_one("#connect-status", Static).update(
+            Text(f"starting a daemon on {devices}…", style="dim"))
+        self.start(persistent, devices)
+
+    @work(thread=True, exclusive=True, exit_on_error=False)
+    def start(self, persistent: bool, devices: str) -> None:
+        worker = get_current_worker()
+        try:
+            text = start_daemon(persistent=persistent, devices=devices, endpoint=self.start_endpoint,
+                                cancelled=lambda: worker.is_cancelled)
+            self.post_message(StartFinished(True, text or "started; connecting…"))
+        except Abandoned:
+            pass
+        except (RuntimeError, OSError) as exc:
+            self.post_message(StartFinished(False, str(exc)))
+
+    @on(StartFinished)
+    def _finished(self, message: StartFinished) -> None:
+        style = "green" if message.ok else "red"
+        self.query_one("#connect-status", Static).update(Text(message.text, style=style))
+        if not message.ok:
+            for button in self.query(Button):
+                button.disabled = False
+
+    @on(Button.Pressed, "#connect-wait")
+    def _wait(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#connect-quit")
+    def _quit(self) -> None:
+        self.app.exit()

@@ -1,0 +1,219 @@
+"""One job in full: its parameters, state history, log lines and, once it completed, results.
+
+The app feeds it the job's newer records (`update_job`) from the event stream. Logs have no
+events, so the screen polls them (only lines after the last seen) while the job is live, and
+once more when it ends. Results are read from the output folder in a thread, only when the
+daemon shares this file system; for a remote daemon the screen says they are on the server.
+Cancel and retry post `JobActionRequested`, which the app acts on, as it does for the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Log, Static
+from textual.worker import get_current_worker
+
+from virnucpro.daemon.client import ClientError, DaemonUnavailable
+from virnucpro.daemon.protocol import JobState
+
+from virnucpro.tui import render
+from virnucpro.tui.link import Abandoned, DaemonLink
+from virnucpro.tui.messages import JobActionRequested
+from virnucpro.tui.results import Results, read_results
+from virnucpro.tui.state import job_row
+from virnucpro.tui.widgets.results_view import ResultsView
+
+LOG_POLL_S = 1.5
+OPTION_LABELS = (("chunk_size", "chunk size"), ("models", "models"), ("threshold", "threshold"),
+                 ("min_length", "min length"), ("save_embeddings", "embeddings"),
+                 ("rename_duplicates", "rename duplicates"), ("report", "report"))
+
+
+def title_text(job: dict, now: float) -> Text:
+    row = job_row(job, now)
+    text = Text(f"Job {job['id']}  ", style="bold")
+    text.append(job.get("name", ""), style="bold")
+    text.append("  ")
+    text.append_text(render.state_text(job["state"]))
+    if row.total is not None:
+        text.append("  ")
+        text.append_text(render.bar(row.fraction, 20, style=render.STATE_STYLES.get(job["state"], "cyan")))
+        text.append(f"  {row.done:,}/{row.total:,} sequences")
+    if row.rate:
+        text.append(f"  ·  {render.rate(row.rate)}")
+    if row.elapsed is not None:
+        text.append(f"  ·  {render.duration(row.elapsed)} elapsed")
+    if row.eta is not None:
+        text.append(f"  ·  ETA {render.duration(row.eta)}")
+    if job.get("reason"):
+        text.append(f"\n{job['reason']}", style="red" if job["state"] == "failed" else "dim")
+    return text
+
+
+def _option(value: object) -> str:
+    return ("yes" if value else "no") if isinstance(value, bool) else str(value)
+
+
+def parameters_table(job: dict) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for i, item in enumerate(job.get("inputs") or []):
+        grid.add_row("inputs" if i == 0 else "", f"{item['path']}  ({render.human_bytes(item['size'])})")
+    grid.add_row("output", job.get("outdir") or "-")
+    options = job.get("options") or {}
+    shown = [f"{label} {_option(options[key])}" for key, label in OPTION_LABELS if key in options]
+    for i in range(0, len(shown), 3):
+        grid.add_row("options" if i == 0 else "", "  ·  ".join(shown[i:i + 3]))
+    grid.add_row("queue", f"priority {job.get('priority', 0)}  ·  attempts {job.get('attempts', 0)}")
+    grid.add_row("submitted", render.clock_time(job.get("created"), date=True))
+    grid.add_row("started", render.clock_time(job.get("started"), date=True))
+    grid.add_row("finished", render.clock_time(job.get("finished"), date=True))
+    return grid
+
+
+def history_table(job: dict) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim", no_wrap=True)
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    for h in job.get("history") or []:
+        grid.add_row(render.clock_time(h["time"]), render.state_text(h["state"]), h.get("reason", ""))
+    return grid
+
+
+class LogsLoaded(Message):
+    def __init__(self, lines: list[dict]) -> None:
+        super().__init__()
+        self.lines = lines
+
+
+class ResultsLoaded(Message):
+    def __init__(self, results: Results) -> None:
+        super().__init__()
+        self.results = results
+
+
+class JobDetailScreen(Screen):
+    BINDINGS = [
+        Binding("escape,backspace", "app.pop_screen", "Back"),
+        Binding("c", "job('cancel')", "Cancel"),
+        Binding("r", "job('retry')", "Retry"),
+    ]
+
+    def __init__(self, job: dict, link: DaemonLink, *, clock: Callable[[], float], local: bool,
+                 reader: Callable[[str], Results] = read_results) -> None:
+        super().__init__()
+        self.job = job
+        self.link = link
+        self.clock = clock
+        self.local = local
+        self.reader = reader
+        self.log_since = 0
+        self.results: Results | None = None
+        self.results_for: tuple[int, float | None] | None = None  # (id, finished) it was read for
+
+    @property
+    def job_id(self) -> int:
+        return self.job["id"]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="detail-body"):
+            yield Static(id="detail-title")
+            with Horizontal(id="detail-top"):
+                yield Static(id="detail-params", classes="panel")
+                yield Static(id="detail-history", classes="panel")
+            yield ResultsView(id="detail-results", classes="panel")
+            yield Log(id="detail-log", classes="panel", highlight=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#detail-params").border_title = "parameters"
+        self.query_one("#detail-history").border_title = "state history"
+        self.query_one("#detail-results").border_title = "results"
+        self.query_one("#detail-log").border_title = "log"
+        self.sub_title = f"job {self.job_id}"
+        self.update_job(self.job)
+        self.fetch_logs()
+        self.set_interval(LOG_POLL_S, self._poll_logs)
+
+    # -- fed by the app ----------------------------------------------------------------------
+
+    def update_job(self, job: dict) -> None:
+        was_live = JobState(self.job["state"]).live
+        self.job = job
+        self.query_one("#detail-title", Static).update(title_text(job, self.clock()))
+        self.query_one("#detail-params", Static).update(parameters_table(job))
+        self.query_one("#detail-history", Static).update(history_table(job))
+        if job["state"] == "completed" and self.results_for != (job["id"], job.get("finished")):
+            self.results_for = (job["id"], job.get("finished"))
+            if self.local:
+                self._show_results(None, "reading the output folder…")
+                self.load_results(job.get("outdir") or "")
+            else:
+                self._show_results(None, "the daemon is remote: results are on its machine")
+        elif job["state"] != "completed":
+            self.results, self.results_for = None, None
+            self._show_results(None, "")
+        if was_live and JobState(job["state"]).finished:
+            self.fetch_logs()  # the last lines (completed / failed / cancelled)
+
+    def tick(self) -> None:
+        self.query_one("#detail-title", Static).update(title_text(self.job, self.clock()))
+
+    def _show_results(self, results: Results | None, note: str) -> None:
+        self.query_one(ResultsView).show(self.job, results, note)
+
+    # -- requests (thread workers) -----------------------------------------------------------
+
+    def _poll_logs(self) -> None:
+        if JobState(self.job["state"]).live:
+            self.fetch_logs()
+
+    @work(thread=True, group="logs", exclusive=True, exit_on_error=False)
+    def fetch_logs(self) -> None:
+        worker = get_current_worker()
+        try:
+            lines = self.link.call("logs", self.job_id, since=self.log_since,
+                                   cancelled=lambda: worker.is_cancelled)
+        except (ClientError, DaemonUnavailable, Abandoned):
+            return  # the banner says why; the next poll tries again
+        # post_message, not call_from_thread: it never blocks, even while the app closes.
+        self.post_message(LogsLoaded(lines))
+
+    @on(LogsLoaded)
+    def _add_logs(self, message: LogsLoaded) -> None:
+        fresh = [entry for entry in message.lines if entry["n"] > self.log_since]
+        if not fresh:
+            return
+        self.log_since = fresh[-1]["n"]
+        self.query_one(Log).write_lines(
+            f"{render.clock_time(e['time'])}  {e['line']}" for e in fresh)
+
+    @work(thread=True, group="results", exclusive=True, exit_on_error=False)
+    def load_results(self, outdir: str) -> None:
+        try:
+            results = self.reader(outdir)
+        except OSError as exc:
+            results = Results(outdir=outdir, error=f"could not read {outdir}: {exc}")
+        self.post_message(ResultsLoaded(results))
+
+    @on(ResultsLoaded)
+    def _results_loaded(self, message: ResultsLoaded) -> None:
+        self.results = message.results
+        self._show_results(message.results, "")
+
+    # -- actions --------------------------------------------------------------------------
+
+    def action_job(self, action: str) -> None:
+        self.post_message(JobActionRequested(action, self.job_id))

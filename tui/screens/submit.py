@@ -1,0 +1,236 @@
+"""The submit dialog: one or more FASTA files (picked in a file tree or typed, with completion),
+chunk size, model set, output folder, priority and name.
+
+The fields are checked here first (`submission.check_submission`: every problem at once); the
+request then goes out in a thread, and if the daemon refuses, its error is shown in the dialog,
+which stays open with the fields as they were. Dismissed with the new job, or None.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.suggester import SuggestFromList, Suggester
+from textual.widgets import Button, DirectoryTree, Input, Label, OptionList, Select, Static
+from textual.worker import get_current_worker
+
+from virnucpro.daemon.client import ClientError, DaemonUnavailable
+
+from virnucpro.tui.link import SUBMIT_TIMEOUT_S, Abandoned, DaemonLink
+from virnucpro.tui.submission import CHUNK_SIZES, FormError, Submission, check_submission, is_fasta_name
+
+
+class PathSuggester(Suggester):
+    """Completes the last part of a path from the file system (folders end with '/')."""
+
+    def __init__(self, *, folders_only: bool = False) -> None:
+        super().__init__(use_cache=False, case_sensitive=True)
+        self.folders_only = folders_only
+
+    async def get_suggestion(self, value: str) -> str | None:
+        if not value:
+            return None
+        head, _, prefix = value.rpartition("/")
+        folder = Path(os.path.expanduser(head + "/" if head or value.startswith("/") else "."))
+        try:
+            names = sorted(e.name + ("/" if e.is_dir() else "") for e in os.scandir(folder)
+                           if e.name.startswith(prefix) and (prefix.startswith(".") or not e.name.startswith("."))
+                           and (e.is_dir() or not self.folders_only))
+        except OSError:
+            return None
+        return value[: len(value) - len(prefix)] + names[0] if names else None
+
+
+class PathInput(Input):
+    """An Input whose Tab takes the completion (like a shell) before moving on."""
+
+    BINDINGS = [Binding("tab", "complete", "Complete", show=False)]
+
+    def action_complete(self) -> None:
+        if self._suggestion and self.cursor_at_end and self._suggestion != self.value:
+            self.value = self._suggestion
+            self.cursor_position = len(self.value)
+        else:
+            self.screen.focus_next()
+
+
+class FastaTree(DirectoryTree):
+    """Folders and FASTA files (also compressed); hidden entries left out."""
+
+    def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
+        return [p for p in paths if not p.name.startswith(".") and (p.is_dir() or is_fasta_name(p))]
+
+
+class Refused(Message):
+    def __init__(self, text: str, unknown_outcome: bool = False) -> None:
+        super().__init__()
+        self.text = text
+        self.unknown_outcome = unknown_outcome
+
+
+class Accepted(Message):
+    def __init__(self, job: dict) -> None:
+        super().__init__()
+        self.job = job
+
+
+class SubmitScreen(ModalScreen[dict | None]):
+    BINDINGS = [
+        Binding("escape", "dismiss_none", "Close"),
+        Binding("ctrl+s", "send", "Submit"),
+        Binding("delete", "remove_input", "Remove file", show=False),
+    ]
+
+    def __init__(self, link: DaemonLink, *, local: bool = True, models: str = "published",
+                 start: Path | None = None) -> None:
+        super().__init__()
+        self.link = link
+        self.local = local
+        self.models = models
+        self.start = start or Path.cwd()
+        self.inputs: list[str] = []
+        self.request_id = os.urandom(12).hex()
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="submit-dialog"):
+            yield Static("Submit a job", id="submit-title")
+            with Horizontal(id="submit-body"):
+                yield FastaTree(self.start, id="submit-tree")
+                with Vertical(id="submit-form"):
+                    yield Label("FASTA files: Enter adds (tree or path), Delete removes")
+                    yield OptionList(id="submit-inputs")
+                    yield PathInput(placeholder="a path or a glob: ~/data/*.fa.gz  (Tab completes)",
+                                    suggester=PathSuggester(), id="submit-path")
+                    with Horizontal(classes="submit-row"):
+                        with Vertical():
+                            yield Label("chunk size")
+                            yield Select([(str(c), c) for c in CHUNK_SIZES], value=CHUNK_SIZES[0],
+                                         allow_blank=False, id="submit-chunk")
+                        with Vertical():
+                            yield Label("model set")
+                            yield Input(self.models, id="submit-models",
+                                        suggester=SuggestFromList(["published", "tiny"]))
+                        with Vertical():
+                            yield Label("priority")
+                            yield Input("0", id="submit-priority", type="integer")
+                    yield Label("output folder (empty: the daemon's results folder)")
+                    yield PathInput(placeholder="e.g. results/sample1", id="submit-outdir",
+                                    suggester=PathSuggester(folders_only=True))
+                    yield Label("name (empty: the first file's name)")
+                    yield Input(id="submit-name")
+            yield Static(id="submit-error")
+            with Horizontal(id="submit-buttons"):
+                yield Button("Submit", variant="primary", id="submit-send")
+                yield Button("Cancel", id="submit-cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#submit-tree").border_title = str(self.start)
+        self.query_one("#submit-path").focus()
+        self._show_error("")
+
+    # -- choosing files --------------------------------------------------------------------
+
+    def add_inputs(self, paths: Iterable[str]) -> None:
+        options = self.query_one("#submit-inputs", OptionList)
+        for path in paths:
+            if path not in self.inputs:
+                self.inputs.append(path)
+                options.add_option(path)
+
+    @on(DirectoryTree.FileSelected)
+    def _tree_file(self, event: DirectoryTree.FileSelected) -> None:
+        self.add_inputs([str(event.path)])
+
+    @on(Input.Submitted, "#submit-path")
+    def _typed_path(self, event: Input.Submitted) -> None:
+        typed = event.value.strip()
+        if not typed:
+            self.action_send()
+            return
+        expanded = os.path.expanduser(typed)
+        matches = sorted(glob.glob(expanded)) if glob.has_magic(expanded) else [expanded]
+        if not matches:
+            self._show_error(f"nothing matches {typed}")
+            return
+        self.add_inputs(str(Path(m).absolute()) for m in matches)
+        event.input.value = ""
+        self._show_error("")
+
+    def action_remove_input(self) -> None:
+        options = self.query_one("#submit-inputs", OptionList)
+        if options.has_focus and options.highlighted is not None:
+            del self.inputs[options.highlighted]
+            options.remove_option_at_index(options.highlighted)
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def _show_error(self, text: str | Text) -> None:
+        error = self.query_one("#submit-error", Static)
+        error.update(text)
+        error.display = bool(text)
+
+    def _form(self) -> Submission:
+        return check_submission(
+            self.inputs, chunk_size=self.query_one("#submit-chunk", Select).value,
+            models=self.query_one("#submit-models", Input).value,
+            outdir=self.query_one("#submit-outdir", Input).value,
+            priority=self.query_one("#submit-priority", Input).value,
+            name=self.query_one("#submit-name", Input).value, local=self.local)
+
+    @on(Button.Pressed, "#submit-send")
+    @on(Input.Submitted, "#submit-models, #submit-priority, #submit-outdir, #submit-name")
+    def action_send(self) -> None:
+        try:
+            submission = self._form()
+        except FormError as exc:
+            self._show_error("\n".join(f"• {p}" for p in exc.problems))
+            return
+        self._show_error(Text("sending…", style="dim"))
+        self.query_one("#submit-send", Button).disabled = True
+        self.send(submission)
+
+    @work(thread=True, exclusive=True, group="submit", exit_on_error=False)
+    def send(self, submission: Submission) -> None:
+        worker = get_current_worker()
+        try:
+            job = self.link.call("submit", list(submission.inputs), timeout=SUBMIT_TIMEOUT_S,
+                                 cancelled=lambda: worker.is_cancelled,
+                                 client_request_id=self.request_id, **submission.client_kwargs())
+        except ClientError as exc:
+            self.post_message(Refused(f"The daemon refused the job ({exc.code}): {exc.message}"))
+        except DaemonUnavailable as exc:
+            self.post_message(Refused(f"No answer from the daemon: {exc}", unknown_outcome=True))
+        except Abandoned:
+            pass
+        except OSError as exc:  # an upload that could not read its file
+            self.post_message(Refused(str(exc)))
+        else:
+            self.post_message(Accepted(job))
+
+    @on(Refused)
+    def _refused(self, message: Refused) -> None:
+        if not message.unknown_outcome:
+            # Nothing was created: the next try is a new request. After no answer it may have
+            # been, so the same id lets the daemon answer with that job instead of a second one.
+            self.request_id = os.urandom(12).hex()
+        self.query_one("#submit-send", Button).disabled = False
+        self._show_error(message.text)
+
+    @on(Accepted)
+    def _accepted(self, message: Accepted) -> None:
+        self.dismiss(message.job)
+
+    @on(Button.Pressed, "#submit-cancel")
+    def action_dismiss_none(self) -> None:
+        self.workers.cancel_group(self, "submit")
+        self.dismiss(None)

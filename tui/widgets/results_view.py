@@ -1,0 +1,82 @@
+"""A job's results on its detail screen: calls counted (viral / non-viral / unscored), a
+histogram of the sequences' max P(virus), the top viral calls and the report's path (the
+output folder is among the parameters, above it).
+
+`show(job, results, note)` draws from the daemon's counts (`progress.counts`, known even for a
+remote daemon) and, when the output could be read here, from `results.Results`.
+"""
+
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from virnucpro.tui import render
+from virnucpro.tui.results import Results
+
+HIST_WIDTH = 24
+
+
+def counts_line(job: dict, results: Results | None) -> Text:
+    daemon = (job.get("progress") or {}).get("counts") or {}
+    if results is not None and results.sequences:
+        viral, others, unscored = (results.counts.get(k, 0) for k in ("virus", "others", "unscored"))
+    else:
+        viral, others, unscored = (daemon.get(f"sequences_{k}", 0)
+                                   for k in ("virus", "others", "unscored"))
+    text = Text()
+    text.append(f"{viral:,} viral", style="bold magenta")
+    text.append("  ·  ")
+    text.append(f"{others:,} non-viral", style="bold green")
+    text.append("  ·  ")
+    text.append(f"{unscored:,} unscored", style="bold yellow" if unscored else "dim")
+    total = viral + others + unscored
+    text.append(f"  of {total:,} sequences", style="dim")
+    return text
+
+
+def top_table(results: Results) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold", title="top viral calls",
+                  title_justify="left", title_style="dim")
+    table.add_column("sequence", max_width=28, no_wrap=True, overflow="ellipsis")
+    table.add_column("length", justify="right")
+    table.add_column("viral share", justify="right")
+    table.add_column("max P(virus)", justify="right")
+    for call in results.top:
+        sid = f"{call.folder}/{call.sequence_id}" if call.folder else call.sequence_id
+        table.add_row(sid, f"{call.length:,}", f"{call.viral_share:.2f}", f"{call.max_p_virus:.3f}")
+    if not results.top:
+        table.add_row(Text("no viral call", style="dim"), "", "", "")
+    return table
+
+
+def results_body(job: dict, results: Results | None, note: str) -> RenderableType:
+    state = job["state"]
+    if state != "completed":
+        msg = {"failed": f"failed: {job.get('reason') or 'see the log'}",
+               "cancelled": "cancelled: no results",
+               "cancelling": "cancelling…"}.get(state, "results appear when the job completes")
+        return Text(msg, style="red" if state == "failed" else "dim")
+    parts: list[RenderableType] = [counts_line(job, results)]
+    if results is not None and not results.error:
+        grid = Table.grid(padding=(0, 4))
+        grid.add_column()
+        grid.add_column()
+        hist = Text("max P(virus) per sequence\n", style="dim")
+        hist.append_text(render.histogram(results.histogram, results.edges, HIST_WIDTH))
+        grid.add_row(hist, top_table(results))
+        parts.append(grid)
+    elif note or (results is not None and results.error):
+        parts.append(Text(note or results.error, style="dim italic"))
+    for report in results.reports if results is not None else []:
+        line = Text("report  ", style="dim")
+        line.append(report, style="underline")
+        parts.append(line)
+    return Group(*parts)
+
+
+class ResultsView(Static):
+    def show(self, job: dict, results: Results | None, note: str = "") -> None:
+        self.update(results_body(job, results, note))
