@@ -108,7 +108,6 @@ def start(persistent_models: bool, devices: str, preload: tuple[str, ...], endpo
           workers: int | None, gpus_per_worker: float | None) -> None:
     """Start the daemon; in the background it returns once the daemon answers."""
     from virnucpro.daemon.paths import DaemonPaths
-
     from virnucpro.ray_cluster import check_ray_options
 
     if problem := check_ray_options(engine, ray_address, workers, gpus_per_worker, devices):
@@ -222,6 +221,7 @@ def keygen(folder: Path | None) -> None:
     import shutil
 
     import zmq.auth
+
     from virnucpro.daemon.paths import DaemonPaths
 
     folder = folder or DaemonPaths.default().keys

@@ -20,9 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import zmq
+
 from virnucpro.daemon import protocol as P
 from virnucpro.daemon.paths import DaemonPaths, events_endpoint_for
-
 from virnucpro.errors import VirNucProError
 
 

@@ -21,7 +21,6 @@ from pathlib import Path
 
 from virnucpro.daemon.jobs import JobRecord
 from virnucpro.daemon.protocol import JobState
-
 from virnucpro.errors import VirNucProError
 
 log = logging.getLogger(__name__)

@@ -24,14 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import zmq
+
+from virnucpro import __version__
 from virnucpro.daemon import protocol as P
 from virnucpro.daemon.jobs import InputFile, JobRecord
 from virnucpro.daemon.memory import MemoryMonitor
 from virnucpro.daemon.paths import DaemonPaths, events_endpoint_for
 from virnucpro.daemon.protocol import DaemonState, ErrorCode, JobState, ProtocolError
 from virnucpro.daemon.runner import RunnerConfig, RunnerThread, Scheduler
-
-from virnucpro import __version__
 from virnucpro.errors import VirNucProError
 
 log = logging.getLogger(__name__)

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 import zmq
-from virnucpro.daemon import protocol as P
-from virnucpro.daemon.client import Client, ClientError, DaemonUnavailable
 
 from tests.helpers import DATA, read_table
 from tests.integration.test_pool import assert_same_results
+from virnucpro.daemon import protocol as P
+from virnucpro.daemon.client import Client, ClientError, DaemonUnavailable
 from virnucpro.pipeline import PredictConfig, run_predict
 
 REPO = Path(__file__).resolve().parents[2]

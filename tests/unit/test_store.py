@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from virnucpro.daemon.jobs import InputFile, JobRecord
 from virnucpro.daemon.protocol import JobState
 from virnucpro.daemon.store import JobStore, MemoryJobStore, SqliteJobStore, StoreError
