@@ -138,7 +138,9 @@ class RayEngine:
 
     def describe_workers(self) -> list[dict]:
         """What each actor holds, for the daemon's `status`."""
-        return [{"worker": a.spec.worker_id, "device": a.info.get("device", a.spec.device),
+        # "cuda"/"cpu" as in `devices` (inside every GPU actor it is cuda:0), so that the
+        # daemon's memory rows find their actors.
+        return [{"worker": a.spec.worker_id, "device": a.spec.device,
                  "node": a.info.get("node"), "state": a.state,
                  "memory_bytes": a.info.get("memory_bytes"),
                  "load_seconds": a.info.get("load_seconds")} for a in self.actors]
@@ -242,7 +244,8 @@ class RayEngine:
                     done[task.key] = ShardScores.failed(len(task.frames), FAILED_WORKER, dim)
                     continue
             retry.appendleft(task)
-        require_ray().kill(actor.handle, no_restart=True)
+        with contextlib.suppress(Exception):  # make sure: an unreachable actor may still run
+            require_ray().kill(actor.handle, no_restart=True)
         index = self.actors.index(actor)
         if actor.restarts >= self.max_restarts:
             del self.actors[index]  # its shards go to the others

@@ -77,6 +77,8 @@ def test_tracks_follow_the_length_of_viral_signal_not_the_sequence_call(tmp_path
     assert [(t.row.sequence_id, t.row.call) for t in data.tracks] == [("contig", "others"),
                                                                       ("short", "virus")]
     assert data.tracks[0].row.viral_bases == 1500 + 10
+    page = write_report(run, top=0).read_text()
+    assert '<figure class="track"' not in page and "(--top 0)" in page
 
 
 def test_ids_are_escaped_everywhere_on_the_page(tmp_path):

@@ -12,8 +12,14 @@ import logging
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from virnucpro.outputs import OutputLayout
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from virnucpro.report.data import RunData
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +64,7 @@ def write_report(outdir: Path | str, html_path: Path | str | None = None, *,
     return target
 
 
-def plot_file_stem(name: str, run_tracks: list[str]) -> str:
+def _plot_file_stem(name: str, run_tracks: list[str]) -> str:
     """File name (without suffix) of a plot: `calls`, `scores`, `track-01-<id>`."""
     if not name.startswith("track-"):
         return name
@@ -68,12 +74,12 @@ def plot_file_stem(name: str, run_tracks: list[str]) -> str:
     return f"track-{k:02d}-{safe}" if safe else f"track-{k:02d}"
 
 
-def _write_plot_files(folder: Path, figures: dict, run) -> None:
+def _write_plot_files(folder: Path, figures: dict[str, Figure], run: RunData) -> None:
     from virnucpro.report.plots import render
 
     folder.mkdir(parents=True, exist_ok=True)
     ids = [t.row.sequence_id for t in run.tracks]
     for name, fig in figures.items():
-        stem = plot_file_stem(name, ids)
+        stem = _plot_file_stem(name, ids)
         for fmt in ("svg", "png"):
             (folder / f"{stem}.{fmt}").write_bytes(render(fig, fmt, name))

@@ -87,7 +87,7 @@ class RunData:
 def viral_bases(chunks: list[tuple[int, int, str]]) -> int:
     """Bases covered by the chunks called virus: the union of their [start, end] intervals."""
     covered, reach = 0, 0  # reach: the last base already counted
-    for start, end, call in sorted(c for c in chunks if c[2] == VIRUS):
+    for start, end, _call in sorted(c for c in chunks if c[2] == VIRUS):
         if end > reach:
             covered += end - max(start, reach + 1) + 1
             reach = end
@@ -149,7 +149,8 @@ def read_run(root: Path, *, top: int = 10, max_rows: int = 5000) -> RunData:
     info = read_run_info(root)
     expected = int(info.get("counts", {}).get("sequences", 0))
     # A small run lists every sequence; a large one only those called viral (see table_scope).
-    scope = "all" if expected <= max_rows else "viral"
+    # Without counts in run.json the size is unknown: list the viral ones, which is never wrong.
+    scope = "all" if 0 < expected <= max_rows else "viral"
     sequences, bases, reasons = Counter(), Counter(), Counter()
     shares, maxima, viral = [], [], []
     tracks: list[tuple[tuple, Track]] = []  # min-heaps keyed for "keep the largest"

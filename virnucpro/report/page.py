@@ -88,8 +88,8 @@ def _summary(run: RunData) -> str:
         ("chunk size", f"{escape(str(params.get('chunk_size', '?')))} bp"),
         ("threshold", f"viral share &ge; {escape(str(params.get('threshold', '?')))}"),
         ("min length", f"{escape(str(params.get('min_length', '?')))} bp"),
-        ("run", f"{escape(str(info.get('started', '?')))} to {escape(str(info.get('finished', '?')))}"
-                f", VirNucPro {escape(str(info.get('virnucpro_version', '?')))}"),
+        ("finished", f"{escape(str(info.get('finished', '?')))} "
+                     f"(VirNucPro {escape(str(info.get('virnucpro_version', '?')))})"),
         ("folder", f"<code>{escape(str(run.root.resolve()))}</code>"),
     ]
     rows = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in facts)
@@ -105,10 +105,11 @@ def _summary(run: RunData) -> str:
     reasons = "".join(f"<li>{_n(k)} &times; {escape(r)}</li>" for r, k in run.unscored_reasons)
     why = (f'<p id="unscored-reasons">Why sequences went unscored:</p><ul>{reasons}</ul>'
            if reasons else "")
-    return (f'<div class="grid"><table class="facts">{rows}</table>'
-            '<div><table id="counts"><thead><tr><th>call</th><th class="n">sequences</th>'
-            '<th class="n">%</th><th class="n">bases</th><th class="n">%</th></tr></thead>'
-            f"<tbody>{counts}</tbody></table>{why}</div></div>")
+    # The counts first: "how much is viral" is the question a reader opens the page with.
+    return ('<div class="grid"><div><table id="counts"><thead><tr><th>call</th>'
+            '<th class="n">sequences</th><th class="n">%</th><th class="n">bases</th>'
+            f'<th class="n">%</th></tr></thead><tbody>{counts}</tbody></table>{why}</div>'
+            f'<table class="facts">{rows}</table></div>')
 
 
 def _table_row(row: SequenceRow) -> str:
@@ -163,6 +164,8 @@ def compose_page(run: RunData, plots: dict[str, str], top: int) -> str:
         tracks_intro = (f"The {len(tracks)} sequence(s) with the longest viral signal (bases "
                         f"covered by chunks called viral; at most {top} shown): each chunk's "
                         "highest P(virus), coloured by its call; grey: unscored chunks; dotted: 0.5.")
+    elif top == 0:
+        tracks_intro = "No tracks were asked for (--top 0)."
     else:
         tracks_intro = "No chunk was called viral: there is no viral signal to place."
     return f"""<!DOCTYPE html>

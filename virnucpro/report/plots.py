@@ -25,14 +25,15 @@ from virnucpro.rollup import OTHERS, UNSCORED, VIRUS
 
 COLORS = {VIRUS: "#c8102e", OTHERS: "#2b6cb0", UNSCORED: "#b5b5b5"}
 LABELS = {VIRUS: "viral", OTHERS: "non-viral", UNSCORED: "unscored"}
-MAX_BARS = 800  # a wider track is binned: a 9-inch figure has about 860 pixels across
+MAX_BARS = 800  # a wider track is binned: its plot area is about 830 pixels across
 PNG_DPI = 200  # print quality for --plots; the page embeds SVG
+FIG_WIDTH = 11.0  # inches: the width of the page (1,056 px at 96 px per inch)
 _BINS = np.linspace(0.0, 1.0, 21)
 
 
 def calls_figure(run: RunData) -> Figure:
     """How much is viral: the share of sequences and of bases per call, as two stacked bars."""
-    fig = Figure(figsize=(9, 2.1))
+    fig = Figure(figsize=(FIG_WIDTH, 2.1))
     # Fixed margins, not layout="constrained": that layout draws every figure twice more.
     fig.subplots_adjust(left=0.1, right=0.97, bottom=0.16, top=0.8)
     ax = fig.subplots()
@@ -59,7 +60,7 @@ def calls_figure(run: RunData) -> Figure:
 def scores_figure(run: RunData) -> Figure:
     """How sure the model is: histograms of viral share and max P(virus) over scored sequences,
     stacked by call, with the threshold on the viral share."""
-    fig = Figure(figsize=(9, 3.0))
+    fig = Figure(figsize=(FIG_WIDTH, 3.0))
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.16, top=0.95, wspace=0.25)
     axes = fig.subplots(1, 2)
     threshold = float(run.info.get("parameters", {}).get("threshold", 0.5))
@@ -114,7 +115,7 @@ def track_figure(track: Track, max_bars: int = MAX_BARS) -> Figure:
     unscored chunks are a grey band."""
     row = track.row
     edges, heights, calls = bin_chunks(track.chunks, row.length, max_bars)
-    fig = Figure(figsize=(9, 1.9))
+    fig = Figure(figsize=(FIG_WIDTH, 1.9))
     fig.subplots_adjust(left=0.08, right=0.87, bottom=0.17, top=0.84)
     ax = fig.subplots()
     is_call = {call: np.array([c == call for c in calls], dtype=bool) for call in CALLS}
