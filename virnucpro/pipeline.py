@@ -243,34 +243,59 @@ class _FrameFeed:
             self.chunks += len(plan.chunks)
 
 
+class ShardFeed:
+    """The shard tasks of one input that are not on disk yet, and the counters of what has
+    been handed out. A caller iterates it (into an engine) and passes each result to `done`."""
+
+    def __init__(self, job: InputJob, config: PredictConfig, batch_tokens: int,
+                 progress: Callable[[int, int], None] = lambda records, chunks: None) -> None:
+        self.job = job
+        self.config = config
+        self.batch_tokens = batch_tokens
+        self.progress = progress
+        self.store = ShardStore(job.layout.shards)
+        self.frames = _FrameFeed(iter_plans(read_fasta(job.index), config.chunk_size,
+                                            config.min_length))
+        # Keys unique to this pass: a pool kept across inputs or jobs may still deliver a late
+        # result of an abandoned pass, which must never be taken for one of these shards.
+        self.run = f"{job.name}@{uuid.uuid4().hex[:8]}"
+        self.handed_out = 0
+        self.scored = 0
+        self.exhausted = False
+
+    def __iter__(self) -> Iterator:
+        from virnucpro.pool.worker import ShardTask
+
+        config = self.config
+        for k, frames in iter_shards(self.frames, config.shard_frames):
+            if self.store.is_done(k, [f.frame_id for f in frames]):
+                self.progress(self.frames.records, self.frames.chunks)
+                continue
+            self.handed_out += 1
+            yield ShardTask(key=(self.run, k), frames=frames, batch_tokens=self.batch_tokens,
+                            keep_features=config.save_embeddings, chunk_size=config.chunk_size)
+        self.exhausted = True
+
+    def done(self, task, scores) -> None:
+        """Record one scored shard (on disk, synced, before it counts)."""
+        self.store.write(task.key[1], [f.frame_id for f in task.frames], scores)
+        self.scored += 1
+        self.progress(self.frames.records, self.frames.chunks)
+
+    @property
+    def complete(self) -> bool:
+        return self.exhausted and self.scored == self.handed_out
+
+
 def score_input(job: InputJob, config: PredictConfig, engine,
                 progress: Callable[[int, int], None]) -> int:
     """Score every shard not yet on disk; return the number of shards scored now."""
-    from virnucpro.pool.worker import ShardTask
-
-    store = ShardStore(job.layout.shards)
-    feed = _FrameFeed(iter_plans(read_fasta(job.index), config.chunk_size, config.min_length))
-    batch_tokens = config.batch_tokens or default_batch_tokens(engine.devices)
-
-    # Keys unique to this pass: a pool kept across inputs or jobs may still deliver a late
-    # result of an abandoned pass, which must never be taken for one of these shards.
-    run = f"{job.name}@{uuid.uuid4().hex[:8]}"
-
-    def tasks() -> Iterator[ShardTask]:
-        for k, frames in iter_shards(feed, config.shard_frames):
-            if not store.is_done(k, [f.frame_id for f in frames]):
-                yield ShardTask(key=(run, k), frames=frames, batch_tokens=batch_tokens,
-                                keep_features=config.save_embeddings, chunk_size=config.chunk_size)
-            else:
-                progress(feed.records, feed.chunks)
-
-    scored = 0
-    for task, scores in engine.map(tasks()):
-        store.write(task.key[1], [f.frame_id for f in task.frames], scores)
-        scored += 1
-        progress(feed.records, feed.chunks)
-    progress(job.index.n_records, feed.chunks)
-    return scored
+    feed = ShardFeed(job, config, config.batch_tokens or default_batch_tokens(engine.devices),
+                     progress)
+    for task, scores in engine.map(feed):
+        feed.done(task, scores)
+    progress(job.index.n_records, feed.frames.chunks)
+    return feed.scored
 
 
 def write_results(job: InputJob, config: PredictConfig) -> ResultWriter:
@@ -403,9 +428,15 @@ def run_input(job: InputJob, mode: str, config: PredictConfig, engine, model_set
         if reporter is not None:
             reporter.finish()
     job.timings["score_s"] = round(time.perf_counter() - t0, 3)
+    engine.end_input()
+    return finish_input(job, mode, config, engine, model_set, models_key, started_at, scored)
+
+
+def finish_input(job: InputJob, mode: str, config: PredictConfig, engine, model_set,
+                 models_key: dict, started_at: datetime, scored: int) -> dict:
+    """Once every shard of an input is on disk: write the tables, run.json and the report."""
     if engine.load_seconds is not None:
         job.timings["load_models_s"] = round(engine.load_seconds, 3)
-    engine.end_input()
     t1 = time.perf_counter()
     writer = write_results(job, config)
     job.timings["write_s"] = round(time.perf_counter() - t1, 3)
