@@ -1,17 +1,17 @@
 """The job runner: a thread that takes queued jobs from the store and runs them on the pool.
 
-`Scheduler.step(now)` is one iteration (pick the next job, run it to an end state); the
-runner thread calls it in a loop. A job runs through the same pipeline functions as
-`virnucpro predict` (validation, shards on disk, resume, the tables), with the pool engine
-or (`--engine ray`) Ray actors, so this process never imports torch. Pools are kept per model set: in persistent mode
-they outlive jobs (least recently used evicted beyond `max_loaded_sets`); otherwise one is
+`Scheduler.step(now)` is one iteration: claim the next job and stream it (and, with persistent
+models, the jobs queued behind it: stream.py) through an engine to an end state; the runner
+thread calls it in a loop. Jobs run through the same pipeline pieces as `virnucpro predict`
+(validation, shards on disk, resume, the tables), on the pool engine or (`--engine ray`) Ray
+actors, so this process never imports torch. Engines are kept per model set: in persistent
+mode they outlive jobs (least recently used evicted beyond `max_loaded_sets`); otherwise one is
 started for a job and stopped after it, freeing the device memory.
 """
 
 from __future__ import annotations
 
 import logging
-import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -26,15 +26,6 @@ from virnucpro.errors import VirNucProError
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
-
-
-class Cancelled(Exception):
-    """Raised from the progress callback when the job was asked to stop."""
-
-
-class Interrupted(Exception):
-    """Raised from the progress callback when the daemon is stopping: the job goes back to
-    the queue with its finished shards kept."""
 
 
 @dataclass
@@ -151,54 +142,66 @@ class Scheduler:
 
     # -- one iteration ---------------------------------------------------------------------
 
-    def step(self, now: float | None = None) -> JobRecord | None:
-        """Run the next queued job to an end state (or back to the queue when stopping)."""
-        if self.stopping.is_set() or not self.accepting.is_set():
-            return None
+    def claim_next(self, same_models: str | None = None) -> JobRecord | None:
+        """Take the next queued job (priority, then submission order) and mark it loading.
+        With `same_models`, only if that job uses the model set in that folder."""
+        from virnucpro.models.sets import resolve_model_set
+
         with self.lock:
             job = self.store.next_queued()
             if job is None:
                 return None
+            if same_models is not None:
+                try:
+                    root = str(resolve_model_set(job.options["models"], fetch_missing=False,
+                                                 progress=False).root)
+                except VirNucProError:
+                    return None  # let a stream of its own report the error
+                if root != same_models:
+                    return None
             self.current = job.id
-            job = self._transition(job, JobState.LOADING, attempts=job.attempts + 1)
-        try:
-            return self._run(job)
-        finally:
-            self.current = None
-            self.cancel_requested.discard(job.id)
+            return self._transition(job, JobState.LOADING, attempts=job.attempts + 1)
 
-    def _run(self, job: JobRecord) -> JobRecord:
+    def step(self, now: float | None = None) -> JobRecord | None:
+        """Run the next queued job (and, with persistent models, those queued behind it that
+        use the same models) to an end state, or back to the queue when stopping."""
+        from virnucpro.daemon.stream import JobStream
         from virnucpro.models.sets import resolve_model_set
 
-        self._log(job, f"attempt {job.attempts}: loading model set {job.options['models']!r}")
+        if self.stopping.is_set() or not self.accepting.is_set():
+            return None
+        job = self.claim_next()
+        if job is None:
+            return None
         try:
-            changed = _changed_inputs(job)
-            if changed:
-                return self._transition(job, JobState.FAILED, f"input changed since submission: {changed}")
             model_set = resolve_model_set(job.options["models"], fetch_missing=False, progress=False)
-            engine = self.engines.get(str(model_set.root))
-            job = self._execute(job, engine)
-            return job
-        except Cancelled:
-            self._log(job, "cancelled")
-            return self._transition(job, JobState.CANCELLED, "cancelled by request")
-        except Interrupted:
-            self._log(job, "daemon stopping: finished shards kept, back in the queue")
-            return self._transition(job, JobState.QUEUED, "daemon stopped; will resume")
         except VirNucProError as exc:
-            self._log(job, f"failed: {exc}")
+            self.current = None
             return self._transition(job, JobState.FAILED, str(exc))
-        except Exception as exc:  # noqa: BLE001 - a job's bug must never take the daemon down
-            log.exception("job %d failed", job.id)
-            self._log(job, f"failed: {type(exc).__name__}: {exc}")
-            return self._transition(job, JobState.FAILED, f"internal error: {type(exc).__name__}: {exc}")
+        stream = None
+        try:
+            engine = self.engines.get(str(model_set.root))
+            stream = JobStream(self, engine, job)
+            for task, scores in engine.map(stream):
+                stream.on_result(task, scores)
+        except Exception as exc:  # noqa: BLE001 - a failure of the engine fails its jobs, not the daemon
+            log.exception("scoring failed")
+            reason = str(exc) if isinstance(exc, VirNucProError) else f"internal error: {type(exc).__name__}: {exc}"
+            if stream is None:
+                self._transition(job, JobState.FAILED, reason)
+            else:
+                stream.fail_all(reason)
         finally:
+            if stream is not None:
+                stream.close()
+            self.current = None
             self.engines.after_job()
+        return stream.last if stream is not None else job
 
-    def _execute(self, job: JobRecord, engine) -> JobRecord:
+    def predict_config(self, job: JobRecord):
         from virnucpro import pipeline
 
-        config = pipeline.PredictConfig(
+        return pipeline.PredictConfig(
             inputs=tuple(i.path for i in job.inputs), outdir=Path(job.outdir),
             chunk_size=job.options["chunk_size"], models=job.options["models"],
             threshold=float(job.options["threshold"]), min_length=job.options["min_length"],
@@ -208,75 +211,9 @@ class Scheduler:
             force=job.options["force"] and job.attempts == 1, resume=job.attempts > 1,
             progress=False, engine=self.config.engine, report=job.options.get("report", True),
             **({"shard_frames": self.config.shard_frames} if self.config.shard_frames else {}))
-        with tempfile.TemporaryDirectory(prefix="virnucpro-job-") as spool:
-            inputs = pipeline.validate_inputs(config, Path(spool))
-            model_set = engine.model_set
-            models_key = pipeline.model_fingerprint(model_set, config.chunk_size,
-                                                    self.config.effective_precision)
-            modes = [pipeline.prepare_folder(i, config, models_key) for i in inputs]
-            total = sum(i.index.n_records for i in inputs)
-            job = self._transition(job, JobState.RUNNING)
-            done_before = 0
-            results = []
-            for item, mode in zip(inputs, modes, strict=True):
-                reporter = _Progress(self, job, done_before, total)
-                results.append(pipeline.run_input(item, mode, config, engine, model_set, models_key,
-                                                 reporter.started, reporter))
-                done_before += item.index.n_records
-        counts = _sum_counts(results)
-        self._log(job, f"completed: {counts.get('sequences', 0)} sequences, "
-                       f"{counts.get('sequences_virus', 0)} viral")
-        latest = self.store.get(job.id) or job  # progress ticks were written behind `job`
-        self.store.set_progress(job.id, {**latest.progress, "sequences_done": total,
-                                         "sequences_total": total, "counts": counts})
-        return self._transition(job, JobState.COMPLETED, "")
 
 
-class _Progress:
-    """The pipeline's reporter: records progress and turns cancel/stop requests into
-    exceptions between shards (a shard in flight finishes and is kept)."""
-
-    def __init__(self, scheduler: Scheduler, job: JobRecord, done_before: int, total: int) -> None:
-        from datetime import datetime, timezone
-
-        self.scheduler = scheduler
-        self.job = job
-        self.done_before = done_before
-        self.total = total
-        self.started = datetime.now(timezone.utc)
-        self.last = 0.0
-
-    def start(self, name: str, n: int) -> None:
-        self.scheduler._log(self.job, f"scoring {name} ({n} sequences)")
-
-    def update(self, sequences: int, chunks: int) -> None:
-        s = self.scheduler
-        if self.job.id in s.cancel_requested:
-            raise Cancelled
-        if s.stopping.is_set():
-            raise Interrupted
-        now = s.clock()
-        if now - self.last < 0.5:
-            return
-        self.last = now
-        progress = {"sequences_done": self.done_before + sequences, "sequences_total": self.total,
-                    "chunks_done": chunks}
-        s.store.set_progress(self.job.id, progress)
-        s.emit("progress", {"job_id": self.job.id, **progress})
-
-    def finish(self) -> None:
-        pass
-
-
-def _sum_counts(results: list[dict]) -> dict:
-    total: dict = {}
-    for r in results:
-        for k, v in r.get("counts", {}).items():
-            total[k] = total.get(k, 0) + v
-    return total
-
-
-def _changed_inputs(job: JobRecord) -> str:
+def changed_inputs(job: JobRecord) -> str:
     """Name an input that is not what was submitted (gone, other size, mtime or content)."""
     from virnucpro.fasta import file_sha256
 

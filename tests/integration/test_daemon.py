@@ -355,3 +355,21 @@ def test_the_report_option_reaches_the_pipeline(tmp_path, daemons):
                        options={"models": "tiny", "report": report})
         assert wait_for(c, job["id"])["state"] == "completed"
         assert (tmp_path / f"r{report}" / "report.html").exists() is report
+
+
+def test_the_next_jobs_shards_start_while_the_previous_jobs_last_shards_finish(tmp_path, daemons, reference):
+    d = daemons("--devices", "cpu,cpu", "--persistent-models", "--models", "tiny", "--scorer",
+                "tests.fakes:SlowScorer", "--shard-frames", "2", env={"FAKE_DELAY": "0.4"}).start()
+    c = d.client()
+    a = c.submit([str(VIRAL)], outdir=str(tmp_path / "a"), options={"models": "tiny"})
+    b = c.submit([str(VIRAL)], outdir=str(tmp_path / "b"), options={"models": "tiny"})
+    a, b = wait_for(c, a["id"]), wait_for(c, b["id"])
+    assert a["state"] == b["state"] == "completed"
+
+    def first(job, state):
+        return next(h["time"] for h in job["history"] if h["state"] == state)
+
+    assert first(b, "running") < first(a, "completed")  # no idle gap between the two jobs
+    for out in ("a", "b"):
+        assert_same_results(tmp_path / out, reference / "viral_reference")
+    assert c.status()["model_loads"] == 2
