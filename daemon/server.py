@@ -326,15 +326,15 @@ class Daemon:
         if outdir is not None and not os.path.isabs(outdir):
             raise ProtocolError(ErrorCode.INVALID, "outdir must be an absolute path")
         first = self.uploads[uploads[0]]["name"] if uploads else Path(paths[0]).name
+        # Without an outdir: a fresh folder in the daemon's results, named before the job has
+        # an id so that its history records one "queued", not two.
+        default = self.paths.results / f"job-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         record = JobRecord(id=0, name=body.get("name") or first, state=JobState.QUEUED,
-                           inputs=inputs, outdir=outdir or "", options=options,
+                           inputs=inputs, outdir=outdir or str(default), options=options,
                            priority=body.get("priority", 0), client_request_id=rid)
         job = self.store.add(record, time.time())
         for u in uploads:  # the file now belongs to the job
             self.uploads.pop(u, None)
-        if not outdir:
-            job = self.store.transition(job.id, JobState.QUEUED, time.time(), "",
-                                        outdir=str(self.paths.results / f"job-{job.id}"))
         self.store.append_log(job.id, time.time(), f"submitted: {len(inputs)} input(s) -> {job.outdir}")
         self.emit("job", job.to_wire())
         self.wake.set()

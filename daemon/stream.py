@@ -168,6 +168,10 @@ class JobStream:
             self._end(ctx, JobState.FAILED, f"internal error: {type(exc).__name__}: {exc}")
             return None
         ctx.record = s._transition(job, JobState.RUNNING)
+        total = sum(i.index.n_records for i in ctx.items)
+        start = {"sequences_done": 0, "sequences_total": total, "chunks_done": 0}
+        s.store.set_progress(job.id, start)  # a total to show before the first shard is in
+        s.emit("progress", {"job_id": job.id, **start})
         return ctx
 
     def _end(self, ctx: _Job, state: JobState, reason: str) -> None:

@@ -1,4 +1,5 @@
-"""The VirNucPro terminal dashboard (installed as `virnucpro.tui`).
+"""The VirNucPro terminal dashboard (installed as `virnucpro.tui`; `virnucpro-tui` runs it).
 
-Not built yet: see the dashboard issue. It will talk to the daemon only through the client.
+`app` composes it; `state` is the pure model of jobs and devices; `link` talks to the daemon,
+only through `virnucpro.daemon.client`, off the UI thread. Never imports torch.
 """

@@ -19,16 +19,22 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.screen import ModalScreen
 from textual.widgets import Footer, Header
 from textual.worker import get_current_worker
 
 from virnucpro.daemon.client import ClientError, DaemonUnavailable
-
 from virnucpro.tui.link import Abandoned, ClientFactory, DaemonLink, is_local
-from virnucpro.tui.messages import (DaemonEvent, Disconnected, JobActionDone, JobActionFailed,
-                                    JobActionRequested, JobOpened)
+from virnucpro.tui.messages import (
+    DaemonEvent,
+    Disconnected,
+    JobActionDone,
+    JobActionFailed,
+    JobActionRequested,
+    JobOpened,
+)
 from virnucpro.tui.results import Results, read_results
-from virnucpro.tui.screens.connect import ConnectScreen
+from virnucpro.tui.screens.connect import ConnectScreen, StartFinished
 from virnucpro.tui.screens.job_detail import JobDetailScreen
 from virnucpro.tui.screens.submit import SubmitScreen
 from virnucpro.tui.state import DashboardState
@@ -63,6 +69,7 @@ class DashboardApp(App):
         self.link = DaemonLink(connect, endpoint)
         self.ever_connected = False
         self.offered_start = False
+        self.lost_because = ""  # the last Disconnected's reason, for the connect dialog
         self.sub_title = endpoint
 
     # -- composition -----------------------------------------------------------------------
@@ -105,6 +112,7 @@ class DashboardApp(App):
             self.banner.hide()
             if isinstance(self.screen, ConnectScreen):
                 self.screen.dismiss(None)
+            self.refresh_bindings()
         if topic in ("snapshot", "job", "progress"):
             self._show_jobs()
         if topic in ("snapshot", "memory"):
@@ -113,9 +121,11 @@ class DashboardApp(App):
 
     def on_disconnected(self, message: Disconnected) -> None:
         self.state.connected = False
+        self.lost_because = message.reason
         self.banner.show_lost(message.reason, message.retry_in, message.attempt,
                               ever_connected=self.ever_connected, can_start=self.local)
         self._show_status()
+        self.refresh_bindings()
         if not self.ever_connected and not self.offered_start:
             self.offered_start = True
             self.action_connect(message.reason)
@@ -142,15 +152,13 @@ class DashboardApp(App):
     # -- screens ---------------------------------------------------------------------------
 
     def action_submit(self) -> None:
-        loaded = [m for view in self.state.device_views() for m in view.models]
-        self.push_screen(SubmitScreen(self.link, local=self.local,
-                                      models=loaded[0] if loaded else "published",
+        self.push_screen(SubmitScreen(self.link, local=self.local, models=self.state.usual_models(),
                                       start=self.files_root), self._submitted)
 
     def _submitted(self, job: dict | None) -> None:
         if job is None:
             return
-        self.state.apply({"topic": "job", "body": job})
+        self.state.merge_job(job)
         self._show_jobs()
         self.queue.select(job["id"])
         self.notify(f"Job {job['id']} ({job['name']}) submitted.", timeout=4)
@@ -167,10 +175,18 @@ class DashboardApp(App):
             self.notify("The daemon is running and connected.", timeout=3)
             return
         if not isinstance(self.screen, ConnectScreen):
-            self.push_screen(ConnectScreen(self.endpoint, reason or "not connected",
-                                           can_start=self.local, start_endpoint=self.start_endpoint))
+            why = reason or self.lost_because or "not connected"
+            self.push_screen(ConnectScreen(self.endpoint, why, can_start=self.local,
+                                           start_endpoint=self.start_endpoint))
+
+    @on(StartFinished)
+    def _daemon_started(self, message: StartFinished) -> None:
+        if message.ok:
+            self.link.wake()  # connect now, not at the end of the backoff
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if isinstance(self.screen, ModalScreen) and action in ("submit", "connect", "quit"):
+            return False  # a dialog is open: its keys only (ctrl+q still quits)
         if action == "connect":
             # In the footer only while disconnected, and only where a daemon could start here.
             return not self.state.connected and self.local
@@ -196,7 +212,7 @@ class DashboardApp(App):
 
     def on_job_action_done(self, message: JobActionDone) -> None:
         job = message.job
-        self.state.apply({"topic": "job", "body": job})
+        self.state.merge_job(job)
         self._show_jobs()
         self.notify(f"{message.action}: job {job['id']} is {job['state']}.", timeout=4)
 

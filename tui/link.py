@@ -20,7 +20,6 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from virnucpro.daemon.client import ClientError, DaemonUnavailable
-
 from virnucpro.tui.messages import DaemonEvent, Disconnected
 
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)
@@ -83,6 +82,11 @@ class DaemonLink:
         self.liveness_s = liveness_s
         self.backoff = backoff
         self.attempt = 0  # failed connections in a row
+        self._wake = threading.Event()
+
+    def wake(self) -> None:
+        """Retry now instead of at the end of the backoff (a daemon was just started)."""
+        self._wake.set()
 
     # -- the event stream ------------------------------------------------------------------
 
@@ -101,7 +105,9 @@ class DaemonLink:
                 continue  # a gap in the sequence: take a new snapshot at once
             deadline = time.monotonic() + delay
             while time.monotonic() < deadline and not cancelled():
-                time.sleep(0.05)
+                if self._wake.wait(0.05):
+                    self._wake.clear()
+                    break
 
     def _follow(self, post: Callable[[Any], Any], cancelled: Callable[[], bool]) -> None:
         client = self.connect(STREAM_TIMEOUT_S)
@@ -118,7 +124,9 @@ class DaemonLink:
                 now = time.monotonic()
                 if event is None:
                     if now - quiet_since >= self.liveness_s:
-                        client.status()  # raises DaemonUnavailable if it is gone
+                        if not ipc_listening(client.endpoint):  # gone: no need to wait for a timeout
+                            raise DaemonUnavailable(f"nothing listens on {client.endpoint} any more")
+                        client.status()  # raises DaemonUnavailable if it does not answer
                         quiet_since = now
                     continue
                 quiet_since = now

@@ -146,6 +146,15 @@ class DashboardState:
         self.seq = event.get("seq", self.seq)
         return topic
 
+    def merge_job(self, job: dict) -> None:
+        """A job record from a request's reply. Replies and events travel apart, so the stream
+        may already have brought a newer record (a cancel answers `cancelling` while the
+        `cancelled` event overtook it): keep the one with the longer history, the stream's on
+        a tie."""
+        known = self.jobs.get(job["id"])
+        if known is None or len(job.get("history") or []) > len(known.get("history") or []):
+            self.jobs[job["id"]] = job
+
     def _set_daemon(self, status: dict) -> None:
         self.daemon = status
         self.daemon_seen = self.clock()
@@ -174,6 +183,14 @@ class DashboardState:
                 models=models, workers=len(row.get("workers") or []),
                 history=tuple(self.memory.get(row["device"], ())), source=row.get("source", "")))
         return out
+
+    def usual_models(self) -> str:
+        """The submit dialog's default model set: the one loaded, else the last job's."""
+        loaded = [m for view in self.device_views() for m in view.models]
+        if loaded:
+            return loaded[0]
+        latest = max(self.jobs.values(), key=lambda j: j["id"], default=None)
+        return (latest.get("options") or {}).get("models", "published") if latest else "published"
 
     def uptime(self) -> float | None:
         if not self.daemon or self.daemon_seen is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import lzma
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +39,11 @@ class Submission:
     def client_kwargs(self) -> dict:
         return {"outdir": self.outdir, "name": self.name, "priority": self.priority,
                 "options": self.options, "upload": self.upload}
+
+
+def absolute(path: str) -> Path:
+    """`~` expanded and `..` resolved (the daemon shows paths as given; `a/../b` reads badly)."""
+    return Path(os.path.abspath(os.path.expanduser(path)))
 
 
 def is_fasta_name(path: Path) -> bool:
@@ -71,7 +77,7 @@ def check_submission(inputs: list[str], *, chunk_size: object, models: str, outd
     problems: list[str] = []
     paths: list[str] = []
     for raw in inputs:
-        path = Path(raw).expanduser().absolute()
+        path = absolute(raw)
         problem = fasta_problem(path)
         if problem:
             problems.append(problem)
@@ -96,7 +102,7 @@ def check_submission(inputs: list[str], *, chunk_size: object, models: str, outd
     out = outdir.strip() or None
     if out is not None:
         if local:
-            target = Path(out).expanduser().absolute()
+            target = absolute(out)
             if target.exists() and not target.is_dir():
                 problems.append(f"{target}: exists and is not a folder")
             out = str(target)

@@ -13,14 +13,14 @@ import contextlib
 import logging
 import re
 import time
-from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
 from virnucpro.errors import VirNucProError
-from virnucpro.features import FAILED_WORKER, ShardScores
+from virnucpro.features import ShardScores
+from virnucpro.pool.window import ShardWindow
 from virnucpro.pool.worker import DEFAULT_SCORER, ShardTask, WorkerSpec
 from virnucpro.ray_cluster import actor_class, connect, plan_actors, require_ray
 
@@ -164,37 +164,14 @@ class RayEngine:
 
     def _run(self, source: Iterator[ShardTask]) -> Iterator[tuple[ShardTask, ShardScores]]:
         ray = require_ray()
-        order: deque[tuple] = deque()  # keys in submission order, not yet yielded
-        tasks: dict[tuple, ShardTask] = {}
-        done: dict[tuple, ShardScores] = {}
-        retry: deque[ShardTask] = deque()
-        attempts: dict[tuple, int] = {}
-        exhausted = False
-        window = len(self.actors) * self.per_actor * 2
-
-        def next_task() -> ShardTask | None:
-            nonlocal exhausted
-            if retry:
-                return retry.popleft()
-            if exhausted or len(order) >= window:
-                return None
-            task = next(source, None)
-            if task is None:
-                exhausted = True
-                return None
-            order.append(task.key)
-            tasks[task.key] = task
-            return task
-
+        win = ShardWindow(source, len(self.actors) * self.per_actor * 2, self.max_attempts)
         while True:
             for a in self.actors:
                 while (a.state == "ready" and len(a.in_flight) < self.per_actor
-                       and (task := next_task()) is not None):
+                       and (task := win.next_task()) is not None):
                     a.in_flight[a.handle.score.remote(task)] = task
-            while order and order[0] in done:
-                key = order.popleft()
-                yield tasks.pop(key), done.pop(key)
-            if exhausted and not order:
+            yield from win.ready()
+            if win.finished:
                 return
             owner = {ref: a for a in self.actors for ref in a.in_flight}
             owner.update({a.ready_ref: a for a in self.actors if a.state == "starting"})
@@ -208,13 +185,13 @@ class RayEngine:
                 actor = owner[ref]
                 if actor.state == "starting":
                     if not self._take_ready(actor):
-                        self._on_death(actor, actor.info["error"], retry, attempts, done)
+                        self._on_death(actor, actor.info["error"], win)
                     continue
                 task = actor.in_flight[ref]
                 try:
                     scores = ray.get(ref)
                 except _lost_actor_errors(ray) as exc:
-                    self._on_death(actor, _short(exc), retry, attempts, done)
+                    self._on_death(actor, _short(exc), win)
                     continue
                 except ray.exceptions.RayError as exc:  # the scorer raised: retrying won't fix it
                     from virnucpro.pool.manager import ShardError
@@ -223,9 +200,9 @@ class RayEngine:
                                      f"Ray actor {actor.spec.worker_id} ({actor.info.get('node')}):"
                                      f"\n{exc}") from None
                 del actor.in_flight[ref]
-                done[task.key] = scores
+                win.result(task.key, scores)
 
-    def _on_death(self, actor: _Actor, why: str, retry: deque, attempts: dict, done: dict) -> None:
+    def _on_death(self, actor: _Actor, why: str, win: ShardWindow) -> None:
         self.worker_deaths += 1
         lost = list(actor.in_flight.values())
         # An actor runs its calls one at a time in the order sent: the first was running,
@@ -234,16 +211,8 @@ class RayEngine:
         log.warning("Ray actor %d on %s died (%s) while scoring %s; replacing it",
                     actor.spec.worker_id, actor.info.get("node", "?"), why,
                     f"shard {running[1]}" if running else "nothing")
-        for task in reversed(lost):
-            if task.key == running:
-                attempts[task.key] = attempts.get(task.key, 0) + 1
-                if attempts[task.key] >= self.max_attempts:
-                    log.error("shard %d of %s killed its actor %d times: marked failed",
-                              task.key[1], task.key[0], attempts[task.key])
-                    dim = actor.info.get("feature_dim") if task.keep_features else None
-                    done[task.key] = ShardScores.failed(len(task.frames), FAILED_WORKER, dim)
-                    continue
-            retry.appendleft(task)
+        dims = [a.info.get("feature_dim") for a in self.actors if a.info]
+        win.requeue_lost(lost, running, next(filter(None, dims), None), "actor")
         with contextlib.suppress(Exception):  # make sure: an unreachable actor may still run
             require_ray().kill(actor.handle, no_restart=True)
         index = self.actors.index(actor)

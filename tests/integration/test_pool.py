@@ -83,7 +83,8 @@ def test_a_shard_that_kills_workers_three_times_is_marked_failed(
         tmp_path, monkeypatch, inputs, single_process):
     monkeypatch.setenv("FAKE_POISON_ID", "AJ237582.1")
     out = tmp_path / "o"
-    [r] = run_predict(_config(inputs[2:], out, device="cpu,cpu", scorer="tests.fakes:PoisonScorer"))
+    [r] = run_predict(_config(inputs[2:], out, device="cpu,cpu", scorer="tests.fakes:PoisonScorer",
+                              save_embeddings=True))
     frames = read_table(out / "frames.tsv")
     failed = [f for f in frames if f["status"] != "ok"]
     poisoned = {f["frame_id"] for f in failed}
@@ -91,6 +92,9 @@ def test_a_shard_that_kills_workers_three_times_is_marked_failed(
     assert all(f["status"] == "failed: the shard crashed its worker 3 times" for f in failed)
     assert all(f["p_virus"] == "" and f["call"] == "unscored" for f in failed)
     assert r["counts"]["frames_failed"] == len(failed) <= 8  # one or two shards of 4 frames
+    # --save-embeddings still writes every frame: failed ones as rows of NaN.
+    index = read_table(out / "embeddings" / "index.tsv")
+    assert [row["frame_id"] for row in index] == [f["frame_id"] for f in frames]
     assert r["engine"]["worker_deaths"] % 3 == 0 and r["engine"]["worker_deaths"] >= 3
     # Every other frame is scored as in a healthy run.
     reference = {f["frame_id"]: f for f in read_table(single_process / "both" / "frames.tsv")}

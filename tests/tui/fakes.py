@@ -15,7 +15,6 @@ import threading
 from collections.abc import Iterator
 
 from virnucpro.daemon.client import ClientError, DaemonUnavailable
-
 from virnucpro.tui.results import Call, Results
 
 ENDPOINT = "ipc:///run/user/1000/virnucpro/daemon.sock"

@@ -1,13 +1,19 @@
 """The dashboard against a real daemon process (CPU, tiny models), driven as a person would:
-submit through the dialog, watch the job complete, open its results; cancel a running job."""
+submit through the dialog, watch the job complete, open its results; cancel a running and a
+queued job; with no daemon, start one from the offer."""
 
 from __future__ import annotations
 
-from virnucpro.daemon.client import Client
+import contextlib
+import os
+import time
 
-from tests.integration.test_daemon import NONVIRAL, VIRAL, daemons  # noqa: F401 - the fixture
+from tests.daemon_helpers import daemon_env
+from tests.integration.test_daemon import NONVIRAL, VIRAL
 from tests.tui.driving import SIZE, run, text_of, until
+from virnucpro.daemon.client import Client
 from virnucpro.tui.app import DashboardApp
+from virnucpro.tui.screens.connect import ConnectScreen
 from virnucpro.tui.screens.job_detail import JobDetailScreen
 from virnucpro.tui.screens.submit import SubmitScreen
 from virnucpro.tui.widgets.device_panel import DeviceCard
@@ -97,3 +103,43 @@ def test_cancel_a_running_and_a_queued_job_from_the_table(tmp_path, daemons):
             assert not (tmp_path / "a" / "sequences.tsv").exists()
 
     run(scenario)
+
+
+def test_with_no_daemon_it_starts_one_from_the_offer_and_connects(tmp_path, tiny_set_dir, monkeypatch):
+    env = daemon_env(tmp_path)
+    for key in ("XDG_RUNTIME_DIR", "XDG_STATE_HOME", "PYTHONPATH"):
+        monkeypatch.setenv(key, env[key])
+    monkeypatch.delenv("VIRNUCPRO_ENDPOINT", raising=False)
+    endpoint = Client(None).endpoint  # the default ipc socket in this temp runtime folder
+    app = DashboardApp(lambda timeout: Client(None, timeout=timeout), endpoint)
+    pid = None
+
+    async def scenario():
+        nonlocal pid
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, ConnectScreen), what="the offer")
+            await pilot.pause()
+            app.screen.query_one("#connect-devices").value = "cpu"
+            await pilot.click("#start-per-job")
+            await until(pilot, lambda: app.state.connected, timeout=60, what="the started daemon")
+            assert not isinstance(app.screen, ConnectScreen) and not app.banner.display
+            assert "models loaded per job" in text_of(app.status_bar)
+            pid = app.state.daemon["pid"]
+
+    try:
+        run(scenario)
+    finally:
+        with contextlib.suppress(Exception):
+            Client(None, timeout=5).stop()
+    deadline = time.monotonic() + 30
+    while pid and time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.1)
+    assert not pid or not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False

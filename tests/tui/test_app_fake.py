@@ -188,3 +188,30 @@ def test_progress_events_move_the_job_along_in_place():
             assert app.queue.selected == 3  # the cursor stayed on its job
 
     run(scenario)
+
+
+def test_tab_completes_a_typed_path_at_once_then_moves_on(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sample_one.fa").write_text(">a\nACGT\n")
+    (tmp_path / "runs").mkdir()
+    daemon = sample_daemon(FROZEN)
+    app = fake_app(daemon, files_root=tmp_path)
+
+    async def scenario():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.state.connected)
+            await pilot.press("n")
+            await until(pilot, lambda: isinstance(app.screen, SubmitScreen))
+            await pilot.pause()
+            path = app.screen.query_one("#submit-path")
+            await pilot.press("s", "tab")  # no pause: the inline hint may not be there yet
+            assert path.value == "sample_one.fa" and app.focused is path
+            await pilot.press("enter", "tab")  # nothing left to complete: the next field
+            assert app.screen.inputs == [str(tmp_path / "sample_one.fa")]
+            assert app.focused is app.screen.query_one("#submit-chunk")
+            outdir = app.screen.query_one("#submit-outdir")
+            outdir.focus()
+            await pilot.press("r", "tab")  # the output folder completes folders only
+            assert outdir.value == "runs/"
+
+    run(scenario)

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.tui.driving import SIZE, FROZEN, fake_app, until
+from tests.tui.driving import FROZEN, SIZE, fake_app, until
 from tests.tui.fakes import memory_wave, sample_daemon
 from virnucpro.tui.screens.connect import ConnectScreen
 from virnucpro.tui.screens.job_detail import JobDetailScreen

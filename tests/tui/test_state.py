@@ -9,7 +9,15 @@ import sys
 
 import pytest
 
-from tests.tui.fakes import GB, cpu_device, daemon_status, gpu_device, make_job, sample_daemon
+from tests.tui.fakes import (
+    GB,
+    cpu_device,
+    daemon_status,
+    gpu_device,
+    make_job,
+    sample_daemon,
+    with_state,
+)
 from virnucpro.tui import render
 from virnucpro.tui.results import read_results
 from virnucpro.tui.state import MEMORY_SAMPLES, DashboardState, job_row
@@ -168,3 +176,26 @@ def test_the_dashboard_and_the_client_import_without_torch(module):
     code = f"import {module}, sys; assert 'torch' not in sys.modules, 'torch imported'"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_reply_never_takes_a_job_back_past_what_the_stream_showed():
+    state = DashboardState(lambda: NOW)
+    running = make_job(1, "a.fa", "running", NOW, steps=[("loading", 20.0), ("running", 10.0)])
+    state.apply(snapshot([running]))
+    cancelling = with_state(running, "cancelling", NOW)
+    cancelled = with_state(cancelling, "cancelled", NOW)
+    state.apply(event(11, "job", cancelled))  # the event overtook the cancel's reply
+    state.merge_job(cancelling)
+    assert state.jobs[1]["state"] == "cancelled"
+    state.merge_job(with_state(cancelled, "queued", NOW))  # a retry's reply is newer: kept
+    assert state.jobs[1]["state"] == "queued"
+
+
+def test_the_dialogs_model_set_is_the_loaded_one_else_the_last_jobs():
+    state = DashboardState(lambda: NOW)
+    assert state.usual_models() == "published"
+    state.apply(snapshot([make_job(1, "a.fa", "completed", NOW, options={"models": "tiny"}),
+                          make_job(2, "b.fa", "queued", NOW, options={"models": "custom"})]))
+    assert state.usual_models() == "custom"
+    state.apply(event(11, "memory", {"devices": [gpu_device(0, GB, models=("/x/sets/tiny",))]}))
+    assert state.usual_models() == "tiny"

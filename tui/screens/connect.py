@@ -16,7 +16,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Button, Footer, Input, Label, Static
 from textual.worker import get_current_worker
 
 from virnucpro.tui.link import Abandoned, start_daemon
@@ -61,6 +61,15 @@ class ConnectScreen(ModalScreen[None]):
             with Horizontal(classes="connect-buttons"):
                 yield Button("Keep waiting", id="connect-wait")
                 yield Button("Quit", variant="error", id="connect-quit")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._status("")
+
+    def _status(self, text: str | Text) -> None:
+        status = self.query_one("#connect-status", Static)
+        status.update(text)
+        status.display = bool(text)
 
     @on(Button.Pressed, "#start-persistent")
     def _start_persistent(self) -> None:
@@ -75,8 +84,7 @@ class ConnectScreen(ModalScreen[None]):
         for button in self.query(Button):
             if button.id and button.id.startswith("start-"):
                 button.disabled = True
-        self.query_one("#connect-status", Static).update(
-            Text(f"starting a daemon on {devices}…", style="dim"))
+        self._status(Text(f"starting a daemon on {devices}…", style="dim"))
         self.start(persistent, devices)
 
     @work(thread=True, exclusive=True, exit_on_error=False)
@@ -93,8 +101,7 @@ class ConnectScreen(ModalScreen[None]):
 
     @on(StartFinished)
     def _finished(self, message: StartFinished) -> None:
-        style = "green" if message.ok else "red"
-        self.query_one("#connect-status", Static).update(Text(message.text, style=style))
+        self._status(Text(message.text, style="green" if message.ok else "red"))
         if not message.ok:
             for button in self.query(Button):
                 button.disabled = False

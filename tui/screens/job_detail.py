@@ -24,7 +24,6 @@ from textual.worker import get_current_worker
 
 from virnucpro.daemon.client import ClientError, DaemonUnavailable
 from virnucpro.daemon.protocol import JobState
-
 from virnucpro.tui import render
 from virnucpro.tui.link import Abandoned, DaemonLink
 from virnucpro.tui.messages import JobActionRequested
@@ -121,28 +120,36 @@ class JobDetailScreen(Screen):
         self.log_since = 0
         self.results: Results | None = None
         self.results_for: tuple[int, float | None] | None = None  # (id, finished) it was read for
+        self.ready = False  # composed and mounted: the app may feed a pushed screen before that
 
     @property
     def job_id(self) -> int:
         return self.job["id"]
 
     def compose(self) -> ComposeResult:
+        # Kept as attributes, not queried: the app's timer may tick while the screen is torn down.
+        self.title_view = Static(id="detail-title")
+        self.params_view = Static(id="detail-params", classes="panel")
+        self.history_view = Static(id="detail-history", classes="panel")
+        self.results_view = ResultsView(id="detail-results", classes="panel")
+        self.log_view = Log(id="detail-log", classes="panel", highlight=False)
         yield Header()
         with VerticalScroll(id="detail-body"):
-            yield Static(id="detail-title")
+            yield self.title_view
             with Horizontal(id="detail-top"):
-                yield Static(id="detail-params", classes="panel")
-                yield Static(id="detail-history", classes="panel")
-            yield ResultsView(id="detail-results", classes="panel")
-            yield Log(id="detail-log", classes="panel", highlight=False)
+                yield self.params_view
+                yield self.history_view
+            yield self.results_view
+            yield self.log_view
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#detail-params").border_title = "parameters"
-        self.query_one("#detail-history").border_title = "state history"
-        self.query_one("#detail-results").border_title = "results"
-        self.query_one("#detail-log").border_title = "log"
+        self.params_view.border_title = "parameters"
+        self.history_view.border_title = "state history"
+        self.results_view.border_title = "results"
+        self.log_view.border_title = "log"
         self.sub_title = f"job {self.job_id}"
+        self.ready = True
         self.update_job(self.job)
         self.fetch_logs()
         self.set_interval(LOG_POLL_S, self._poll_logs)
@@ -152,9 +159,11 @@ class JobDetailScreen(Screen):
     def update_job(self, job: dict) -> None:
         was_live = JobState(self.job["state"]).live
         self.job = job
-        self.query_one("#detail-title", Static).update(title_text(job, self.clock()))
-        self.query_one("#detail-params", Static).update(parameters_table(job))
-        self.query_one("#detail-history", Static).update(history_table(job))
+        if not self.ready:
+            return  # on_mount draws it
+        self.title_view.update(title_text(job, self.clock()))
+        self.params_view.update(parameters_table(job))
+        self.history_view.update(history_table(job))
         if job["state"] == "completed" and self.results_for != (job["id"], job.get("finished")):
             self.results_for = (job["id"], job.get("finished"))
             if self.local:
@@ -169,10 +178,11 @@ class JobDetailScreen(Screen):
             self.fetch_logs()  # the last lines (completed / failed / cancelled)
 
     def tick(self) -> None:
-        self.query_one("#detail-title", Static).update(title_text(self.job, self.clock()))
+        if self.ready:
+            self.title_view.update(title_text(self.job, self.clock()))
 
     def _show_results(self, results: Results | None, note: str) -> None:
-        self.query_one(ResultsView).show(self.job, results, note)
+        self.results_view.show(self.job, results, note)
 
     # -- requests (thread workers) -----------------------------------------------------------
 
@@ -197,7 +207,7 @@ class JobDetailScreen(Screen):
         if not fresh:
             return
         self.log_since = fresh[-1]["n"]
-        self.query_one(Log).write_lines(
+        self.log_view.write_lines(
             f"{render.clock_time(e['time'])}  {e['line']}" for e in fresh)
 
     @work(thread=True, group="results", exclusive=True, exit_on_error=False)

@@ -20,14 +20,20 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.suggester import SuggestFromList, Suggester
-from textual.widgets import Button, DirectoryTree, Input, Label, OptionList, Select, Static
+from textual.suggester import Suggester, SuggestFromList
+from textual.widgets import Button, DirectoryTree, Footer, Input, Label, OptionList, Select, Static
 from textual.worker import get_current_worker
 
 from virnucpro.daemon.client import ClientError, DaemonUnavailable
-
 from virnucpro.tui.link import SUBMIT_TIMEOUT_S, Abandoned, DaemonLink
-from virnucpro.tui.submission import CHUNK_SIZES, FormError, Submission, check_submission, is_fasta_name
+from virnucpro.tui.submission import (
+    CHUNK_SIZES,
+    FormError,
+    Submission,
+    absolute,
+    check_submission,
+    is_fasta_name,
+)
 
 
 class PathSuggester(Suggester):
@@ -38,6 +44,9 @@ class PathSuggester(Suggester):
         self.folders_only = folders_only
 
     async def get_suggestion(self, value: str) -> str | None:
+        return self.complete(value)
+
+    def complete(self, value: str) -> str | None:
         if not value:
             return None
         head, _, prefix = value.rpartition("/")
@@ -57,8 +66,12 @@ class PathInput(Input):
     BINDINGS = [Binding("tab", "complete", "Complete", show=False)]
 
     def action_complete(self) -> None:
-        if self._suggestion and self.cursor_at_end and self._suggestion != self.value:
-            self.value = self._suggestion
+        # Computed here, not taken from the inline hint: that one comes from a worker, and a Tab
+        # typed right after a letter would otherwise arrive first and move the focus away.
+        suggester = self.suggester
+        completion = suggester.complete(self.value) if isinstance(suggester, PathSuggester) else None
+        if completion and self.cursor_at_end and completion != self.value:
+            self.value = completion
             self.cursor_position = len(self.value)
         else:
             self.screen.focus_next()
@@ -132,6 +145,7 @@ class SubmitScreen(ModalScreen[dict | None]):
             with Horizontal(id="submit-buttons"):
                 yield Button("Submit", variant="primary", id="submit-send")
                 yield Button("Cancel", id="submit-cancel")
+        yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#submit-tree").border_title = str(self.start)
@@ -162,7 +176,7 @@ class SubmitScreen(ModalScreen[dict | None]):
         if not matches:
             self._show_error(f"nothing matches {typed}")
             return
-        self.add_inputs(str(Path(m).absolute()) for m in matches)
+        self.add_inputs(str(absolute(m)) for m in matches)
         event.input.value = ""
         self._show_error("")
 

@@ -42,18 +42,22 @@ def card_body(view: DeviceView, width: int) -> Group:
     return Group(memory, history, loaded)
 
 
+def card_title(view: DeviceView) -> str:
+    return f"{view.device}  host memory" if view.kind == "cpu" else f"{view.device}  {view.name}".rstrip()
+
+
 class DeviceCard(Static):
     def __init__(self, view: DeviceView) -> None:
         super().__init__(classes="device-card")
         self.view = view
+        self.border_title = card_title(view)
 
     def on_mount(self) -> None:
         self.show(self.view)
 
     def show(self, view: DeviceView) -> None:
         self.view = view
-        label = view.device if view.kind == "cpu" else f"{view.device}  {view.name}".rstrip()
-        self.border_title = label if view.kind != "cpu" else f"{label}  host memory"
+        self.border_title = card_title(view)
         self.border_subtitle = "" if view.source in ("nvml", "host", "") else f"from {view.source}"
         self.update(card_body(view, self.content_size.width or 36))
 

@@ -49,6 +49,7 @@ class QueueTable(DataTable):
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.order: list[int] = []
+        self.shown: dict[int, dict[str, object]] = {}  # what each row's cells show now
 
     def on_mount(self) -> None:
         for key, label, width in COLUMNS:
@@ -66,16 +67,22 @@ class QueueTable(DataTable):
 
     def show(self, rows: list[JobRow]) -> None:
         order = [r.id for r in rows]
+        fresh = {r.id: cells(r) for r in rows}
         if order == self.order:
-            for row in rows:
-                for key, value in cells(row).items():
-                    self.update_cell(str(row.id), key, value)
+            # Only what changed: the clock ticks every second, and a long history of finished
+            # jobs would otherwise be redrawn cell by cell each time.
+            for job_id, row_cells in fresh.items():
+                old = self.shown.get(job_id, {})
+                for key, value in row_cells.items():
+                    if old.get(key) != value:
+                        self.update_cell(str(job_id), key, value)
+            self.shown = fresh
             return
         keep = self.selected
         self.clear()
-        for row in rows:
-            self.add_row(*cells(row).values(), key=str(row.id))
-        self.order = order
+        for job_id, row_cells in fresh.items():
+            self.add_row(*row_cells.values(), key=str(job_id))
+        self.order, self.shown = order, fresh
         if keep is not None and keep in order:
             self.select(keep)
 

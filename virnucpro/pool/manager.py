@@ -10,12 +10,12 @@ back without one. A shard that has killed workers `max_attempts` times is marked
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 
 from virnucpro.errors import VirNucProError
-from virnucpro.features import FAILED_WORKER, ShardScores
+from virnucpro.features import ShardScores
 from virnucpro.pool.pool import PersistentWorkerPool, Worker
+from virnucpro.pool.window import ShardWindow
 from virnucpro.pool.worker import ShardTask
 
 log = logging.getLogger(__name__)
@@ -31,13 +31,12 @@ class BatchQueueManager:
 
     def __init__(self, pool_factory: Callable[[], PersistentWorkerPool], *,
                  use_persistent_pool: bool, per_worker: int = 2, max_attempts: int = 3,
-                 max_restarts: int = 10, feature_dim: Callable[[], int | None] = lambda: None) -> None:
+                 max_restarts: int = 10) -> None:
         self.pool_factory = pool_factory
         self.use_persistent_pool = use_persistent_pool
         self.per_worker = per_worker
         self.max_attempts = max_attempts
         self.max_restarts = max_restarts
-        self.feature_dim = feature_dim
         self.pool: PersistentWorkerPool | None = None
         self._loads_of_closed_pools = 0
         self.worker_deaths = 0
@@ -72,65 +71,32 @@ class BatchQueueManager:
 
     def _run(self, pool: PersistentWorkerPool, source: Iterator[ShardTask]
              ) -> Iterator[tuple[ShardTask, ShardScores]]:
-        order: deque[tuple] = deque()  # keys in submission order, not yet yielded
-        tasks: dict[tuple, ShardTask] = {}
-        done: dict[tuple, ShardScores] = {}
-        retry: deque[ShardTask] = deque()
-        attempts: dict[tuple, int] = {}
-        exhausted = False
-        window = max(1, len(pool.workers)) * self.per_worker * 2
-
-        def next_task() -> ShardTask | None:
-            nonlocal exhausted
-            if retry:
-                return retry.popleft()
-            if exhausted or len(order) >= window:
-                return None
-            task = next(source, None)
-            if task is None:
-                exhausted = True
-                return None
-            order.append(task.key)
-            tasks[task.key] = task
-            return task
-
+        win = ShardWindow(source, max(1, len(pool.workers)) * self.per_worker * 2, self.max_attempts)
         while True:
             for w in pool.ready_workers():
-                while len(w.in_flight) < self.per_worker and (task := next_task()) is not None:
+                while len(w.in_flight) < self.per_worker and (task := win.next_task()) is not None:
                     pool.send(w, task)
-            while order and order[0] in done:
-                key = order.popleft()
-                yield tasks.pop(key), done.pop(key)
-            if exhausted and not order:
+            yield from win.ready()
+            if win.finished:
                 return
             for event in pool.poll(timeout=0.5):
                 if event.kind == "result":
-                    if event.key in tasks:
-                        done[event.key] = event.payload
+                    win.result(event.key, event.payload)
                 elif event.kind == "error":
                     raise ShardError(f"scoring shard {event.key[1]} of {event.key[0]} failed on "
                                      f"worker {event.worker.id} ({event.worker.spec.device}):\n"
                                      f"{event.payload}")
                 elif event.kind == "died":
-                    self._on_death(pool, event.worker, event.payload, retry, attempts, done)
+                    self._on_death(pool, event.worker, event.payload, win)
 
-    def _on_death(self, pool: PersistentWorkerPool, worker: Worker, why: str,
-                  retry: deque, attempts: dict, done: dict) -> None:
+    def _on_death(self, pool: PersistentWorkerPool, worker: Worker, why: str, win: ShardWindow) -> None:
         self.worker_deaths += 1
         running = worker.running
         log.warning("worker %d on %s died (%s) while scoring %s; restarting it", worker.id,
                     worker.spec.device, why, f"shard {running[1]}" if running else "nothing")
-        lost = list(worker.in_flight.values())
-        for task in reversed(lost):  # keep their order at the front of the retry queue
-            if task.key == running:
-                attempts[task.key] = attempts.get(task.key, 0) + 1
-                if attempts[task.key] >= self.max_attempts:
-                    log.error("shard %d of %s killed its worker %d times: marked failed",
-                              task.key[1], task.key[0], attempts[task.key])
-                    done[task.key] = ShardScores.failed(len(task.frames), FAILED_WORKER,
-                                                        self.feature_dim() if task.keep_features else None)
-                    continue
-            retry.appendleft(task)
+        dims = [w.ready_info.get("feature_dim") for w in pool.workers if w.ready_info]
+        win.requeue_lost(list(worker.in_flight.values()), running, next(filter(None, dims), None),
+                         "worker")
         worker.in_flight.clear()
         if worker.restarts >= self.max_restarts:
             if not pool.ready_workers() and all(w.state == "dead" for w in pool.workers):

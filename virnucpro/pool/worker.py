@@ -67,6 +67,10 @@ class ModelScorer:
         self._by_chunk = {spec.chunk_size: load_models(self.model_set, spec.chunk_size, device,
                                                        spec.precision)}
 
+    @property
+    def feature_dim(self) -> int:
+        return next(iter(self._by_chunk.values())).feature_dim
+
     def models_for(self, chunk_size: int):
         """Both chunk sizes share DNABERT-S and ESM-2; only the small classifier differs."""
         if chunk_size not in self._by_chunk:
@@ -148,7 +152,8 @@ def worker_main(spec: WorkerSpec, tasks: Any, out: Any) -> None:
             memory = max(0, _resident_bytes() - before)
         out.send(("ready", {"worker": spec.worker_id, "device": spec.device, "pid": os.getpid(),
                             "load_seconds": round(time.perf_counter() - started, 3),
-                            "memory_bytes": memory, "threads": spec.threads}))
+                            "memory_bytes": memory, "threads": spec.threads,
+                            "feature_dim": getattr(scorer, "feature_dim", None)}))
     except BaseException as exc:  # noqa: BLE001 - reported to the supervisor, which decides
         out.send(("fatal", f"{type(exc).__name__}: {exc}"))
         return
