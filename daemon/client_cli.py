@@ -394,6 +394,7 @@ def show(job_id: int, as_json: bool, endpoint: str | None) -> None:
                                   f"sequences{chunks}"))
     if job["state"] == "completed" and p.get("counts"):
         lines.append(("counts", " ".join(f"{k}={v}" for k, v in p["counts"].items())))
+    lines += [("report", path) for path in p.get("reports", [])]
     for key, value in lines:
         click.echo(f"{key:<10} {value}")
     click.echo("history")

@@ -73,8 +73,10 @@ class JobStream:
         done_before = 0
         total = sum(i.index.n_records for i in ctx.items)
         for n, (item, mode) in enumerate(zip(ctx.items, ctx.modes, strict=True)):
-            if mode == "done":
-                ctx.finished.add(n)
+            if mode == "done":  # finished by an earlier attempt: its run.json has the counts
+                from virnucpro.pipeline import _read_json
+
+                self._record(ctx, n, _read_json(item.layout.run_json) or {})
                 continue
             progress = _Progress(self.s, ctx.record, done_before, total)
             feed = ShardFeed(item, ctx.config, budget, progress.update)
@@ -119,7 +121,11 @@ class JobStream:
             log.exception("job %d: writing results failed", ctx.record.id)
             self._end(ctx, JobState.FAILED, f"writing results failed: {type(exc).__name__}: {exc}")
             return
-        ctx.results.append(info)
+        self._record(ctx, n, info)
+
+    def _record(self, ctx: _Job, n: int, info: dict) -> None:
+        report = info.get("outputs", {}).get("report.html")
+        ctx.results.append({**info, "report_path": str(ctx.items[n].layout.root / report) if report else ""})
         ctx.finished.add(n)
 
     def _maybe_complete(self, ctx: _Job) -> None:
@@ -130,9 +136,12 @@ class JobStream:
             for k, v in r.get("counts", {}).items():
                 counts[k] = counts.get(k, 0) + v
         total = sum(i.index.n_records for i in ctx.items)
+        # Each input's report, so that `show` and the dashboard can point at it.
+        reports = [r["report_path"] for r in ctx.results if r.get("report_path")]
         latest = self.s.store.get(ctx.record.id) or ctx.record
         self.s.store.set_progress(ctx.record.id, {**latest.progress, "sequences_done": total,
-                                                  "sequences_total": total, "counts": counts})
+                                                  "sequences_total": total, "counts": counts,
+                                                  "reports": reports})
         self.s._log(ctx.record, f"completed: {counts.get('sequences', 0)} sequences, "
                                 f"{counts.get('sequences_virus', 0)} viral")
         self._end(ctx, JobState.COMPLETED, "")

@@ -355,6 +355,8 @@ def test_the_report_option_reaches_the_pipeline(tmp_path, daemons):
                        options={"models": "tiny", "report": report})
         assert wait_for(c, job["id"])["state"] == "completed"
         assert (tmp_path / f"r{report}" / "report.html").exists() is report
+        reports = c.show(job["id"])["progress"]["reports"]
+        assert reports == ([str(tmp_path / f"r{report}" / "report.html")] if report else [])
 
 
 def test_the_next_jobs_shards_start_while_the_previous_jobs_last_shards_finish(tmp_path, daemons, reference):
