@@ -428,6 +428,8 @@ def run_input(job: InputJob, mode: str, config: PredictConfig, engine, model_set
         if reporter is not None:
             reporter.finish()
     job.timings["score_s"] = round(time.perf_counter() - t0, 3)
+    if engine.load_seconds is not None:  # before end_input, which may unload the models
+        job.timings["load_models_s"] = round(engine.load_seconds, 3)
     engine.end_input()
     return finish_input(job, mode, config, engine, model_set, models_key, started_at, scored)
 
