@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from virnucpro import __version__
+from virnucpro.cli import ErrorExitGroup
 from virnucpro.errors import VirNucProError
 
 
@@ -36,30 +37,14 @@ def _gpu_count() -> int:
 
 
 def resolve_devices(spec: str) -> list[str]:
-    """Like `virnucpro.devices.parse_devices`, counting GPUs with NVML instead of torch."""
-    spec = spec.strip().lower()
-    if spec == "auto":
-        return [f"cuda:{i}" for i in range(_gpu_count())] or ["cpu"]
-    devices = [d.strip() for d in spec.split(",") if d.strip()]
-    for d in devices:
-        if d == "cpu":
-            continue
-        if not (d.startswith("cuda:") and d[5:].isdigit()):
-            raise VirNucProError(f"unknown device {d!r}: use auto, cpu, cuda:N or a comma list")
-        if int(d[5:]) >= _gpu_count():
-            raise VirNucProError(f"device {d} asked for, but {_gpu_count()} GPU(s) are visible")
-    if not devices:
-        raise VirNucProError("no device given")
-    return devices
+    """`virnucpro.devices.parse_devices`, counting GPUs with NVML instead of torch."""
+    from virnucpro.devices import parse_devices
+
+    return parse_devices(spec, gpu_count=_gpu_count)
 
 
-class _Group(click.Group):
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
-        try:
-            return super().invoke(ctx)
-        except VirNucProError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
+class _Group(ErrorExitGroup):
+    interrupt_message = "interrupted"
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

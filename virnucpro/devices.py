@@ -8,6 +8,7 @@ the parent sees (after `CUDA_VISIBLE_DEVICES`); a worker is given the physical i
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from virnucpro.errors import VirNucProError
 
@@ -18,11 +19,16 @@ def _cuda_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def parse_devices(spec: str) -> list[str]:
-    """`auto`, `cpu`, `cuda:N` or a comma list of them (`cpu,cpu` is allowed, for tests)."""
+def parse_devices(spec: str, gpu_count: Callable[[], int] | None = None) -> list[str]:
+    """`auto`, `cpu`, `cuda:N` or a comma list of them (`cpu,cpu` is allowed, for tests).
+
+    `gpu_count` counts the visible GPUs (default: torch); the daemon's supervisor passes an
+    NVML count instead, so that CUDA never starts there.
+    """
+    count = gpu_count or _cuda_count
     spec = spec.strip().lower()
     if spec == "auto":
-        n = _cuda_count()
+        n = count()
         return [f"cuda:{i}" for i in range(n)] or ["cpu"]
     devices = []
     for part in spec.split(","):
@@ -34,7 +40,7 @@ def parse_devices(spec: str) -> list[str]:
             part = "cuda:0"
         if not (part.startswith("cuda:") and part[5:].isdigit()):
             raise VirNucProError(f"unknown device {part!r}: use auto, cpu, cuda:N or a comma list")
-        n = _cuda_count()
+        n = count()
         if n == 0:
             raise VirNucProError(f"device {part} asked for, but no CUDA device is visible")
         if int(part[5:]) >= n:

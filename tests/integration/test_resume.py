@@ -78,19 +78,24 @@ def test_interrupted_run_resumes_and_gives_the_same_files(tmp_path, monkeypatch,
     assert (out / "embeddings" / "index.tsv").read_text() == (reference / "embeddings" / "index.tsv").read_text()
 
 
+def _interrupted_at_the_first_shard(config: PredictConfig, monkeypatch) -> None:
+    """Run `config` and stop it (as Ctrl-C would) when the first shard is to be scored."""
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(virnucpro.features, "score_frames", boom)
+        with pytest.raises(KeyboardInterrupt):
+            run_predict(config)
+
+
 def test_resume_refuses_other_parameters(tmp_path, monkeypatch, reference_run):
     fasta, _ = reference_run
     out = tmp_path / "o"
     config = PredictConfig(inputs=(str(fasta),), outdir=out, models="tiny", device="cpu",
                            shard_frames=7, progress=False)
-
-    def boom(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(virnucpro.features, "score_frames", boom)
-    with pytest.raises(KeyboardInterrupt):
-        run_predict(config)
-    monkeypatch.undo()
+    _interrupted_at_the_first_shard(config, monkeypatch)
     from virnucpro.errors import OutputError
 
     with pytest.raises(OutputError, match="other parameters"):
@@ -142,14 +147,7 @@ def test_resume_refuses_other_model_files(tmp_path, monkeypatch, reference_run):
     out = tmp_path / "o"
     config = PredictConfig(inputs=(str(fasta),), outdir=out, models="tiny", device="cpu",
                            shard_frames=7, progress=False)
-
-    def boom(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(virnucpro.features, "score_frames", boom)
-    with pytest.raises(KeyboardInterrupt):
-        run_predict(config)
-    monkeypatch.undo()
+    _interrupted_at_the_first_shard(config, monkeypatch)
     from virnucpro.errors import OutputError
 
     with pytest.raises(OutputError, match="other model files"):

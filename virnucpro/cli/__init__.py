@@ -15,8 +15,11 @@ from virnucpro import __version__
 from virnucpro.errors import VirNucProError
 
 
-class _Group(click.Group):
+class ErrorExitGroup(click.Group):
     """Turns library errors into one clear line on stderr and the error's exit code."""
+
+    interrupt_message = ("interrupted: finished shards are kept; run the same command with "
+                         "--resume to continue")
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
@@ -25,8 +28,7 @@ class _Group(click.Group):
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("interrupted: finished shards are kept; run the same command with "
-                       "--resume to continue", err=True)
+            click.echo(self.interrupt_message, err=True)
             sys.exit(130)
 
 
@@ -38,7 +40,7 @@ def _setup_logging(verbosity: int) -> None:
     logging.captureWarnings(True)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ErrorExitGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="virnucpro")
 def main() -> None:
     """VirNucPro: find viral sequences in nucleotide FASTA with the published VirNucPro model."""
