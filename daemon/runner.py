@@ -185,11 +185,16 @@ class Scheduler:
             for task, scores in engine.map(stream):
                 stream.on_result(task, scores)
         except Exception as exc:  # noqa: BLE001 - a failure of the engine fails its jobs, not the daemon
-            log.exception("scoring failed")
             reason = str(exc) if isinstance(exc, VirNucProError) else f"internal error: {type(exc).__name__}: {exc}"
-            if stream is None:
+            if self.stopping.is_set():
+                # Workers killed at the shutdown deadline: not the jobs' fault; close() below
+                # puts them back in the queue.
+                log.warning("scoring stopped by the shutdown: %s", reason)
+            elif stream is None:
+                log.exception("scoring failed")
                 self._transition(job, JobState.FAILED, reason)
             else:
+                log.exception("scoring failed")
                 stream.fail_all(reason)
         finally:
             if stream is not None:
@@ -207,8 +212,10 @@ class Scheduler:
             threshold=float(job.options["threshold"]), min_length=job.options["min_length"],
             save_embeddings=job.options["save_embeddings"],
             rename_duplicates=job.options["rename_duplicates"],
-            # A job owns its folder: it resumes its own shards; --force is taken at submit.
-            force=job.options["force"] and job.attempts == 1, resume=job.attempts > 1,
+            # A job owns its folder: every run of it resumes its own shards (after a crash, a
+            # stop or a retry); --force applies to the first run only.
+            force=job.options["force"] and job.attempts == 1,
+            resume=not (job.options["force"] and job.attempts == 1),
             progress=False, engine=self.config.engine, report=job.options.get("report", True),
             **({"shard_frames": self.config.shard_frames} if self.config.shard_frames else {}))
 

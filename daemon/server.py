@@ -241,7 +241,10 @@ class Daemon:
             self.shutdown()
 
     def _idle(self) -> bool:
-        return self.scheduler.current is None and self.store.count([JobState.QUEUED]) == 0
+        # Under the claim lock, so that a job being claimed right now is seen as live.
+        with self.scheduler.lock:
+            return self.store.count([JobState.QUEUED, JobState.LOADING, JobState.RUNNING,
+                                     JobState.CANCELLING]) == 0
 
     def _serve_one(self) -> None:
         try:
@@ -325,6 +328,13 @@ class Daemon:
         outdir = body.get("outdir")
         if outdir is not None and not os.path.isabs(outdir):
             raise ProtocolError(ErrorCode.INVALID, "outdir must be an absolute path")
+        if outdir is not None:
+            # Two live jobs in one folder would claim (or --force away) each other's shards.
+            same = [j.id for j in self.store.list(include_finished=False)
+                    if os.path.normpath(j.outdir) == os.path.normpath(outdir)]
+            if same:
+                raise ProtocolError(ErrorCode.INVALID, f"{outdir} is the output folder of live job "
+                                    f"{same[0]}; choose another or wait for it")
         first = self.uploads[uploads[0]]["name"] if uploads else Path(paths[0]).name
         # Without an outdir: a fresh folder in the daemon's results, named before the job has
         # an id so that its history records one "queued", not two.
@@ -391,8 +401,10 @@ class Daemon:
         if job.state not in (JobState.FAILED, JobState.CANCELLED):
             raise ProtocolError(ErrorCode.INVALID, f"job {job.id} is {job.state.value}; only failed "
                                 "or cancelled jobs can be retried")
-        job = self.store.transition(job.id, JobState.QUEUED, time.time(), "retry requested",
-                                    attempts=0, finished=None)
+        with self.scheduler.lock:
+            self.scheduler.cancel_requested.discard(job.id)  # an old cancel is not for this run
+            job = self.store.transition(job.id, JobState.QUEUED, time.time(), "retry requested",
+                                        attempts=0, finished=None)
         self.emit("job", job.to_wire())
         self.wake.set()
         return {"job": job.to_wire()}
@@ -516,8 +528,11 @@ class Daemon:
         self.state = DaemonState.STOPPING
         self.scheduler.stopping.set()
         self.wake.set()
-        self.runner.done.wait(timeout=max(1.0, self.config.shutdown_timeout))
-        self.scheduler.engines.close()
+        if not self.runner.done.wait(timeout=max(1.0, self.config.shutdown_timeout)):
+            # Past the timeout: kill the workers so the runner's wait ends; it puts its jobs
+            # back in the queue (their finished shards are on disk) and closes the engines.
+            self._kill_workers()
+            self.runner.done.wait(timeout=10)
         self.state = DaemonState.STOPPED
         with contextlib.suppress(Exception):
             self.emit("daemon", self.status())

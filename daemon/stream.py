@@ -104,7 +104,12 @@ class JobStream:
         ctx, n, feed = self.by_run[task.key[0]]
         if ctx.ended:
             return  # a cancelled or failed job: its late shards are dropped
-        feed.done(task, scores)
+        try:
+            feed.done(task, scores)
+        except Exception as exc:  # noqa: BLE001 - its own job fails (a full disk...), not the stream
+            log.exception("job %d: a shard could not be written", ctx.record.id)
+            self._end(ctx, JobState.FAILED, f"writing a shard failed: {type(exc).__name__}: {exc}")
+            return
         if ctx.record.id in self.s.cancel_requested:
             self._end(ctx, JobState.CANCELLED, "cancelled by request")
         elif feed.complete:
@@ -176,7 +181,15 @@ class JobStream:
             log.exception("job %d failed to start", job.id)
             self._end(ctx, JobState.FAILED, f"internal error: {type(exc).__name__}: {exc}")
             return None
-        ctx.record = s._transition(job, JobState.RUNNING)
+        with s.lock:
+            if job.id in s.cancel_requested:  # cancelled while loading
+                cancelled = True
+            else:
+                cancelled = False
+                ctx.record = s._transition(job, JobState.RUNNING)
+        if cancelled:
+            self._end(ctx, JobState.CANCELLED, "cancelled by request")
+            return None
         total = sum(i.index.n_records for i in ctx.items)
         start = {"sequences_done": 0, "sequences_total": total, "chunks_done": 0}
         s.store.set_progress(job.id, start)  # a total to show before the first shard is in
@@ -189,9 +202,15 @@ class JobStream:
         ctx.ended = True
         if ctx.spool is not None:
             ctx.spool.cleanup()
-        if reason:
-            self.s._log(ctx.record, f"{state.value}: {reason}")
-        self.last = self.s._transition(ctx.record, state, reason)
+        # Under the claim lock: a cancel served at this moment then reads the final state
+        # instead of writing "cancelling" over it.
+        with self.s.lock:
+            if state == JobState.QUEUED and ctx.record.id in self.s.cancel_requested:
+                state, reason = JobState.CANCELLED, "cancelled by request"
+            self.s.cancel_requested.discard(ctx.record.id)
+            if reason:
+                self.s._log(ctx.record, f"{state.value}: {reason}")
+            self.last = self.s._transition(ctx.record, state, reason)
 
     def fail_all(self, reason: str) -> None:
         for ctx in self.jobs:

@@ -375,3 +375,18 @@ def test_the_next_jobs_shards_start_while_the_previous_jobs_last_shards_finish(t
     for out in ("a", "b"):
         assert_same_results(tmp_path / out, reference / "viral_reference")
     assert c.status()["model_loads"] == 2
+
+
+def test_a_cancelled_job_is_retried_to_completion_and_folders_are_not_shared(tmp_path, daemons, reference):
+    d = _slow_daemon(daemons, tmp_path).start()
+    c = d.client()
+    job = c.submit([str(VIRAL)], outdir=str(tmp_path / "o"), options={"models": "tiny"})
+    wait_for(c, job["id"], states=("running",))
+    with pytest.raises(ClientError, match="live job"):  # the same folder for a second live job
+        c.submit([str(NONVIRAL)], outdir=str(tmp_path / "o"), options={"models": "tiny"})
+    c.cancel(job["id"])
+    assert wait_for(c, job["id"])["state"] == "cancelled"
+    assert c.retry(job["id"])["state"] == "queued"
+    done = wait_for(c, job["id"])
+    assert done["state"] == "completed", done["reason"]  # resumes its own folder; the old cancel is spent
+    assert_same_results(tmp_path / "o", reference / "viral_reference")
