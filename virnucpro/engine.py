@@ -3,7 +3,9 @@ device; `pool` runs them on a `PersistentWorkerPool` over several devices; `ray`
 actors over a cluster (virnucpro.ray_engine, the optional extra `virnucpro[ray]`).
 
 All give `map(tasks) -> (task, scores)` in task order, load the models only when a shard needs
-scoring, and count the loads. With `persistent` the models stay loaded across inputs until
+scoring, and count the loads. None holds the next shard's CPU work back behind the device: the
+pool's supervisor prepares shards while workers score; `local` on a GPU scores shard k on a
+helper thread while this thread prepares shard k+1 and writes shard k-1. With `persistent` the models stay loaded across inputs until
 `close()`; without, `end_input()` frees them after each input (conservative memory use).
 """
 
@@ -13,6 +15,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from itertools import chain
 
 from virnucpro.features import ShardScores
@@ -25,7 +28,8 @@ class LocalEngine:
     name = "local"
 
     def __init__(self, models: str, device: str, chunk_size: int, *, persistent: bool,
-                 threads: int | None = None, precision: str = "float32") -> None:
+                 threads: int | None = None, precision: str = "float32",
+                 overlap: bool | None = None) -> None:
         from virnucpro.models.sets import resolve_model_set
 
         self.model_set = resolve_model_set(models, fetch_missing=False, progress=False)
@@ -35,6 +39,9 @@ class LocalEngine:
         self.persistent = persistent
         self.threads = threads
         self.precision = precision
+        # On a GPU the device waits for nobody: scoring runs on a helper thread (torch releases
+        # the GIL in its kernels and copies). On a CPU both would fight for the same cores.
+        self.overlap = device.startswith("cuda") if overlap is None else overlap
         self.model_loads = 0
         self.worker_deaths = 0
         self._scorer = None
@@ -61,8 +68,22 @@ class LocalEngine:
         return next(iter(self._scorer._by_chunk.values())).load_seconds
 
     def map(self, tasks: Iterable[ShardTask]) -> Iterator[tuple[ShardTask, ShardScores]]:
-        for task in tasks:
-            yield task, self._get_scorer().score(task)
+        if not self.overlap:
+            for task in tasks:
+                yield task, self._get_scorer().score(task)
+            return
+        # One shard scoring ahead: while the helper scores shard k, this thread builds shard
+        # k+1 (reading, translating) and the caller writes shard k-1. Order is kept; an error
+        # in scoring is raised here, at the shard it belongs to.
+        with ThreadPoolExecutor(1, thread_name_prefix="virnucpro-score") as helper:
+            ahead = None
+            for task in tasks:
+                running = (task, helper.submit(self._get_scorer().score, task))
+                if ahead is not None:
+                    yield ahead[0], ahead[1].result()
+                ahead = running
+            if ahead is not None:
+                yield ahead[0], ahead[1].result()
 
     def end_input(self) -> None:
         if not self.persistent:

@@ -61,7 +61,8 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 
 class Embedder:
-    """The two models behind two methods, so a test can stand in for a device's limits."""
+    """The two models behind two methods, so a test can stand in for a device's limits.
+    Both return float32 means where the model ran (on a GPU: not yet copied back)."""
 
     def __init__(self, models: LoadedModels) -> None:
         self.models = models
@@ -77,14 +78,15 @@ class Embedder:
         from virnucpro.models.dnabert_io import embed_dna_batch
 
         with self._autocast():
-            return embed_dna_batch(self.models.dnabert, token_ids, self.models.device).float()
+            return embed_dna_batch(self.models.dnabert, token_ids, self.models.device,
+                                   to_cpu=False).float()
 
     def protein(self, proteins: list[str]):
         from virnucpro.models.esm_io import embed_protein_batch
 
         with self._autocast():
             return embed_protein_batch(self.models.esm, proteins, self.models.device,
-                                       fast=self.models.fast_attention).float()
+                                       fast=self.models.fast_attention, to_cpu=False).float()
 
     def free_memory(self) -> None:
         import torch
@@ -139,19 +141,33 @@ def embed_frames(frames: Sequence[Frame], models: LoadedModels, batch_tokens: in
         return out, set()
     dna_dim = models.dna_dim
     token_ids = tokenize_dna(models.dnabert.tokenizer, [f.nucleotides for f in frames])
+    # On a GPU, results stay there until all batches are queued: copying each one back at once
+    # would make the host wait for the device before it cuts the next batch. On the CPU they
+    # are copied at once: kept alive between the freed batch tensors, they fragmented the heap
+    # (measured: resident memory grew by ~60 KB per frame of a shard).
+    done: list[tuple[list[int], slice, object]] = []
+    dna_cols, protein_cols = slice(0, dna_dim), slice(dna_dim, None)
+
+    def keep(batch: list[int], cols: slice, means) -> None:
+        if means.device.type == "cpu":
+            out[batch, cols] = means.numpy()
+        else:
+            done.append((batch, cols, means))
 
     def run_dna(batch: list[int]) -> None:
-        out[batch, :dna_dim] = embedder.dna([token_ids[i] for i in batch]).numpy()
+        keep(batch, dna_cols, embedder.dna([token_ids[i] for i in batch]))
 
     proteins = [f.protein for f in frames]
 
     def run_protein(batch: list[int]) -> None:
-        out[batch, dna_dim:] = embedder.protein([proteins[i] for i in batch]).numpy()
+        keep(batch, protein_cols, embedder.protein([proteins[i] for i in batch]))
 
     failed = _run_batches([len(t) for t in token_ids], batch_tokens, run_dna,
                           embedder.free_memory, "DNABERT-S")
     failed |= _run_batches([min(len(p), ESM_MAX_RESIDUES) + 2 for p in proteins], batch_tokens,
                            run_protein, embedder.free_memory, "ESM-2")
+    for batch, cols, means in done:
+        out[batch, cols] = means.cpu().numpy()
     if failed:
         out[sorted(failed)] = np.nan
     return out, failed

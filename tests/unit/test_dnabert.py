@@ -350,6 +350,18 @@ def test_tokenize_dna_upper_cases_and_keeps_n_as_one_unk_per_base() -> None:
     assert len(long) == 1002  # no truncation
 
 
+def test_tokenize_dna_in_slices_keeps_every_sequence_in_order() -> None:
+    import random
+
+    from virnucpro.models.dnabert_io import TOKENIZE_SLICE
+
+    tok = make_tiny_tokenizer()
+    rng = random.Random(3)
+    seqs = ["".join(rng.choice("ACGTN") for _ in range(rng.randint(1, 60)))
+            for _ in range(2 * TOKENIZE_SLICE + 7)]
+    assert tokenize_dna(tok, seqs) == [tok.encode(s).ids for s in seqs]
+
+
 # ---- folders: write, load, embed -----------------------------------------------------------
 
 

@@ -21,6 +21,7 @@ from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers, processors
 
 from virnucpro.errors import ModelError, StateDictError
 from virnucpro.models.dnabert import DnaBertConfig, DnaBertModel
+from virnucpro.models.transfer import to_device
 
 logger = logging.getLogger(__name__)
 
@@ -183,14 +184,25 @@ def tokenize_dna(tokenizer: Tokenizer, sequences: list[str]) -> list[list[int]]:
     if tokenizer.truncation is not None or tokenizer.padding is not None:
         tokenizer.no_truncation()
         tokenizer.no_padding()
-    encodings = tokenizer.encode_batch([s.upper() for s in sequences], add_special_tokens=True)
-    return [enc.ids for enc in encodings]
+    # In slices: an Encoding holds strings, offsets and masks per token, and a whole shard's
+    # worth at once raised resident memory by ~19 KB per frame (measured on 8192 frames of
+    # 499 nt: 158 MB at once, 20 MB in slices of 256).
+    ids: list[list[int]] = []
+    for start in range(0, len(sequences), TOKENIZE_SLICE):
+        part = [s.upper() for s in sequences[start:start + TOKENIZE_SLICE]]
+        ids += [enc.ids for enc in tokenizer.encode_batch(part, add_special_tokens=True)]
+    return ids
+
+
+TOKENIZE_SLICE = 256
 
 
 def embed_dna_batch(
-    bundle: DnaBertBundle, token_ids: list[list[int]], device: str | torch.device | None = None
+    bundle: DnaBertBundle, token_ids: list[list[int]], device: str | torch.device | None = None,
+    *, to_cpu: bool = True,
 ) -> torch.Tensor:
-    """Mean last hidden state over each sequence's tokens, float32 [n, H] on CPU.
+    """Mean last hidden state over each sequence's tokens, float32 [n, H] on CPU (on the
+    device with `to_cpu=False`, so that a GPU caller can queue the next batch without waiting).
 
     Right-pads with [PAD] under a 0 mask, so each row equals the sequence run alone (within
     ~1e-6 in fp32). `device` is where the inputs go; it defaults to the model's device.
@@ -207,13 +219,13 @@ def embed_dna_batch(
         ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
         mask[i, : len(row)] = 1
     target = torch.device(device) if device is not None else bundle.device
-    ids, mask = ids.to(target), mask.to(target)
+    ids, mask = to_device(ids, target), to_device(mask, target)
     with torch.inference_mode():
         hidden, _ = bundle.model(ids, mask)  # [n, T, H]
         weights = mask.to(torch.float32)[..., None]  # [n, T, 1]
         # sum(out * mask) / sum(mask), as the DNABERT-S evaluation code computes it.
         mean = (hidden.to(torch.float32) * weights).sum(dim=1) / weights.sum(dim=1)  # [n, H]
-    return mean.cpu()
+    return mean.cpu() if to_cpu else mean
 
 
 def published_config_dict(config: DnaBertConfig, torch_dtype: str = "float32") -> dict[str, Any]:

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from virnucpro.errors import ModelError
+from virnucpro.models.transfer import to_device
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +106,10 @@ def load_esm(checkpoint: Path, device: str | torch.device = "cpu") -> EsmBundle:
 
 def embed_protein_batch(
     bundle: EsmBundle, proteins: Sequence[str], device: str | torch.device | None = None,
-    *, fast: bool = False,
+    *, fast: bool = False, to_cpu: bool = True,
 ) -> torch.Tensor:
-    """Residue-mean last-layer embeddings: float32 CPU tensor [n, embed_dim]."""
+    """Residue-mean last-layer embeddings: float32 tensor [n, embed_dim] on CPU (on the
+    device with `to_cpu=False`)."""
     if not proteins:
         return torch.empty(0, bundle.embed_dim, dtype=torch.float32)
     if any(not p for p in proteins):
@@ -118,7 +120,7 @@ def embed_protein_batch(
         _, _, tokens = bundle.batch_converter([(str(i), p) for i, p in enumerate(proteins)])
     except KeyError as exc:
         raise ValueError(f"protein holds a letter ESM-2 has no token for: {exc}") from exc
-    tokens = tokens.to(device)  # [B, T], T = longest kept residues + BOS + EOS
+    tokens = to_device(tokens, torch.device(device))  # [B, T], T = longest kept residues + BOS + EOS
     layer = bundle.num_layers
     alphabet = bundle.alphabet
     with torch.inference_mode():
@@ -135,7 +137,7 @@ def embed_protein_batch(
         mask = (pos[None, :] >= 1) & (pos[None, :] <= n_res[:, None])  # [B, T]
         summed = (reps.float() * mask[:, :, None]).sum(dim=1)  # [B, E]
         means = summed / n_res[:, None].to(torch.float32)  # [B, E]
-    return means.to("cpu", torch.float32)
+    return means.to("cpu", torch.float32) if to_cpu else means.float()
 
 
 def write_tiny_esm(

@@ -1,0 +1,100 @@
+"""The local engine's overlap: shard k scores on a helper thread while the caller's iterator
+builds shard k+1. Order, results and errors must be those of the plain loop."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import DATA
+from tests.integration.test_pool import assert_same_results
+from virnucpro.engine import LocalEngine, make_engine
+from virnucpro.features import ShardScores
+from virnucpro.pipeline import PredictConfig, run_predict
+from virnucpro.pool.worker import ShardTask
+
+
+def _task(k: int) -> ShardTask:
+    return ShardTask(key=("input", k), frames=[], batch_tokens=64, keep_features=False,
+                     chunk_size=500)
+
+
+class _Scorer:
+    """Stands in for the models: records what the feed had produced when each shard began."""
+
+    def __init__(self, produced: list[int], fail_at: int | None = None, wait_s: float = 5) -> None:
+        self.produced = produced
+        self.wait_s = wait_s
+        self.fail_at = fail_at
+        self.seen: dict[int, list[int]] = {}
+        self.next_built = threading.Event()
+
+    def score(self, task: ShardTask) -> ShardScores:
+        k = task.key[1]
+        if k == 0:  # wait (bounded) for the feed to build shard 1 while this one "computes"
+            self.next_built.wait(self.wait_s)
+        self.seen[k] = list(self.produced)
+        if k == self.fail_at:
+            raise RuntimeError(f"scoring failed on shard {k}")
+        return ShardScores.failed(1, 0)
+
+
+def _engine(tiny_set_dir: Path, scorer: _Scorer, overlap: bool) -> LocalEngine:
+    engine = LocalEngine("tiny", "cpu", 500, persistent=True, overlap=overlap)
+    engine._scorer = scorer  # the exact moment under test, without loading models
+    return engine
+
+
+def _feed(produced: list[int], scorer: _Scorer, n: int):
+    for k in range(n):
+        produced.append(k)
+        if k == 1:
+            scorer.next_built.set()
+        yield _task(k)
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_overlap_builds_the_next_shard_while_one_scores_and_keeps_order(tiny_set_dir, overlap):
+    produced: list[int] = []
+    scorer = _Scorer(produced, wait_s=5 if overlap else 0.3)  # without overlap it cannot come
+    engine = _engine(tiny_set_dir, scorer, overlap)
+    keys = [task.key[1] for task, _ in engine.map(_feed(produced, scorer, 5))]
+    assert keys == [0, 1, 2, 3, 4]
+    # With overlap, shard 1 was built while shard 0 scored; without, strictly one after another.
+    assert scorer.seen[0] == ([0, 1] if overlap else [0])
+
+
+def test_overlap_raises_a_scoring_error_at_its_shard_after_the_earlier_ones(tiny_set_dir):
+    produced: list[int] = []
+    scorer = _Scorer(produced, fail_at=2)
+    engine = _engine(tiny_set_dir, scorer, overlap=True)
+    got = []
+    with pytest.raises(RuntimeError, match="shard 2"):
+        for task, _ in engine.map(_feed(produced, scorer, 5)):
+            got.append(task.key[1])
+    assert got == [0, 1]
+
+
+def test_overlap_is_on_for_gpus_only_by_default(tiny_set_dir):
+    assert not make_engine("local", str(tiny_set_dir), ["cpu"], 500, persistent=False).overlap
+    assert LocalEngine(str(tiny_set_dir), "cuda:0", 500, persistent=False).overlap
+
+
+def test_an_overlapped_run_writes_what_the_plain_loop_writes(tmp_path, tiny_set_dir):
+    inputs = (str(DATA / "viral_reference.fasta"), str(DATA / "nonviral_reference.fasta"))
+
+    def run(out: Path, overlap: bool) -> None:
+        config = PredictConfig(inputs=inputs, outdir=out, models="tiny", progress=False,
+                               shard_frames=4, device="cpu", report=False)
+        engine = LocalEngine(str(tiny_set_dir), "cpu", 500, persistent=True, overlap=overlap)
+        try:
+            run_predict(config, engine=engine)
+        finally:
+            engine.close()
+
+    run(tmp_path / "plain", False)
+    run(tmp_path / "overlap", True)
+    for name in ("viral_reference", "nonviral_reference"):
+        assert_same_results(tmp_path / "plain" / name, tmp_path / "overlap" / name)
