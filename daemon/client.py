@@ -146,14 +146,22 @@ class Client:
         return self.request("submit", body)["job"]
 
     def upload(self, path: str | Path) -> str:
+        """Send a file in chunks, read as they go (a large input never sits in memory)."""
         path = Path(path)
-        data = path.read_bytes()
-        begin = self.request("upload_begin", {"name": path.name, "size": len(data),
-                                              "sha256": hashlib.sha256(data).hexdigest()})
+        size = path.stat().st_size
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            while block := fh.read(1 << 20):
+                digest.update(block)
+        begin = self.request("upload_begin", {"name": path.name, "size": size,
+                                              "sha256": digest.hexdigest()})
         step = begin.get("chunk_bytes", P.UPLOAD_CHUNK_BYTES)
-        for offset in range(0, len(data), step):
-            self.request("upload_chunk", {"upload_id": begin["upload_id"], "offset": offset,
-                                          "data": base64.b64encode(data[offset:offset + step]).decode()})
+        offset = 0
+        with open(path, "rb") as fh:
+            while offset < size and (data := fh.read(min(step, size - offset))):
+                self.request("upload_chunk", {"upload_id": begin["upload_id"], "offset": offset,
+                                              "data": base64.b64encode(data).decode()})
+                offset += len(data)
         self.request("upload_end", {"upload_id": begin["upload_id"]})
         return begin["upload_id"]
 

@@ -23,9 +23,10 @@ from virnucpro.errors import VirNucProError
 if TYPE_CHECKING:
     from virnucpro.daemon.client import Client
 
-# The daemon hashes every input while it answers a submit, so a large FASTA needs more than the
-# client's usual 10 s; the liveness check before it keeps a dead daemon from costing that long.
-SUBMIT_TIMEOUT_S = 600.0
+# A submit only stats its inputs, but a daemon on a loaded machine (or an upload's last chunk)
+# may take longer than the usual 10 s; the liveness check before it keeps a dead daemon from
+# costing that long.
+SUBMIT_TIMEOUT_S = 60.0
 # While a followed job is quiet (a long shard), how often to make sure the daemon still answers:
 # without it, a daemon killed mid-job would leave `watch` waiting forever for events.
 LIVENESS_S = 5.0

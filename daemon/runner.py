@@ -16,10 +16,10 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from virnucpro.daemon.jobs import JobRecord
+from virnucpro.daemon.jobs import InputFile, JobRecord
 from virnucpro.daemon.protocol import JobState
 from virnucpro.errors import VirNucProError
 
@@ -221,9 +221,8 @@ class Scheduler:
 
 
 def changed_inputs(job: JobRecord) -> str:
-    """Name an input that is not what was submitted (gone, other size, mtime or content)."""
-    from virnucpro.fasta import file_sha256
-
+    """Name an input that is not what was submitted: gone, or another size or mtime (a stat,
+    before any reading; the content is compared after the first pass, `changed_content`)."""
     for item in job.inputs:
         path = Path(item.path)
         if not path.exists():
@@ -231,9 +230,16 @@ def changed_inputs(job: JobRecord) -> str:
         st = path.stat()
         if st.st_size != item.size or st.st_mtime_ns != item.mtime_ns:
             return f"{item.path} (size or modification time differ)"
-        if job.attempts > 1 and file_sha256(path) != item.sha256:
-            return f"{item.path} (content differs)"
     return ""
+
+
+def changed_content(job: JobRecord, digests: list[str]) -> tuple[str, tuple[InputFile, ...]]:
+    """Compare the first pass's sha256 of each input with the one recorded by an earlier
+    attempt; return what differs (or "") and the inputs with their hashes filled in."""
+    for item, digest in zip(job.inputs, digests, strict=True):
+        if item.sha256 and item.sha256 != digest:
+            return f"{item.path} (content differs)", job.inputs
+    return "", tuple(replace(item, sha256=digest) for item, digest in zip(job.inputs, digests, strict=True))
 
 
 class RunnerThread(threading.Thread):

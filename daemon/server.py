@@ -361,15 +361,15 @@ class Daemon:
             raise ProtocolError(ErrorCode.INVALID, str(exc)) from None
 
     def _fingerprint(self, path: str) -> InputFile:
-        from virnucpro.fasta import file_sha256
-
+        """Size and modification time only: hashing a 50 GB input here would stall every
+        client for a minute. The runner fills in the sha256 from the job's first read."""
         if not os.path.isabs(path):
             raise ProtocolError(ErrorCode.INVALID, f"{path}: input paths must be absolute")
         p = Path(path)
         if not p.is_file():
             raise ProtocolError(ErrorCode.INVALID, f"{path}: no such file")
         st = p.stat()
-        return InputFile(path=str(p), size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=file_sha256(p))
+        return InputFile(path=str(p), size=st.st_size, mtime_ns=st.st_mtime_ns, sha256="")
 
     def _job(self, job_id: int) -> JobRecord:
         job = self.store.get(job_id)
@@ -443,8 +443,11 @@ class Daemon:
         name = "".join(c for c in Path(body["name"]).name if c.isalnum() or c in "._-") or "input"
         path = self.paths.uploads / f"{upload_id}-{name}"
         path.write_bytes(b"")
+        # Hashed as the chunks arrive: reading a large upload back at the end would stall
+        # the request loop (and hold the whole file in memory).
         self.uploads[upload_id] = {"path": path, "size": body["size"], "sha256": body["sha256"],
-                                   "received": 0, "done": False, "name": name}
+                                   "received": 0, "done": False, "name": name,
+                                   "digest": hashlib.sha256()}
         return {"upload_id": upload_id, "chunk_bytes": P.UPLOAD_CHUNK_BYTES}
 
     def _on_upload_chunk(self, body: dict) -> dict:
@@ -461,6 +464,7 @@ class Daemon:
             raise ProtocolError(ErrorCode.INVALID, "more data than the announced size")
         with open(up["path"], "ab") as fh:
             fh.write(data)
+        up["digest"].update(data)
         up["received"] += len(data)
         return {"received": up["received"]}
 
@@ -468,8 +472,7 @@ class Daemon:
         up = self.uploads.get(body["upload_id"])
         if up is None:
             raise ProtocolError(ErrorCode.INVALID, "unknown upload")
-        digest = hashlib.sha256(up["path"].read_bytes()).hexdigest()
-        if up["received"] != up["size"] or digest != up["sha256"]:
+        if up["received"] != up["size"] or up["digest"].hexdigest() != up["sha256"]:
             up["path"].unlink(missing_ok=True)
             del self.uploads[body["upload_id"]]
             raise ProtocolError(ErrorCode.INVALID, "upload incomplete or its sha256 differs")

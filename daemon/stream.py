@@ -163,7 +163,7 @@ class JobStream:
         ctx = _Job(record=job, config=None, items=[], modes=[], models_key={})
         self.jobs.append(ctx)
         try:
-            from virnucpro.daemon.runner import changed_inputs
+            from virnucpro.daemon.runner import changed_content, changed_inputs
 
             if changed := changed_inputs(job):
                 self._end(ctx, JobState.FAILED, f"input changed since submission: {changed}")
@@ -171,6 +171,10 @@ class JobStream:
             ctx.config = s.predict_config(job)
             ctx.spool = tempfile.TemporaryDirectory(prefix="virnucpro-job-")
             ctx.items = pipeline.validate_inputs(ctx.config, Path(ctx.spool.name))
+            changed, inputs = changed_content(job, [i.index.sha256 for i in ctx.items])
+            if changed:
+                self._end(ctx, JobState.FAILED, f"input changed since its first attempt: {changed}")
+                return None
             ctx.models_key = pipeline.model_fingerprint(self.engine.model_set, ctx.config.chunk_size,
                                                         s.config.effective_precision)
             ctx.modes = [pipeline.prepare_folder(i, ctx.config, ctx.models_key) for i in ctx.items]
@@ -186,7 +190,7 @@ class JobStream:
                 cancelled = True
             else:
                 cancelled = False
-                ctx.record = s._transition(job, JobState.RUNNING)
+                ctx.record = s._transition(job, JobState.RUNNING, inputs=inputs)
         if cancelled:
             self._end(ctx, JobState.CANCELLED, "cancelled by request")
             return None

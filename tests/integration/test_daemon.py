@@ -3,6 +3,7 @@ cancel, busy, model loads per mode, crash and resume, a second daemon, hostile m
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -189,17 +190,24 @@ def test_a_sigkilled_daemon_resumes_the_job_on_restart(tmp_path, daemons, refere
     assert_same_results(tmp_path / "o", reference / "viral_reference")
 
 
-def test_a_changed_input_is_refused_on_resume(tmp_path, daemons):
+@pytest.mark.parametrize("keep_mtime", [False, True])
+def test_a_changed_input_is_refused_on_resume(tmp_path, daemons, keep_mtime):
     fasta = tmp_path / "in.fasta"
     fasta.write_bytes(VIRAL.read_bytes())
     d = _slow_daemon(daemons, tmp_path).start()
     job = d.client().submit([str(fasta)], outdir=str(tmp_path / "o"), options={"models": "tiny"})
-    wait_for(d.client(), job["id"], states=("running",))
+    assert job["inputs"][0]["sha256"] == ""  # a submit only stats; the first attempt hashes
+    running = wait_for(d.client(), job["id"], states=("running",))
+    assert running["inputs"][0]["sha256"] == hashlib.sha256(VIRAL.read_bytes()).hexdigest()
     d.kill()
-    fasta.write_text(fasta.read_text().replace("ACGT", "ACGA", 1))
+    before = fasta.stat()
+    fasta.write_text(fasta.read_text().replace("ACGT", "ACGA", 1))  # same size
+    if keep_mtime:  # an edit that hides from size and mtime: only the content tells
+        os.utime(fasta, ns=(before.st_atime_ns, before.st_mtime_ns))
     c = _slow_daemon(daemons, tmp_path).start().client()
     done = wait_for(c, job["id"])
     assert done["state"] == "failed" and "input changed" in done["reason"]
+    assert ("content differs" if keep_mtime else "modification time") in done["reason"]
 
 
 def test_a_second_daemon_refuses_to_start(tmp_path, daemons):

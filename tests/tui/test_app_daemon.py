@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
+import subprocess
+import sys
 import time
 
+import pytest
+
 from tests.daemon_helpers import daemon_env
-from tests.integration.test_daemon import NONVIRAL, VIRAL
+from tests.integration.test_daemon import NONVIRAL, VIRAL, _free_port
 from tests.tui.driving import SIZE, run, text_of, until
 from virnucpro.daemon.client import Client
 from virnucpro.tui.app import DashboardApp
@@ -103,6 +108,63 @@ def test_cancel_a_running_and_a_queued_job_from_the_table(tmp_path, daemons):
             assert not (tmp_path / "a" / "sequences.tsv").exists()
 
     run(scenario)
+
+
+def outward_address() -> str | None:
+    """This machine's address on its default route (a UDP connect sends nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))
+        except OSError:
+            return None
+        address = s.getsockname()[0]
+    return None if address.startswith("127.") else address
+
+
+def test_a_remote_daemon_over_tcp_gets_the_input_uploaded_and_keeps_the_results(tmp_path, daemons):
+    host = outward_address()
+    if host is None:
+        pytest.skip("no network interface besides loopback: a remote endpoint cannot be named")
+    keys = tmp_path / "keys"
+    subprocess.run([sys.executable, "-m", "virnucpro.daemon.cli", "keygen", "--dir", str(keys)],
+                   check=True, capture_output=True)
+    port = _free_port()
+    d = daemons("--devices", "cpu", "--persistent-models", "--models", "tiny",
+                "--endpoint", f"tcp://0.0.0.0:{port}", "--keys", str(keys))
+    d.proc = subprocess.Popen([sys.executable, "-m", "virnucpro.daemon.cli", "start", "--foreground",
+                               *d.args], env=d.env, stderr=subprocess.DEVNULL)
+    endpoint = f"tcp://{host}:{port}"  # not loopback: the dashboard treats it as another machine
+    app = DashboardApp(lambda timeout: Client(endpoint, timeout=timeout, curve_keys=keys), endpoint)
+    app.link.backoff = (0.2, 0.5)  # the daemon is still starting: retry quickly
+    assert not app.local
+    outdir = tmp_path / "remote-out"
+
+    async def scenario():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.state.connected, timeout=60, what="the daemon over tcp")
+            await pilot.press("n")
+            await until(pilot, lambda: isinstance(app.screen, SubmitScreen))
+            await pilot.pause()
+            dialog = app.screen
+            await pilot.press(*str(VIRAL), "enter")
+            dialog.query_one("#submit-outdir").value = str(outdir)
+            await pilot.click("#submit-send")
+            await until(pilot, lambda: not isinstance(app.screen, SubmitScreen), what="the upload",
+                        timeout=30)
+            job_id = app.queue.selected
+            job = app.state.jobs[job_id]
+            # The daemon scores its own copy of the file, not our path.
+            assert job["inputs"][0]["path"] != str(VIRAL)
+            assert job["inputs"][0]["size"] == VIRAL.stat().st_size
+            await until(pilot, lambda: state_of(app, job_id) == "completed", timeout=60,
+                        what="the job to complete")
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, JobDetailScreen), what="the detail")
+            await until(pilot, lambda: "the daemon is remote" in text_of(
+                app.screen.query_one("#detail-results")), what="the remote note")
+
+    run(scenario)
+    assert (outdir / "sequences.tsv").exists()  # written on the daemon's side (here, this disk)
 
 
 def test_with_no_daemon_it_starts_one_from_the_offer_and_connects(tmp_path, tiny_set_dir, monkeypatch):
