@@ -75,7 +75,8 @@ class LocalEngine:
         # One shard scoring ahead: while the helper scores shard k, this thread builds shard
         # k+1 (reading, translating) and the caller writes shard k-1. Order is kept; an error
         # in scoring is raised here, at the shard it belongs to.
-        with ThreadPoolExecutor(1, thread_name_prefix="virnucpro-score") as helper:
+        with ThreadPoolExecutor(1, thread_name_prefix="virnucpro-score",
+                                initializer=self._helper_device) as helper:
             ahead = None
             for task in tasks:
                 running = (task, helper.submit(self._get_scorer().score, task))
@@ -84,6 +85,14 @@ class LocalEngine:
                 ahead = running
             if ahead is not None:
                 yield ahead[0], ahead[1].result()
+
+    def _helper_device(self) -> None:
+        # A new thread's current CUDA device is 0: make it ours, for what follows it (the
+        # cache emptied after an out-of-memory error, the streams of non-blocking copies).
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.set_device(self.device)
 
     def end_input(self) -> None:
         if not self.persistent:

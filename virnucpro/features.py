@@ -92,7 +92,8 @@ class Embedder:
         import torch
 
         if self.models.device.startswith("cuda"):
-            torch.cuda.empty_cache()
+            with torch.cuda.device(self.models.device):
+                torch.cuda.empty_cache()
 
 
 def _run_batches(lengths: Sequence[int], budget: int, run: Callable[[list[int]], None],

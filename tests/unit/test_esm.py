@@ -184,3 +184,48 @@ def test_tiny_sizes_can_be_chosen(tmp_path: Path) -> None:
     tiny = load_esm(path)
     assert (path.name, tiny.embed_dim, tiny.num_layers) == ("esm2_t3_tiny.pt", 48, 3)
     assert embed_protein_batch(tiny, ["MKV"]).shape == (1, 48)
+
+
+def _fair_esm_load(path: Path):
+    """fair-esm's own loader (random initial weights, then the checkpoint copied over)."""
+    import esm.pretrained
+
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        data = torch.load(path, weights_only=True)
+        regression = torch.load(regression_path(path), weights_only=True)
+    model, _ = esm.pretrained.load_model_and_alphabet_core(path.stem, data, regression)
+    return model.eval()
+
+
+@pytest.mark.parametrize("half", [False, True], ids=["float32-file", "float16-file"])
+def test_loading_without_the_initial_draw_equals_fair_esms_loader(tmp_path: Path, half: bool) -> None:
+    path = write_tiny_esm(tmp_path, seed=5, num_layers=3, embed_dim=48, attention_heads=4)
+    if half:  # the published 3B file stores float16 tensors
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            data = torch.load(path, weights_only=True)
+        data["model"] = {k: v.half() if v.is_floating_point() else v for k, v in data["model"].items()}
+        torch.save(data, path)
+    ours, theirs = load_esm(path).model, _fair_esm_load(path)
+    a, b = ours.state_dict(), theirs.state_dict()
+    assert a.keys() == b.keys()
+    for key in a:
+        assert a[key].dtype == b[key].dtype == torch.float32, key
+        assert torch.equal(a[key], b[key]), key
+    assert ours.lm_head.weight is ours.embed_tokens.weight  # tied, as ESM2 builds it
+    assert not ours.training
+    tokens = torch.tensor([[0, 5, 6, 7, 8, 9, 2]])
+    with torch.inference_mode():
+        x, y = ours(tokens, repr_layers=[3]), theirs(tokens, repr_layers=[3])
+    assert torch.equal(x["logits"], y["logits"])
+    assert torch.equal(x["representations"][3], y["representations"][3])
+
+
+def test_a_checkpoint_missing_a_weight_is_named_and_refused(tmp_path: Path) -> None:
+    path = write_tiny_esm(tmp_path, seed=1)
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        data = torch.load(path, weights_only=True)
+    gone = next(k for k in data["model"] if k.endswith("layers.0.fc1.weight"))
+    del data["model"][gone]
+    torch.save(data, path)
+    with pytest.raises(ModelError, match="layers.0.fc1.weight"):
+        load_esm(path)
