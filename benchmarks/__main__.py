@@ -94,7 +94,7 @@ def ours_on_frames(frames: list, models_root: str, dev: str) -> dict:
 
 # Dense bfloat16 tensor peaks (TFLOP/s, no sparsity) from the vendors' data sheets.
 BF16_PEAK_TFLOPS = {"H200": 989.0, "H100 SXM": 989.0, "H100 80GB HBM3": 989.0, "H100 PCIe": 756.0,
-                    "H100 NVL": 835.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0}
+                    "H100 NVL": 835.0, "A100": 312.0, "L40S": 362.0, "L40": 181.0, "L4": 121.0}
 
 
 def bf16_peak_tflops(dev: str) -> tuple[float | None, str]:
@@ -105,9 +105,9 @@ def bf16_peak_tflops(dev: str) -> tuple[float | None, str]:
     import torch
 
     name = torch.cuda.get_device_name(dev)
-    for key, peak in BF16_PEAK_TFLOPS.items():
+    for key in sorted(BF16_PEAK_TFLOPS, key=len, reverse=True):  # "L40S" before "L40" before "L4"
         if key in name:
-            return peak, name
+            return BF16_PEAK_TFLOPS[key], name
     return None, name
 
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import chain
 
 from virnucpro.features import ShardScores
@@ -74,17 +75,34 @@ class LocalEngine:
             return
         # One shard scoring ahead: while the helper scores shard k, this thread builds shard
         # k+1 (reading, translating) and the caller writes shard k-1. Order is kept; an error
-        # in scoring is raised here, at the shard it belongs to.
-        with ThreadPoolExecutor(1, thread_name_prefix="virnucpro-score",
-                                initializer=self._helper_device) as helper:
-            ahead = None
-            for task in tasks:
-                running = (task, helper.submit(self._get_scorer().score, task))
-                if ahead is not None:
-                    yield ahead[0], ahead[1].result()
-                ahead = running
-            if ahead is not None:
-                yield ahead[0], ahead[1].result()
+        # in scoring is raised at the shard it belongs to; a feed that fails while building
+        # k+1 still gets shard k delivered first (it is written, not lost).
+        source = iter(tasks)
+        pending: deque[tuple[ShardTask, Future]] = deque()
+        helper = ThreadPoolExecutor(1, thread_name_prefix="virnucpro-score",
+                                    initializer=self._helper_device)
+        failure: Exception | None = None
+        try:
+            while True:
+                try:
+                    task = next(source, None)
+                except Exception as exc:  # noqa: BLE001 - raised below, after what is scored
+                    failure, task = exc, None
+                if task is not None:
+                    pending.append((task, helper.submit(self._get_scorer().score, task)))
+                while len(pending) > (1 if task is not None else 0):
+                    done, future = pending.popleft()
+                    yield done, future.result()
+                if task is None:
+                    break
+            if failure is not None:
+                raise failure
+        finally:
+            # Leaving early (an error, Ctrl-C, a consumer that stops): the queued shard is
+            # dropped; only the one the helper is running is waited for.
+            for _, future in pending:
+                future.cancel()
+            helper.shutdown(wait=True)
 
     def _helper_device(self) -> None:
         # A new thread's current CUDA device is 0: make it ours, for what follows it (the

@@ -3,7 +3,10 @@ builds shard k+1. Order, results and errors must be those of the plain loop."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -75,6 +78,57 @@ def test_overlap_raises_a_scoring_error_at_its_shard_after_the_earlier_ones(tiny
         for task, _ in engine.map(_feed(produced, scorer, 5)):
             got.append(task.key[1])
     assert got == [0, 1]
+
+
+def test_a_feed_error_while_building_the_next_shard_still_delivers_the_scored_one(tiny_set_dir):
+    def feed():
+        yield _task(0)
+        yield _task(1)
+        raise ValueError("record 9 is not DNA")  # while shard 2 is being built
+
+    engine = _engine(tiny_set_dir, _Scorer([], wait_s=0), overlap=True)
+    got = []
+    with pytest.raises(ValueError, match="record 9"):
+        for task, _ in engine.map(feed()):
+            got.append(task.key[1])
+    assert got == [0, 1]  # shard 1 was scored: it is handed over (and written) before the error
+
+
+def test_leaving_while_a_shard_scores_drops_the_queued_one_instead_of_scoring_it(tiny_set_dir):
+    class Stop(Exception):
+        pass
+
+    release, started = threading.Event(), []
+
+    class Blocking:
+        def score(self, task: ShardTask) -> ShardScores:
+            started.append(task.key[1])
+            if task.key[1] == 0:
+                release.wait(10)
+            return ShardScores.failed(1, 0)
+
+    engine = LocalEngine(str(tiny_set_dir), "cpu", 500, persistent=True, overlap=True)
+    engine._scorer = Blocking()
+
+    def stop(signum, frame):
+        raise Stop
+
+    def interrupt() -> None:  # while this thread waits for shard 0 and shard 1 is queued
+        time.sleep(0.3)
+        os.kill(os.getpid(), signal.SIGUSR1)
+        time.sleep(0.3)
+        release.set()
+
+    old = signal.signal(signal.SIGUSR1, stop)
+    try:
+        threading.Thread(target=interrupt, daemon=True).start()
+        with pytest.raises(Stop):
+            for _ in engine.map(_task(k) for k in range(5)):
+                pass
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+        release.set()
+    assert started == [0]  # shard 1 was dropped, not scored while the caller was leaving
 
 
 def test_overlap_is_on_for_gpus_only_by_default(tiny_set_dir):

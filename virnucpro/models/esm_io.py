@@ -109,7 +109,7 @@ def _build_without_init(model_data: dict, regression_data: dict) -> tuple[Any, A
     the checkpoint over them. Here the same class is built by fair-esm's own v2 builder without
     storage, and the checkpoint is assigned: same modules, same keys (all required, as fair-esm
     requires them with regression weights), float32 parameters as fair-esm's copy makes them,
-    the language-model head tied to the token embedding again as ESM2 builds it.
+    the token embedding and the language-model head tied again as ESM2 builds them.
     """
     import esm.pretrained
 
@@ -126,7 +126,9 @@ def _build_without_init(model_data: dict, regression_data: dict) -> tuple[Any, A
                            f"{sorted(unexpected)[:5]}")
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     model.load_state_dict(state, strict=True, assign=True)
-    model.lm_head.weight = model.embed_tokens.weight
+    # Tied again as ESM2 builds them. fair-esm's copy into the shared tensor loads lm_head last
+    # (it is registered last), so its value is the one both modules keep there; the same here.
+    model.embed_tokens.weight = model.lm_head.weight
     left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if left:
         raise RuntimeError(f"no value in the checkpoint for {left[:5]}")
