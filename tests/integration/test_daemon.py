@@ -263,9 +263,18 @@ def test_hostile_messages_get_errors_or_are_dropped_and_the_daemon_keeps_serving
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port P with P+1 free too (the daemon publishes its events on P+1)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("", 0))
+            port = s.getsockname()[1]
+        with socket.socket() as s:
+            try:
+                s.bind(("", port + 1))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no two consecutive free ports")
 
 
 def test_tcp_needs_curve_and_refuses_clients_without_an_allowed_key(tmp_path, daemons):
