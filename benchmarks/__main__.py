@@ -77,16 +77,22 @@ def frames_of(fasta: Path, chunk_size: int = 500) -> list:
     return [f for p in iter_plans(read_fasta(scan_fasta(fasta)), chunk_size, 1) for f in p.frames()]
 
 
-def ours_on_frames(frames: list, models_root: str, dev: str) -> dict:
-    """This project's scoring of the same frames: one load, token-budget batches."""
+def load_as_predict(models_root: str, dev: str):
+    """The set loaded as `predict` loads it on `dev` (bfloat16 autocast on a GPU)."""
     from virnucpro.devices import effective_precision
-    from virnucpro.features import score_frames
     from virnucpro.models.loaded import load_models
     from virnucpro.models.sets import scan_set_folder
+
+    return load_models(scan_set_folder(models_root), 500, dev, effective_precision("auto", [dev]))
+
+
+def ours_on_frames(frames: list, models_root: str, dev: str) -> dict:
+    """This project's scoring of the same frames: one load, token-budget batches."""
+    from virnucpro.features import score_frames
     from virnucpro.pipeline import default_batch_tokens
 
     t0 = time.perf_counter()
-    models = load_models(scan_set_folder(models_root), 500, dev, effective_precision("auto", [dev]))
+    models = load_as_predict(models_root, dev)
     score_frames(frames, models, default_batch_tokens([dev]))
     wall = time.perf_counter() - t0
     return {"wall_s": round(wall, 2), "frames_per_s": len(frames) / wall}
@@ -118,15 +124,11 @@ def model_throughput(frames: list, models_root: str, dev: str) -> dict:
     import torch
 
     from virnucpro.batching import batch_by_token_budget
-    from virnucpro.devices import effective_precision
     from virnucpro.features import ESM_MAX_RESIDUES, Embedder
     from virnucpro.models.dnabert_io import tokenize_dna
-    from virnucpro.models.loaded import load_models
-    from virnucpro.models.sets import scan_set_folder
     from virnucpro.pipeline import default_batch_tokens
 
-    precision = effective_precision("auto", [dev])
-    models = load_models(scan_set_folder(models_root), 500, dev, precision)
+    models = load_as_predict(models_root, dev)
     embedder, budget = Embedder(models), default_batch_tokens([dev])
     ids = tokenize_dna(models.dnabert.tokenizer, [f.nucleotides for f in frames])
     proteins = [f.protein[:ESM_MAX_RESIDUES] for f in frames]
@@ -163,7 +165,7 @@ def model_throughput(frames: list, models_root: str, dev: str) -> dict:
     peak, device_name = bf16_peak_tflops(dev)
     for part in (dna, prot):
         part["share_of_bf16_peak"] = part["tflops"] / peak if peak else None
-    return {"precision": precision, "batch_tokens": budget, "device_name": device_name,
+    return {"precision": models.precision, "batch_tokens": budget, "device_name": device_name,
             "bf16_peak_tflops": peak, "dnabert": dna, "esm": prot}
 
 
@@ -244,14 +246,11 @@ def daemon_jobs(models_root: str, dev: str, work: Path, n_jobs: int = 10) -> dic
 def small_job_compute(fasta: Path, models_root: str, dev: str) -> float:
     """The scoring of one small job with the models resident and warm (best of 3): what no
     daemon can go below per job, so per-job time / this bounds the persistent speed-up."""
-    from virnucpro.devices import effective_precision
     from virnucpro.features import score_frames
-    from virnucpro.models.loaded import load_models
-    from virnucpro.models.sets import scan_set_folder
     from virnucpro.pipeline import default_batch_tokens
 
     frames = frames_of(fasta)
-    models = load_models(scan_set_folder(models_root), 500, dev, effective_precision("auto", [dev]))
+    models = load_as_predict(models_root, dev)
     best = float("inf")
     for _ in range(4):  # the first is a warm-up
         t0 = time.perf_counter()
