@@ -21,7 +21,10 @@ fi
 # through the install's package mapping); offline: no build isolation, no index.
 python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-cache-dir --upgrade \
   --target /tmp/site . || exit 1
-export PYTHONPATH=/tmp/site:$PWD
+# PYTHONSAFEPATH (Python >= 3.11, inherited by the daemon the benchmark starts): the source
+# folder virnucpro/ in the working directory would otherwise shadow the install, which alone
+# holds virnucpro.daemon.
+export PYTHONPATH=/tmp/site:$PWD PYTHONSAFEPATH=1
 export HF_HUB_OFFLINE=1 VIRNUCPRO_OFFLINE=1 VIRNUCPRO_HOME=/tmp/vnp-home PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available())"

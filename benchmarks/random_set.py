@@ -43,6 +43,8 @@ def train_dna_tokenizer(vocab_size: int = 4096, seed: int = 0):
 
 
 def write_random_set(folder: Path, size: str, seed: int = 0) -> dict:
+    import torch
+
     from virnucpro.models.classifier_io import make_tiny_classifier, write_reference_classifier
     from virnucpro.models.dnabert import DnaBertConfig
     from virnucpro.models.dnabert_io import tiny_state_dict, write_dnabert
@@ -56,7 +58,9 @@ def write_random_set(folder: Path, size: str, seed: int = 0) -> dict:
                            intermediate_size=3072)
     write_dnabert(folder / "dnabert-s", config, tiny_state_dict(config, seed), tokenizer)
     layers, dim, heads = ESM_SIZES[size]
-    write_tiny_esm(folder, seed, num_layers=layers, embed_dim=dim, attention_heads=heads)
+    # Stored as the published files are: the 3B one in float16 (half the bytes to read per load).
+    write_tiny_esm(folder, seed, num_layers=layers, embed_dim=dim, attention_heads=heads,
+                   dtype=torch.float16 if size == "full" else torch.float32)
     for chunk_size in (300, 500):
         model = make_tiny_classifier(768 + dim, seed=chunk_size, hidden_dim=512)
         write_reference_classifier(folder / f"{chunk_size}_model.pth", model)

@@ -60,3 +60,17 @@ def test_a_pool_worker_on_the_gpu_matches_the_local_engine(tmp_path, tiny_set_di
     b = read_table(tmp_path / "pool" / "frames.tsv")
     assert [r["call"] for r in a] == [r["call"] for r in b]
     assert max(abs(float(x["p_virus"]) - float(y["p_virus"])) for x, y in zip(a, b, strict=True)) < 1e-6
+
+
+def test_a_float16_esm_file_widened_on_the_gpu_equals_the_cpu_load(tmp_path):
+    from virnucpro.models.esm_io import load_esm, write_tiny_esm
+
+    path = write_tiny_esm(tmp_path, seed=3, num_layers=2, embed_dim=40, attention_heads=4,
+                          dtype=torch.float16)
+    cpu, gpu = load_esm(path).model, load_esm(path, device="cuda:0").model
+    a, b = cpu.state_dict(), gpu.state_dict()
+    assert a.keys() == b.keys()
+    for key in a:
+        assert b[key].device.type == "cuda" and b[key].dtype == a[key].dtype, key
+        assert torch.equal(a[key], b[key].cpu()), key
+    assert gpu.lm_head.weight is gpu.embed_tokens.weight

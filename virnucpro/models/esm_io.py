@@ -87,10 +87,10 @@ def load_esm(checkpoint: Path, device: str | torch.device = "cpu") -> EsmBundle:
     model_data = _torch_load(checkpoint)
     regression_data = _torch_load(regression)
     try:
-        model, alphabet = _build_without_init(model_data, regression_data)
+        model, alphabet = _build_without_init(model_data, regression_data, torch.device(device))
     except Exception as exc:  # KeyError/AttributeError on odd cfg, RuntimeError on keys
         raise ModelError(f"not a usable ESM-2 checkpoint: {exc}", path=checkpoint) from exc
-    model = model.eval().to(device)
+    model = model.eval().to(device)  # already there, unless fair-esm's own loader built it
     log.info("loaded %s: %d layers, %d dims", checkpoint.name, model.num_layers, model.embed_dim)
     return EsmBundle(
         model=model,
@@ -101,7 +101,8 @@ def load_esm(checkpoint: Path, device: str | torch.device = "cpu") -> EsmBundle:
     )
 
 
-def _build_without_init(model_data: dict, regression_data: dict) -> tuple[Any, Any]:
+def _build_without_init(model_data: dict, regression_data: dict,
+                        device: torch.device | None = None) -> tuple[Any, Any]:
     """fair-esm's ESM-2 built on the meta device, then given the checkpoint's tensors.
 
     fair-esm's own `load_model_and_alphabet_core` first draws random initial weights for every
@@ -110,6 +111,8 @@ def _build_without_init(model_data: dict, regression_data: dict) -> tuple[Any, A
     storage, and the checkpoint is assigned: same modules, same keys (all required, as fair-esm
     requires them with regression weights), float32 parameters as fair-esm's copy makes them,
     the token embedding and the language-model head tied again as ESM2 builds them.
+    The tensors go to `device` as stored and are widened there: for the published float16 3B
+    file, half the bytes cross to a GPU and the GPU does the conversion (exact either way).
     """
     import esm.pretrained
 
@@ -119,7 +122,9 @@ def _build_without_init(model_data: dict, regression_data: dict) -> tuple[Any, A
     model_data["model"].update(regression_data["model"])
     with torch.device("meta"):
         model, alphabet, state = build(model_data)
-    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    device = device or torch.device("cpu")
+    state = {k: v.to(device).float() if v.is_floating_point() else v.to(device)
+             for k, v in state.items()}
     model.load_state_dict(state, strict=True, assign=True)
     # Tied again as ESM2 builds them. fair-esm's copy into the shared tensor loads lm_head last
     # (it is registered last), so its value is the one both modules keep there; the same here.
@@ -173,8 +178,10 @@ def write_tiny_esm(
     num_layers: int = 2,
     embed_dim: int = 40,
     attention_heads: int = 4,
+    dtype: torch.dtype = torch.float32,
 ) -> Path:
-    """Write a deterministic random ESM-2 in the published file format; returns the .pt path."""
+    """Write a deterministic random ESM-2 in the published file format; returns the .pt path.
+    `dtype` is the stored precision of the weights (the published 3B file stores float16)."""
     import esm
     from esm.model.esm2 import ESM2
 
@@ -207,6 +214,7 @@ def write_tiny_esm(
         else:
             state[key] = torch.randn(shape, generator=gen)
     state["lm_head.weight"] = state["embed_tokens.weight"].clone()  # tied, as in ESM2
+    state = {k: v.to(dtype) for k, v in state.items()}
     regression = {k: state.pop(k) for k in list(state) if k.startswith("contact_head.")}
     # The published files keep fairseq's prefixes; fair-esm's upgrade_state_dict strips them.
     model_state = {

@@ -1,0 +1,43 @@
+"""`python -m benchmarks` runs end to end on the tiny set and keeps its JSON contract.
+
+Nothing here is timed: the figures are only checked to be what they claim to be (fractions,
+positive ratios, the inputs they were measured on), so a broken benchmark fails CI instead of
+the one accelerator session that needs it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_tiny_benchmark_writes_every_promised_figure(tmp_path: Path, tiny_set_dir: Path) -> None:
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "XDG_RUNTIME_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--size", "tiny", "--quick",
+                           "--daemon-jobs", "1", "--json", str(out)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    r = json.loads(out.read_text())
+    for key in ("padding_waste_dnabert", "padding_waste_esm"):
+        assert 0.0 <= r[key] < 1.0, key
+    for key in ("working_memory_ratio_10x", "persistent_speedup", "reference_speedup",
+                "reference_speedup_scoring", "esm_tokens_per_s"):
+        assert math.isfinite(r[key]) and r[key] > 0, key
+    assert r["frames_kept"]["synthetic"] > 0 and r["frames_kept"]["real_tests_data"] > 0
+    assert r["end_to_end"]["frames"] == r["frames_kept"]["synthetic"]
+    mem = r["working_memory"]
+    # 10x the sequences (other random draws, so not exactly 10x the kept frames)
+    assert 9 * mem["1x"]["frames"] <= mem["10x"]["frames"] <= 11 * mem["1x"]["frames"]
+    assert r["daemon_small_jobs"]["jobs"] == 1
+    assert r["reference"]["load_s"] <= r["reference"]["wall_s"]
+    table = done.stdout
+    for row in ("end to end", "padding waste", "DNABERT-S alone", "ESM-2 alone", "reference style",
+                "1 small jobs", "working memory"):
+        assert row in table, row
