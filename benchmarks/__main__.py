@@ -310,12 +310,22 @@ def main() -> None:
                         "each per-job load of ESM-2 3B takes tens of seconds)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    started = time.perf_counter()
     dev = device()
     models = model_set_for(args.size)
     n = {"tiny": 200, "mid": 12, "full": 600}[args.size] // (4 if args.quick else 1)
     result: dict = {"size": args.size, "device": dev, "quick": args.quick, "models": models,
                     "machine": f"{platform.node()} {platform.processor() or platform.machine()} "
                                f"{os.cpu_count()} cores", "python": platform.python_version()}
+
+    def done(section: str, figures: str) -> None:
+        # Each part as it ends, with the partial JSON: a run cut short keeps what it measured.
+        print(f"[{time.perf_counter() - started:6.0f} s] {section}: {figures}", file=sys.stderr,
+              flush=True)
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+    done("model set", f"{models} on {dev}")
     with tempfile.TemporaryDirectory(prefix="vnp-bench-") as tmp:
         work = Path(tmp)
         fasta = work / "input.fasta"
@@ -325,10 +335,13 @@ def main() -> None:
         result["end_to_end"] = e2e
         frames = frames_of(fasta)
         result["frames_kept"] = {"synthetic": len(frames), "real_tests_data": len(frames_of(work / "real.fasta"))}
+        done("end to end", f"{e2e['frames_per_s']:.1f} frames/s, {e2e['stages_s']}")
         pad = padding(frames, models, 4096 if dev == "cpu" else 32768)
         result["padding_waste_dnabert"], result["padding_waste_esm"] = pad["dnabert"], pad["esm"]
         result["models_alone"] = model_throughput(frames, models, dev)
         result["esm_tokens_per_s"] = result["models_alone"]["esm"]["tokens_per_s"]
+        done("models alone", f"ESM-2 {result['esm_tokens_per_s']:,.0f} tokens/s, "
+                             f"{result['models_alone']['esm']['tflops']:.1f} TFLOP/s")
         if "reference" not in args.skip:
             # Like for like: the same frames, models loaded and scored, translation excluded.
             ref = reference_style(frames, models, dev)
@@ -340,17 +353,19 @@ def main() -> None:
             # (the reference loads again every 10,000 records, so its loads never vanish).
             result["reference_speedup_scoring"] = ((ref["wall_s"] - ref["load_s"])
                                                    / max(1e-9, ours["wall_s"] - ours["load_s"]))
+            done("reference style", f"x{result['reference_speedup']:.1f}, "
+                                    f"x{result['reference_speedup_scoring']:.1f} loads excluded")
         if "daemon" not in args.skip:
             jobs = daemon_jobs(models, dev, work, args.daemon_jobs)
             result["daemon_small_jobs"] = jobs
             result["persistent_speedup"] = jobs["speedup"]
+            done("small jobs", f"x{jobs['speedup']:.1f} ({jobs['persistent_s']} s vs {jobs['per_job_s']} s)")
         if "memory" not in args.skip:
             mem = working_memory(models, dev, work, max(2, n // 10))
             result["working_memory"] = mem
             result["working_memory_ratio_10x"] = mem["ratio_10x"]
+            done("working memory", f"ratio {mem['ratio_10x']:.2f}")
     _print_table(result)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
 
 
 def _print_table(r: dict) -> None:
