@@ -225,10 +225,12 @@ def daemon_jobs(models_root: str, dev: str, work: Path, n_jobs: int = 10) -> dic
         env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "XDG_STATE_HOME": str(work / f"st-{persistent}")}
         flag = "--persistent-models" if persistent else "--no-persistent-models"
         args = ["--devices", dev, flag] + (["--models", models_root] if persistent else [])
-        proc = subprocess.Popen([sys.executable, "-m", "virnucpro.daemon.cli", "start", "--foreground",
-                                 *args], env=env, stderr=subprocess.DEVNULL)
+        log = work / f"daemon-{persistent}.log"
+        with open(log, "wb") as err:
+            proc = subprocess.Popen([sys.executable, "-m", "virnucpro.daemon.cli", "start",
+                                     "--foreground", *args], env=env, stderr=err)
         try:
-            client = _client(env)
+            client = _client(env, proc, log)
             t0 = time.perf_counter()
             for i in range(n_jobs):
                 job = client.submit([str(small)], outdir=str(work / f"jobs-{persistent}" / str(i)),
@@ -262,19 +264,22 @@ def small_job_compute(fasta: Path, models_root: str, dev: str) -> float:
     return best
 
 
-def _client(env: dict):
+def _client(env: dict, proc: subprocess.Popen, log: Path):
+    """A client of the daemon just started; its log's end if it exits or never answers."""
     os.environ.update({k: env[k] for k in ("XDG_RUNTIME_DIR", "XDG_STATE_HOME")})
     from virnucpro.daemon.client import Client, DaemonUnavailable
 
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 300  # a persistent daemon loads its models before answering
     while True:
         try:
             client = Client(timeout=2)
             client.status()
             return Client(timeout=60)
         except DaemonUnavailable:
-            if time.monotonic() > deadline:
-                raise
+            if proc.poll() is not None or time.monotonic() > deadline:
+                why = f"exited with {proc.returncode}" if proc.poll() is not None else "no answer"
+                tail = log.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"the benchmark's daemon failed to start ({why}):\n{tail}") from None
             time.sleep(0.2)
 
 

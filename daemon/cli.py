@@ -51,6 +51,9 @@ class _Group(ErrorExitGroup):
 @click.version_option(__version__, "--version", prog_name="virnucpro-daemon")
 def main() -> None:
     """The VirNucPro daemon: keeps the models on the GPUs and runs a job queue."""
+    from virnucpro.devices import number_gpus_as_nvidia_smi
+
+    number_gpus_as_nvidia_smi()  # and so NVML's index of a GPU is its CUDA index
 
 
 @main.command()

@@ -45,14 +45,31 @@ class MemoryMonitor:
 
         out: dict = {"device": device, "kind": "gpu", "source": "workers"}
         if self.nvml is not None:
-            with contextlib.suppress(Exception):
-                index = int(physical_gpu(device))
-                handle = self.nvml.nvmlDeviceGetHandleByIndex(index)
+            with contextlib.suppress(Exception):  # a MIG slice, a vanished GPU: workers' figures
+                handle = self._handle(physical_gpu(device))
                 mem = self.nvml.nvmlDeviceGetMemoryInfo(handle)
                 name = self.nvml.nvmlDeviceGetName(handle)
                 out.update(name=name.decode() if isinstance(name, bytes) else name,
                            used_bytes=int(mem.used), total_bytes=int(mem.total), source="nvml")
         return out
+
+    def _handle(self, gpu: str):
+        """NVML's handle for a CUDA_VISIBLE_DEVICES id: an index (NVML counts in PCI bus
+        order, as CUDA does here: `number_gpus_as_nvidia_smi`) or a UUID, whole or a unique
+        prefix as CUDA accepts it."""
+        nvml = self.nvml
+        if not gpu.upper().startswith("GPU-"):
+            return nvml.nvmlDeviceGetHandleByIndex(int(gpu))
+        found = []
+        for i in range(nvml.nvmlDeviceGetCount()):
+            handle = nvml.nvmlDeviceGetHandleByIndex(i)
+            uuid = nvml.nvmlDeviceGetUUID(handle)
+            uuid = uuid.decode() if isinstance(uuid, bytes) else uuid
+            if uuid.lower().startswith(gpu.lower()):
+                found.append(handle)
+        if len(found) != 1:
+            raise LookupError(f"{len(found)} GPUs match {gpu}")
+        return found[0]
 
     def read(self) -> list[dict]:
         by_device: dict[str, list[dict]] = {}

@@ -13,6 +13,15 @@ from collections.abc import Callable
 from virnucpro.errors import VirNucProError
 
 
+def number_gpus_as_nvidia_smi() -> None:
+    """`cuda:N` (and the ids in `CUDA_VISIBLE_DEVICES`) in nvidia-smi's order, the PCI bus
+    order NVML uses too, unless the user chose an order. CUDA's own default puts the fastest
+    GPU first, so on a machine of mixed GPUs `cuda:1` could be another card than the one
+    nvidia-smi shows as 1 (a colleague's, on a shared server). Called by the command lines
+    before CUDA starts; workers inherit it."""
+    os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+
+
 def _cuda_count() -> int:
     import torch
 

@@ -36,10 +36,10 @@ def test_predict_on_cuda_gives_the_cpu_calls(tmp_path, tiny_set_dir):
     from tests.helpers import DATA, read_table
     from virnucpro.pipeline import PredictConfig, run_predict
 
-    for device in ("cpu", "cuda:0"):
+    for device in ("cpu", "cuda:0"):  # float32 on both: `auto` would be bfloat16 on the GPU
         run_predict(PredictConfig(inputs=(str(DATA / "viral_reference.fasta"),),
                                   outdir=tmp_path / device, models="tiny", device=device,
-                                  progress=False))
+                                  precision="float32", progress=False))
     a = read_table(tmp_path / "cpu" / "frames.tsv")
     b = read_table(tmp_path / "cuda:0" / "frames.tsv")
     assert [r["frame_id"] for r in a] == [r["frame_id"] for r in b]
@@ -74,3 +74,50 @@ def test_a_float16_esm_file_widened_on_the_gpu_equals_the_cpu_load(tmp_path):
         assert b[key].device.type == "cuda" and b[key].dtype == a[key].dtype, key
         assert torch.equal(a[key], b[key].cpu()), key
     assert gpu.lm_head.weight is gpu.embed_tokens.weight
+
+
+@pytest.fixture(scope="module")
+def esm_head_dim_64(tmp_path_factory):
+    """Heads of 64, as ESM-2 3B's (2560 / 40): the fused attention kernels take these; the tiny
+    set's heads of 10 fall back to the plain kernel."""
+    from virnucpro.models.esm_io import load_esm, write_tiny_esm
+
+    path = write_tiny_esm(tmp_path_factory.mktemp("esm64"), seed=7, num_layers=4, embed_dim=256,
+                          attention_heads=4)
+    return load_esm(path, device="cuda:0")
+
+
+def _long_and_padded_tokens(bundle):
+    rng = np.random.default_rng(0)
+    letters = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
+    proteins = ["".join(rng.choice(letters, n)) for n in (1000, 333, 170, 7)]
+    _, _, tokens = bundle.batch_converter([(str(i), p) for i, p in enumerate(proteins)])
+    return tokens.to("cuda:0")
+
+
+def test_rotary_tables_stay_float32_under_cuda_autocast():
+    from virnucpro.models.esm_fast import _rotary_tables
+
+    inv_freq = 1.0 / (10000 ** (torch.arange(0, 64, 2).float() / 64))
+    plain = _rotary_tables(inv_freq, 1026, "cuda:0")
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        cast = _rotary_tables(inv_freq, 1026, "cuda:0")
+    for a, b in zip(plain, cast, strict=True):
+        assert b.dtype == torch.float32
+        assert torch.equal(a, b)
+
+
+def test_fast_esm_on_cuda_equals_fair_esm(esm_head_dim_64):
+    from virnucpro.models.esm_fast import last_layer
+
+    b = esm_head_dim_64
+    tokens = _long_and_padded_tokens(b)
+    real = tokens.ne(b.alphabet.padding_idx)
+    with torch.inference_mode():
+        ref = b.model(tokens, repr_layers=[b.num_layers])["representations"][b.num_layers]
+        fast = last_layer(b.model, tokens)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            half = last_layer(b.model, tokens).float()
+    assert (ref - fast)[real].abs().max().item() < 1e-4
+    cos = torch.nn.functional.cosine_similarity(ref[real], half[real], dim=-1)
+    assert cos.min().item() > 0.999

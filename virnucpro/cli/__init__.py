@@ -44,6 +44,9 @@ def _setup_logging(verbosity: int) -> None:
 @click.version_option(__version__, "--version", prog_name="virnucpro")
 def main() -> None:
     """VirNucPro: find viral sequences in nucleotide FASTA with the published VirNucPro model."""
+    from virnucpro.devices import number_gpus_as_nvidia_smi
+
+    number_gpus_as_nvidia_smi()
 
 
 def _register() -> None:

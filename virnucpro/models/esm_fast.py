@@ -17,10 +17,14 @@ import torch.nn.functional as F
 
 def _rotary_tables(inv_freq: torch.Tensor, length: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     # As fair-esm's RotaryEmbedding: positions in the buffer's dtype (float32), cat(freqs, freqs).
-    t = torch.arange(length, device=device).type_as(inv_freq)
-    freqs = torch.einsum("i,j->ij", t, inv_freq.to(device))
-    emb = torch.cat((freqs, freqs), dim=-1)
-    return emb.cos()[None, None], emb.sin()[None, None]  # [1, 1, T, D]
+    # Kept float32 under any autocast: CUDA's autocast runs einsum (fair-esm's outer product) in
+    # bfloat16, where an angle of ~1000 rad is off by up to 4 rad; a plain product is not cast.
+    device = torch.device(device)
+    with torch.autocast(device.type, enabled=False):
+        t = torch.arange(length, device=device).type_as(inv_freq)
+        freqs = t[:, None] * inv_freq.to(device)[None, :]  # [T, D/2]
+        emb = torch.cat((freqs, freqs), dim=-1)
+        return emb.cos()[None, None], emb.sin()[None, None]  # [1, 1, T, D]
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
