@@ -3,7 +3,8 @@ its job, side by side in one run, printed as a table and written as JSON.
 
 - end to end: frames/s, chunks/s, Mbp/h and time per stage of `predict` (local engine);
 - each model alone on the same frames: tokens/s, model TFLOP/s and, on a GPU whose bfloat16
-  peak is known (or given as VIRNUCPRO_PEAK_TFLOPS), the share of that peak;
+  peak is known (or given as VIRNUCPRO_PEAK_TFLOPS), the share of that peak; on a GPU, ESM-2
+  at other token budgets than the product's (does 32,768 fill the device?);
 - the reference scripts' way (FIDELITY 7: DNABERT-S one sequence at a time, both models
   reloaded per 10,000 records, ESM-2 batches of 2048 tokens, float32) and the speed-up;
 - padding waste of the DNABERT-S and ESM-2 batches;
@@ -118,7 +119,7 @@ def bf16_peak_tflops(dev: str) -> tuple[float | None, str]:
     return None, name
 
 
-def model_throughput(frames: list, models_root: str, dev: str) -> dict:
+def model_throughput(frames: list, models_root: str, dev: str, sweep: tuple[int, ...] = ()) -> dict:
     """Each model alone over the frames at the product's budget and precision: real (unpadded)
     tokens per second and model FLOP/s: 2 x weights per token for the matrix products plus
     4 x layers x width x length for attention, the usual forward count."""
@@ -138,8 +139,9 @@ def model_throughput(frames: list, models_root: str, dev: str) -> dict:
         if dev.startswith("cuda"):
             torch.cuda.synchronize(dev)
 
-    def timed(lengths: list[int], run, params: int, layers: int, width: int) -> dict:
-        batches = batch_by_token_budget(lengths, budget)
+    def timed(lengths: list[int], run, params: int, layers: int, width: int,
+              tokens_per_batch: int = budget) -> dict:
+        batches = batch_by_token_budget(lengths, tokens_per_batch)
         run(batches[0])  # warm-up: kernels chosen, memory pools grown
         sync()
         t0 = time.perf_counter()
@@ -160,14 +162,25 @@ def model_throughput(frames: list, models_root: str, dev: str) -> dict:
     dna = timed([len(t) for t in ids], lambda b: embedder.dna([ids[i] for i in b]),
                 weights(dna_model, ("embeddings", "pooler")), models.dnabert.config.num_hidden_layers,
                 models.dna_dim)
-    prot = timed([len(p) + 2 for p in proteins], lambda b: embedder.protein([proteins[i] for i in b]),
-                 weights(esm, ("embed_tokens", "lm_head", "contact_head")), models.esm.num_layers,
-                 models.protein_dim)
+    esm_args = ([len(p) + 2 for p in proteins], lambda b: embedder.protein([proteins[i] for i in b]),
+                weights(esm, ("embed_tokens", "lm_head", "contact_head")), models.esm.num_layers,
+                models.protein_dim)
+    prot = timed(*esm_args)
     peak, device_name = bf16_peak_tflops(dev)
     for part in (dna, prot):
         part["share_of_bf16_peak"] = part["tflops"] / peak if peak else None
+    by_budget = {}
+    for tokens_per_batch in sweep:  # does the product's budget fill the device? ESM-2 at others
+        try:
+            by_budget[tokens_per_batch] = round(timed(*esm_args, tokens_per_batch)["tokens_per_s"])
+        except torch.cuda.OutOfMemoryError:
+            by_budget[tokens_per_batch] = "out of memory"
+            torch.cuda.empty_cache()
+    if by_budget:
+        by_budget[budget] = round(prot["tokens_per_s"])
     return {"precision": models.precision, "batch_tokens": budget, "device_name": device_name,
-            "bf16_peak_tflops": peak, "dnabert": dna, "esm": prot}
+            "bf16_peak_tflops": peak, "dnabert": dna, "esm": prot,
+            "esm_tokens_per_s_by_budget": dict(sorted(by_budget.items()))}
 
 
 def reference_style(frames: list, models_root: str, dev: str) -> dict:
@@ -357,7 +370,9 @@ def main() -> None:
         done("end to end", f"{e2e['frames_per_s']:.1f} frames/s, {e2e['stages_s']}")
         pad = padding(frames, models, 4096 if dev == "cpu" else 32768)
         result["padding_waste_dnabert"], result["padding_waste_esm"] = pad["dnabert"], pad["esm"]
-        result["models_alone"] = model_throughput(frames, models, dev)
+        on_gpu = dev.startswith("cuda")
+        result["models_alone"] = model_throughput(frames, models, dev,
+                                                  (8192, 16384, 65536) if on_gpu else ())
         result["esm_tokens_per_s"] = result["models_alone"]["esm"]["tokens_per_s"]
         done("models alone", f"ESM-2 {result['esm_tokens_per_s']:,.0f} tokens/s, "
                              f"{result['models_alone']['esm']['tflops']:.1f} TFLOP/s")
@@ -401,6 +416,9 @@ def _print_table(r: dict) -> None:
                  f"({m['bf16_peak_tflops']:.0f})" if part["share_of_bf16_peak"] is not None else "")
         rows.append((label, f"{part['tokens_per_s']:,.0f} tokens/s, {part['tflops']:.2f} TFLOP/s "
                             f"({m['precision']}, {m['batch_tokens']}-token batches){share}"))
+    if m.get("esm_tokens_per_s_by_budget"):
+        rows.append(("ESM-2 by budget", ", ".join(f"{b}: {v:,} tokens/s" if isinstance(v, int) else f"{b}: {v}"
+                                                   for b, v in m["esm_tokens_per_s_by_budget"].items())))
     if "reference" in r:
         rows.append(("reference style", f"{r['reference']['frames_per_s']:.2f} frames/s vs ours "
                      f"{r['ours_same_frames']['frames_per_s']:.2f} on the same frames; speed-up x{r['reference_speedup']:.1f}, "
