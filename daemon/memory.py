@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,11 @@ class MemoryMonitor:
         prefix as CUDA accepts it."""
         nvml = self.nvml
         if not gpu.upper().startswith("GPU-"):
-            return nvml.nvmlDeviceGetHandleByIndex(int(gpu))
+            index = int(gpu)  # a MIG id raises here
+            order = os.environ.get("CUDA_DEVICE_ORDER", "FASTEST_FIRST")
+            if order != "PCI_BUS_ID" and nvml.nvmlDeviceGetCount() > 1:
+                raise LookupError(f"CUDA_DEVICE_ORDER={order}: CUDA's index {index} is not NVML's")
+            return nvml.nvmlDeviceGetHandleByIndex(index)
         found = []
         for i in range(nvml.nvmlDeviceGetCount()):
             handle = nvml.nvmlDeviceGetHandleByIndex(i)

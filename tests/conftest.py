@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -26,6 +27,17 @@ def _virnucpro_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         mp.setenv("VIRNUCPRO_HOME", str(home))
         mp.setenv("VIRNUCPRO_OFFLINE", "1")
         yield home
+
+
+@pytest.fixture(autouse=True)
+def _cuda_device_order_kept() -> Iterator[None]:
+    """In-process runs of the command lines set CUDA_DEVICE_ORDER; no test sees another's."""
+    before = os.environ.get("CUDA_DEVICE_ORDER")
+    yield
+    if before is None:
+        os.environ.pop("CUDA_DEVICE_ORDER", None)
+    else:
+        os.environ["CUDA_DEVICE_ORDER"] = before
 
 
 @pytest.fixture(scope="session")

@@ -78,8 +78,8 @@ def test_a_float16_esm_file_widened_on_the_gpu_equals_the_cpu_load(tmp_path):
 
 @pytest.fixture(scope="module")
 def esm_head_dim_64(tmp_path_factory):
-    """Heads of 64, as ESM-2 3B's (2560 / 40): the fused attention kernels take these; the tiny
-    set's heads of 10 fall back to the plain kernel."""
+    """Heads of 64, as ESM-2 3B's (2560 / 40), which the fused attention kernels take; the tiny
+    set's heads of 10 go to the plain kernel."""
     from virnucpro.models.esm_io import load_esm, write_tiny_esm
 
     path = write_tiny_esm(tmp_path_factory.mktemp("esm64"), seed=7, num_layers=4, embed_dim=256,
@@ -107,16 +107,25 @@ def test_rotary_tables_stay_float32_under_cuda_autocast():
         assert torch.equal(a, b)
 
 
-def test_fast_esm_on_cuda_equals_fair_esm(esm_head_dim_64):
+@pytest.mark.parametrize("padded", [True, False], ids=["padded", "one-protein"])
+def test_fast_esm_on_cuda_equals_fair_esm_in_the_fused_kernels(esm_head_dim_64, padded: bool):
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
     from virnucpro.models.esm_fast import last_layer
 
     b = esm_head_dim_64
     tokens = _long_and_padded_tokens(b)
+    if not padded:  # no mask: the flash kernel can take the bfloat16 pass
+        tokens = tokens[:1]
     real = tokens.ne(b.alphabet.padding_idx)
+    # Forced, so that a fallback to the plain kernel cannot pass for the fused ones (a kernel
+    # that cannot take these inputs raises instead).
+    half_kernel = SDPBackend.EFFICIENT_ATTENTION if padded else SDPBackend.FLASH_ATTENTION
     with torch.inference_mode():
         ref = b.model(tokens, repr_layers=[b.num_layers])["representations"][b.num_layers]
-        fast = last_layer(b.model, tokens)
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+        with sdpa_kernel(SDPBackend.EFFICIENT_ATTENTION):
+            fast = last_layer(b.model, tokens)
+        with sdpa_kernel(half_kernel), torch.autocast("cuda", dtype=torch.bfloat16):
             half = last_layer(b.model, tokens).float()
     assert (ref - fast)[real].abs().max().item() < 1e-4
     cos = torch.nn.functional.cosine_similarity(ref[real], half[real], dim=-1)

@@ -229,3 +229,11 @@ def test_a_checkpoint_missing_a_weight_is_named_and_refused(tmp_path: Path) -> N
     torch.save(data, path)
     with pytest.raises(ModelError, match="layers.0.fc1.weight"):
         load_esm(path)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a torch that cannot reach a GPU")
+def test_a_device_error_is_not_blamed_on_the_checkpoint(tmp_path: Path) -> None:
+    path = write_tiny_esm(tmp_path, seed=1)
+    with pytest.raises(Exception) as info:
+        load_esm(path, device="cuda:0")
+    assert not isinstance(info.value, ModelError), info.value

@@ -34,6 +34,7 @@ def monitor(monkeypatch: pytest.MonkeyPatch):
     from virnucpro.daemon.memory import MemoryMonitor
 
     monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml())
+    monkeypatch.setenv("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # as the daemon's command line sets it
     workers = [{"models": "tiny", "workers": [{"device": "cuda:0", "memory_bytes": 5 * GIB}]}]
 
     def read(visible: str) -> dict:
@@ -60,6 +61,12 @@ def test_an_id_nvml_cannot_place_falls_back_to_the_workers_figures(monitor, visi
     assert row["used_bytes"] == 5 * GIB
 
 
+def test_another_cuda_order_is_not_read_by_index(monitor, monkeypatch) -> None:
+    monkeypatch.setenv("CUDA_DEVICE_ORDER", "FASTEST_FIRST")  # cuda:0 may be NVML's 1 or 2
+    assert monitor("0")["source"] == "workers"
+    assert monitor("GPU-bbbb")["source"] == "nvml"  # a UUID names the card whatever the order
+
+
 @pytest.mark.parametrize("command", ["virnucpro", "daemon"])
 def test_the_command_lines_number_gpus_as_nvidia_smi_unless_told(monkeypatch, command: str) -> None:
     from virnucpro.cli import main as cli_main
@@ -67,7 +74,8 @@ def test_the_command_lines_number_gpus_as_nvidia_smi_unless_told(monkeypatch, co
 
     main = cli_main if command == "virnucpro" else daemon_main
     sub = "models" if command == "virnucpro" else "status"
-    monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
+    monkeypatch.setenv("CUDA_DEVICE_ORDER", "recorded")  # so that teardown restores the original
+    monkeypatch.delenv("CUDA_DEVICE_ORDER")
     CliRunner().invoke(main, [sub, "--help"])
     assert os.environ["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
     monkeypatch.setenv("CUDA_DEVICE_ORDER", "FASTEST_FIRST")

@@ -86,8 +86,15 @@ def load_esm(checkpoint: Path, device: str | torch.device = "cpu") -> EsmBundle:
             raise ModelError("ESM-2 checkpoint file is missing", path=needed)
     model_data = _torch_load(checkpoint)
     regression_data = _torch_load(regression)
+    # To the device as stored, widened to float32 there: for the published float16 3B file,
+    # half the bytes cross to a GPU. Outside the checkpoint's `try`: a device that is absent or
+    # full is not the file's fault, and memory errors must stay recognisable as such.
+    for data in (model_data, regression_data):
+        _move_tensors(data, torch.device(device))
     try:
-        model, alphabet = _build_without_init(model_data, regression_data, torch.device(device))
+        model, alphabet = _build_without_init(model_data, regression_data)
+    except torch.cuda.OutOfMemoryError:
+        raise
     except Exception as exc:  # KeyError/AttributeError on odd cfg, RuntimeError on keys
         raise ModelError(f"not a usable ESM-2 checkpoint: {exc}", path=checkpoint) from exc
     model = model.eval().to(device)  # already there, unless fair-esm's own loader built it
@@ -101,8 +108,16 @@ def load_esm(checkpoint: Path, device: str | torch.device = "cpu") -> EsmBundle:
     )
 
 
-def _build_without_init(model_data: dict, regression_data: dict,
-                        device: torch.device | None = None) -> tuple[Any, Any]:
+def _move_tensors(data: Any, device: torch.device) -> None:
+    """The tensors of a checkpoint's "model" mapping moved to `device`, dtype unchanged (odd
+    contents are left for the build to refuse)."""
+    weights = data.get("model") if isinstance(data, dict) else None
+    if isinstance(weights, dict):
+        data["model"] = {k: v.to(device) if isinstance(v, torch.Tensor) else v
+                         for k, v in weights.items()}
+
+
+def _build_without_init(model_data: dict, regression_data: dict) -> tuple[Any, Any]:
     """fair-esm's ESM-2 built on the meta device, then given the checkpoint's tensors.
 
     fair-esm's own `load_model_and_alphabet_core` first draws random initial weights for every
@@ -111,8 +126,7 @@ def _build_without_init(model_data: dict, regression_data: dict,
     storage, and the checkpoint is assigned: same modules, same keys (all required, as fair-esm
     requires them with regression weights), float32 parameters as fair-esm's copy makes them,
     the token embedding and the language-model head tied again as ESM2 builds them.
-    The tensors go to `device` as stored and are widened there: for the published float16 3B
-    file, half the bytes cross to a GPU and the GPU does the conversion (exact either way).
+    The model is built where the checkpoint's tensors are (`load_esm` moves them first).
     """
     import esm.pretrained
 
@@ -122,9 +136,7 @@ def _build_without_init(model_data: dict, regression_data: dict,
     model_data["model"].update(regression_data["model"])
     with torch.device("meta"):
         model, alphabet, state = build(model_data)
-    device = device or torch.device("cpu")
-    state = {k: v.to(device).float() if v.is_floating_point() else v.to(device)
-             for k, v in state.items()}
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     model.load_state_dict(state, strict=True, assign=True)
     # Tied again as ESM2 builds them. fair-esm's copy into the shared tensor loads lm_head last
     # (it is registered last), so its value is the one both modules keep there; the same here.
