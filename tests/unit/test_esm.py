@@ -237,3 +237,19 @@ def test_a_device_error_is_not_blamed_on_the_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(Exception) as info:
         load_esm(path, device="cuda:0")
     assert not isinstance(info.value, ModelError), info.value
+
+
+@pytest.mark.parametrize("zip_format", [True, False], ids=["zip-file", "legacy-file"])
+def test_a_mapped_checkpoint_reads_as_the_whole_file(tmp_path: Path, zip_format: bool) -> None:
+    # The GPU path maps the file; a file in torch's pre-1.6 format cannot be mapped and is read.
+    from virnucpro.models.esm_io import _torch_load
+
+    path = write_tiny_esm(tmp_path, seed=4, dtype=torch.float16)
+    if not zip_format:
+        torch.save(_torch_load(path), path, _use_new_zipfile_serialization=False)
+    read, mapped = _torch_load(path), _torch_load(path, mmap=True)
+    assert vars(read["cfg"]["model"]) == vars(mapped["cfg"]["model"])
+    assert read["model"].keys() == mapped["model"].keys()
+    for key, tensor in read["model"].items():
+        assert mapped["model"][key].dtype == torch.float16
+        assert torch.equal(tensor, mapped["model"][key]), key
