@@ -32,7 +32,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 
 echo "== GPU tests (t=${SECONDS}s)"
-python3 -m pytest -q -p no:cacheprovider -m gpu tests/gpu -rs || echo "GPU TESTS FAILED"
+python3 -m pytest -q -p no:cacheprovider --timeout=120 -m gpu tests/gpu -rs || echo "GPU TESTS FAILED"
 
 echo "== benchmark, full size (t=${SECONDS}s)"
 # Cut at BENCH_LIMIT seconds (default 420) so that the script, not the device's limit, ends it:
