@@ -14,6 +14,7 @@ from textual.widgets import Static
 
 from tests.tui.fakes import ENDPOINT, FakeDaemon, sample_results
 from virnucpro.tui.app import DashboardApp
+from virnucpro.tui.screens.submit import SubmitScreen
 
 FROZEN = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 SIZE = (120, 36)
@@ -39,6 +40,14 @@ async def until(pilot: Pilot, condition: Callable[[], object], timeout: float = 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or condition}")
         await pilot.pause(0.05)
+
+
+async def open_submit_dialog(pilot: Pilot, app: DashboardApp) -> SubmitScreen:
+    """`n` on the main screen; the submit dialog once it is up and laid out."""
+    await pilot.press("n")
+    await until(pilot, lambda: isinstance(app.screen, SubmitScreen), what="the submit dialog")
+    await pilot.pause()
+    return app.screen
 
 
 def text_of(widget: Static) -> str:

@@ -15,7 +15,7 @@ import pytest
 
 from tests.daemon_helpers import daemon_env
 from tests.integration.test_daemon import NONVIRAL, VIRAL, _free_port
-from tests.tui.driving import SIZE, run, text_of, until
+from tests.tui.driving import SIZE, open_submit_dialog, run, text_of, until
 from virnucpro.daemon.client import Client
 from virnucpro.tui.app import DashboardApp
 from virnucpro.tui.screens.connect import ConnectScreen
@@ -46,10 +46,7 @@ def test_submit_through_the_dialog_watch_it_complete_and_read_its_results(tmp_pa
             await until(pilot, lambda: app.query(DeviceCard), what="the device panel")
             assert "host memory" in app.query_one(DeviceCard).border_title
             assert "persistent models" in text_of(app.status_bar)
-            await pilot.press("n")
-            await until(pilot, lambda: isinstance(app.screen, SubmitScreen))
-            await pilot.pause()
-            dialog = app.screen
+            dialog = await open_submit_dialog(pilot, app)
             # The model set defaults to what the daemon has loaded: tiny.
             assert dialog.query_one("#submit-models").value == "tiny"
             await pilot.press(*VIRAL.name, "enter")
@@ -142,10 +139,7 @@ def test_a_remote_daemon_over_tcp_gets_the_input_uploaded_and_keeps_the_results(
     async def scenario():
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: app.state.connected, timeout=60, what="the daemon over tcp")
-            await pilot.press("n")
-            await until(pilot, lambda: isinstance(app.screen, SubmitScreen))
-            await pilot.pause()
-            dialog = app.screen
+            dialog = await open_submit_dialog(pilot, app)
             await pilot.press(*str(VIRAL), "enter")
             dialog.query_one("#submit-outdir").value = str(outdir)
             await pilot.click("#submit-send")

@@ -3,7 +3,7 @@ daemon lost and found again, none at start, a refused submission, GPUs with memo
 
 from __future__ import annotations
 
-from tests.tui.driving import FROZEN, SIZE, fake_app, run, text_of, until
+from tests.tui.driving import FROZEN, SIZE, fake_app, open_submit_dialog, run, text_of, until
 from tests.tui.fakes import make_job, memory_wave, sample_daemon, with_state
 from virnucpro.tui.screens.connect import ConnectScreen
 from virnucpro.tui.screens.job_detail import JobDetailScreen
@@ -76,10 +76,7 @@ def test_a_refusal_by_the_daemon_is_shown_in_the_dialog_which_keeps_its_fields(t
     async def scenario():
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: app.state.connected)
-            await pilot.press("n")
-            await until(pilot, lambda: isinstance(app.screen, SubmitScreen))
-            await pilot.pause()
-            dialog = app.screen
+            dialog = await open_submit_dialog(pilot, app)
             await pilot.press(*"s1.fa", "enter")
             assert dialog.inputs == [str(fasta)]
             await pilot.press("ctrl+s")
@@ -106,9 +103,7 @@ def test_form_problems_are_shown_before_anything_is_sent(tmp_path, monkeypatch):
     async def scenario():
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: app.state.connected)
-            await pilot.press("n")
-            await until(pilot, lambda: isinstance(app.screen, SubmitScreen))
-            await pilot.pause()
+            await open_submit_dialog(pilot, app)
             error = app.screen.query_one("#submit-error")
             await pilot.press("ctrl+s")
             assert "choose at least one FASTA file" in text_of(error)
@@ -200,9 +195,7 @@ def test_tab_completes_a_typed_path_at_once_then_moves_on(tmp_path, monkeypatch)
     async def scenario():
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: app.state.connected)
-            await pilot.press("n")
-            await until(pilot, lambda: isinstance(app.screen, SubmitScreen))
-            await pilot.pause()
+            await open_submit_dialog(pilot, app)
             path = app.screen.query_one("#submit-path")
             await pilot.press("s", "tab")  # no pause: the inline hint may not be there yet
             assert path.value == "sample_one.fa" and app.focused is path
