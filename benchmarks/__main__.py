@@ -341,7 +341,9 @@ def _at_least_one(text: str) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    parser.add_argument("--size", choices=["tiny", "mid", "full"], default="tiny")
+    parser.add_argument("--size", choices=["tiny", "mid", "full", "host"], default="tiny",
+                        help="host: the host side alone, with a stand-in for the models "
+                        "(benchmarks/host.py)")
     parser.add_argument("--quick", action="store_true", help="smaller inputs")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--memory-runs", type=_at_least_one, default=3,
@@ -356,12 +358,8 @@ def main() -> None:
 
     number_gpus_as_nvidia_smi()  # `cuda:0` here is the daemon's `cuda:0` too
     started = time.perf_counter()
-    dev = device()
-    models = model_set_for(args.size)
-    n = {"tiny": 200, "mid": 12, "full": 600}[args.size] // (4 if args.quick else 1)
-    result: dict = {"size": args.size, "device": dev, "quick": args.quick, "models": models,
-                    "machine": f"{platform.node()} {platform.processor() or platform.machine()} "
-                               f"{os.cpu_count()} cores", "python": platform.python_version()}
+    machine = (f"{platform.node()} {platform.processor() or platform.machine()} "
+               f"{os.cpu_count()} cores")
 
     def done(section: str, figures: str) -> None:
         # Each part as it ends, with the partial JSON: a run cut short keeps what it measured.
@@ -369,6 +367,20 @@ def main() -> None:
               flush=True)
         if args.json:
             args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+    if args.size == "host":
+        from benchmarks import host
+
+        result = {"size": "host", "quick": args.quick, "machine": machine,
+                  "python": platform.python_version()}
+        host.run(args.quick, result, done)
+        done("host", "finished")
+        return
+    dev = device()
+    models = model_set_for(args.size)
+    n = {"tiny": 200, "mid": 12, "full": 600}[args.size] // (4 if args.quick else 1)
+    result = {"size": args.size, "device": dev, "quick": args.quick, "models": models,
+              "machine": machine, "python": platform.python_version()}
 
     done("model set", f"{models} on {dev}")
     with tempfile.TemporaryDirectory(prefix="vnp-bench-") as tmp:

@@ -30,7 +30,7 @@ class LocalEngine:
 
     def __init__(self, models: str, device: str, chunk_size: int, *, persistent: bool,
                  threads: int | None = None, precision: str = "float32",
-                 overlap: bool | None = None) -> None:
+                 overlap: bool | None = None, scorer: str | None = None) -> None:
         from virnucpro.models.sets import resolve_model_set
 
         self.model_set = resolve_model_set(models, fetch_missing=False, progress=False)
@@ -40,6 +40,7 @@ class LocalEngine:
         self.persistent = persistent
         self.threads = threads
         self.precision = precision
+        self.scorer = scorer
         # On a GPU the device waits for nobody: scoring runs on a helper thread (torch releases
         # the GIL in its kernels and copies). On a CPU both would fight for the same cores.
         self.overlap = device.startswith("cuda") if overlap is None else overlap
@@ -49,7 +50,7 @@ class LocalEngine:
 
     def _get_scorer(self):
         if self._scorer is None:
-            from virnucpro.pool.worker import ModelScorer, WorkerSpec
+            from virnucpro.pool.worker import DEFAULT_SCORER, WorkerSpec, _load_class
 
             if self.threads:
                 import torch
@@ -57,8 +58,8 @@ class LocalEngine:
                 torch.set_num_threads(self.threads)
             spec = WorkerSpec(worker_id=0, device=self.device, models=str(self.model_set.root),
                               chunk_size=self.chunk_size, threads=self.threads or 0,
-                              precision=self.precision)
-            self._scorer = ModelScorer(spec, self.device)
+                              precision=self.precision, scorer=self.scorer or DEFAULT_SCORER)
+            self._scorer = _load_class(spec.scorer)(spec, self.device)
             self.model_loads += 1
         return self._scorer
 
@@ -66,7 +67,7 @@ class LocalEngine:
     def load_seconds(self) -> float | None:
         if self._scorer is None:
             return None
-        return next(iter(self._scorer._by_chunk.values())).load_seconds
+        return self._scorer.load_seconds
 
     def map(self, tasks: Iterable[ShardTask]) -> Iterator[tuple[ShardTask, ShardScores]]:
         if not self.overlap:
@@ -227,12 +228,10 @@ def make_engine(engine: str, models: str, devices: list[str], chunk_size: int, *
         if len(devices) != 1:
             raise VirNucProError(f"the local engine runs on one device, not {len(devices)}: "
                                  "use --engine pool")
-        if scorer:
-            raise VirNucProError("a custom scorer needs the pool engine")
         log.info("engine local on %s, %s models", devices[0],
                  "persistent" if persistent else "per-input")
         return LocalEngine(models, devices[0], chunk_size, persistent=persistent, threads=threads,
-                           precision=precision)
+                           precision=precision, scorer=scorer)
     if engine == "pool":
         log.info("engine pool on %s, %s models (%s)", ",".join(devices),
                  "persistent" if persistent else "per-input",

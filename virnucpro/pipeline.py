@@ -78,6 +78,7 @@ class InputJob:
     index: FastaIndex
     layout: OutputLayout
     timings: dict = field(default_factory=dict)
+    last_result_at: float | None = None  # perf_counter() when its last scored shard came in
 
 
 def input_name(source: str) -> str:
@@ -279,6 +280,7 @@ class ShardFeed:
     def done(self, task, scores) -> None:
         """Record one scored shard (on disk, synced, before it counts)."""
         self.store.write(task.key[1], [f.frame_id for f in task.frames], scores)
+        self.job.last_result_at = time.perf_counter()
         self.scored += 1
         self.progress(self.frames.records, self.frames.chunks)
 
@@ -465,6 +467,9 @@ def finish_input(job: InputJob, mode: str, config: PredictConfig, engine, model_
         | ({"embeddings": "embeddings/index.tsv"} if config.save_embeddings else {}),
     }
     writer.publish(info)
+    if job.last_result_at is not None:  # how long the tables took once the devices were done
+        info["timings"]["tables_after_last_shard_s"] = round(time.perf_counter() - job.last_result_at, 3)
+        write_json_atomic(job.layout.run_json, info)
     shutil.rmtree(job.layout.work, ignore_errors=True)
     if config.report:
         _add_report(job, info)

@@ -131,3 +131,11 @@ def test_the_daemon_with_engine_ray_runs_its_jobs_on_the_cluster(
     d.stop()
     assert d.proc.returncode == 0, (tmp_path / "daemon.err").read_text()[-2000:]
     _wait_until_actors_are_gone()
+
+
+def test_ray_writes_the_pinned_files_of_the_stand_in(tmp_path, ray_address):
+    from tests import standin_cases
+
+    run_predict(standin_cases.config("edge300", tmp_path / "o", engine="ray", workers=2,
+                                     device="auto"))
+    assert standin_cases.differences("edge300", tmp_path / "o") == []

@@ -71,6 +71,10 @@ class ModelScorer:
     def feature_dim(self) -> int:
         return next(iter(self._by_chunk.values())).feature_dim
 
+    @property
+    def load_seconds(self) -> float:
+        return next(iter(self._by_chunk.values())).load_seconds
+
     def models_for(self, chunk_size: int):
         """Both chunk sizes share DNABERT-S and ESM-2; only the small classifier differs."""
         if chunk_size not in self._by_chunk:

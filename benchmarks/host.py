@@ -1,0 +1,198 @@
+"""`python -m benchmarks --size host [--quick]`: the host side alone, with the models' forward
+passes replaced by the stand-in scorer (virnucpro.standin: the published DNABERT-S tokenizer
+still runs over every frame, then a hash gives the scores).
+
+Two inputs from benchmarks/synthetic_input.py: contigs (3 kb, >= 10 Mbp) and reads (150 bp,
+>= 100,000 records); `--quick` takes a tenth. For each it prints:
+- each stage alone on one core, on the same frames: validate (the first pass), read, plan,
+  shard build and dispatch (tasks pickled as they cross a pipe), tokenization, result merge
+  (results in order into the shard files) and writing (the tables);
+- end to end on the pool engine (one CPU worker) and the local engine, with the engine's
+  scorer loaded first (a worker's start is a per-run constant, not a rate); the frames/s of
+  the pool run against the tokenizer alone;
+- the supervisor process's own CPU seconds per 1,000 frames on the pool run, and the time from
+  the last shard's result to the tables being in place.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.synthetic_input import write_input
+
+REPO = Path(__file__).resolve().parents[1]
+PUBLISHED_TOKENIZER = REPO / "tests" / "data" / "dnabert-s-tokenizer.json"
+SCORER = "virnucpro.standin:HashScorer"
+CHUNK_SIZE = 500
+
+
+def host_model_set() -> str:
+    """The tiny set with the published DNABERT-S tokenizer: the stand-in reads only that."""
+    from virnucpro.models.sets import cache_root, resolve_model_set
+
+    folder = cache_root() / "bench-sets" / "host"
+    tokenizer = folder / "dnabert-s" / "tokenizer.json"
+    if not tokenizer.exists() or tokenizer.read_bytes() != PUBLISHED_TOKENIZER.read_bytes():
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(resolve_model_set("tiny").root, folder)
+        (folder / "manifest.json").unlink(missing_ok=True)  # its tokenizer hash is the tiny one's
+        shutil.copyfile(PUBLISHED_TOKENIZER, tokenizer)
+    return str(folder)
+
+
+def _cpu() -> float:
+    """CPU seconds of this process (all its threads), not of its children."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _timed(fn, *args):
+    t0 = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - t0
+
+
+def stages(fasta: Path, models: str, work: Path) -> dict:
+    """Each stage alone, one after the other in this process, on one thread."""
+    from tokenizers import Tokenizer
+
+    from virnucpro.fasta import read_fasta, scan_fasta
+    from virnucpro.models.dnabert_io import tokenize_dna
+    from virnucpro.pipeline import InputJob, PredictConfig, write_results
+    from virnucpro.plan import iter_plans
+    from virnucpro.pool.worker import ShardTask
+    from virnucpro.shards import DEFAULT_SHARD_FRAMES, ShardStore, iter_shards
+    from virnucpro.outputs import OutputLayout
+    from virnucpro.standin import frame_scores
+    from virnucpro.features import ShardScores
+    import numpy as np
+
+    index, t_validate = _timed(scan_fasta, fasta)
+    records, t_read = _timed(lambda: list(read_fasta(index)))
+    plans, t_plan = _timed(lambda: list(iter_plans(records, CHUNK_SIZE, 1)))
+    frames = [f for p in plans for f in p.frames()]
+
+    def dispatch():
+        tasks = [ShardTask(key=("bench", k), frames=part, batch_tokens=4096, keep_features=False,
+                           chunk_size=CHUNK_SIZE)
+                 for k, part in iter_shards(iter(frames), DEFAULT_SHARD_FRAMES)]
+        for t in tasks:
+            pickle.dumps(("task", t), protocol=pickle.HIGHEST_PROTOCOL)
+        return tasks
+
+    tasks, t_dispatch = _timed(dispatch)
+    tokenizer = Tokenizer.from_file(str(Path(models) / "dnabert-s" / "tokenizer.json"))
+    _, t_tokenize = _timed(tokenize_dna, tokenizer, [f.nucleotides for f in frames])
+    results = []
+    for t in tasks:  # the stand-in's numbers, made outside the timed stages
+        probs = np.stack([frame_scores(f.frame_id, f.protein)[0] for f in t.frames])
+        results.append(pickle.dumps(ShardScores(probs=probs, status=np.zeros(len(probs), np.uint8))))
+    layout = OutputLayout(work / "stages")
+    store = ShardStore(layout.shards)
+
+    def merge():
+        for t, blob in zip(tasks, results, strict=True):
+            store.write(t.key[1], [f.frame_id for f in t.frames], pickle.loads(blob))
+
+    _, t_merge = _timed(merge)
+    config = PredictConfig(inputs=(str(fasta),), outdir=layout.root, models=models)
+    job = InputJob(str(fasta), "bench", index, layout)
+    _, t_write = _timed(write_results, job, config)
+    n, bases = len(frames), index.total_bp
+    return {"records": index.n_records, "bases": bases, "frames": n, "stages": {
+        name: {"seconds": round(s, 3), "frames_per_s": n / s, "mbp_per_s": bases / s / 1e6}
+        for name, s in (("validate", t_validate), ("read", t_read), ("plan", t_plan),
+                        ("dispatch", t_dispatch), ("tokenize", t_tokenize), ("merge", t_merge),
+                        ("write", t_write))}}
+
+
+def end_to_end(fasta: Path, models: str, engine_name: str, work: Path) -> dict:
+    """One `predict` of `fasta` with the stand-in, its engine (and worker) started first."""
+    from virnucpro.engine import make_engine
+    from virnucpro.pipeline import PredictConfig, run_predict
+
+    t0 = time.perf_counter()
+    engine = make_engine(engine_name, models, ["cpu"], CHUNK_SIZE, persistent=True, scorer=SCORER,
+                         threads=1)
+    if engine_name == "pool":
+        engine.start()
+    else:
+        engine._get_scorer()
+    start_s = time.perf_counter() - t0
+    config = PredictConfig(inputs=(str(fasta),), outdir=work / f"e2e-{engine_name}", models=models,
+                           device="cpu", engine=engine_name, progress=False, force=True,
+                           report=False, persistent_models=True, scorer=SCORER, threads=1)
+    try:
+        cpu0, t0 = _cpu(), time.perf_counter()
+        [run] = run_predict(config, engine=engine)
+        wall, cpu = time.perf_counter() - t0, _cpu() - cpu0
+    finally:
+        engine.close()
+    frames = run["counts"]["frames"]
+    return {"engine": engine_name, "frames": frames, "wall_s": round(wall, 3),
+            "engine_start_s": round(start_s, 3), "frames_per_s": frames / wall,
+            "supervisor_cpu_s_per_1000_frames": cpu / frames * 1000,
+            "tables_after_last_shard_s": run["timings"].get("tables_after_last_shard_s"),
+            "timings": run["timings"]}
+
+
+def inputs(work: Path, quick: bool) -> dict[str, Path]:
+    scale = 10 if quick else 1
+    contigs, reads = work / "contigs.fasta", work / "reads.fasta"
+    write_input(contigs, 3400 // scale, 3000, seed=1)  # 10.2 Mbp
+    write_input(reads, 100_000 // scale, 150, seed=2)  # 100,000 reads
+    return {"contigs": contigs, "reads": reads}
+
+
+def run(quick: bool, result: dict, done) -> None:
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one thread, as in a worker
+    import torch
+
+    torch.set_num_threads(1)
+    models = host_model_set()
+    result["models"] = models
+    result["inputs"] = {}
+    with tempfile.TemporaryDirectory(prefix="vnp-host-") as tmp:
+        work = Path(tmp)
+        for name, fasta in inputs(work, quick).items():
+            part = stages(fasta, models, work / f"{name}-stages")
+            result["inputs"][name] = part
+            done(f"{name} stages", ", ".join(f"{k} {v['frames_per_s']:,.0f} frames/s"
+                                             for k, v in part["stages"].items()))
+            for engine in ("pool", "local"):
+                e2e = end_to_end(fasta, models, engine, work)
+                assert e2e["frames"] == part["frames"], (e2e["frames"], part["frames"])
+                part[engine] = e2e
+                done(f"{name} {engine}", f"{e2e['frames_per_s']:,.0f} frames/s, supervisor "
+                                         f"{e2e['supervisor_cpu_s_per_1000_frames']:.3f} CPU s "
+                                         "per 1,000 frames")
+            part["pool_vs_tokenizer"] = (part["pool"]["frames_per_s"]
+                                         / part["stages"]["tokenize"]["frames_per_s"])
+    print_table(result)
+
+
+def print_table(r: dict) -> None:
+    print(f"VirNucPro host-side benchmark on {r['machine']} (stand-in scorer, published tokenizer)")
+    for name, part in r["inputs"].items():
+        print(f"  {name}: {part['records']:,} records, {part['bases'] / 1e6:.1f} Mbp, "
+              f"{part['frames']:,} frames")
+        for stage, v in part["stages"].items():
+            print(f"    {stage:<10} {v['frames_per_s']:>10,.0f} frames/s  {v['mbp_per_s']:7.2f} Mbp/s"
+                  f"  ({v['seconds']} s)")
+        for engine in ("pool", "local"):
+            e = part[engine]
+            print(f"    {engine + ' e2e':<10} {e['frames_per_s']:>10,.0f} frames/s  ({e['wall_s']} s; "
+                  f"supervisor {e['supervisor_cpu_s_per_1000_frames']:.3f} CPU s / 1,000 frames; "
+                  f"tables {e['tables_after_last_shard_s']} s after the last shard)")
+        print(f"    pool / tokenizer alone: {part['pool_vs_tokenizer']:.0%}")
+
+
+if __name__ == "__main__":
+    sys.exit("run it as: python -m benchmarks --size host [--quick]")
