@@ -61,18 +61,18 @@ def _timed(fn, *args):
 
 def stages(fasta: Path, models: str, work: Path) -> dict:
     """Each stage alone, one after the other in this process, on one thread."""
+    import numpy as np
     from tokenizers import Tokenizer
 
     from virnucpro.fasta import read_fasta, scan_fasta
+    from virnucpro.features import ShardScores
     from virnucpro.models.dnabert_io import tokenize_dna
+    from virnucpro.outputs import OutputLayout
     from virnucpro.pipeline import InputJob, PredictConfig, write_results
     from virnucpro.plan import iter_plans
     from virnucpro.pool.worker import ShardTask
     from virnucpro.shards import DEFAULT_SHARD_FRAMES, ShardStore, iter_shards
-    from virnucpro.outputs import OutputLayout
     from virnucpro.standin import frame_scores
-    from virnucpro.features import ShardScores
-    import numpy as np
 
     index, t_validate = _timed(scan_fasta, fasta)
     records, t_read = _timed(lambda: list(read_fasta(index)))

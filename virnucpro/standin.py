@@ -39,9 +39,10 @@ class HashScorer:
     feature_dim = FEATURE_DIM
 
     def __init__(self, spec, device: str) -> None:
+        from tokenizers import Tokenizer
+
         from virnucpro.models.dnabert_io import TOKENIZER_FILE
         from virnucpro.models.sets import resolve_model_set
-        from tokenizers import Tokenizer
 
         started = time.perf_counter()
         self.device = device
