@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.synthetic_input import write_input
@@ -71,11 +72,24 @@ def end_to_end(fasta: Path, models: str, dev: str, work: Path) -> dict:
             "chunks_per_s": c["chunks"] / t["score_s"], "mbp_per_h": c["bases"] / wall * 3600 / 1e6}
 
 
-def frames_of(fasta: Path, chunk_size: int = 500) -> list:
-    from virnucpro.fasta import read_fasta, scan_fasta
-    from virnucpro.plan import iter_plans
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """What the models read of one kept frame."""
 
-    return [f for p in iter_plans(read_fasta(scan_fasta(fasta)), chunk_size, 1) for f in p.frames()]
+    nucleotides: str
+    protein: str
+
+
+def frames_of(fasta: Path, chunk_size: int = 500) -> list[Frame]:
+    from virnucpro.fasta import read_fasta, scan_fasta
+    from virnucpro.plan import iter_blocks
+
+    return [Frame(n, p) for b in iter_blocks(read_fasta(scan_fasta(fasta)), chunk_size)
+            for n, p in zip(b.nucleotides, b.proteins, strict=True)]
+
+
+def columns(frames: list[Frame]) -> tuple[list[str], list[str]]:
+    return [f.nucleotides for f in frames], [f.protein for f in frames]
 
 
 def load_as_predict(models_root: str, dev: str):
@@ -94,7 +108,7 @@ def ours_on_frames(frames: list, models_root: str, dev: str) -> dict:
 
     t0 = time.perf_counter()
     models = load_as_predict(models_root, dev)
-    score_frames(frames, models, default_batch_tokens([dev]))
+    score_frames(*columns(frames), models, default_batch_tokens([dev]))
     wall = time.perf_counter() - t0
     return {"wall_s": round(wall, 2), "load_s": round(models.load_seconds, 2),
             "frames_per_s": len(frames) / wall, "scoring_s_per_frame": (wall - models.load_seconds) / len(frames)}
@@ -276,7 +290,7 @@ def small_job_compute(fasta: Path, models_root: str, dev: str) -> float:
     best = float("inf")
     for _ in range(4):  # the first is a warm-up
         t0 = time.perf_counter()
-        score_frames(frames, models, default_batch_tokens([dev]))
+        score_frames(*columns(frames), models, default_batch_tokens([dev]))
         best = min(best, time.perf_counter() - t0)
     return best
 

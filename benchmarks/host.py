@@ -6,7 +6,8 @@ Two inputs from benchmarks/synthetic_input.py: contigs (3 kb, >= 10 Mbp) and rea
 >= 100,000 records); `--quick` takes a tenth. For each it prints:
 - each stage alone on one core, on the same frames: validate (the first pass), read, plan,
   shard build and dispatch (tasks pickled as they cross a pipe), tokenization, result merge
-  (results in order into the shard files) and writing (the tables);
+  (results back from a pipe into their shard files) and writing (the tables); then `feed`,
+  the whole supervisor side (plan, cut, shard files, tables) with each result given at once;
 - end to end on the pool engine (one CPU worker) and the local engine, with the engine's
   scorer loaded first (a worker's start is a per-run constant, not a rate); the frames/s of
   the pool run against the tokenizer alone;
@@ -60,57 +61,80 @@ def _timed(fn, *args):
 
 
 def stages(fasta: Path, models: str, work: Path) -> dict:
-    """Each stage alone, one after the other in this process, on one thread."""
+    """Each stage alone, one after the other in this process, on one thread, through the
+    product's own pieces; then the whole supervisor side (the feed) with scoring free."""
     import numpy as np
     from tokenizers import Tokenizer
 
     from virnucpro.fasta import read_fasta, scan_fasta
     from virnucpro.features import ShardScores
+    from virnucpro.feed import ShardCutter, ShardFeed
     from virnucpro.models.dnabert_io import tokenize_dna
-    from virnucpro.outputs import OutputLayout
-    from virnucpro.pipeline import InputJob, PredictConfig, write_results
-    from virnucpro.plan import iter_plans
+    from virnucpro.outputs import OutputLayout, TableWriter
+    from virnucpro.pipeline import InputJob, PredictConfig
+    from virnucpro.plan import iter_blocks
     from virnucpro.pool.worker import ShardTask
-    from virnucpro.shards import DEFAULT_SHARD_FRAMES, ShardStore, iter_shards
+    from virnucpro.shards import DEFAULT_SHARD_FRAMES, ShardStore
     from virnucpro.standin import frame_scores
 
+    config = PredictConfig(inputs=(str(fasta),), outdir=work, models=models)
     index, t_validate = _timed(scan_fasta, fasta)
     records, t_read = _timed(lambda: list(read_fasta(index)))
-    plans, t_plan = _timed(lambda: list(iter_plans(records, CHUNK_SIZE, 1)))
-    frames = [f for p in plans for f in p.frames()]
+    blocks, t_plan = _timed(lambda: list(iter_blocks(records, CHUNK_SIZE, 1)))
+    nucleotides = [n for b in blocks for n in b.nucleotides]
+    scores_of = {fid: frame_scores(fid, p)[0] for b in blocks
+                 for fid, p in zip(b.frame_ids, b.proteins, strict=True)}
 
     def dispatch():
-        tasks = [ShardTask(key=("bench", k), frames=part, batch_tokens=4096, keep_features=False,
-                           chunk_size=CHUNK_SIZE)
-                 for k, part in iter_shards(iter(frames), DEFAULT_SHARD_FRAMES)]
-        for t in tasks:
-            pickle.dumps(("task", t), protocol=pickle.HIGHEST_PROTOCOL)
-        return tasks
+        cutter, out = ShardCutter(DEFAULT_SHARD_FRAMES), []
+        for shard in [s for b in blocks for s in cutter.take(b)] + [cutter.rest()]:
+            task = ShardTask(key=("bench", shard.number), frame_ids=shard.frame_ids,
+                             nucleotides=shard.nucleotides, proteins=shard.proteins,
+                             batch_tokens=4096, keep_features=False, chunk_size=CHUNK_SIZE)
+            out.append((task, pickle.dumps(("task", task), protocol=pickle.HIGHEST_PROTOCOL)))
+        return [t for t, _ in out]
 
     tasks, t_dispatch = _timed(dispatch)
     tokenizer = Tokenizer.from_file(str(Path(models) / "dnabert-s" / "tokenizer.json"))
-    _, t_tokenize = _timed(tokenize_dna, tokenizer, [f.nucleotides for f in frames])
-    results = []
-    for t in tasks:  # the stand-in's numbers, made outside the timed stages
-        probs = np.stack([frame_scores(f.frame_id, f.protein)[0] for f in t.frames])
-        results.append(pickle.dumps(ShardScores(probs=probs, status=np.zeros(len(probs), np.uint8))))
-    layout = OutputLayout(work / "stages")
-    store = ShardStore(layout.shards)
+    _, t_tokenize = _timed(tokenize_dna, tokenizer, nucleotides)
+    results = [pickle.dumps(ShardScores(probs=np.stack([scores_of[f] for f in t.frame_ids]),
+                                        status=np.zeros(t.n_frames, np.uint8))) for t in tasks]
+    store = ShardStore(work / "merge")
 
-    def merge():
+    def merge():  # results back from a pipe, into their shard files
         for t, blob in zip(tasks, results, strict=True):
-            store.write(t.key[1], [f.frame_id for f in t.frames], pickle.loads(blob))
+            store.write(t.key[1], t.frame_ids, pickle.loads(blob))
 
     _, t_merge = _timed(merge)
-    config = PredictConfig(inputs=(str(fasta),), outdir=layout.root, models=models)
-    job = InputJob(str(fasta), "bench", index, layout)
-    _, t_write = _timed(write_results, job, config)
-    n, bases = len(frames), index.total_bp
+    probs = {fid: scores_of[fid] for fid in scores_of}
+
+    def write():
+        writer = TableWriter(OutputLayout(work / "write"), threshold=0.5, save_embeddings=False,
+                             shard_frames=DEFAULT_SHARD_FRAMES, settings={}, resume=False)
+        for b in blocks:
+            p = (np.stack([probs[f] for f in b.frame_ids]) if b.n_frames
+                 else np.zeros((0, 2), np.float32))
+            writer.write(b, 0, len(b.records), p, np.zeros(b.n_frames, np.uint8))
+        writer.close()
+
+    _, t_write = _timed(write)
+
+    def supervisor():  # the feed end to end, each shard's result given back at once
+        layout = OutputLayout(work / "feed")
+        layout.work.mkdir(parents=True)
+        feed = ShardFeed(InputJob(str(fasta), "bench", index, layout), config, 4096)
+        for task in feed:
+            feed.done(task, ShardScores(probs=np.stack([probs[f] for f in task.frame_ids]),
+                                        status=np.zeros(task.n_frames, np.uint8)))
+        feed.writer.close()
+
+    _, t_feed = _timed(supervisor)
+    n, bases = len(nucleotides), index.total_bp
     return {"records": index.n_records, "bases": bases, "frames": n, "stages": {
         name: {"seconds": round(s, 3), "frames_per_s": n / s, "mbp_per_s": bases / s / 1e6}
         for name, s in (("validate", t_validate), ("read", t_read), ("plan", t_plan),
                         ("dispatch", t_dispatch), ("tokenize", t_tokenize), ("merge", t_merge),
-                        ("write", t_write))}}
+                        ("write", t_write), ("feed", t_feed))}}
 
 
 def end_to_end(fasta: Path, models: str, engine_name: str, work: Path) -> dict:

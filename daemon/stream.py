@@ -67,7 +67,8 @@ class JobStream:
             job = self.s.claim_next(same_models=str(self.engine.model_set.root))
 
     def _tasks(self, ctx: _Job):
-        from virnucpro.pipeline import ShardFeed, default_batch_tokens
+        from virnucpro.feed import ShardFeed
+        from virnucpro.pipeline import default_batch_tokens
 
         budget = ctx.config.batch_tokens or default_batch_tokens(self.engine.devices)
         done_before = 0
@@ -121,7 +122,7 @@ class JobStream:
 
         try:
             info = finish_input(ctx.items[n], ctx.modes[n], ctx.config, self.engine,
-                                self.engine.model_set, ctx.models_key, ctx.started, feed.scored)
+                                self.engine.model_set, ctx.models_key, ctx.started, feed)
         except Exception as exc:  # noqa: BLE001 - this job fails; the stream goes on
             log.exception("job %d: writing results failed", ctx.record.id)
             self._end(ctx, JobState.FAILED, f"writing results failed: {type(exc).__name__}: {exc}")
@@ -204,6 +205,9 @@ class JobStream:
         if ctx.ended:
             return
         ctx.ended = True
+        for feed in ctx.feeds:
+            if not feed.complete:
+                feed.abandon()  # its staged tables stay for the next attempt
         if ctx.spool is not None:
             ctx.spool.cleanup()
         # Under the claim lock: a cancel served at this moment then reads the final state

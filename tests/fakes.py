@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from virnucpro.pool.worker import ModelScorer, ShardTask
+from virnucpro.standin import HashScorer
 
 
 def _die() -> None:
@@ -36,7 +37,7 @@ class PoisonScorer(ModelScorer):
 
     def score(self, task: ShardTask):
         poison = os.environ["FAKE_POISON_ID"] + "_chunk_"
-        if any(f.frame_id.startswith(poison) for f in task.frames):
+        if any(fid.startswith(poison) for fid in task.frame_ids):
             _die()
         return super().score(task)
 
@@ -88,3 +89,18 @@ class BrokenScorer(ModelScorer):
 
     def __init__(self, spec, device):
         raise RuntimeError("simulated: the checkpoint is truncated")
+
+
+class StallingScorer(HashScorer):
+    """The stand-in scorer, which stops at shard $FAKE_STALL_SHARD (leaving the marker file
+    $FAKE_STATE_DIR/stalled) until its process is killed or its parent dies."""
+
+    def score(self, task: ShardTask):
+        if task.key[1] == int(os.environ["FAKE_STALL_SHARD"]):
+            parent = os.getppid()
+            (Path(os.environ["FAKE_STATE_DIR"]) / "stalled").write_text(str(os.getpid()))
+            deadline = time.monotonic() + 120
+            while os.getppid() == parent and time.monotonic() < deadline:
+                time.sleep(0.05)
+            os._exit(1)
+        return super().score(task)

@@ -21,3 +21,8 @@ def read_table(path: Path) -> list[dict[str, str]]:
     lines = path.read_text().splitlines()
     header = lines[0].split("\t")
     return [dict(zip(header, line.split("\t"), strict=True)) for line in lines[1:]]
+
+
+def columns(frames) -> tuple[list[str], list[str]]:
+    """The nucleotides and proteins of frames (translation.Frame), as the scorer takes them."""
+    return [f.nucleotides for f in frames], [f.protein for f in frames]

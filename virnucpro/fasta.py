@@ -47,7 +47,7 @@ class SeqRecord:
     index: int
     id: str
     header: str
-    seq: str  # letters as given (case kept), whitespace removed
+    seq: bytes  # letters as given (case kept), whitespace removed
     original_id: str
 
     @property
@@ -261,10 +261,13 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_fasta(index: FastaIndex) -> Iterator[SeqRecord]:
-    """Stream the records of a scanned input, with the ids (and renames) of its index."""
+def read_fasta(index: FastaIndex, start: int = 0) -> Iterator[SeqRecord]:
+    """Stream the records of a scanned input, with the ids (and renames) of its index, from
+    record number `start` (0-based; those before it are read past, not decoded)."""
     for i, (_line, raw_header, seq) in enumerate(_iter_raw_records(index.path)):
+        if i < start:
+            continue
         header = _decode_header(raw_header)
         original = header.split()[0]
-        yield SeqRecord(index=i, id=index.renames.get(i, original), header=header,
-                        seq=seq.decode("ascii"), original_id=original)
+        yield SeqRecord(index=i, id=index.renames.get(i, original), header=header, seq=seq,
+                        original_id=original)

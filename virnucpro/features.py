@@ -17,7 +17,6 @@ import numpy as np
 
 from virnucpro.batching import batch_by_token_budget
 from virnucpro.models.loaded import LoadedModels
-from virnucpro.translation import Frame
 
 log = logging.getLogger(__name__)
 
@@ -129,19 +128,20 @@ def _run_batches(lengths: Sequence[int], budget: int, run: Callable[[list[int]],
     return failed
 
 
-def embed_frames(frames: Sequence[Frame], models: LoadedModels, batch_tokens: int,
-                 embedder: Embedder | None = None) -> tuple[np.ndarray, set[int]]:
-    """Features [n, dna_dim + protein_dim] in float32 in the order of `frames`, and the
-    indices of frames that could not be embedded (their rows are NaN)."""
+def embed_frames(nucleotides: Sequence[str], proteins: Sequence[str], models: LoadedModels,
+                 batch_tokens: int, embedder: Embedder | None = None) -> tuple[np.ndarray, set[int]]:
+    """Features [n, dna_dim + protein_dim] in float32 of the frames given by their
+    nucleotides and proteins, in their order, and the indices of frames that could not be
+    embedded (their rows are NaN)."""
     from virnucpro.models.dnabert_io import tokenize_dna
 
     embedder = embedder or Embedder(models)
-    n = len(frames)
+    n = len(nucleotides)
     out = np.zeros((n, models.feature_dim), dtype=np.float32)
     if n == 0:
         return out, set()
     dna_dim = models.dna_dim
-    token_ids = tokenize_dna(models.dnabert.tokenizer, [f.nucleotides for f in frames])
+    token_ids = tokenize_dna(models.dnabert.tokenizer, list(nucleotides))
     # On a GPU, results stay there until all batches are queued: copying each one back at once
     # would make the host wait for the device before it cuts the next batch. On the CPU they
     # are copied at once: kept alive between the freed batch tensors, they fragmented the heap
@@ -157,8 +157,6 @@ def embed_frames(frames: Sequence[Frame], models: LoadedModels, batch_tokens: in
 
     def run_dna(batch: list[int]) -> None:
         keep(batch, dna_cols, embedder.dna([token_ids[i] for i in batch]))
-
-    proteins = [f.protein for f in frames]
 
     def run_protein(batch: list[int]) -> None:
         keep(batch, protein_cols, embedder.protein([proteins[i] for i in batch]))
@@ -186,12 +184,14 @@ def classify_features(features: np.ndarray, models: LoadedModels) -> np.ndarray:
     return predict_proba(models.classifier, tensor).float().cpu().numpy()
 
 
-def score_frames(frames: Sequence[Frame], models: LoadedModels, batch_tokens: int,
-                 keep_features: bool = False, embedder: Embedder | None = None) -> ShardScores:
-    features, failed = embed_frames(frames, models, batch_tokens, embedder)
-    status = np.zeros(len(frames), dtype=np.uint8)
-    probs = np.full((len(frames), 2), np.nan, dtype=np.float32)
-    ok = np.ones(len(frames), dtype=bool)
+def score_frames(nucleotides: Sequence[str], proteins: Sequence[str], models: LoadedModels,
+                 batch_tokens: int, keep_features: bool = False,
+                 embedder: Embedder | None = None) -> ShardScores:
+    n = len(nucleotides)
+    features, failed = embed_frames(nucleotides, proteins, models, batch_tokens, embedder)
+    status = np.zeros(n, dtype=np.uint8)
+    probs = np.full((n, 2), np.nan, dtype=np.float32)
+    ok = np.ones(n, dtype=bool)
     if failed:
         ok[sorted(failed)] = False
         status[~ok] = FAILED_OOM

@@ -1,9 +1,12 @@
 """The output folder of one input, and every file written into it.
 
-`OutputLayout` owns the paths (one object, so no stage invents a file name). `ResultWriter`
-takes each record's plan and frame probabilities in input order and writes all tables in one
-streaming pass into a staging folder; `publish` then moves the finished files into place, so
-an interrupted run never leaves a half-written table where a user would read it.
+`OutputLayout` owns the paths (one object, so no stage invents a file name). `TableWriter`
+writes the tables while the input is scored: the caller hands it the record pieces whose
+frames are all scored, in input order, and it formats their rows in bulk (whole columns at
+once) into a staging folder. At each record boundary it can `checkpoint`: the staged files
+are synced and their lengths recorded, so a resumed run cuts them back to that boundary and
+goes on. `close` sorts the highest-score file, `publish` moves everything into place, so a
+table in the output folder is always whole.
 """
 
 from __future__ import annotations
@@ -12,24 +15,17 @@ import heapq
 import json
 import os
 import shutil
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO
 
 import numpy as np
 
 from virnucpro.errors import OutputError
-from virnucpro.plan import RecordPlan
-from virnucpro.rollup import (
-    UNSCORED,
-    VIRUS,
-    ChunkCall,
-    SequenceCall,
-    call_chunk,
-    call_sequence,
-    frame_call,
-)
+from virnucpro.features import OK, STATUS_REASONS
+from virnucpro.plan import FRAME_LETTERS, PlanBlock, RecordInfo
+from virnucpro.rollup import UNSCORED, VIRUS, call_chunks, call_sequence, frame_calls
 
 FRAMES_COLUMNS = ["frame_id", "sequence_id", "chunk_index", "strand", "frame", "start", "end",
                   "protein_length", "p_others", "p_virus", "call", "status"]
@@ -38,10 +34,18 @@ CHUNKS_COLUMNS = ["chunk_id", "sequence_id", "chunk_index", "start", "end", "kep
 SEQUENCES_COLUMNS = ["sequence_id", "length", "chunks", "scored_chunks", "viral_chunks",
                      "viral_share", "max_p_virus", "mean_p_virus", "call", "flags", "reason"]
 FASTA_LINE = 80
+STAGING_FORMAT = 1  # of the staged tables and their checkpoint; a mismatch starts them over
+_STRAND_FRAME = np.array([f"{'+' if c[0] == 'F' else '-'}\t{c[1]}" for c in FRAME_LETTERS],
+                         dtype=object)
+
+
+def format_scores(values: np.ndarray) -> list[str]:
+    """The reference's score text, for a whole column: the shortest form that reads back to
+    the same float32, i.e. `str(numpy.float32(x))` (numpy's own formatting, per element)."""
+    return list(map(str, np.asarray(values, dtype=np.float32)))
 
 
 def fmt_score(x: float | None) -> str:
-    """The reference's score text: the shortest form that reads back to the same float32."""
     return "" if x is None else str(np.float32(x))
 
 
@@ -72,12 +76,18 @@ class OutputLayout:
         return self.work / "staging"
 
     @property
+    def checkpoint(self) -> Path:
+        return self.staging / "checkpoint.json"
+
+    @property
     def run_json(self) -> Path:
         return self.root / "run.json"
 
     FILES = ("frames.tsv", "chunks.tsv", "sequences.tsv", "prediction_results.txt",
              "prediction_results_highestscore.csv", "viral.fasta")
     EMBEDDINGS = "embeddings"
+    EMBEDDING_INDEX = "embeddings/index.tsv"
+    HIGHEST_UNSORTED = "highest-unsorted.txt"  # staged; sorted into the .csv at the end
     REPORT = "report.html"  # written after run.json by virnucpro.report
 
     def owned(self) -> list[Path]:
@@ -86,175 +96,313 @@ class OutputLayout:
                                         ".virnucpro")]
 
 
-class ResultWriter:
-    """Writes the tables of one input into `layout.staging`, one record at a time."""
+_HEADERS = {
+    "frames.tsv": FRAMES_COLUMNS, "chunks.tsv": CHUNKS_COLUMNS,
+    "sequences.tsv": SEQUENCES_COLUMNS,
+    "prediction_results.txt": ["Sequence_ID", "Prediction", "score1", "score2"],
+    OutputLayout.EMBEDDING_INDEX: ["frame_id", "file", "row"],
+}
 
-    def __init__(self, layout: OutputLayout, threshold: float, save_embeddings: bool,
-                 shard_frames: int) -> None:
+
+@dataclass
+class _OpenRecord:
+    """A record written in several pieces (a long one): what its sequence row needs."""
+
+    maxima: list[np.ndarray] = field(default_factory=list)
+    viral: int = 0
+    failed: int = 0
+
+
+def _new_counts() -> dict[str, int]:
+    return {"sequences": 0, "sequences_virus": 0, "sequences_others": 0,
+            "sequences_unscored": 0, "bases": 0, "chunks": 0, "chunks_scored": 0,
+            "chunks_virus": 0, "frames": 0, "frames_failed": 0, "short_sequences": 0}
+
+
+class TableWriter:
+    """Writes the tables of one input into `layout.staging`, piece by piece, in input order.
+
+    `settings` are the parameters the rows depend on; a checkpoint left with other settings
+    (or another staging format) is not resumed: the tables start over from the shard files.
+    """
+
+    def __init__(self, layout: OutputLayout, *, threshold: float, save_embeddings: bool,
+                 shard_frames: int, settings: dict, resume: bool) -> None:
         self.layout = layout
-        self.shard_frames = shard_frames
-        self._frame_counter = 0
         self.threshold = threshold
-        stage = layout.staging
+        self.shard_frames = shard_frames
+        self.save_embeddings = save_embeddings
+        self.settings = {**settings, "format": STAGING_FORMAT, "threshold": threshold,
+                         "save_embeddings": save_embeddings, "shard_frames": shard_frames}
+        self._names = ["frames.tsv", "chunks.tsv", "sequences.tsv", "prediction_results.txt",
+                       "viral.fasta", layout.HIGHEST_UNSORTED]
+        if save_embeddings:
+            self._names.append(layout.EMBEDDING_INDEX)
+        self._open: _OpenRecord | None = None
+        self.counts = _new_counts()
+        self.position: dict | None = None  # where the staged tables end, when resumed
+        self.restart_reason = ""  # why staged tables were not resumed, if there were some
+        if resume:
+            self.position, self.restart_reason = self._resume()
+        if self.position is None:
+            self._start_over()
+        self._files: dict[str, BinaryIO] = {n: open(layout.staging / n, "ab") for n in self._names}
+
+    # -- staging, checkpoints ---------------------------------------------------------------
+
+    def _start_over(self) -> None:
+        stage = self.layout.staging
         if stage.exists():
             shutil.rmtree(stage)
         stage.mkdir(parents=True)
-        self._files: dict[str, TextIO] = {
-            name: open(stage / name, "w", encoding="utf-8", newline="\n") for name in layout.FILES
-        }
-        self._write("frames.tsv", FRAMES_COLUMNS)
-        self._write("chunks.tsv", CHUNKS_COLUMNS)
-        self._write("sequences.tsv", SEQUENCES_COLUMNS)
-        self._write("prediction_results.txt", ["Sequence_ID", "Prediction", "score1", "score2"])
-        self._highest = ExternalSorter(stage / "sort-runs")
-        self.counts = {"sequences": 0, "sequences_virus": 0, "sequences_others": 0,
-                       "sequences_unscored": 0, "bases": 0, "chunks": 0, "chunks_scored": 0,
-                       "chunks_virus": 0, "frames": 0, "frames_failed": 0,
-                       "short_sequences": 0}
-        self._embeddings = stage / layout.EMBEDDINGS if save_embeddings else None
-        self._embedding_index: TextIO | None = None
-        if self._embeddings is not None:
-            self._embeddings.mkdir()
-            self._embedding_index = open(self._embeddings / "index.tsv", "w", encoding="utf-8")
-            self._embedding_index.write("frame_id\tfile\trow\n")
+        if self.save_embeddings:
+            (stage / self.layout.EMBEDDINGS).mkdir()
+        for name in self._names:
+            header = _HEADERS.get(name)
+            (stage / name).write_bytes(("\t".join(header) + "\n").encode() if header else b"")
+        self.counts = _new_counts()
 
-    def _write(self, name: str, fields: list[str]) -> None:
-        self._files[name].write("\t".join(fields) + "\n")
+    def _resume(self) -> tuple[dict | None, str]:
+        """Cut the staged files back to the last checkpoint: its position, or None and why
+        the staged files cannot be trusted (empty when there were none)."""
+        try:
+            state = json.loads(self.layout.checkpoint.read_text())
+        except FileNotFoundError:
+            return None, ""
+        except (OSError, ValueError) as exc:
+            return None, f"unreadable checkpoint ({exc})"
+        if state.get("settings") != self.settings:
+            return None, "written with other settings (threshold, embeddings or format)"
+        sizes = state.get("sizes", {})
+        stage = self.layout.staging
+        for name in self._names:
+            path = stage / name
+            if name not in sizes or not path.is_file() or path.stat().st_size < sizes[name]:
+                return None, f"{name} is shorter than its checkpoint says"
+        for name in self._names:
+            os.truncate(stage / name, sizes[name])
+        self.counts = {**_new_counts(), **state["counts"]}
+        return state["position"], ""
+
+    def checkpoint(self, position: dict) -> None:
+        """Record that the staged files hold whole records up to `position` (the feed's
+        restart point). Only between records; the files are synced first."""
+        assert self._open is None, "a checkpoint falls between records"
+        sizes = {}
+        for name, fh in self._files.items():
+            fh.flush()
+            os.fsync(fh.fileno())
+            sizes[name] = fh.tell()
+        write_json_atomic(self.layout.checkpoint, {"settings": self.settings, "sizes": sizes,
+                                                   "counts": self.counts, "position": position})
+
+    # -- rows ----------------------------------------------------------------------------------
+
+    def _put(self, name: str, rows: Iterable[str]) -> None:
+        text = "".join(rows)
+        if text:
+            self._files[name].write(text.encode("utf-8"))
 
     def add_embeddings(self, shard: int, features: np.ndarray | None) -> None:
         """Keep one shard's features as `embeddings/features-NNNNNN.safetensors`."""
         from safetensors.numpy import save_file
 
         if features is None:
-            raise OutputError("--save-embeddings: a finished shard holds no features", path=self.layout.shards)
-        assert self._embeddings is not None
+            raise OutputError("--save-embeddings: a finished shard holds no features",
+                              path=self.layout.shards)
         name = f"features-{shard:06d}.safetensors"
         save_file({"features": np.ascontiguousarray(features, dtype=np.float32)},
-                  str(self._embeddings / name), metadata={"frames": str(len(features))})
+                  str(self.layout.staging / self.layout.EMBEDDINGS / name),
+                  metadata={"frames": str(len(features))})
 
-    def add_record(self, plan: RecordPlan, probs: np.ndarray, ok: list[bool],
-                   reasons: list[str]) -> SequenceCall:
-        """Write one record's frames, chunks and sequence rows; `probs` is [frames, 2]."""
-        rid = plan.record.id
-        row = 0
-        chunk_calls: list[ChunkCall] = []
-        for chunk in plan.chunks:
-            n = len(chunk.frames)
-            cprobs, cok = probs[row:row + n], ok[row:row + n]
-            for j, frame in enumerate(chunk.frames):
-                p_others, p_virus = (float(cprobs[j, 0]), float(cprobs[j, 1])) if cok[j] else (None, None)
-                call = frame_call(p_others, p_virus) if cok[j] else UNSCORED
-                status = "ok" if cok[j] else f"failed: {reasons[row + j]}"
-                self._write("frames.tsv", [
-                    frame.frame_id, rid, str(chunk.index + 1), frame.strand, str(frame.frame),
-                    str(frame.start + 1), str(frame.end), str(len(frame.protein)),
-                    fmt_score(p_others), fmt_score(p_virus), call, status])
-                if self._embedding_index is not None:
-                    shard, shard_row = divmod(self._frame_counter, self.shard_frames)
-                    self._embedding_index.write(
-                        f"{frame.frame_id}\tfeatures-{shard:06d}.safetensors\t{shard_row}\n")
-                self._frame_counter += 1
-                if cok[j]:
-                    self._write("prediction_results.txt",
-                                [frame.frame_id, call, fmt_score(p_others), fmt_score(p_virus)])
-                else:
-                    self.counts["frames_failed"] += 1
-            cc = call_chunk(chunk.chunk_id, cprobs, cok)
-            chunk_calls.append(cc)
-            self._write("chunks.tsv", [
-                chunk.chunk_id, rid, str(chunk.index + 1), str(chunk.start + 1), str(chunk.end),
-                str(cc.kept_frames), fmt_score(cc.max_p_virus), fmt_score(cc.max_p_others),
-                cc.call, cc.reason])
-            if cc.call != UNSCORED:
-                self._highest.add(f"{chunk.chunk_id}\t{cc.call == VIRUS}\n")
-            row += n
-        seq = call_sequence(rid, plan.length, chunk_calls, self.threshold, plan.unscored_reason)
-        self._write("sequences.tsv", [
-            rid, str(seq.length), str(seq.chunks), str(seq.scored_chunks), str(seq.viral_chunks),
-            fmt_share(seq.viral_share), fmt_score(seq.max_p_virus), fmt_score(seq.mean_p_virus),
-            seq.call, ",".join(plan.flags), seq.reason])
-        if seq.call == VIRUS:
-            self._write_fasta(plan)
+    @property
+    def between_records(self) -> bool:
+        return self._open is None
+
+    def write(self, block: PlanBlock, p0: int, p1: int, probs: np.ndarray, status: np.ndarray) -> None:
+        """Write the rows of pieces p0..p1-1 of `block`, whose frames are all scored: `probs`
+        [frames, 2] and `status` are those of exactly these pieces' frames."""
+        fa, fb = int(block.piece_frames[p0]), int(block.piece_frames[p1])
+        ca, cb = int(block.piece_chunks[p0]), int(block.piece_chunks[p1])
+        n = fb - fa
+        assert len(probs) == n == len(status)
+        ok = (status == OK) & np.isfinite(probs).all(axis=1)
+        ids = np.array([r.id for r in block.records[p0:p1]], dtype=object)
+        frame_piece = np.repeat(np.arange(p1 - p0), np.diff(block.piece_frames[p0:p1 + 1]))
+        chunk_piece = np.repeat(np.arange(p1 - p0), np.diff(block.piece_chunks[p0:p1 + 1]))
+        c_offsets = block.chunk_frames[ca:cb + 1] - fa
+        if n:
+            self._write_frames(block, fa, fb, ca, cb, probs, status, ok, ids[frame_piece], c_offsets)
+        chunks = call_chunks(c_offsets, probs, ok)
+        self._write_chunks(block, ca, cb, chunks, ids[chunk_piece])
+        self._write_sequences(block, p0, p1, ca, chunks)
+
+    def _write_frames(self, block: PlanBlock, fa: int, fb: int, ca: int, cb: int,
+                      probs: np.ndarray, status: np.ndarray, ok: np.ndarray, seq_ids: np.ndarray,
+                      c_offsets: np.ndarray) -> None:
+        p_others, p_virus = format_scores(probs[:, 0]), format_scores(probs[:, 1])
+        calls = frame_calls(probs, ok)
+        states = np.full(len(ok), "ok", dtype=object)
+        for i in np.flatnonzero(~ok):
+            p_others[i] = p_virus[i] = ""
+            states[i] = f"failed: {STATUS_REASONS.get(int(status[i]), 'not scored')}"
+        chunk_no = np.repeat(block.chunk_index[ca:cb] + 1, np.diff(c_offsets))
+        fids = block.frame_ids[fa:fb]
+        self._put("frames.tsv", (
+            f"{r[0]}\t{r[1]}\t{r[2]}\t{r[3]}\t{r[4] + 1}\t{r[5]}\t{r[6]}\t{r[7]}\t{r[8]}\t{r[9]}\t{r[10]}\n"
+            for r in zip(fids, seq_ids.tolist(), chunk_no.tolist(),
+                         _STRAND_FRAME[block.frame_code[fa:fb]].tolist(),
+                         block.frame_start[fa:fb].tolist(), block.frame_end[fa:fb].tolist(),
+                         block.protein_length[fa:fb].tolist(), p_others, p_virus, calls.tolist(),
+                         states.tolist(), strict=True)))
+        good = np.flatnonzero(ok).tolist()
+        self._put("prediction_results.txt", (
+            f"{fids[i]}\t{calls[i]}\t{p_others[i]}\t{p_virus[i]}\n" for i in good))
+        if self.save_embeddings:
+            first = block.frame0 + fa
+            size = self.shard_frames
+            self._put(self.layout.EMBEDDING_INDEX, (
+                f"{fid}\tfeatures-{g // size:06d}.safetensors\t{g % size}\n"
+                for g, fid in enumerate(fids, start=first)))
+        self.counts["frames"] += len(ok)
+        self.counts["frames_failed"] += len(ok) - len(good)
+
+    def _write_chunks(self, block: PlanBlock, ca: int, cb: int, chunks, seq_ids: np.ndarray) -> None:
+        scored = chunks.is_scored
+        max_v = np.full(len(scored), "", dtype=object)
+        max_o = np.full(len(scored), "", dtype=object)
+        if scored.any():
+            max_v[scored] = format_scores(chunks.max_p_virus[scored])
+            max_o[scored] = format_scores(chunks.max_p_others[scored])
+        calls = np.where(chunks.viral, VIRUS, "others").astype(object)
+        calls[~scored] = UNSCORED
+        reasons = np.full(len(scored), "", dtype=object)
+        for i in np.flatnonzero(~scored):
+            reasons[i] = chunks.reason(i)
+        cids = block.chunk_ids[ca:cb]
+        self._put("chunks.tsv", (
+            f"{r[0]}\t{r[1]}\t{r[2] + 1}\t{r[3] + 1}\t{r[4]}\t{r[5]}\t{r[6]}\t{r[7]}\t{r[8]}\t{r[9]}\n"
+            for r in zip(cids, seq_ids.tolist(), block.chunk_index[ca:cb].tolist(),
+                         block.chunk_start[ca:cb].tolist(), block.chunk_end[ca:cb].tolist(),
+                         chunks.kept.tolist(), max_v.tolist(), max_o.tolist(), calls.tolist(),
+                         reasons.tolist(), strict=True)))
+        self._put(self.layout.HIGHEST_UNSORTED, (
+            f"{cids[i]}\t{bool(chunks.viral[i])}\n" for i in np.flatnonzero(scored).tolist()))
         c = self.counts
-        c["sequences"] += 1
-        c[f"sequences_{seq.call}"] += 1
-        c["bases"] += plan.length
-        c["chunks"] += len(chunk_calls)
-        c["chunks_scored"] += seq.scored_chunks
-        c["chunks_virus"] += seq.viral_chunks
-        c["frames"] += plan.n_frames
-        c["short_sequences"] += "short" in plan.flags
-        return seq
+        c["chunks"] += len(scored)
+        c["chunks_scored"] += int(np.count_nonzero(scored))
+        c["chunks_virus"] += int(np.count_nonzero(chunks.viral))
 
-    def _write_fasta(self, plan: RecordPlan) -> None:
-        out = self._files["viral.fasta"]
-        record = plan.record
-        header = record.header if not record.renamed else f"{record.id} {record.header}"
-        out.write(f">{header}\n")
-        for i in range(0, len(record.seq), FASTA_LINE):
-            out.write(record.seq[i:i + FASTA_LINE] + "\n")
+    def _write_sequences(self, block: PlanBlock, p0: int, p1: int, ca: int, chunks) -> None:
+        rows, fasta = [], []
+        offsets = block.piece_chunks[p0:p1 + 1] - ca
+        for p in range(p0, p1):
+            lo, hi = int(offsets[p - p0]), int(offsets[p - p0 + 1])
+            good = chunks.is_scored[lo:hi]
+            maxima = chunks.max_p_virus[lo:hi][good]
+            viral = int(np.count_nonzero(chunks.viral[lo:hi]))
+            failed = int(np.count_nonzero(chunks.kept[lo:hi][~good]))
+            info = block.records[p]
+            if not block.piece_last[p] or self._open is not None:  # a long record's pieces
+                acc = self._open or _OpenRecord()
+                acc.maxima.append(maxima)
+                acc.viral += viral
+                acc.failed += failed
+                self._open = acc
+                if not block.piece_last[p]:
+                    continue
+                self._open = None
+                maxima = np.concatenate(acc.maxima)
+                viral, failed = acc.viral, acc.failed
+            seq = call_sequence(info.id, info.length, info.n_chunks, maxima, viral, self.threshold,
+                                unscored_reason=info.unscored_reason, failed_chunks=failed)
+            rows.append(f"{info.id}\t{seq.length}\t{seq.chunks}\t{seq.scored_chunks}\t"
+                        f"{seq.viral_chunks}\t{fmt_share(seq.viral_share)}\t"
+                        f"{fmt_score(seq.max_p_virus)}\t{fmt_score(seq.mean_p_virus)}\t{seq.call}\t"
+                        f"{','.join(info.flags)}\t{seq.reason}\n")
+            if seq.call == VIRUS:
+                fasta.append(_fasta_entry(info))
+            c = self.counts
+            c["sequences"] += 1
+            c[f"sequences_{seq.call}"] += 1
+            c["bases"] += info.length
+            c["short_sequences"] += "short" in info.flags
+        self._put("sequences.tsv", rows)
+        if fasta:
+            self._files["viral.fasta"].write(b"".join(fasta))
+
+    # -- the end -------------------------------------------------------------------------------
 
     def close(self) -> None:
-        # Sorted as plain strings, as pandas sorts the reference's ids. Sorting whole lines
-        # is sorting by id: ids hold no tab and no byte below it.
-        out = self._files["prediction_results_highestscore.csv"]
-        out.write("Modified_ID\tIs_Virus\n")
-        out.writelines(self._highest.sorted_lines())
+        """Sync the staged tables and sort the highest-score file into its .csv."""
         for fh in self._files.values():
             fh.flush()
+        stage = self.layout.staging
+        with open(stage / "prediction_results_highestscore.csv", "w", encoding="utf-8",
+                  newline="\n") as out:
+            # Sorted as plain strings, as pandas sorts the reference's ids. Sorting whole
+            # lines is sorting by id: ids hold no tab and no byte below it.
+            out.write("Modified_ID\tIs_Virus\n")
+            with open(stage / self.layout.HIGHEST_UNSORTED, encoding="utf-8", newline="\n") as src:
+                out.writelines(sort_lines(src, stage / "sort-runs"))
+            out.flush()
+            os.fsync(out.fileno())
+        for fh in self._files.values():
             os.fsync(fh.fileno())
             fh.close()
-        if self._embedding_index is not None:
-            self._embedding_index.close()
+        self._files = {}
 
-    def publish(self, run_info: dict) -> None:
-        """Move the staged files into the output folder, then write run.json last."""
+    def abandon(self) -> None:
+        """Close the staged files as they are (the run stops here; a resume goes on)."""
+        for fh in self._files.values():
+            fh.close()
+        self._files = {}
+
+    def publish(self) -> None:
+        """Move the staged tables (and embeddings) into the output folder."""
         root = self.layout.root
         for name in self.layout.FILES:
             os.replace(self.layout.staging / name, root / name)
-        if self._embeddings is not None:
+        if self.save_embeddings:
             target = root / self.layout.EMBEDDINGS
             if target.exists():
                 shutil.rmtree(target)
-            os.replace(self._embeddings, target)
-        write_json_atomic(self.layout.run_json, run_info)
+            os.replace(self.layout.staging / self.layout.EMBEDDINGS, target)
 
 
-class ExternalSorter:
-    """Sorts text lines in bounded memory: sorted runs spill to files, then merge."""
+def _fasta_entry(info: RecordInfo) -> bytes:
+    header = info.header if not info.renamed else f"{info.id} {info.header}"
+    seq = info.seq
+    lines = [seq[i:i + FASTA_LINE] for i in range(0, len(seq), FASTA_LINE)]
+    return b">" + header.encode("utf-8") + b"\n" + b"".join(line + b"\n" for line in lines)
 
-    def __init__(self, folder: Path, run_lines: int = 500_000) -> None:
-        self.folder = folder
-        self.run_lines = run_lines
-        self._lines: list[str] = []
-        self._runs: list[Path] = []
 
-    def add(self, line: str) -> None:
-        self._lines.append(line)
-        if len(self._lines) >= self.run_lines:
-            self._spill()
-
-    def _spill(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"run-{len(self._runs):05d}.txt"
-        self._lines.sort()
-        with open(path, "w", encoding="utf-8", newline="\n") as fh:
-            fh.writelines(self._lines)
-        self._runs.append(path)
-        self._lines = []
-
-    def sorted_lines(self) -> Iterator[str]:
-        self._lines.sort()
-        if not self._runs:
-            yield from self._lines
-            return
-        files = [open(p, encoding="utf-8", newline="\n") for p in self._runs]
-        try:
-            yield from heapq.merge(self._lines, *files)
-        finally:
-            for fh in files:
-                fh.close()
-            shutil.rmtree(self.folder, ignore_errors=True)
+def sort_lines(lines: Iterable[str], folder: Path, run_lines: int = 200_000) -> Iterator[str]:
+    """Text lines in sorted order, in bounded memory: sorted runs spill to files under
+    `folder`, then merge (the folder is removed at the end)."""
+    runs: list[Path] = []
+    batch: list[str] = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) >= run_lines:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"run-{len(runs):05d}.txt"
+            batch.sort()
+            with open(path, "w", encoding="utf-8", newline="\n") as fh:
+                fh.writelines(batch)
+            runs.append(path)
+            batch = []
+    batch.sort()
+    if not runs:
+        yield from batch
+        return
+    files = [open(p, encoding="utf-8", newline="\n") for p in runs]
+    try:
+        yield from heapq.merge(batch, *files)
+    finally:
+        for fh in files:
+            fh.close()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def write_json_atomic(path: Path, data: dict) -> None:

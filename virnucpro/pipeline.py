@@ -1,9 +1,9 @@
 """The one-shot prediction job: `PredictConfig` in, output folders out.
 
 Order of work: every input is validated first (nothing is created for a bad one); the models
-load once, on the first input that has work; each input is then scored shard by shard (each
-finished shard on disk, so `--resume` picks up after the last one) and finally written in one
-streaming pass over the input and the shard files.
+load once, on the first input that has work; each input is then scored shard by shard through
+a `ShardFeed` (feed.py: each finished shard on disk, so `--resume` picks up after the last one,
+and its rows staged in the tables as it comes in); at the end the tables move into place.
 """
 
 from __future__ import annotations
@@ -13,22 +13,17 @@ import os
 import shutil
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-
 from virnucpro import __version__
 from virnucpro.errors import InputError, OutputError, VirNucProError
-from virnucpro.fasta import SHORT_SEQUENCE_BP, FastaIndex, read_fasta, scan_fasta, spool_stdin
-from virnucpro.features import OK, STATUS_REASONS
-from virnucpro.outputs import OutputLayout, ResultWriter, write_json_atomic
-from virnucpro.plan import RecordPlan, iter_plans
-from virnucpro.shards import DEFAULT_SHARD_FRAMES, ShardStore, iter_shards
-from virnucpro.translation import Frame
+from virnucpro.fasta import SHORT_SEQUENCE_BP, FastaIndex, scan_fasta, spool_stdin
+from virnucpro.feed import ShardFeed
+from virnucpro.outputs import OutputLayout, write_json_atomic
+from virnucpro.shards import DEFAULT_SHARD_FRAMES
 
 log = logging.getLogger(__name__)
 
@@ -229,116 +224,22 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-class _FrameFeed:
-    """Frames of a whole input in order, counting the records and chunks handed out."""
-
-    def __init__(self, plans: Iterator[RecordPlan]) -> None:
-        self._plans = plans
-        self.records = 0
-        self.chunks = 0
-
-    def __iter__(self) -> Iterator[Frame]:
-        for plan in self._plans:
-            yield from plan.frames()
-            self.records += 1
-            self.chunks += len(plan.chunks)
-
-
-class ShardFeed:
-    """The shard tasks of one input that are not on disk yet, and the counters of what has
-    been handed out. A caller iterates it (into an engine) and passes each result to `done`."""
-
-    def __init__(self, job: InputJob, config: PredictConfig, batch_tokens: int,
-                 progress: Callable[[int, int], None] = lambda records, chunks: None) -> None:
-        self.job = job
-        self.config = config
-        self.batch_tokens = batch_tokens
-        self.progress = progress
-        self.store = ShardStore(job.layout.shards)
-        self.frames = _FrameFeed(iter_plans(read_fasta(job.index), config.chunk_size,
-                                            config.min_length))
-        # Keys unique to this pass: a pool kept across inputs or jobs may still deliver a late
-        # result of an abandoned pass, which must never be taken for one of these shards.
-        self.run = f"{job.name}@{uuid.uuid4().hex[:8]}"
-        self.handed_out = 0
-        self.scored = 0
-        self.exhausted = False
-
-    def __iter__(self) -> Iterator:
-        from virnucpro.pool.worker import ShardTask
-
-        config = self.config
-        for k, frames in iter_shards(self.frames, config.shard_frames):
-            if self.store.is_done(k, [f.frame_id for f in frames]):
-                self.progress(self.frames.records, self.frames.chunks)
-                continue
-            self.handed_out += 1
-            yield ShardTask(key=(self.run, k), frames=frames, batch_tokens=self.batch_tokens,
-                            keep_features=config.save_embeddings, chunk_size=config.chunk_size)
-        self.exhausted = True
-
-    def done(self, task, scores) -> None:
-        """Record one scored shard (on disk, synced, before it counts)."""
-        self.store.write(task.key[1], [f.frame_id for f in task.frames], scores)
-        self.job.last_result_at = time.perf_counter()
-        self.scored += 1
-        self.progress(self.frames.records, self.frames.chunks)
-
-    @property
-    def complete(self) -> bool:
-        return self.exhausted and self.scored == self.handed_out
-
-
 def score_input(job: InputJob, config: PredictConfig, engine,
-                progress: Callable[[int, int], None]) -> int:
-    """Score every shard not yet on disk; return the number of shards scored now."""
+                progress: Callable[[int, int], None]) -> ShardFeed:
+    """Score every shard not yet on disk, the tables written as the shards come in; the
+    feed, complete (its tables staged, to be published by `finish_input`)."""
     feed = ShardFeed(job, config, config.batch_tokens or default_batch_tokens(engine.devices),
                      progress)
-    for task, scores in engine.map(feed):
-        feed.done(task, scores)
-    progress(job.index.n_records, feed.frames.chunks)
-    return feed.scored
-
-
-def write_results(job: InputJob, config: PredictConfig) -> ResultWriter:
-    """Stream the input and the shard files once more and write every table."""
-    store = ShardStore(job.layout.shards)
-    writer = ResultWriter(job.layout, config.threshold, config.save_embeddings, config.shard_frames)
-    size = config.shard_frames
-    shard_k, shard_probs, pos = -1, np.zeros((0, 2), dtype=np.float32), 0
-    shard_status = np.zeros(0, dtype=np.uint8)
-
-    def next_probs(n: int) -> tuple[np.ndarray, np.ndarray]:
-        # Shards were cut from the same frame order: frame i lives in shard i // size.
-        nonlocal shard_k, shard_probs, shard_status, pos
-        parts, codes = [], []
-        while n > 0:
-            if pos == len(shard_probs):
-                shard_k += 1
-                scores = store.read(shard_k, None)
-                if len(scores.probs) not in range(1, size + 1):
-                    raise OutputError(f"shard {shard_k} holds {len(scores.probs)} frames", path=store.path(shard_k))
-                if config.save_embeddings:
-                    writer.add_embeddings(shard_k, scores.features)
-                shard_probs, shard_status, pos = scores.probs, scores.status_codes(), 0
-            take = min(n, len(shard_probs) - pos)
-            parts.append(shard_probs[pos:pos + take])
-            codes.append(shard_status[pos:pos + take])
-            pos += take
-            n -= take
-        if not parts:
-            return np.zeros((0, 2), dtype=np.float32), np.zeros(0, dtype=np.uint8)
-        return np.concatenate(parts), np.concatenate(codes)
-
-    for plan in iter_plans(read_fasta(job.index), config.chunk_size, config.min_length):
-        probs, status = next_probs(plan.n_frames)
-        ok = [code == OK and bool(np.isfinite(p).all()) for code, p in zip(status, probs, strict=True)]
-        writer.add_record(plan, probs, ok,
-                          [STATUS_REASONS.get(int(code), "not scored") for code in status])
-    if pos != len(shard_probs) or store.path(shard_k + 1).exists():
-        raise OutputError("the shard files hold more frames than the input gives", path=store.folder)
-    writer.close()
-    return writer
+    try:
+        for task, scores in engine.map(feed):
+            feed.done(task, scores)
+    except BaseException:
+        feed.abandon()  # the staged tables stay: --resume goes on from their checkpoint
+        raise
+    if not feed.complete:
+        feed.abandon()
+        raise OutputError("the engine stopped before every shard was scored", path=job.layout.root)
+    return feed
 
 
 def _add_report(job: InputJob, info: dict) -> None:
@@ -425,7 +326,7 @@ def run_input(job: InputJob, mode: str, config: PredictConfig, engine, model_set
         reporter.start(job.name, job.index.n_records)
     update = reporter.update if reporter is not None else (lambda records, chunks: None)
     try:
-        scored = score_input(job, config, engine, update)
+        feed = score_input(job, config, engine, update)
     finally:
         if reporter is not None:
             reporter.finish()
@@ -433,17 +334,18 @@ def run_input(job: InputJob, mode: str, config: PredictConfig, engine, model_set
     if engine.load_seconds is not None:  # before end_input, which may unload the models
         job.timings["load_models_s"] = round(engine.load_seconds, 3)
     engine.end_input()
-    return finish_input(job, mode, config, engine, model_set, models_key, started_at, scored)
+    return finish_input(job, mode, config, engine, model_set, models_key, started_at, feed)
 
 
 def finish_input(job: InputJob, mode: str, config: PredictConfig, engine, model_set,
-                 models_key: dict, started_at: datetime, scored: int) -> dict:
-    """Once every shard of an input is on disk: write the tables, run.json and the report."""
+                 models_key: dict, started_at: datetime, feed: ShardFeed) -> dict:
+    """Once every shard of an input is merged: close the tables, move them into place, write
+    run.json and the report."""
     if engine.load_seconds is not None:
         job.timings["load_models_s"] = round(engine.load_seconds, 3)
     t1 = time.perf_counter()
-    writer = write_results(job, config)
-    job.timings["write_s"] = round(time.perf_counter() - t1, 3)
+    writer = feed.writer
+    writer.close()
     info = {
         "virnucpro_version": __version__,
         "status": "completed",
@@ -454,7 +356,7 @@ def finish_input(job: InputJob, mode: str, config: PredictConfig, engine, model_
                   "compression": job.index.compression, **_fingerprint(job.index),
                   "bases": job.index.total_bp},
         "parameters": {**asdict(config), "outdir": str(config.outdir), "inputs": list(config.inputs),
-                       "resumed": mode == "resume", "shards_scored_now": scored},
+                       "resumed": mode == "resume", "shards_scored_now": feed.scored},
         "engine": {"name": engine.name, "devices": engine.devices,
                    "persistent_models": config.persistent_models,
                    "model_loads_so_far": engine.model_loads, "worker_deaths": engine.worker_deaths},
@@ -466,10 +368,12 @@ def finish_input(job: InputJob, mode: str, config: PredictConfig, engine, model_
         "outputs": {name: name for name in job.layout.FILES}
         | ({"embeddings": "embeddings/index.tsv"} if config.save_embeddings else {}),
     }
-    writer.publish(info)
+    writer.publish()
+    now = time.perf_counter()
+    job.timings["write_s"] = round(now - t1, 3)  # what is left of the tables after scoring
     if job.last_result_at is not None:  # how long the tables took once the devices were done
-        info["timings"]["tables_after_last_shard_s"] = round(time.perf_counter() - job.last_result_at, 3)
-        write_json_atomic(job.layout.run_json, info)
+        job.timings["tables_after_last_shard_s"] = round(now - job.last_result_at, 3)
+    write_json_atomic(job.layout.run_json, info)  # last: a run.json means a finished run
     shutil.rmtree(job.layout.work, ignore_errors=True)
     if config.report:
         _add_report(job, info)

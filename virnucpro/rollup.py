@@ -1,8 +1,10 @@
 """Calls at three levels: frame -> chunk (the reference rule) -> sequence (this project's).
 
-A chunk is viral when the highest P(virus) over its kept frames is at least the highest
-P(others) (FIDELITY 6). A sequence is viral when the share of its scored chunks that are
-viral reaches the threshold. Chunks and sequences without a score say why.
+A frame is viral when P(virus) > P(others) (a tie is `others`, FIDELITY 6). A chunk is viral
+when the highest P(virus) over its scored frames is at least the highest P(others). A sequence
+is viral when the share of its scored chunks that are viral reaches the threshold. Chunks and
+sequences without a score say why. `call_chunks` works on whole columns (the writer's blocks);
+`call_chunk` and `call_sequence` are the one-at-a-time forms.
 """
 
 from __future__ import annotations
@@ -42,42 +44,94 @@ class SequenceCall:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class ChunkColumns:
+    """The calls of consecutive chunks, one array entry per chunk."""
+
+    kept: np.ndarray  # frames kept
+    scored: np.ndarray  # frames scored (kept and not failed)
+    max_p_virus: np.ndarray  # float32, NaN where the chunk is unscored
+    max_p_others: np.ndarray
+    viral: np.ndarray  # bool: called virus (False where unscored)
+
+    @property
+    def is_scored(self) -> np.ndarray:
+        return self.scored > 0
+
+    def call(self, i: int) -> str:
+        return UNSCORED if not self.scored[i] else (VIRUS if self.viral[i] else OTHERS)
+
+    def reason(self, i: int) -> str:
+        if self.scored[i]:
+            return ""
+        return NO_KEPT_FRAME if not self.kept[i] else SCORING_FAILED
+
+
+def frame_calls(probs: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Per frame: the argmax call, `unscored` where not ok (object array of str)."""
+    calls = np.where(probs[:, 1] > probs[:, 0], VIRUS, OTHERS).astype(object)
+    calls[~ok] = UNSCORED
+    return calls
+
+
 def frame_call(p_others: float, p_virus: float) -> str:
     """Argmax of the two probabilities; a tie goes to `others` as in the reference."""
     return VIRUS if p_virus > p_others else OTHERS
 
 
+def call_chunks(frame_offsets: np.ndarray, probs: np.ndarray, ok: np.ndarray) -> ChunkColumns:
+    """Roll frames up into chunks. Chunk i holds frames frame_offsets[i]:frame_offsets[i+1]
+    (offsets from 0, len(probs) last); `ok` is False for failed frames."""
+    kept = np.diff(frame_offsets)
+    n = len(kept)
+    scored = np.zeros(n, dtype=np.int64)
+    max_v = np.full(n, np.nan, dtype=np.float32)
+    max_o = np.full(n, np.nan, dtype=np.float32)
+    has = kept > 0
+    if has.any():
+        starts = frame_offsets[:-1][has]
+        scored[has] = np.add.reduceat(ok.astype(np.int64), starts)
+        for col, out in ((1, max_v), (0, max_o)):
+            values = np.where(ok, probs[:, col], np.float32(-np.inf)).astype(np.float32)
+            out[has] = np.maximum.reduceat(values, starts)
+    good = scored > 0
+    max_v[~good] = np.nan
+    max_o[~good] = np.nan
+    viral = good & (max_v >= max_o)
+    return ChunkColumns(kept=kept, scored=scored, max_p_virus=max_v, max_p_others=max_o,
+                        viral=viral)
+
+
 def call_chunk(chunk_id: str, probs: np.ndarray, ok: Sequence[bool]) -> ChunkCall:
-    """Roll the chunk's frames ([n, 2] probabilities; `ok` False for failed frames) up."""
-    kept = len(ok)
-    good = probs[np.asarray(ok, dtype=bool)] if kept else probs[:0]
-    if kept == 0:
-        return ChunkCall(chunk_id, 0, 0, None, None, UNSCORED, NO_KEPT_FRAME)
-    if len(good) == 0:
-        return ChunkCall(chunk_id, kept, 0, None, None, UNSCORED, SCORING_FAILED)
-    max_others = float(good[:, 0].max())
-    max_virus = float(good[:, 1].max())
-    call = VIRUS if max_virus >= max_others else OTHERS
-    return ChunkCall(chunk_id, kept, len(good), max_virus, max_others, call)
+    """One chunk's call from its frames ([n, 2] probabilities; `ok` False for failed ones)."""
+    cols = call_chunks(np.array([0, len(ok)]), np.asarray(probs, dtype=np.float32).reshape(-1, 2),
+                       np.asarray(ok, dtype=bool))
+    scored = int(cols.scored[0])
+    return ChunkCall(chunk_id, int(cols.kept[0]), scored,
+                     float(cols.max_p_virus[0]) if scored else None,
+                     float(cols.max_p_others[0]) if scored else None, cols.call(0), cols.reason(0))
 
 
-def call_sequence(sequence_id: str, length: int, chunks: Sequence[ChunkCall], threshold: float,
-                  unscored_reason: str = "") -> SequenceCall:
-    """The sequence call from its chunks; `unscored_reason` marks a sequence never chunked."""
+def call_sequence(sequence_id: str, length: int, n_chunks: int, maxima: np.ndarray,
+                  viral_chunks: int, threshold: float, *, unscored_reason: str = "",
+                  failed_chunks: int = 0) -> SequenceCall:
+    """The sequence call from its scored chunks: `maxima` holds each scored chunk's highest
+    P(virus) (float32), `viral_chunks` how many of them are viral; `failed_chunks` counts
+    chunks whose every frame failed. `unscored_reason` marks a sequence never chunked."""
     if unscored_reason:
         return SequenceCall(sequence_id, length, 0, 0, 0, None, None, None, UNSCORED,
                             unscored_reason)
-    scored = [c for c in chunks if c.call != UNSCORED]
+    scored = len(maxima)
     if not scored:
-        reasons = {c.reason for c in chunks}
-        reason = ("no chunk has a reading frame without a stop codon"
-                  if reasons <= {NO_KEPT_FRAME} else "scoring failed for every chunk")
-        return SequenceCall(sequence_id, length, len(chunks), 0, 0, None, None, None,
-                            UNSCORED, reason)
-    viral = sum(c.call == VIRUS for c in scored)
-    share = viral / len(scored)
-    maxima = [c.max_p_virus for c in scored if c.max_p_virus is not None]
-    return SequenceCall(
-        sequence_id, length, len(chunks), len(scored), viral, share,
-        float(max(maxima)), float(np.mean(np.asarray(maxima, dtype=np.float64))),
-        VIRUS if share >= threshold else OTHERS)
+        reason = ("scoring failed for every chunk" if failed_chunks
+                  else "no chunk has a reading frame without a stop codon")
+        return SequenceCall(sequence_id, length, n_chunks, 0, 0, None, None, None, UNSCORED,
+                            reason)
+    share = viral_chunks / scored
+    if scored == 1:
+        top = mean = float(maxima[0])
+    else:
+        top = float(maxima.max())
+        mean = float(np.mean(maxima.astype(np.float64)))
+    return SequenceCall(sequence_id, length, n_chunks, scored, viral_chunks, share, top, mean,
+                        VIRUS if share >= threshold else OTHERS)

@@ -10,26 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Iterator, Sequence
-from itertools import islice
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from virnucpro.errors import OutputError
 from virnucpro.features import ShardScores
-from virnucpro.translation import Frame
 
 DEFAULT_SHARD_FRAMES = 2048
-
-
-def iter_shards(frames: Iterable[Frame], shard_frames: int) -> Iterator[tuple[int, list[Frame]]]:
-    """Yield (shard number from 0, frames) groups of `shard_frames` consecutive frames."""
-    it = iter(frames)
-    k = 0
-    while batch := list(islice(it, shard_frames)):
-        yield k, batch
-        k += 1
 
 
 def ids_digest(frame_ids: Sequence[str]) -> str:

@@ -57,17 +57,17 @@ class HashScorer:
         from virnucpro.batching import batch_by_token_budget
         from virnucpro.models.dnabert_io import tokenize_dna
 
-        frames = task.frames
-        token_ids = tokenize_dna(self.tokenizer, [f.nucleotides for f in frames])
+        n = task.n_frames
+        token_ids = tokenize_dna(self.tokenizer, task.nucleotides)
         batch_by_token_budget([len(t) for t in token_ids], task.batch_tokens)
-        batch_by_token_budget([min(len(f.protein), ESM_MAX_RESIDUES) + 2 for f in frames],
+        batch_by_token_budget([min(len(p), ESM_MAX_RESIDUES) + 2 for p in task.proteins],
                               task.batch_tokens)
-        probs = np.zeros((len(frames), 2), dtype=np.float32)
-        features = np.zeros((len(frames), FEATURE_DIM), dtype=np.float32)
-        for i, f in enumerate(frames):
-            probs[i], features[i] = frame_scores(f.frame_id, f.protein)
+        probs = np.zeros((n, 2), dtype=np.float32)
+        features = np.zeros((n, FEATURE_DIM), dtype=np.float32)
+        for i, (fid, protein) in enumerate(zip(task.frame_ids, task.proteins, strict=True)):
+            probs[i], features[i] = frame_scores(fid, protein)
         return ShardScores(probs=probs, features=features if task.keep_features else None,
-                           status=np.zeros(len(frames), dtype=np.uint8))
+                           status=np.zeros(n, dtype=np.uint8))
 
     def clear_cache(self) -> None:
         pass

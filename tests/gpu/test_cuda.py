@@ -14,7 +14,7 @@ pytestmark = [
 
 
 def test_tiny_features_on_cuda_equal_cpu(tiny_set_dir):
-    from tests.helpers import read_first_sequence
+    from tests.helpers import columns, read_first_sequence
     from virnucpro.chunking import chunk_spans
     from virnucpro.features import score_frames
     from virnucpro.models.loaded import load_models
@@ -26,8 +26,8 @@ def test_tiny_features_on_cuda_equal_cpu(tiny_set_dir):
     for k, (s, e) in enumerate(chunk_spans(len(genome), 500)):
         frames += translate_six_frames(genome[s:e], f"g_chunk_{k + 1}", s)
     model_set = resolve_model_set("tiny")
-    cpu = score_frames(frames, load_models(model_set, 500, "cpu"), 4096, keep_features=True)
-    gpu = score_frames(frames, load_models(model_set, 500, "cuda:0"), 32768, keep_features=True)
+    cpu = score_frames(*columns(frames), load_models(model_set, 500, "cpu"), 4096, keep_features=True)
+    gpu = score_frames(*columns(frames), load_models(model_set, 500, "cuda:0"), 32768, keep_features=True)
     assert np.abs(cpu.features - gpu.features).max() < 1e-4
     assert np.abs(cpu.probs - gpu.probs).max() < 1e-5
 

@@ -15,6 +15,7 @@ import virnucpro.features
 from tests.helpers import DATA
 from virnucpro.pipeline import PredictConfig, run_predict
 
+REPO = Path(__file__).resolve().parents[2]
 FILES = ("frames.tsv", "chunks.tsv", "sequences.tsv", "prediction_results.txt",
          "prediction_results_highestscore.csv", "viral.fasta")
 
@@ -170,3 +171,115 @@ def _tiny_root() -> Path:
     from virnucpro.models.sets import resolve_model_set
 
     return resolve_model_set("tiny").root
+
+
+# -- the staged tables: cut back to a record boundary on resume --------------------------------
+
+def _stop_at_shard(monkeypatch, k: int) -> None:
+    """Ctrl-C when the stand-in is about to score shard k (shards before it are on disk)."""
+    from virnucpro.standin import HashScorer
+
+    real = HashScorer.score
+
+    def score(self, task):
+        if task.key[1] == k:
+            raise KeyboardInterrupt
+        return real(self, task)
+
+    monkeypatch.setattr(HashScorer, "score", score)
+
+
+def _staged(out: Path) -> Path:
+    return out / ".virnucpro" / "staging"
+
+
+@pytest.mark.parametrize("checkpoint_s", [0.0, 1e9])  # at every record boundary; the first only
+def test_a_run_stopped_at_any_shard_resumes_to_the_pinned_files(tmp_path, monkeypatch, tiny_set_dir,
+                                                               caplog, checkpoint_s):
+    import virnucpro.feed
+    from tests import standin_cases
+
+    monkeypatch.setattr(virnucpro.feed, "CHECKPOINT_S", checkpoint_s)
+    total = len(list((standin_cases.EXPECTED / "edge300" / "embeddings").glob("features-*")))
+    caplog.set_level("INFO", logger="virnucpro.feed")
+    for k in range(1, total, 4):
+        out = tmp_path / f"stop{k}"
+        with monkeypatch.context() as patch:
+            _stop_at_shard(patch, k)
+            with pytest.raises(KeyboardInterrupt):
+                run_predict(standin_cases.config("edge300", out))
+        caplog.clear()
+        [info] = run_predict(standin_cases.config("edge300", out, resume=True))
+        assert info["parameters"]["shards_scored_now"] == total - k
+        assert standin_cases.differences("edge300", out) == [], k
+        went_on = [r.message for r in caplog.records if "staged tables go on" in r.message]
+        assert went_on or k == 1, k  # stopped in the first record, nothing was staged yet
+    assert went_on and "from record 0" not in went_on[0]
+
+
+def test_staged_tables_shorter_than_their_checkpoint_are_rebuilt_from_the_shards(
+        tmp_path, monkeypatch, tiny_set_dir, caplog):
+    from tests import standin_cases
+
+    out = tmp_path / "o"
+    with monkeypatch.context() as patch:
+        _stop_at_shard(patch, 30)
+        with pytest.raises(KeyboardInterrupt):
+            run_predict(standin_cases.config("edge300", out))
+    import json
+
+    recorded = json.loads((_staged(out) / "checkpoint.json").read_text())["sizes"]["frames.tsv"]
+    # As after a power cut that lost the file's last writes but not the checkpoint.
+    os.truncate(_staged(out) / "frames.tsv", recorded - 1)
+    with caplog.at_level("WARNING", logger="virnucpro.feed"):
+        run_predict(standin_cases.config("edge300", out, resume=True))
+    assert "frames.tsv is shorter than its checkpoint says" in caplog.text
+    assert standin_cases.differences("edge300", out) == []
+
+
+def test_a_resume_with_another_threshold_calls_every_sequence_with_the_new_one(
+        tmp_path, monkeypatch, tiny_set_dir):
+    from tests import standin_cases
+
+    fresh, out = tmp_path / "fresh", tmp_path / "o"
+    run_predict(standin_cases.config("edge300", fresh, threshold=0.6))
+    with monkeypatch.context() as patch:
+        _stop_at_shard(patch, 30)
+        with pytest.raises(KeyboardInterrupt):
+            run_predict(standin_cases.config("edge300", out))  # threshold 0.3 so far
+    run_predict(standin_cases.config("edge300", out, resume=True, threshold=0.6))
+    for name in FILES:
+        assert (out / name).read_bytes() == (fresh / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("engine", ["local", "pool"])
+def test_a_sigkilled_run_with_staged_rows_resumes_to_the_pinned_files(tmp_path, tiny_set_dir, engine):
+    from tests import standin_cases
+
+    spec = standin_cases.CASES["edge300"]
+    out, state = tmp_path / "o", tmp_path / "state"
+    state.mkdir()
+    base = [sys.executable, "-m", "virnucpro", "predict", str(standin_cases.EDGE_INPUT), "-o", str(out),
+            "--models", "tiny", "--devices", "cpu", "--engine", engine, "--chunk-size", "300",
+            "--shard-frames", str(spec["shard_frames"]), "--rename-duplicates", "--min-length", "20",
+            "--threshold", "0.3", "--save-embeddings", "--no-report", "-q"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "FAKE_STATE_DIR": str(state), "FAKE_STALL_SHARD": "25"}
+    proc = subprocess.Popen([*base, "--scorer", "tests.fakes:StallingScorer"], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not (state / "stalled").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the run ended before shard 25"
+            time.sleep(0.02)
+        time.sleep(0.3)  # the shards before it are merged by now
+        assert len(list((out / ".virnucpro" / "shards").glob("shard-*.safetensors"))) >= 1
+        assert len((_staged(out) / "frames.tsv").read_text().splitlines()) > 1
+        assert (_staged(out) / "checkpoint.json").exists()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not (out / "frames.tsv").exists()
+    resumed = subprocess.run([*base[:-1], "-v", "--resume", "--scorer", standin_cases.SCORER],
+                             env=env, timeout=300, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "the staged tables go on from record" in resumed.stderr
+    assert standin_cases.differences("edge300", out) == []

@@ -20,8 +20,8 @@ from virnucpro.pool.worker import ShardTask
 
 
 def _task(k: int) -> ShardTask:
-    return ShardTask(key=("input", k), frames=[], batch_tokens=64, keep_features=False,
-                     chunk_size=500)
+    return ShardTask(key=("input", k), frame_ids=[], nucleotides=[], proteins=[], batch_tokens=64,
+                     keep_features=False, chunk_size=500)
 
 
 class _Scorer:

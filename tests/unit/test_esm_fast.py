@@ -57,7 +57,7 @@ def test_bfloat16_autocast_keeps_cosine_above_0999(esm_6_layers):
 
 
 def test_pipeline_scores_do_not_move_with_the_fast_attention(tiny_set_dir):
-    from tests.helpers import read_first_sequence
+    from tests.helpers import columns, read_first_sequence
     from virnucpro.chunking import chunk_spans
     from virnucpro.features import score_frames
     from virnucpro.models.loaded import LoadedModels, load_models
@@ -73,11 +73,11 @@ def test_pipeline_scores_do_not_move_with_the_fast_attention(tiny_set_dir):
         fast_attention = True
 
     fast = Fast(**{f: getattr(models, f) for f in models.__dataclass_fields__})
-    a = score_frames(frames, models, 4096)
-    b = score_frames(frames, fast, 4096)
+    a = score_frames(*columns(frames), models, 4096)
+    b = score_frames(*columns(frames), fast, 4096)
     assert np.abs(a.probs - b.probs).max() < 1e-5
     assert (a.probs.argmax(1) == b.probs.argmax(1)).all()
     # bfloat16 autocast: features in float32 still, calls nearly all kept on this random set.
-    half = score_frames(frames, replace(models, precision="bfloat16"), 4096)
+    half = score_frames(*columns(frames), replace(models, precision="bfloat16"), 4096)
     assert half.probs.dtype == np.float32 and np.isfinite(half.probs).all()
     assert np.abs(a.probs - half.probs).max() < 0.05

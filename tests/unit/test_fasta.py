@@ -32,8 +32,9 @@ def test_wrapped_lines_crlf_and_lower_case_are_read_as_one_sequence(tmp_path):
     assert ids_of(index) == ["a", "b"] and lengths_of(index) == [8, 4]
     assert (index.n_records, index.total_bp) == (2, 12)
     records = list(read_fasta(index))
-    assert records[0].seq == "acgtNNRY" and records[0].header == "a first one"
-    assert records[1].seq == "ACGT"
+    assert records[0].seq == b"acgtNNRY" and records[0].header == "a first one"
+    assert records[1].seq == b"ACGT"
+    assert [r.id for r in read_fasta(index, start=1)] == ["b"]  # a resumed run reads past
 
 
 @pytest.mark.parametrize("opener,suffix", [(gzip.open, ".gz"), (bz2.open, ".bz2"), (lzma.open, ".xz")])

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tests.helpers import read_first_sequence
+from tests.helpers import columns, read_first_sequence
 from virnucpro.chunking import chunk_spans
 from virnucpro.features import embed_frames, score_frames
 from virnucpro.translation import translate_six_frames
@@ -30,9 +30,9 @@ def frames():
 
 def test_batched_features_equal_one_at_a_time_features(tiny_models, frames):
     assert len(frames) > 20
-    batched, failed = embed_frames(frames, tiny_models, batch_tokens=4096)
+    batched, failed = embed_frames(*columns(frames), tiny_models, batch_tokens=4096)
     assert not failed
-    single = np.stack([embed_frames([f], tiny_models, batch_tokens=4096)[0][0] for f in frames])
+    single = np.stack([embed_frames(*columns([f]), tiny_models, batch_tokens=4096)[0][0] for f in frames])
     assert np.abs(batched - single).max() < 1e-5
 
 
@@ -41,7 +41,7 @@ def test_features_put_dnabert_first_then_esm(tiny_models, frames):
     from virnucpro.models.esm_io import embed_protein_batch
 
     f = frames[0]
-    feat = embed_frames([f], tiny_models, batch_tokens=4096)[0][0]
+    feat = embed_frames(*columns([f]), tiny_models, batch_tokens=4096)[0][0]
     dna = embed_dna_batch(tiny_models.dnabert, tokenize_dna(tiny_models.dnabert.tokenizer, [f.nucleotides]))
     prot = embed_protein_batch(tiny_models.esm, [f.protein])
     assert feat.shape == (tiny_models.dna_dim + tiny_models.protein_dim,)
@@ -50,14 +50,14 @@ def test_features_put_dnabert_first_then_esm(tiny_models, frames):
 
 
 def test_scores_do_not_depend_on_the_token_budget(tiny_models, frames):
-    a = score_frames(frames, tiny_models, batch_tokens=64).probs
-    b = score_frames(frames, tiny_models, batch_tokens=100_000).probs
+    a = score_frames(*columns(frames), tiny_models, batch_tokens=64).probs
+    b = score_frames(*columns(frames), tiny_models, batch_tokens=100_000).probs
     assert np.abs(a - b).max() < 1e-6
     np.testing.assert_allclose(a.sum(axis=1), 1.0, atol=1e-6)
 
 
 def test_tiny_classifier_splits_real_frames_into_both_classes(tiny_models, frames):
-    calls = score_frames(frames, tiny_models, batch_tokens=4096).probs.argmax(axis=1)
+    calls = score_frames(*columns(frames), tiny_models, batch_tokens=4096).probs.argmax(axis=1)
     share = calls.mean()
     assert 0.1 < share < 0.9, share  # a tiny set that always says one class would test nothing
 
@@ -94,9 +94,9 @@ class _SmallDevice:
 
 
 def test_out_of_memory_halves_the_batch_and_gives_the_same_scores(tiny_models, frames):
-    plain = score_frames(frames, tiny_models, batch_tokens=8192)
+    plain = score_frames(*columns(frames), tiny_models, batch_tokens=8192)
     device = _SmallDevice(tiny_models, limit=1500)
-    small = score_frames(frames, tiny_models, batch_tokens=8192, embedder=device)
+    small = score_frames(*columns(frames), tiny_models, batch_tokens=8192, embedder=device)
     assert any(s > 1500 for s in device.seen)  # it did run out of memory, then recovered
     assert (small.status == 0).all()
     assert np.abs(small.probs - plain.probs).max() < 1e-6
@@ -107,7 +107,7 @@ def test_a_frame_that_never_fits_is_marked_failed_not_fatal(tiny_models, frames)
 
     longest = max(range(len(frames)), key=lambda i: len(frames[i].protein))
     limit = len(frames[longest].protein) + 1  # everything fits alone except the longest protein
-    scores = score_frames(frames, tiny_models, batch_tokens=8192,
+    scores = score_frames(*columns(frames), tiny_models, batch_tokens=8192,
                           embedder=_SmallDevice(tiny_models, limit=limit, dna=False))
     failed = np.flatnonzero(scores.status)
     assert set(failed) == {i for i, f in enumerate(frames) if len(f.protein) + 2 > limit}

@@ -2,14 +2,13 @@
 
 import numpy as np
 
-from virnucpro.fasta import SeqRecord
-from virnucpro.plan import plan_record
 from virnucpro.rollup import (
     NO_KEPT_FRAME,
     OTHERS,
     UNSCORED,
     VIRUS,
     call_chunk,
+    call_chunks,
     call_sequence,
     frame_call,
 )
@@ -44,50 +43,50 @@ def test_chunk_without_kept_frame_is_unscored_with_reason():
 
 
 def test_sequence_call_uses_the_viral_share_and_threshold():
-    v = call_chunk("a", np.array([[0.2, 0.8]], np.float32), [True])
-    o = call_chunk("b", np.array([[0.8, 0.2]], np.float32), [True])
-    u = call_chunk("c", np.zeros((0, 2), np.float32), [])
-    seq = call_sequence("s", 1500, [v, o, u], threshold=0.5)
+    maxima = np.array([0.8, 0.2], np.float32)  # two scored chunks, one of them viral; one unscored
+    seq = call_sequence("s", 1500, 3, maxima, 1, threshold=0.5)
     assert (seq.chunks, seq.scored_chunks, seq.viral_chunks, seq.viral_share) == (3, 2, 1, 0.5)
     assert seq.call == VIRUS
-    assert call_sequence("s", 1500, [v, o, u], threshold=0.51).call == OTHERS
+    assert call_sequence("s", 1500, 3, maxima, 1, threshold=0.51).call == OTHERS
     assert seq.max_p_virus == np.float32(0.8)
-    assert abs(seq.mean_p_virus - (0.8 + 0.2) / 2) < 1e-6
+    assert seq.mean_p_virus == np.mean(maxima.astype(np.float64))
 
 
 def test_sequence_with_no_scored_chunk_says_why():
-    u = call_chunk("c", np.zeros((0, 2), np.float32), [])
-    seq = call_sequence("s", 300, [u], threshold=0.5)
+    none = np.zeros(0, np.float32)
+    seq = call_sequence("s", 300, 1, none, 0, threshold=0.5)
     assert seq.call == UNSCORED and "stop codon" in seq.reason
-    assert call_sequence("s", 0, [], 0.5, unscored_reason="empty sequence").reason == "empty sequence"
+    failed = call_sequence("s", 300, 2, none, 0, threshold=0.5, failed_chunks=1)
+    assert failed.call == UNSCORED and failed.reason == "scoring failed for every chunk"
+    empty = call_sequence("s", 0, 0, none, 0, 0.5, unscored_reason="empty sequence")
+    assert empty.reason == "empty sequence" and empty.chunks == 0
 
 
-def _record(seq, rid="r", original=None):
-    return SeqRecord(index=0, id=rid, header=rid, seq=seq, original_id=original or rid)
-
-
-def test_plan_flags_short_renamed_and_rna_records():
-    plan = plan_record(_record("ACGU" * 10, "r_2", "r"), 500)
-    assert plan.flags == ("short", "renamed_from:r", "rna")
-    assert plan.chunks and all("U" not in f.nucleotides for f in plan.frames())
-
-
-def test_plan_leaves_empty_and_too_short_records_unchunked_with_reason():
-    assert plan_record(_record(""), 500).unscored_reason == "empty sequence"
-    plan = plan_record(_record("ACGT" * 10), 500, min_length=100)
-    assert plan.chunks == () and "--min-length 100" in plan.unscored_reason
+def test_column_chunk_calls_equal_one_chunk_at_a_time():
+    rng = np.random.default_rng(3)
+    kept = rng.integers(0, 7, 200)
+    offsets = np.concatenate([[0], np.cumsum(kept)])
+    probs = rng.random((offsets[-1], 2)).astype(np.float32)
+    ok = rng.random(offsets[-1]) > 0.15
+    cols = call_chunks(offsets, probs, ok)
+    for i in range(len(kept)):
+        one = call_chunk("c", probs[offsets[i]:offsets[i + 1]], ok[offsets[i]:offsets[i + 1]])
+        assert cols.call(i) == one.call and cols.reason(i) == one.reason
+        assert cols.scored[i] == one.scored_frames and cols.kept[i] == one.kept_frames
+        if one.scored_frames:
+            good = probs[offsets[i]:offsets[i + 1]][ok[offsets[i]:offsets[i + 1]]]
+            assert cols.max_p_virus[i] == good[:, 1].max() and cols.max_p_others[i] == good[:, 0].max()
 
 
 def test_external_sorter_merges_spilled_runs_in_string_order(tmp_path):
     import random
 
-    from virnucpro.outputs import ExternalSorter
+    from virnucpro.outputs import sort_lines
 
     rng = random.Random(0)
     lines = [f"c{rng.randint(0, 10**6)}_chunk_{rng.randint(1, 20)}\tTrue\n" for _ in range(1000)]
-    sorter = ExternalSorter(tmp_path / "runs", run_lines=64)
-    for line in lines:
-        sorter.add(line)
+    merged = sort_lines(iter(lines), tmp_path / "runs", run_lines=64)
+    first = next(merged)  # the runs are spilled before the first line comes out
     assert len(list((tmp_path / "runs").iterdir())) == 1000 // 64
-    assert list(sorter.sorted_lines()) == sorted(lines)
+    assert [first, *merged] == sorted(lines)
     assert not (tmp_path / "runs").exists()

@@ -3,12 +3,7 @@
 import numpy as np
 
 from virnucpro.features import FAILED_OOM, ShardScores
-from virnucpro.shards import ShardStore, iter_shards
-
-
-def test_shards_are_cut_by_count_in_order():
-    cut = list(iter_shards(range(10), 4))
-    assert cut == [(0, [0, 1, 2, 3]), (1, [4, 5, 6, 7]), (2, [8, 9])]
+from virnucpro.shards import ShardStore
 
 
 def test_a_written_shard_is_done_only_for_the_same_frames(tmp_path):

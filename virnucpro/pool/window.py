@@ -69,6 +69,6 @@ class ShardWindow:
                     log.error("shard %d of %s killed its %s %d times: marked failed",
                               task.key[1], task.key[0], who, self.attempts[task.key])
                     self.done[task.key] = ShardScores.failed(
-                        len(task.frames), FAILED_WORKER, feature_dim if task.keep_features else None)
+                        task.n_frames, FAILED_WORKER, feature_dim if task.keep_features else None)
                     continue
             self.retry.appendleft(task)

@@ -23,7 +23,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from virnucpro.features import ShardScores
-from virnucpro.translation import Frame
 
 DEFAULT_SCORER = "virnucpro.pool.worker:ModelScorer"
 
@@ -46,13 +45,20 @@ class WorkerSpec:
 
 @dataclass(frozen=True)
 class ShardTask:
-    """One shard of one input: `key` = (input key, shard number) identifies it everywhere."""
+    """One shard of one input: `key` = (input key, shard number) identifies it everywhere.
+    Its frames travel as three parallel lists of plain strings (no object per frame)."""
 
     key: tuple[str, int]
-    frames: list[Frame]
+    frame_ids: list[str]
+    nucleotides: list[str]  # what DNABERT-S reads
+    proteins: list[str]  # what ESM-2 reads
     batch_tokens: int
     keep_features: bool
     chunk_size: int
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.frame_ids)
 
 
 class ModelScorer:
@@ -95,8 +101,8 @@ class ModelScorer:
         from virnucpro.features import score_frames
 
         models = self.models_for(task.chunk_size)
-        return score_frames(task.frames, models, task.batch_tokens, task.keep_features,
-                            embedder=self.embedder(models))
+        return score_frames(task.nucleotides, task.proteins, models, task.batch_tokens,
+                            task.keep_features, embedder=self.embedder(models))
 
     def clear_cache(self) -> None:
         import torch
