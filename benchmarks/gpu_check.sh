@@ -5,10 +5,12 @@
 # It runs the GPU tests, then the benchmark at full size (`python -m benchmarks --size full
 # --quick`): random DNABERT-S + ESM-2 3B weights are written there when the published set is
 # absent, and a synthetic input is scored on cuda:0 (bfloat16 autocast, SDPA attention), beside
-# the reference scripts' way and the daemon's small jobs.
-# Budget: under 8 minutes on an H200. Everything is printed and kept in $OUT/gpu_check.log.
+# the reference scripts' way and the daemon's small jobs. Before it, the host-side benchmark
+# (`--size host`: the pipeline with a stand-in for the models, on this machine's CPUs).
+# Budget: under 9 minutes on an H200. Everything is printed and kept in $OUT/gpu_check.log.
 # Knobs for a shorter rerun: SIZE (full|mid|tiny), JOBS (small jobs per daemon mode, 3),
-# BENCH_LIMIT (seconds the benchmark may take, 420).
+# BENCH_LIMIT (seconds the benchmark may take, 420), HOST_LIMIT (the host benchmark's, 150;
+# 0 skips it).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu-check-out}
@@ -33,6 +35,12 @@ python3 -c "import torch, sys; print('python', sys.version.split()[0], 'torch', 
 
 echo "== GPU tests (t=${SECONDS}s)"
 python3 -m pytest -q -p no:cacheprovider --timeout=120 -m gpu tests/gpu -rs || echo "GPU TESTS FAILED"
+
+if [ "${HOST_LIMIT:-150}" != 0 ]; then
+  echo "== host-side benchmark (t=${SECONDS}s)"
+  timeout -k 10 "${HOST_LIMIT:-150}" python3 -m benchmarks --size host --json "$OUT/bench-host.json" \
+    || echo "HOST BENCHMARK FAILED OR CUT (rc $?)"
+fi
 
 echo "== benchmark, full size (t=${SECONDS}s)"
 # Cut at BENCH_LIMIT seconds (default 420) so that the script, not the device's limit, ends it:

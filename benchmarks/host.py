@@ -131,7 +131,7 @@ def stages(fasta: Path, models: str, work: Path) -> dict:
     _, t_feed = _timed(supervisor)
     n, bases = len(nucleotides), index.total_bp
     return {"records": index.n_records, "bases": bases, "frames": n, "stages": {
-        name: {"seconds": round(s, 3), "frames_per_s": n / s, "mbp_per_s": bases / s / 1e6}
+        name: {"seconds": s, "frames_per_s": n / s, "mbp_per_s": bases / s / 1e6}
         for name, s in (("validate", t_validate), ("read", t_read), ("plan", t_plan),
                         ("dispatch", t_dispatch), ("tokenize", t_tokenize), ("merge", t_merge),
                         ("write", t_write), ("feed", t_feed))}}
@@ -160,14 +160,15 @@ def end_to_end(fasta: Path, models: str, engine_name: str, work: Path) -> dict:
     finally:
         engine.close()
     frames = run["counts"]["frames"]
-    return {"engine": engine_name, "frames": frames, "wall_s": round(wall, 3),
-            "engine_start_s": round(start_s, 3), "frames_per_s": frames / wall,
+    return {"engine": engine_name, "frames": frames, "records": run["counts"]["sequences"],
+            "wall_s": wall, "engine_start_s": start_s, "frames_per_s": frames / wall,
             "supervisor_cpu_s_per_1000_frames": cpu / frames * 1000,
-            "tables_after_last_shard_s": run["timings"].get("tables_after_last_shard_s"),
-            "timings": run["timings"]}
+            "tables_after_last_shard_s": run["timings"]["tables_after_last_shard_s"],
+            "stages_s": run["timings"]}
 
 
 def inputs(work: Path, quick: bool) -> dict[str, Path]:
+    work.mkdir(parents=True, exist_ok=True)
     scale = 10 if quick else 1
     contigs, reads = work / "contigs.fasta", work / "reads.fasta"
     write_input(contigs, 3400 // scale, 3000, seed=1)  # 10.2 Mbp
@@ -209,12 +210,12 @@ def print_table(r: dict) -> None:
               f"{part['frames']:,} frames")
         for stage, v in part["stages"].items():
             print(f"    {stage:<10} {v['frames_per_s']:>10,.0f} frames/s  {v['mbp_per_s']:7.2f} Mbp/s"
-                  f"  ({v['seconds']} s)")
+                  f"  ({v['seconds']:.3f} s)")
         for engine in ("pool", "local"):
             e = part[engine]
-            print(f"    {engine + ' e2e':<10} {e['frames_per_s']:>10,.0f} frames/s  ({e['wall_s']} s; "
+            print(f"    {engine + ' e2e':<10} {e['frames_per_s']:>10,.0f} frames/s  ({e['wall_s']:.2f} s; "
                   f"supervisor {e['supervisor_cpu_s_per_1000_frames']:.3f} CPU s / 1,000 frames; "
-                  f"tables {e['tables_after_last_shard_s']} s after the last shard)")
+                  f"tables {e['tables_after_last_shard_s']:.3f} s after the last shard)")
         print(f"    pool / tokenizer alone: {part['pool_vs_tokenizer']:.0%}")
 
 

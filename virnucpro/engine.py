@@ -61,6 +61,10 @@ class LocalEngine:
                               precision=self.precision, scorer=self.scorer or DEFAULT_SCORER)
             self._scorer = _load_class(spec.scorer)(spec, self.device)
             self.model_loads += 1
+            if self.device == "cpu":
+                from virnucpro.heap import pin_for_cpu_scoring
+
+                pin_for_cpu_scoring()
         return self._scorer
 
     @property

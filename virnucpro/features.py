@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from virnucpro.batching import batch_by_token_budget
+from virnucpro.heap import release_free_memory
 from virnucpro.models.loaded import LoadedModels
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,7 @@ def embed_frames(nucleotides: Sequence[str], proteins: Sequence[str], models: Lo
     def keep(batch: list[int], cols: slice, means) -> None:
         if means.device.type == "cpu":
             out[batch, cols] = means.numpy()
+            release_free_memory()  # see virnucpro.heap: host memory stays flat batch after batch
         else:
             done.append((batch, cols, means))
 

@@ -163,11 +163,12 @@ class ShardFeed:
         self._merge()
 
     def _add(self, block: PlanBlock) -> _Pending:
-        first = np.empty(len(block.records), dtype=np.int64)
-        for p in range(len(block.records)):
-            if block.piece_first_chunk[p] == 0:
-                self._carry = block.frame0 + int(block.piece_frames[p])
-            first[p] = self._carry
+        # Only a block's first piece can continue a record (a long one, from the block before).
+        first = block.frame0 + block.piece_frames[:-1]
+        if len(first) and block.piece_first_chunk[0]:
+            first[0] = self._carry
+        if len(first):
+            self._carry = int(first[-1])
         pending = _Pending(block, np.zeros((block.n_frames, 2), dtype=np.float32),
                            np.zeros(block.n_frames, dtype=np.uint8), first)
         self._pending.append(pending)
@@ -241,10 +242,12 @@ class ShardFeed:
                 if p < p1:
                     fa, fb = block.piece_frames[p], block.piece_frames[p1]
                     self.writer.write(block, p, p1, pending.probs[fa:fb], pending.status[fa:fb])
+                    if self.writer.between_records:
+                        self._restart_at(block.records[p1 - 1].index + 1,
+                                         block.frame0 + int(block.piece_frames[p1]))
+                    else:  # the staged files end inside a long record: no restart point
+                        self._restart = None
                 pending.written = p1
-                if self.writer.between_records:
-                    self._restart_at(block.records[p1 - 1].index + 1,
-                                     block.frame0 + int(block.piece_frames[p1]))
             if pending.written < len(block.records):
                 break
             self._pending.popleft()

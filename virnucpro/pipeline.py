@@ -372,7 +372,7 @@ def finish_input(job: InputJob, mode: str, config: PredictConfig, engine, model_
     now = time.perf_counter()
     job.timings["write_s"] = round(now - t1, 3)  # what is left of the tables after scoring
     if job.last_result_at is not None:  # how long the tables took once the devices were done
-        job.timings["tables_after_last_shard_s"] = round(now - job.last_result_at, 3)
+        job.timings["tables_after_last_shard_s"] = round(now - job.last_result_at, 4)
     write_json_atomic(job.layout.run_json, info)  # last: a run.json means a finished run
     shutil.rmtree(job.layout.work, ignore_errors=True)
     if config.report:

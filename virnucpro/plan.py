@@ -230,10 +230,12 @@ class _BlockBuilder:
 
 
 def iter_blocks(records: Iterable[SeqRecord], chunk_size: int, min_length: int = 1, *,
-                frame0: int = 0, block_bases: int = BLOCK_BASES,
-                block_records: int = BLOCK_RECORDS) -> Iterator[PlanBlock]:
-    """Plan `records` in order, in blocks; `frame0` numbers the first frame (a resumed run
-    starts inside the input)."""
+                frame0: int = 0, block_bases: int | None = None,
+                block_records: int | None = None) -> Iterator[PlanBlock]:
+    """Plan `records` in order, in blocks (of BLOCK_BASES and BLOCK_RECORDS unless given);
+    `frame0` numbers the first frame (a resumed run starts inside the input)."""
+    block_bases = block_bases or BLOCK_BASES
+    block_records = block_records or BLOCK_RECORDS
     builder = _BlockBuilder(chunk_size)
     for record in records:
         seq = record.seq

@@ -121,6 +121,10 @@ class ShardActor:
         device = "cuda:0" if spec.device == "cuda" else "cpu"
         before, started = _resident_bytes(), time.perf_counter()
         self.scorer = _load_class(spec.scorer)(spec, device)
+        if device == "cpu":
+            from virnucpro.heap import pin_for_cpu_scoring
+
+            pin_for_cpu_scoring()
         self.spec = spec
         self.done = 0
         try:

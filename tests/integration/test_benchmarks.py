@@ -38,9 +38,53 @@ def test_the_tiny_benchmark_writes_every_promised_figure(tmp_path: Path, tiny_se
     for size in ("1x", "10x"):  # the median run is the one reported
         assert len(mem[size]["runs_working_bytes"]) == 2
         assert mem[size]["working_bytes"] == min(mem[size]["runs_working_bytes"])
+    assert mem["worst_ratio_10x"] == r["working_memory_worst_ratio_10x"] >= mem["ratio_10x"] * 0.999
+    assert mem["worst_ratio_10x"] == max(mem["10x"]["runs_working_bytes"]) / min(mem["1x"]["runs_working_bytes"])
     assert r["daemon_small_jobs"]["jobs"] == 1
     assert r["reference"]["load_s"] <= r["reference"]["wall_s"]
     table = done.stdout
     for row in ("end to end", "padding waste", "DNABERT-S alone", "ESM-2 alone", "reference style",
                 "1 small jobs", "working memory"):
         assert row in table, row
+
+
+def _numbers(tree, path=""):
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from _numbers(v, f"{path}.{k}")
+    elif isinstance(tree, (int, float)) and not isinstance(tree, bool):
+        yield path, tree
+
+
+def test_the_host_benchmark_gives_finite_positive_figures_on_every_frame(tmp_path: Path) -> None:
+    from benchmarks.host import inputs
+
+    out = tmp_path / "host.json"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--size", "host", "--quick",
+                           "--json", str(out)], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    r = json.loads(out.read_text())
+    assert set(r["inputs"]) == {"contigs", "reads"}
+    figures = dict(_numbers(r["inputs"]))
+    assert len(figures) > 60
+    bad = {k: v for k, v in figures.items() if not (math.isfinite(v) and v > 0)}
+    assert not bad, bad
+    from virnucpro.chunking import chunk_spans
+    from virnucpro.translation import translate_six_frames
+
+    written = inputs(tmp_path / "again", quick=True)  # the same seeds: the same inputs
+    for name, part in r["inputs"].items():
+        seqs = [s.replace("\n", "") for s in written[name].read_text().split(">")[1:]]
+        seqs = [s.split(" frames", 1)[1] for s in seqs]  # headers: "synthetic_N open frames"
+        assert part["records"] == len(seqs) and part["bases"] == sum(map(len, seqs))
+        kept = sum(len(translate_six_frames(s[a:b], "c", a)) for s in seqs
+                   for a, b in chunk_spans(len(s), 500))  # the reference rules, not the planner
+        assert part["frames"] == kept
+        for engine in ("pool", "local"):  # every planned frame went through each engine
+            assert part[engine]["frames"] == part["frames"]
+            assert part[engine]["records"] == part["records"]
+        assert set(part["stages"]) == {"validate", "read", "plan", "dispatch", "tokenize", "merge",
+                                       "write", "feed"}
+    assert "pool / tokenizer alone" in done.stdout

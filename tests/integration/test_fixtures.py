@@ -18,6 +18,17 @@ def test_the_local_engine_writes_the_pinned_files(tmp_path, tiny_set_dir, case):
     assert standin_cases.differences(case, tmp_path / "o") == []
 
 
+@pytest.mark.parametrize("case", sorted(standin_cases.CASES))
+def test_blocks_of_a_few_records_and_long_records_in_pieces_write_the_same_files(
+        tmp_path, monkeypatch, tiny_set_dir, case):
+    import virnucpro.plan
+
+    monkeypatch.setattr(virnucpro.plan, "BLOCK_BASES", 900)  # records over 900 bp in pieces
+    monkeypatch.setattr(virnucpro.plan, "BLOCK_RECORDS", 3)
+    run_predict(standin_cases.config(case, tmp_path / "o"))
+    assert standin_cases.differences(case, tmp_path / "o") == []
+
+
 @pytest.mark.parametrize("case", ["edge300", "reference"])
 def test_the_worker_pool_writes_the_pinned_files(tmp_path, tiny_set_dir, case):
     run_predict(standin_cases.config(case, tmp_path / "o", device="cpu,cpu", engine="pool"))

@@ -193,13 +193,20 @@ def _staged(out: Path) -> Path:
     return out / ".virnucpro" / "staging"
 
 
-@pytest.mark.parametrize("checkpoint_s", [0.0, 1e9])  # at every record boundary; the first only
+@pytest.mark.parametrize(("checkpoint_s", "block_bases"), [
+    (0.0, None),  # a checkpoint at every record boundary
+    (1e9, None),  # the first one only: the staged files run past it and are cut back
+    (0.0, 900),  # records over 900 bp planned in pieces: no checkpoint inside one
+])
 def test_a_run_stopped_at_any_shard_resumes_to_the_pinned_files(tmp_path, monkeypatch, tiny_set_dir,
-                                                               caplog, checkpoint_s):
+                                                               caplog, checkpoint_s, block_bases):
     import virnucpro.feed
+    import virnucpro.plan
     from tests import standin_cases
 
     monkeypatch.setattr(virnucpro.feed, "CHECKPOINT_S", checkpoint_s)
+    if block_bases:
+        monkeypatch.setattr(virnucpro.plan, "BLOCK_BASES", block_bases)
     total = len(list((standin_cases.EXPECTED / "edge300" / "embeddings").glob("features-*")))
     caplog.set_level("INFO", logger="virnucpro.feed")
     for k in range(1, total, 4):

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from virnucpro.features import ShardScores
+from virnucpro.heap import pin_for_cpu_scoring
 
 DEFAULT_SCORER = "virnucpro.pool.worker:ModelScorer"
 
@@ -156,6 +157,8 @@ def worker_main(spec: WorkerSpec, tasks: Any, out: Any) -> None:
         before = _resident_bytes()
         started = time.perf_counter()
         scorer = _load_class(spec.scorer)(spec, device)
+        if device == "cpu":
+            pin_for_cpu_scoring()
         if device.startswith("cuda"):
             memory = int(torch.cuda.memory_allocated())
         else:
