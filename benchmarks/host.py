@@ -106,13 +106,12 @@ def stages(fasta: Path, models: str, work: Path) -> dict:
             store.write(t.key[1], t.frame_ids, pickle.loads(blob))
 
     _, t_merge = _timed(merge)
-    probs = {fid: scores_of[fid] for fid in scores_of}
 
     def write():
         writer = TableWriter(OutputLayout(work / "write"), threshold=0.5, save_embeddings=False,
                              shard_frames=DEFAULT_SHARD_FRAMES, settings={}, resume=False)
         for b in blocks:
-            p = (np.stack([probs[f] for f in b.frame_ids]) if b.n_frames
+            p = (np.stack([scores_of[f] for f in b.frame_ids]) if b.n_frames
                  else np.zeros((0, 2), np.float32))
             writer.write(b, 0, len(b.records), p, np.zeros(b.n_frames, np.uint8))
         writer.close()
@@ -124,7 +123,7 @@ def stages(fasta: Path, models: str, work: Path) -> dict:
         layout.work.mkdir(parents=True)
         feed = ShardFeed(InputJob(str(fasta), "bench", index, layout), config, 4096)
         for task in feed:
-            feed.done(task, ShardScores(probs=np.stack([probs[f] for f in task.frame_ids]),
+            feed.done(task, ShardScores(probs=np.stack([scores_of[f] for f in task.frame_ids]),
                                         status=np.zeros(task.n_frames, np.uint8)))
         feed.writer.close()
 

@@ -50,7 +50,7 @@ class LocalEngine:
 
     def _get_scorer(self):
         if self._scorer is None:
-            from virnucpro.pool.worker import DEFAULT_SCORER, WorkerSpec, _load_class
+            from virnucpro.pool.worker import DEFAULT_SCORER, WorkerSpec, load_scorer
 
             if self.threads:
                 import torch
@@ -59,12 +59,8 @@ class LocalEngine:
             spec = WorkerSpec(worker_id=0, device=self.device, models=str(self.model_set.root),
                               chunk_size=self.chunk_size, threads=self.threads or 0,
                               precision=self.precision, scorer=self.scorer or DEFAULT_SCORER)
-            self._scorer = _load_class(spec.scorer)(spec, self.device)
+            self._scorer = load_scorer(spec, self.device)
             self.model_loads += 1
-            if self.device == "cpu":
-                from virnucpro.heap import pin_for_cpu_scoring
-
-                pin_for_cpu_scoring()
         return self._scorer
 
     @property

@@ -141,7 +141,6 @@ class ShardFeed:
         # Keys unique to this pass: a pool kept across inputs or jobs may still deliver a late
         # result of an abandoned pass, which must never be taken for one of these shards.
         self.run = f"{job.name}@{uuid.uuid4().hex[:8]}"
-        self.handed_out = 0
         self.scored = 0
         self.exhausted = False
 
@@ -187,7 +186,6 @@ class ShardFeed:
             self._ready[k] = self.store.read(k, len(shard.frame_ids))
             self._merge()
             return
-        self.handed_out += 1
         yield ShardTask(key=(self.run, k), frame_ids=shard.frame_ids,
                         nucleotides=shard.nucleotides, proteins=shard.proteins,
                         batch_tokens=self.batch_tokens, keep_features=self.config.save_embeddings,

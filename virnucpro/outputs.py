@@ -25,16 +25,7 @@ import numpy as np
 from virnucpro.errors import OutputError
 from virnucpro.features import OK, STATUS_REASONS
 from virnucpro.plan import FRAME_LETTERS, PlanBlock, RecordInfo
-from virnucpro.rollup import (
-    NO_KEPT_FRAME,
-    OTHERS,
-    SCORING_FAILED,
-    UNSCORED,
-    VIRUS,
-    call_chunks,
-    call_sequence,
-    frame_calls,
-)
+from virnucpro.rollup import VIRUS, call_chunks, call_sequence, frame_calls
 
 FRAMES_COLUMNS = ["frame_id", "sequence_id", "chunk_index", "strand", "frame", "start", "end",
                   "protein_length", "p_others", "p_virus", "call", "status"]
@@ -283,15 +274,14 @@ class TableWriter:
         if scored.any():
             max_v[scored] = format_scores(chunks.max_p_virus[scored])
             max_o[scored] = format_scores(chunks.max_p_others[scored])
-        calls = np.where(scored, np.where(chunks.viral, VIRUS, OTHERS), UNSCORED).astype(object)
-        reasons = np.where(scored, "", np.where(chunks.kept > 0, SCORING_FAILED, NO_KEPT_FRAME))
+        calls, reasons = chunks.calls(), chunks.reasons()
         cids = block.chunk_ids[ca:cb]
         self._put("chunks.tsv", (
             f"{r[0]}\t{r[1]}\t{r[2] + 1}\t{r[3] + 1}\t{r[4]}\t{r[5]}\t{r[6]}\t{r[7]}\t{r[8]}\t{r[9]}\n"
             for r in zip(cids, seq_ids.tolist(), block.chunk_index[ca:cb].tolist(),
                          block.chunk_start[ca:cb].tolist(), block.chunk_end[ca:cb].tolist(),
                          chunks.kept.tolist(), max_v.tolist(), max_o.tolist(), calls.tolist(),
-                         reasons.astype(object).tolist(), strict=True)))
+                         reasons.tolist(), strict=True)))
         self._put(self.layout.HIGHEST_UNSORTED, (
             f"{cids[i]}\t{bool(chunks.viral[i])}\n" for i in np.flatnonzero(scored).tolist()))
         c = self.counts

@@ -176,40 +176,30 @@ class _BlockBuilder:
                 s = base + start - offset  # the chunk in buf: [s, e)
                 e = s + (end - start)
                 length = end - start
-                for f in range(3 if length >= 3 else 0):
+                stop = s - 1 if s else None  # reverse codons run down to the chunk's start
+                for code in range(6):
+                    f = code % 3
                     if length - f < 3:
-                        break
-                    p = aa_fwd[s + f:e - 2:3]
+                        continue
+                    p = aa_fwd[s + f:e - 2:3] if code < 3 else aa_rev[e - 3 - f:stop:-3]
                     if not clean:
                         p = p.translate(None, b"-")
                     if not p or b"*" in p:
                         continue
                     m = min(3 * len(p) + 1, length - f)
-                    frame_ids.append(f"{cid}F{f + 1}")
-                    f_code.append(f)
-                    f_start.append(start + f)
-                    f_end.append(start + f + m)
+                    if code < 3:
+                        f_start.append(start + f)
+                        nts.append(buf[s + f:s + f + m].decode("ascii"))
+                    else:
+                        # Positions f..f+m of the reverse strand cover, on the forward strand,
+                        # end-f-m .. end-f.
+                        f_start.append(end - f - m)
+                        r0 = n - e + f
+                        nts.append(rc[r0:r0 + m].decode("ascii"))
+                    frame_ids.append(f"{cid}{FRAME_LETTERS[code]}")
+                    f_code.append(code)
+                    f_end.append(f_start[-1] + m)
                     f_plen.append(len(p))
-                    nts.append(buf[s + f:s + f + m].decode("ascii"))
-                    prots.append(p.decode("ascii"))
-                for f in range(3 if length >= 3 else 0):
-                    if length - f < 3:
-                        break
-                    p = aa_rev[e - 3 - f:(s - 1 if s else None):-3]
-                    if not clean:
-                        p = p.translate(None, b"-")
-                    if not p or b"*" in p:
-                        continue
-                    m = min(3 * len(p) + 1, length - f)
-                    # Positions f..f+m of the reverse strand cover, on the forward strand,
-                    # end-f-m .. end-f.
-                    r0 = n - e + f
-                    frame_ids.append(f"{cid}R{f + 1}")
-                    f_code.append(3 + f)
-                    f_start.append(end - f - m)
-                    f_end.append(end - f)
-                    f_plen.append(len(p))
-                    nts.append(rc[r0:r0 + m].decode("ascii"))
                     prots.append(p.decode("ascii"))
                 c_frames.append(len(frame_ids))
             base += len(bases)

@@ -115,16 +115,12 @@ class ShardActor:
         logging.basicConfig(level=spec.log_level)
         import torch
 
-        from virnucpro.pool.worker import _load_class, _resident_bytes
+        from virnucpro.pool.worker import _resident_bytes, load_scorer
 
         torch.set_num_threads(spec.threads)  # scores must not depend on the node's core count
         device = "cuda:0" if spec.device == "cuda" else "cpu"
         before, started = _resident_bytes(), time.perf_counter()
-        self.scorer = _load_class(spec.scorer)(spec, device)
-        if device == "cpu":
-            from virnucpro.heap import pin_for_cpu_scoring
-
-            pin_for_cpu_scoring()
+        self.scorer = load_scorer(spec, device)
         self.spec = spec
         self.done = 0
         try:

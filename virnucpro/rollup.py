@@ -58,13 +58,15 @@ class ChunkColumns:
     def is_scored(self) -> np.ndarray:
         return self.scored > 0
 
-    def call(self, i: int) -> str:
-        return UNSCORED if not self.scored[i] else (VIRUS if self.viral[i] else OTHERS)
+    def calls(self) -> np.ndarray:
+        """Per chunk: virus, others, or unscored (object array of str)."""
+        return np.where(self.is_scored, np.where(self.viral, VIRUS, OTHERS),
+                        UNSCORED).astype(object)
 
-    def reason(self, i: int) -> str:
-        if self.scored[i]:
-            return ""
-        return NO_KEPT_FRAME if not self.kept[i] else SCORING_FAILED
+    def reasons(self) -> np.ndarray:
+        """Per chunk: why it is unscored, empty where it is scored (object array of str)."""
+        return np.where(self.is_scored, "", np.where(self.kept > 0, SCORING_FAILED,
+                                                     NO_KEPT_FRAME)).astype(object)
 
 
 def frame_calls(probs: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -109,7 +111,8 @@ def call_chunk(chunk_id: str, probs: np.ndarray, ok: Sequence[bool]) -> ChunkCal
     scored = int(cols.scored[0])
     return ChunkCall(chunk_id, int(cols.kept[0]), scored,
                      float(cols.max_p_virus[0]) if scored else None,
-                     float(cols.max_p_others[0]) if scored else None, cols.call(0), cols.reason(0))
+                     float(cols.max_p_others[0]) if scored else None, cols.calls()[0],
+                     cols.reasons()[0])
 
 
 def call_sequence(sequence_id: str, length: int, n_chunks: int, maxima: np.ndarray,

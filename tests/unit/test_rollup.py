@@ -71,7 +71,7 @@ def test_column_chunk_calls_equal_one_chunk_at_a_time():
     cols = call_chunks(offsets, probs, ok)
     for i in range(len(kept)):
         one = call_chunk("c", probs[offsets[i]:offsets[i + 1]], ok[offsets[i]:offsets[i + 1]])
-        assert cols.call(i) == one.call and cols.reason(i) == one.reason
+        assert cols.calls()[i] == one.call and cols.reasons()[i] == one.reason
         assert cols.scored[i] == one.scored_frames and cols.kept[i] == one.kept_frames
         if one.scored_frames:
             good = probs[offsets[i]:offsets[i + 1]][ok[offsets[i]:offsets[i + 1]]]

@@ -117,6 +117,15 @@ def _load_class(path: str) -> type:
     return getattr(importlib.import_module(module), name)
 
 
+def load_scorer(spec: WorkerSpec, device: str):
+    """The spec's scorer with its models loaded on `device`; on a CPU, malloc is then pinned
+    for scoring (virnucpro.heap). Every engine loads its scorers through here."""
+    scorer = _load_class(spec.scorer)(spec, device)
+    if device == "cpu":
+        pin_for_cpu_scoring()
+    return scorer
+
+
 def _resident_bytes() -> int:
     try:
         with open("/proc/self/statm") as fh:
@@ -156,9 +165,7 @@ def worker_main(spec: WorkerSpec, tasks: Any, out: Any) -> None:
         torch.set_num_threads(spec.threads)
         before = _resident_bytes()
         started = time.perf_counter()
-        scorer = _load_class(spec.scorer)(spec, device)
-        if device == "cpu":
-            pin_for_cpu_scoring()
+        scorer = load_scorer(spec, device)
         if device.startswith("cuda"):
             memory = int(torch.cuda.memory_allocated())
         else:
