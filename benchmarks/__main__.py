@@ -58,12 +58,13 @@ def device() -> str:
 
 
 def end_to_end(fasta: Path, models: str, dev: str, work: Path) -> dict:
+    from virnucpro.engine_config import EngineConfig
     from virnucpro.pipeline import PredictConfig, run_predict
 
     t0 = time.perf_counter()
     [run] = run_predict(PredictConfig(inputs=(str(fasta),), outdir=work / "e2e", models=models,
-                                      device=dev, engine="local", progress=False, force=True,
-                                      report=False))
+                                      device=dev, engine=EngineConfig(engine="local"),
+                                      progress=False, force=True, report=False))
     wall = time.perf_counter() - t0
     c, t = run["counts"], run["timings"]
     return {"wall_s": round(wall, 2), "frames": c["frames"], "chunks": c["chunks"],
@@ -266,7 +267,7 @@ def daemon_jobs(models_root: str, dev: str, work: Path, n_jobs: int = 10) -> dic
             for i in range(n_jobs):
                 job = client.submit([str(small)], outdir=str(work / f"jobs-{persistent}" / str(i)),
                                     options={"models": models_root, "report": False})
-                while client.show(job["id"])["state"] not in ("completed", "failed", "cancelled"):
+                while client.show(job.id).state.live:
                     time.sleep(0.05)
             out["persistent" if persistent else "per_job"] = time.perf_counter() - t0
         finally:

@@ -139,19 +139,22 @@ def stages(fasta: Path, models: str, work: Path) -> dict:
 def end_to_end(fasta: Path, models: str, engine_name: str, work: Path) -> dict:
     """One `predict` of `fasta` with the stand-in, its engine (and worker) started first."""
     from virnucpro.engine import make_engine
+    from virnucpro.engine_config import EngineConfig
+    from virnucpro.models.sets import resolve_model_set
     from virnucpro.pipeline import PredictConfig, run_predict
 
     t0 = time.perf_counter()
-    engine = make_engine(engine_name, models, ["cpu"], CHUNK_SIZE, persistent=True, scorer=SCORER,
-                         threads=1)
+    engine_config = EngineConfig(engine=engine_name, persistent=True, threads=1)
+    model_set = resolve_model_set(models, fetch_missing=False, progress=False)
+    engine = make_engine(engine_config, model_set, ["cpu"], CHUNK_SIZE)  # the stand-in: see run()
     if engine_name == "pool":
         engine.start()
     else:
         engine._get_scorer()
     start_s = time.perf_counter() - t0
     config = PredictConfig(inputs=(str(fasta),), outdir=work / f"e2e-{engine_name}", models=models,
-                           device="cpu", engine=engine_name, progress=False, force=True,
-                           report=False, persistent_models=True, scorer=SCORER, threads=1)
+                           device="cpu", engine=engine_config, progress=False, force=True,
+                           report=False)
     try:
         cpu0, t0 = _cpu(), time.perf_counter()
         [run] = run_predict(config, engine=engine)
@@ -176,7 +179,11 @@ def inputs(work: Path, quick: bool) -> dict[str, Path]:
 
 
 def run(quick: bool, result: dict, done) -> None:
+    from virnucpro.pool.worker import TEST_SCORER_ENV
+
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one thread, as in a worker
+    # The stand-in for every engine built here, and for their workers (they inherit it).
+    os.environ[TEST_SCORER_ENV] = SCORER
     import torch
 
     torch.set_num_threads(1)

@@ -51,19 +51,21 @@ def main() -> None:
     args = parser.parse_args()
 
     from virnucpro.engine import make_engine
+    from virnucpro.engine_config import EngineConfig
     from virnucpro.models.sets import resolve_model_set
     from virnucpro.pipeline import DEFAULT_SHARD_FRAMES, PredictConfig, run_predict
 
     model_set = resolve_model_set(args.models, fetch_missing=False, progress=False)
     # Load once here and keep it loaded: the run below reuses the same process's allocator
     # state, so "after load" is the base the run's working memory sits on.
-    engine = make_engine("local", str(model_set.root), [args.devices], 500, persistent=True)
+    engine_config = EngineConfig(engine="local", persistent=True)
+    engine = make_engine(engine_config, model_set, [args.devices], 500)
     engine._get_scorer()
     after_load = rss_bytes()
     reset = reset_peak()
     config = PredictConfig(inputs=(args.input,), outdir=args.outdir, models=str(model_set.root),
-                           device=args.devices, engine="local", progress=False, force=True,
-                           report=False, persistent_models=True,
+                           device=args.devices, engine=engine_config, progress=False, force=True,
+                           report=False,
                            shard_frames=args.shard_frames or DEFAULT_SHARD_FRAMES)
     [run] = run_predict(config, engine=engine)
     peak = peak_bytes(reset)

@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from virnucpro import __version__
-from virnucpro.cli import ErrorExitGroup
+from virnucpro.clicommon import ErrorExitGroup
 from virnucpro.errors import VirNucProError
 
 
@@ -85,13 +85,11 @@ def main() -> None:
 @click.option("--precision", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto",
               show_default=True, help="auto: bfloat16 autocast on GPUs, float32 on the CPU.")
 @click.option("--foreground", is_flag=True, help="Stay attached (systemd, containers).")
-@click.option("--scorer", default=None, hidden=True)
 @click.option("--shard-frames", type=int, default=None, hidden=True)
 @click.option("-v", "--verbose", count=True)
 def start(persistent_models: bool, devices: str, preload: tuple[str, ...], endpoint: str | None,
           keys: Path | None, max_queued: int, threads: int | None, worker_timeout: float,
           shutdown_timeout: float, max_loaded_sets: int, precision: str, foreground: bool,
-          scorer: str | None,
           shard_frames: int | None, verbose: int, engine: str, ray_address: str | None,
           workers: int | None, gpus_per_worker: float | None) -> None:
     """Start the daemon; in the background it returns once the daemon answers."""
@@ -106,19 +104,20 @@ def start(persistent_models: bool, devices: str, preload: tuple[str, ...], endpo
         _start_background(paths, endpoint)
         return
     from virnucpro.daemon.server import Daemon, DaemonConfig
+    from virnucpro.engine_config import EngineConfig
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     logging.getLogger("virnucpro.daemon").setLevel(logging.INFO)
     # With Ray the devices are the cluster's, learnt when the daemon joins it.
+    engine_config = EngineConfig(engine=engine, threads=threads, worker_timeout=worker_timeout,
+                                 precision=precision, ray_address=ray_address, workers=workers,
+                                 gpus_per_worker=gpus_per_worker)
     config = DaemonConfig(devices=resolve_devices(devices) if engine == "pool" else [],
-                          persistent=persistent_models, engine=engine, ray_address=ray_address,
-                          workers=workers, gpus_per_worker=gpus_per_worker,
+                          persistent=persistent_models, engine=engine_config,
                           models=list(preload), endpoint=endpoint, max_queued=max_queued,
-                          threads=threads, worker_timeout=worker_timeout,
                           shutdown_timeout=shutdown_timeout, max_loaded_sets=max_loaded_sets,
-                          curve_keys=keys, scorer=scorer, shard_frames=shard_frames,
-                          precision=precision)
+                          curve_keys=keys, shard_frames=shard_frames)
     daemon = Daemon(config, paths)
     daemon.start()
     daemon.serve_forever()
@@ -139,7 +138,7 @@ def _start_background(paths, endpoint: str | None) -> None:
             raise VirNucProError("the daemon exited at start:\n" + "\n".join(tail))
         try:
             status = Client(endpoint, timeout=1.0).status()
-            click.echo(f"virnucpro daemon started (pid {status['pid']}) on {status['requests']}; "
+            click.echo(f"virnucpro daemon started (pid {status.pid}) on {status.requests}; "
                        f"log: {paths.log}", err=True)
             return
         except DaemonUnavailable:
@@ -156,7 +155,7 @@ def stop(endpoint: str | None, timeout: float) -> None:
     from virnucpro.daemon.client import Client
 
     client = Client(endpoint)
-    pid = client.status()["pid"]
+    pid = client.status().pid
     client.stop()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -178,17 +177,17 @@ def status(endpoint: str | None, as_json: bool) -> None:
 
     s = Client(endpoint).status()
     if as_json:
-        click.echo(json.dumps(s, indent=2))
+        click.echo(json.dumps(s.to_dict(), indent=2))
         return
-    click.echo(f"state      {s['state']} (pid {s['pid']}, up {s['uptime_s']:.0f} s, version {s['version']})")
-    click.echo(f"models     {'persistent' if s['persistent_models'] else 'loaded per job'}")
-    click.echo(f"devices    {', '.join(s['devices'])}")
-    click.echo(f"endpoint   {s['requests']}")
-    click.echo(f"queue      {s['queued']} queued, running: {s['running'] or '-'}")
-    for entry in s["loaded"]:
-        for w in entry["workers"]:
-            mem = (w.get("memory_bytes") or 0) / 1e9
-            click.echo(f"loaded     {entry['models']} on {w['device']} ({w['state']}, {mem:.2f} GB)")
+    click.echo(f"state      {s.state.value} (pid {s.pid}, up {s.uptime_s:.0f} s, version {s.version})")
+    click.echo(f"models     {'persistent' if s.persistent_models else 'loaded per job'}")
+    click.echo(f"devices    {', '.join(s.devices)}")
+    click.echo(f"endpoint   {s.requests}")
+    click.echo(f"queue      {s.queued} queued, running: {s.running or '-'}")
+    for entry in s.loaded:
+        for w in entry.workers:
+            mem = (w.memory_bytes or 0) / 1e9
+            click.echo(f"loaded     {entry.models} on {w.device} ({w.state}, {mem:.2f} GB)")
 
 
 @main.command()
@@ -197,7 +196,7 @@ def drain(endpoint: str | None) -> None:
     """Accept no new job, finish the queue, then stop."""
     from virnucpro.daemon.client import Client
 
-    click.echo(f"daemon is {Client(endpoint).drain()['state']}", err=True)
+    click.echo(f"daemon is {Client(endpoint).drain().state.value}", err=True)
 
 
 @main.command()

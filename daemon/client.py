@@ -1,28 +1,34 @@
 """The Python client of the daemon: requests over DEALER, events over SUB. Never imports torch.
 
     with Client() as c:                      # finds the local daemon's ipc endpoint
-        job = c.submit(["/data/s1.fa"], outdir="/data/out/s1")
-        for event in c.watch(job["id"]):     # snapshot first, then newer events only
-            ...
+        job = c.submit(["/data/s1.fa"], outdir="/data/out/s1", options={"models": "tiny"})
+        for job in c.watch(job.id):          # the job's record after each change, to its end
+            print(job.state.value, job.progress.chunks_done, job.progress.chunks_total)
 
+Every reply is decoded into its record (daemon/messages.py; `to_dict()` gives the JSON form).
 Every error reply raises `ClientError` with the protocol's code. A daemon that does not answer
-within `timeout` raises `DaemonUnavailable`.
+within `timeout`, or a local one that is not running at all (nothing listens on its socket:
+known at once), raises `DaemonUnavailable`.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import zmq
 
+from virnucpro.daemon import messages as M
 from virnucpro.daemon import protocol as P
-from virnucpro.daemon.paths import DaemonPaths, events_endpoint_for
+from virnucpro.daemon.follow import Follower, JobWatch
+from virnucpro.daemon.jobs import JobRecord
+from virnucpro.daemon.paths import DaemonPaths, events_endpoint_for, ipc_listening
+from virnucpro.daemon.wire import WireError
 from virnucpro.errors import VirNucProError
 
 
@@ -78,12 +84,31 @@ class Client:
 
     def _socket(self) -> zmq.Socket:
         if self._sock is None:
+            self.check_reachable()
             sock = self.ctx.socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
             self._secure(sock)
             sock.connect(self.endpoint)
             self._sock = sock
         return self._sock
+
+    def check_reachable(self) -> None:
+        """Raise DaemonUnavailable at once when a local daemon is not running (no socket
+        file, or nothing listening on it), instead of after a whole timeout."""
+        if not ipc_listening(self.endpoint):
+            raise DaemonUnavailable(f"the daemon is not running (nothing listens on "
+                                    f"{self.endpoint}); start it with `virnucpro-daemon start`")
+
+    def subscriber(self, topics: tuple[str, ...] = P.TOPICS) -> zmq.Socket:
+        """A SUB socket on the daemon's events (the caller closes it); see follow.py."""
+        self.check_reachable()
+        sub = self.ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        self._secure(sub)
+        for topic in topics:
+            sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        sub.connect(self.events_endpoint)
+        return sub
 
     def close(self) -> None:
         if self._sock is not None:
@@ -96,8 +121,9 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def request(self, kind: str, body: dict | None = None, *, timeout: float | None = None) -> dict:
-        """Send one request and wait for its reply (skipping stale replies of earlier ones)."""
+    def call(self, kind: str, body: dict | None = None, *, timeout: float | None = None) -> dict:
+        """Send one request and return its reply's raw body (skipping stale replies of
+        earlier requests); `request` decodes it."""
         sock = self._socket()
         rid = os.urandom(8).hex()
         sock.send(P.make_request(kind, body, rid))
@@ -117,20 +143,29 @@ class Client:
             err = reply.get("error", {})
             raise ClientError(err.get("code", "internal"), err.get("message", "unknown error"))
 
+    def request(self, kind: str, body: dict | None = None, *, timeout: float | None = None
+                ) -> Any:
+        """One request; its reply as the record of `messages.REPLIES[kind]`."""
+        raw = self.call(kind, body, timeout=timeout)
+        try:
+            return M.decode_reply(kind, raw)
+        except WireError as exc:
+            raise ClientError("bad_reply", f"the daemon's reply does not fit: {exc}") from None
+
     # -- verbs -----------------------------------------------------------------------------
 
-    def hello(self) -> dict:
+    def hello(self) -> M.Hello:
         return self.request("hello", {"client": "virnucpro", "versions": [P.PROTOCOL_VERSION]})
 
-    def status(self) -> dict:
+    def status(self) -> M.DaemonStatus:
         return self.request("status")
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> M.Snapshot:
         return self.request("snapshot")
 
     def submit(self, inputs: list[str], *, outdir: str | None = None, name: str | None = None,
                priority: int = 0, options: dict | None = None,
-               client_request_id: str | None = None, upload: bool = False) -> dict:
+               client_request_id: str | None = None, upload: bool = False) -> JobRecord:
         """Submit a job; relative paths are made absolute here, where they make sense. With
         `upload`, the files' content is sent instead (a daemon on another host)."""
         body: dict = {"priority": priority, "options": options or {},
@@ -143,10 +178,12 @@ class Client:
             body["outdir"] = str(Path(outdir).expanduser().absolute())
         if name:
             body["name"] = name
-        return self.request("submit", body)["job"]
+        return self.request("submit", body).job
 
     def upload(self, path: str | Path) -> str:
         """Send a file in chunks, read as they go (a large input never sits in memory)."""
+        import base64
+
         path = Path(path)
         size = path.stat().st_size
         digest = hashlib.sha256()
@@ -155,15 +192,14 @@ class Client:
                 digest.update(block)
         begin = self.request("upload_begin", {"name": path.name, "size": size,
                                               "sha256": digest.hexdigest()})
-        step = begin.get("chunk_bytes", P.UPLOAD_CHUNK_BYTES)
         offset = 0
         with open(path, "rb") as fh:
-            while offset < size and (data := fh.read(min(step, size - offset))):
-                self.request("upload_chunk", {"upload_id": begin["upload_id"], "offset": offset,
+            while offset < size and (data := fh.read(min(begin.chunk_bytes, size - offset))):
+                self.request("upload_chunk", {"upload_id": begin.upload_id, "offset": offset,
                                               "data": base64.b64encode(data).decode()})
                 offset += len(data)
-        self.request("upload_end", {"upload_id": begin["upload_id"]})
-        return begin["upload_id"]
+        self.request("upload_end", {"upload_id": begin.upload_id})
+        return begin.upload_id
 
     def download(self, job_id: int, file: str, dest: str | Path) -> Path:
         dest = Path(dest)
@@ -171,26 +207,26 @@ class Client:
         with open(dest, "wb") as fh:
             while True:
                 part = self.request("download", {"job_id": job_id, "file": file, "offset": offset})
-                chunk = base64.b64decode(part["data"])
+                chunk = part.content
                 fh.write(chunk)
                 offset += len(chunk)
-                if part["eof"]:
+                if part.eof:
                     return dest
 
-    def jobs(self, all: bool = False) -> list[dict]:  # noqa: A002 - the protocol's word
-        return self.request("jobs", {"all": all})["jobs"]
+    def jobs(self, all: bool = False) -> list[JobRecord]:  # noqa: A002 - the protocol's word
+        return list(self.request("jobs", {"all": all}).jobs)
 
-    def show(self, job_id: int) -> dict:
-        return self.request("show", {"job_id": job_id})["job"]
+    def show(self, job_id: int) -> JobRecord:
+        return self.request("show", {"job_id": job_id}).job
 
-    def cancel(self, job_id: int) -> dict:
-        return self.request("cancel", {"job_id": job_id})["job"]
+    def cancel(self, job_id: int) -> JobRecord:
+        return self.request("cancel", {"job_id": job_id}).job
 
-    def retry(self, job_id: int) -> dict:
-        return self.request("retry", {"job_id": job_id})["job"]
+    def retry(self, job_id: int) -> JobRecord:
+        return self.request("retry", {"job_id": job_id}).job
 
-    def logs(self, job_id: int, since: int = 0) -> list[dict]:
-        return self.request("logs", {"job_id": job_id, "since": since})["lines"]
+    def logs(self, job_id: int, since: int = 0) -> list[M.LogLine]:
+        return list(self.request("logs", {"job_id": job_id, "since": since}).lines)
 
     def remove(self, job_id: int | None = None, older_than_s: float | None = None) -> int:
         """Remove one finished job, or the finished jobs older than `older_than_s` (the
@@ -198,63 +234,20 @@ class Client:
         body: dict = {"job_id": job_id} if job_id is not None else {}
         if job_id is None and older_than_s is not None:
             body["older_than_s"] = older_than_s
-        return self.request("remove", body)["removed"]
+        return self.request("remove", body).removed
 
-    def drain(self) -> dict:
+    def drain(self) -> M.DaemonStatus:
         return self.request("drain")
 
-    def stop(self) -> dict:
+    def stop(self) -> M.DaemonStatus:
         return self.request("stop")
 
     # -- events ----------------------------------------------------------------------------
 
-    def events(self, topics: tuple[str, ...] = P.TOPICS, *, poll_ms: int = 200
-               ) -> Iterator[dict | None]:
-        """Subscribe, take a snapshot, then yield newer events in order. The first item is the
-        snapshot itself ({"topic": "snapshot", ...}); None is yielded when nothing came for
-        `poll_ms`, so a caller can stop or redraw."""
-        sub = self.ctx.socket(zmq.SUB)
-        sub.setsockopt(zmq.LINGER, 0)
-        self._secure(sub)
-        for topic in topics:
-            sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
-        sub.connect(self.events_endpoint)
-        try:
-            time.sleep(0.05)  # let the subscription reach the publisher before the snapshot
-            snap = self.snapshot()
-            yield {"topic": "snapshot", "seq": snap["seq"], "body": snap}
-            last = snap["seq"]
-            while True:
-                if not sub.poll(poll_ms):
-                    yield None
-                    continue
-                _topic, payload = sub.recv_multipart()
-                event = json.loads(payload)
-                if event.get("seq", 0) <= last:
-                    continue  # already in the snapshot
-                last = event["seq"]
-                yield event
-        finally:
-            sub.close(0)
+    def follow(self, **kwargs: Any) -> Follower:
+        """The event stream: a Snapshot, then newer Events (None when idle); follow.py."""
+        return Follower(self, **kwargs)
 
-    def watch(self, job_id: int, *, timeout: float | None = None) -> Iterator[dict]:
+    def watch(self, job_id: int, *, timeout: float | None = None) -> Iterator[JobRecord]:
         """The job's record after each change, until it reaches an end state."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for event in self.events(("job", "progress")):
-            if deadline is not None and time.monotonic() > deadline:
-                raise DaemonUnavailable(f"job {job_id} did not finish within {timeout} s")
-            if event is None:
-                continue
-            if event["topic"] == "snapshot":
-                job = next((j for j in event["body"]["jobs"] if j["id"] == job_id), None)
-                if job is None:
-                    raise ClientError("unknown_job", f"no job {job_id}")
-            elif event["topic"] == "job" and event["body"]["id"] == job_id:
-                job = event["body"]
-            elif event["topic"] == "progress" and event["body"]["job_id"] == job_id:
-                job = {**job, "progress": {k: v for k, v in event["body"].items() if k != "job_id"}}
-            else:
-                continue
-            yield job
-            if P.JobState(job["state"]).finished:
-                return
+        return iter(JobWatch(self, job_id, timeout=timeout))

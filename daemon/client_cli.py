@@ -3,46 +3,41 @@
 Parsing and rendering only: each verb is a request or two through `virnucpro.daemon.client`,
 imported inside the command so that `virnucpro --help` never loads zmq. stdout carries data (job
 ids, tables, JSON, log lines); progress and messages go to stderr. Following a job (`watch`,
-`submit --wait`) exits 0 when it completes, `JobFailed`/`JobCancelled`'s code otherwise.
+`submit --wait`) is `Client.watch` (daemon/follow.py) and exits 0 when it completes,
+`JobFailed`/`JobCancelled`'s code otherwise. Progress is counted in chunks scored, of a total
+the daemon counted before scoring.
 """
 
 from __future__ import annotations
 
-import json
-import socket
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from virnucpro.errors import VirNucProError
+from virnucpro.chunking import CHUNK_SIZES
+from virnucpro.daemon.client_views import (
+    JobCancelled,
+    JobFailed,
+    ProgressView,
+    age,
+    echo_json,
+    progress_cells,
+    summary,
+    table,
+    when,
+)
 
 if TYPE_CHECKING:
     from virnucpro.daemon.client import Client
+    from virnucpro.daemon.jobs import JobRecord
 
 # A submit only stats its inputs, but a daemon on a loaded machine (or an upload's last chunk)
 # may take longer than the usual 10 s; the liveness check before it keeps a dead daemon from
 # costing that long.
 SUBMIT_TIMEOUT_S = 60.0
-# While a followed job is quiet (a long shard), how often to make sure the daemon still answers:
-# without it, a daemon killed mid-job would leave `watch` waiting forever for events.
-LIVENESS_S = 5.0
-PLAIN_EVERY_S = 2.0  # plain progress lines (stderr not a terminal): at most one per this
-
-
-class JobFailed(VirNucProError):
-    """A followed job ended failed."""
-
-    exit_code = 9
-
-
-class JobCancelled(VirNucProError):
-    """A followed job ended cancelled."""
-
-    exit_code = 10
 
 
 endpoint_option = click.option(
@@ -54,180 +49,23 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON o
 # -- connecting ------------------------------------------------------------------------------
 
 
-def _ipc_listening(path: str) -> bool:
-    """Whether something accepts connections on a unix socket. zmq's own connect never fails
-    (it retries in the background), so without this a stopped daemon costs a full timeout."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(path)
-        return True
-    except (FileNotFoundError, ConnectionRefusedError):
-        return False
-    except OSError:
-        return True  # e.g. permissions: let the request say what is wrong
-    finally:
-        sock.close()
-
-
-def _ensure_reachable(client: Client) -> None:
-    from virnucpro.daemon.client import DaemonUnavailable
-
-    if client.endpoint.startswith("ipc://") and not _ipc_listening(client.endpoint[6:]):
-        raise DaemonUnavailable(f"the daemon is not running (nothing listens on {client.endpoint}); "
-                                "start it with `virnucpro-daemon start`")
-
-
 def _connect(endpoint: str | None) -> Client:
     from virnucpro.daemon.client import Client
 
     client = Client(endpoint)
-    _ensure_reachable(client)
+    client.check_reachable()  # a local daemon that is not running: said at once
     return client
-
-
-# -- rendering -------------------------------------------------------------------------------
-
-
-def _echo_json(obj: object) -> None:
-    click.echo(json.dumps(obj, indent=2))
-
-
-def _when(t: float | None) -> str:
-    return "-" if t is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
-
-
-def _age(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit}"
-    return f"{max(0, int(seconds))}s"
-
-
-def _progress_cells(job: dict) -> tuple[str, str]:
-    """(percent, done/total) of a job; '-' while its total is not known yet (queued, loading)."""
-    p = job.get("progress") or {}
-    total, done = p.get("sequences_total"), p.get("sequences_done", 0)
-    if not total:
-        return ("100%", "0/0") if job["state"] == "completed" else ("-", "-")
-    return f"{100 * done // total}%", f"{done}/{total}"
-
-
-def _table(rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                     for r in rows)
-
-
-def _summary(job: dict) -> str:
-    """One line on how a job ended, for stderr."""
-    head = f"job {job['id']} ({job['name']}) {job['state']}"
-    if job["state"] == "completed":
-        c = (job.get("progress") or {}).get("counts", {})
-        return (f"{head}: {c.get('sequences', 0)} sequences, {c.get('sequences_virus', 0)} viral "
-                f"-> {job['outdir']}")
-    return f"{head}: {job['reason']}" if job.get("reason") else head
-
-
-class _ProgressView:
-    """A followed job on stderr: a rich bar on a terminal, plain lines (state changes, then at
-    most one every PLAIN_EVERY_S) otherwise, so logs of CI runs stay short."""
-
-    def __init__(self, job_id: int) -> None:
-        self.job_id = job_id
-        self.bar = None
-        self.task = None
-        self.last_line = ""
-        self.last_state = ""
-        self.last_time = 0.0
-        if sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                                MofNCompleteColumn(), TextColumn("sequences"), TimeElapsedColumn(),
-                                console=Console(stderr=True))
-            self.bar.start()
-            self.task = self.bar.add_task(f"job {job_id}", total=None)
-
-    def show(self, job: dict) -> None:
-        p = job.get("progress") or {}
-        if self.bar is not None:
-            self.bar.update(self.task, description=f"job {job['id']} {job['state']}",
-                            total=p.get("sequences_total") or None,
-                            completed=p.get("sequences_done", 0))
-            return
-        pct, counts = _progress_cells(job)
-        line = f"job {job['id']} {job['state']}" + ("" if pct == "-" else f" {pct} ({counts} sequences)")
-        now = time.monotonic()
-        if line != self.last_line and (job["state"] != self.last_state
-                                       or now - self.last_time >= PLAIN_EVERY_S):
-            click.echo(line, err=True)
-            self.last_line, self.last_state, self.last_time = line, job["state"], now
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-            self.bar = None
 
 
 # -- following a job -------------------------------------------------------------------------
 
 
-def _follow(client: Client, job_id: int) -> Iterator[dict]:
-    """The job's record after each change, until it ends. Like `Client.watch`, plus a liveness
-    check while nothing happens: a daemon that stopped or died ends the wait with an error."""
-    from virnucpro.daemon.client import ClientError, DaemonUnavailable
-    from virnucpro.daemon.protocol import JobState
-
-    job: dict = {}
-    quiet_since = time.monotonic()
-    for event in client.events(("job", "progress", "daemon")):
-        if event is None:
-            if time.monotonic() - quiet_since >= LIVENESS_S:
-                quiet_since = time.monotonic()
-                try:
-                    _ensure_reachable(client)
-                    client.status()
-                except DaemonUnavailable:
-                    raise DaemonUnavailable(
-                        f"the daemon stopped answering while job {job_id} was {job.get('state')}; a "
-                        "job it was running resumes when it starts again (`virnucpro-daemon "
-                        "start`)") from None
-            continue
-        quiet_since = time.monotonic()
-        topic, body = event["topic"], event["body"]
-        if topic == "snapshot":
-            found = next((j for j in body["jobs"] if j["id"] == job_id), None)
-            if found is None:
-                raise ClientError("unknown_job", f"no job {job_id}")
-            job = found
-        elif topic == "job" and body["id"] == job_id:
-            job = body
-        elif topic == "progress" and body["job_id"] == job_id:
-            update = {k: v for k, v in body.items() if k != "job_id"}
-            job = {**job, "progress": {**(job.get("progress") or {}), **update}}
-        elif topic == "daemon" and body["state"] == "stopped":
-            raise DaemonUnavailable(f"the daemon stopped while job {job_id} was {job.get('state')}; "
-                                    "it resumes when the daemon starts again")
-        else:
-            continue
-        yield job
-        if JobState(job["state"]).finished:
-            return
-
-
-def _watch_to_end(client: Client, job_id: int) -> dict:
+def _watch_to_end(client: Client, job_id: int) -> JobRecord:
     """Show the job's progress until it ends; return its final record (with counts) or raise
     JobFailed / JobCancelled."""
-    view = _ProgressView(job_id)
+    view = ProgressView(job_id)
     try:
-        for job in _follow(client, job_id):
+        for job in client.watch(job_id):
             view.show(job)
     except KeyboardInterrupt:
         view.close()
@@ -237,12 +75,14 @@ def _watch_to_end(client: Client, job_id: int) -> dict:
         sys.exit(130)
     finally:
         view.close()
+    from virnucpro.daemon.jobs import JobState
+
     job = client.show(job_id)  # the event stream's copy may lack the final counts
-    if job["state"] == "failed":
-        raise JobFailed(_summary(job))
-    if job["state"] == "cancelled":
-        raise JobCancelled(_summary(job))
-    click.echo(_summary(job), err=True)
+    if job.state is JobState.FAILED:
+        raise JobFailed(summary(job))
+    if job.state is JobState.CANCELLED:
+        raise JobCancelled(summary(job))
+    click.echo(summary(job), err=True)
     return job
 
 
@@ -272,7 +112,7 @@ def _models_spec(spec: str) -> str:
 @click.option("-o", "--outdir", default=None, metavar="OUTDIR",
               help="Output folder (required unless --upload; there it is a folder on the daemon's "
               "machine, by default the daemon's results folder).")
-@click.option("--chunk-size", type=click.Choice(["300", "500"]), default=None,
+@click.option("--chunk-size", type=click.Choice([str(c) for c in CHUNK_SIZES]), default=None,
               help="Chunk length [default: 500].")
 @click.option("--models", "models_spec", default=None, metavar="NAME|PATH",
               help="Model set: published, tiny, an imported name, or a folder [default: published].")
@@ -329,18 +169,18 @@ def submit(inputs: tuple[str, ...], outdir: str | None, chunk_size: str | None,
     job = client.submit(paths, outdir=_absolute(outdir) if outdir else None, name=name,
                         priority=priority, options=options, upload=upload)
     client.timeout = 10.0
-    click.echo(f"submitted job {job['id']} ({job['name']}) -> {job['outdir']}", err=True)
+    click.echo(f"submitted job {job.id} ({job.name}) -> {job.outdir}", err=True)
     if not as_json:
-        click.echo(str(job["id"]))
+        click.echo(str(job.id))
     if wait:
         try:
-            job = _watch_to_end(client, job["id"])
+            job = _watch_to_end(client, job.id)
         except (JobFailed, JobCancelled):
             if as_json:
-                _echo_json(client.show(job["id"]))
+                echo_json(client.show(job.id).to_dict())
             raise
     if as_json:
-        _echo_json(job)
+        echo_json(job.to_dict())
 
 
 @click.command()
@@ -353,7 +193,7 @@ def jobs(show_all: bool, as_json: bool, endpoint: str | None) -> None:
     Live ones in run order, then (with --all) finished ones, newest first."""
     listed = _connect(endpoint).jobs(all=show_all)
     if as_json:
-        _echo_json(listed)
+        echo_json([j.to_dict() for j in listed])
         return
     if not listed:
         click.echo("no jobs" + ("" if show_all else " (--all shows finished ones)"), err=True)
@@ -361,10 +201,10 @@ def jobs(show_all: bool, as_json: bool, endpoint: str | None) -> None:
     now = time.time()
     rows = [["ID", "NAME", "STATE", "PROGRESS", "SEQUENCES", "PRIORITY", "AGE"]]
     for j in listed:
-        pct, counts = _progress_cells(j)
-        rows.append([str(j["id"]), j["name"], j["state"], pct, counts, str(j["priority"]),
-                     _age(now - j["created"])])
-    click.echo(_table(rows))
+        pct, counts = progress_cells(j)
+        rows.append([str(j.id), j.name, j.state.value, pct, counts, str(j.priority),
+                     age(now - j.created)])
+    click.echo(table(rows))
 
 
 @click.command()
@@ -375,32 +215,33 @@ def show(job_id: int, as_json: bool, endpoint: str | None) -> None:
     """Show one job in detail.
 
     Its parameters, state history, reason, output folder and counts."""
+    from virnucpro.daemon.jobs import JobState
+
     job = _connect(endpoint).show(job_id)
     if as_json:
-        _echo_json(job)
+        echo_json(job.to_dict())
         return
-    p = job.get("progress") or {}
-    lines = [("job", f"{job['id']}  {job['name']}"), ("state", job["state"])]
-    if job.get("reason"):
-        lines.append(("reason", job["reason"]))
-    lines.append(("outdir", job["outdir"]))
-    lines += [("input", f"{i['path']} ({i['size']} bytes)") for i in job["inputs"]]
-    lines += [("options", " ".join(f"{k}={v}" for k, v in job["options"].items())),
-              ("priority", str(job["priority"])), ("attempts", str(job["attempts"])),
-              ("created", _when(job["created"])), ("started", _when(job["started"])),
-              ("finished", _when(job["finished"]))]
-    if p.get("sequences_total"):
-        chunks = f", {p['chunks_done']} chunks" if p.get("chunks_done") else ""
-        lines.append(("progress", f"{p.get('sequences_done', 0)}/{p['sequences_total']} "
-                                  f"sequences{chunks}"))
-    if job["state"] == "completed" and p.get("counts"):
-        lines.append(("counts", " ".join(f"{k}={v}" for k, v in p["counts"].items())))
-    lines += [("report", path) for path in p.get("reports", [])]
+    p = job.progress
+    lines = [("job", f"{job.id}  {job.name}"), ("state", job.state.value)]
+    if job.reason:
+        lines.append(("reason", job.reason))
+    lines.append(("outdir", job.outdir))
+    lines += [("input", f"{i.path} ({i.size} bytes)") for i in job.inputs]
+    lines += [("options", " ".join(f"{k}={v}" for k, v in job.options.items())),
+              ("priority", str(job.priority)), ("attempts", str(job.attempts)),
+              ("created", when(job.created)), ("started", when(job.started)),
+              ("finished", when(job.finished))]
+    if p.chunks_total is not None:
+        lines.append(("progress", f"{p.chunks_done}/{p.chunks_total} chunks, "
+                                  f"{p.sequences_done}/{p.sequences_total} sequences"))
+    if job.state is JobState.COMPLETED and p.counts:
+        lines.append(("counts", " ".join(f"{k}={v}" for k, v in p.counts.items())))
+    lines += [("report", path) for path in p.reports]
     for key, value in lines:
         click.echo(f"{key:<10} {value}")
     click.echo("history")
-    for h in job["history"]:
-        click.echo(f"  {_when(h['time'])}  {h['state']:<10} {h['reason']}".rstrip())
+    for h in job.history:
+        click.echo(f"  {when(h.time)}  {h.state.value:<10} {h.reason}".rstrip())
 
 
 @click.command()
@@ -411,15 +252,17 @@ def cancel(job_id: int, as_json: bool, endpoint: str | None) -> None:
     """Cancel a job.
 
     A queued job at once, a running one after the shard in flight."""
+    from virnucpro.daemon.jobs import JobState
+
     job = _connect(endpoint).cancel(job_id)
     if as_json:
-        _echo_json(job)
-    elif job["state"] == "cancelling":
+        echo_json(job.to_dict())
+    elif job.state is JobState.CANCELLING:
         click.echo(f"job {job_id} cancelling: it stops after the shard in flight", err=True)
-    elif job["state"] == "cancelled":
+    elif job.state is JobState.CANCELLED:
         click.echo(f"job {job_id} cancelled", err=True)
     else:
-        click.echo(f"job {job_id} had already ended: {job['state']}", err=True)
+        click.echo(f"job {job_id} had already ended: {job.state.value}", err=True)
 
 
 @click.command()
@@ -432,9 +275,9 @@ def retry(job_id: int, as_json: bool, endpoint: str | None) -> None:
     Shards it finished before are reused."""
     job = _connect(endpoint).retry(job_id)
     if as_json:
-        _echo_json(job)
+        echo_json(job.to_dict())
     else:
-        click.echo(f"job {job_id} {job['state']} again", err=True)
+        click.echo(f"job {job_id} {job.state.value} again", err=True)
 
 
 @click.command()
@@ -443,16 +286,14 @@ def retry(job_id: int, as_json: bool, endpoint: str | None) -> None:
 @endpoint_option
 def logs(job_id: int, follow: bool, endpoint: str | None) -> None:
     """Print a job's log lines, oldest first."""
-    from virnucpro.daemon.protocol import JobState
-
     client = _connect(endpoint)
     since = 0
     while True:
         # The state is read before the lines: once it says finished, those lines are the last.
-        ended = not follow or JobState(client.show(job_id)["state"]).finished
+        ended = not follow or client.show(job_id).state.finished
         for entry in client.logs(job_id, since):
-            click.echo(f"{_when(entry['time'])}  {entry['line']}")
-            since = entry["n"]
+            click.echo(f"{when(entry.time)}  {entry.line}")
+            since = entry.n
         if ended:
             return
         sys.stdout.flush()
@@ -488,7 +329,7 @@ def remove(job_id: int | None, older_than: float | None, as_json: bool,
     else:
         removed = client.remove(older_than_s=older_than * 86400)
     if as_json:
-        _echo_json({"removed": removed})
+        echo_json({"removed": removed})
     else:
         click.echo(f"removed {removed} job(s)", err=True)
 

@@ -1,14 +1,78 @@
-"""A job as the daemon keeps it: `JobRecord`, its inputs' fingerprints, and its JSON form.
+"""A job as the daemon keeps it and sends it: its states, the legal moves between them, its
+progress, and `JobRecord`, the one record class of the store and of the wire.
 
-A job is one `predict` of one or more FASTA files into one output folder. The store keeps
-these records; the server turns them into the `job` objects of the protocol with `to_wire`.
+A job is one `predict` of one or more FASTA files into one output folder. `MOVES` is the whole
+lifecycle: every legal change of state, with the verb of the job service (service.py) that
+makes it; both stores refuse any other with `IllegalMove`. Imports nothing heavy.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any
 
-from virnucpro.daemon.protocol import JobState
+from virnucpro.daemon.wire import from_wire, to_wire
+
+
+class JobState(str, Enum):
+    QUEUED = "queued"
+    LOADING = "loading"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+
+    @property
+    def live(self) -> bool:
+        return self in (JobState.QUEUED, JobState.LOADING, JobState.RUNNING, JobState.CANCELLING)
+
+    @property
+    def finished(self) -> bool:
+        return not self.live
+
+    @property
+    def active(self) -> bool:
+        """Holding the devices (or about to): loading, running or cancelling."""
+        return self in (JobState.LOADING, JobState.RUNNING, JobState.CANCELLING)
+
+
+_Q, _L, _R = JobState.QUEUED, JobState.LOADING, JobState.RUNNING
+_CG, _CD, _F, _D = JobState.CANCELLING, JobState.CANCELLED, JobState.FAILED, JobState.COMPLETED
+
+# (from, to) -> the service verb that makes the move. Nothing else changes a job's state.
+MOVES: Mapping[tuple[JobState, JobState], str] = {
+    (_Q, _L): "claim",  # the scheduler takes the next job
+    (_L, _R): "start",  # its inputs are valid and its folders claimed
+    (_R, _D): "finish",  # its last input's tables are published
+    (_L, _F): "fail",  # a bad input, a missing model set, an input changed since submission
+    (_R, _F): "fail",  # the engine failed, a shard could not be written
+    (_CG, _F): "fail",  # ... while a cancel was on its way
+    (_Q, _CD): "cancel",  # a queued job ends at once
+    (_L, _CG): "cancel",  # a claimed job stops at the next shard boundary
+    (_R, _CG): "cancel",
+    (_CG, _CD): "halt",  # the scheduler reached that boundary; or reconcile after a crash
+    (_L, _Q): "requeue",  # the daemon stops, or restarts after a crash: resumes later
+    (_R, _Q): "requeue",
+    (_F, _Q): "retry",
+    (_CD, _Q): "retry",
+}
+
+
+class IllegalMove(Exception):
+    """A state change that is not in `MOVES` (a completed job cannot run again)."""
+
+    def __init__(self, job_id: int, current: JobState, wanted: JobState, hint: str = "") -> None:
+        message = f"job {job_id} is {current.value}; it cannot become {wanted.value}"
+        super().__init__(f"{message}: {hint}" if hint else message)
+        self.job_id, self.current, self.wanted = job_id, current, wanted
+
+
+def check_move(job_id: int, current: JobState, wanted: JobState) -> None:
+    if (current, wanted) not in MOVES:
+        raise IllegalMove(job_id, current, wanted)
 
 
 @dataclass(frozen=True)
@@ -23,13 +87,53 @@ class InputFile:
 
 
 @dataclass(frozen=True)
+class HistoryEntry:
+    time: float
+    state: JobState
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A job's work in units that the edges can report honestly: chunks scored (their rows
+    written) of a total counted by the first pass, before any scoring. Sequences are the
+    same for the sequence table. `counts` and `reports` are the outcome of a completed job."""
+
+    chunks_done: int = 0
+    chunks_total: int | None = None  # None until the first pass has counted them
+    sequences_done: int = 0
+    sequences_total: int | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    reports: tuple[str, ...] = ()
+
+    @property
+    def fraction(self) -> float | None:
+        """Share of the work done, by chunks; None while the total is unknown."""
+        if self.chunks_total is None:
+            return None
+        return 1.0 if self.chunks_total == 0 else min(1.0, self.chunks_done / self.chunks_total)
+
+    def with_(self, **changes: Any) -> Progress:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return to_wire(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Progress:
+        # A store written before 0.2 kept a free dict (sequences, chunks_done, counts):
+        # what fits is read, the rest ignored.
+        return from_wire(cls, data)
+
+
+@dataclass(frozen=True)
 class JobRecord:
     id: int  # assigned by the store, increasing
     name: str
     state: JobState
     inputs: tuple[InputFile, ...]
     outdir: str
-    options: dict  # predict options: chunk_size, models, threshold, ... (protocol.SUBMIT_OPTIONS)
+    options: dict[str, Any]  # predict options: chunk_size, models, ... (protocol.SUBMIT_OPTIONS)
     priority: int = 0  # higher runs first; ties in submission order
     client_request_id: str | None = None
     reason: str = ""
@@ -37,21 +141,22 @@ class JobRecord:
     created: float = 0.0
     started: float | None = None
     finished: float | None = None
-    progress: dict = field(default_factory=dict)  # sequences_done/total, chunks_done, shards_done...
-    history: tuple[tuple[float, str, str], ...] = ()  # (time, state, reason)
+    progress: Progress = field(default_factory=Progress)
+    history: tuple[HistoryEntry, ...] = ()
 
-    def with_(self, **changes) -> JobRecord:
+    def with_(self, **changes: Any) -> JobRecord:
         return replace(self, **changes)
 
-    def to_wire(self) -> dict:
-        data = asdict(self)
-        data["state"] = self.state.value
-        data["inputs"] = [asdict(i) for i in self.inputs]
-        data["history"] = [{"time": t, "state": s, "reason": r} for t, s, r in self.history]
-        return data
+    def current_run(self) -> tuple[HistoryEntry, ...]:
+        """The history since the job last entered the queue (a retry starts a new run)."""
+        last = max((i for i, h in enumerate(self.history) if h.state is JobState.QUEUED),
+                   default=-1)
+        return self.history[last + 1:]
+
+    def to_dict(self) -> dict:
+        """The JSON form: the `job` object of the protocol and of `--json`."""
+        return to_wire(self)
 
     @classmethod
-    def from_wire(cls, data: dict) -> JobRecord:
-        return cls(**{**data, "state": JobState(data["state"]),
-                      "inputs": tuple(InputFile(**i) for i in data["inputs"]),
-                      "history": tuple((h["time"], h["state"], h["reason"]) for h in data["history"])})
+    def from_dict(cls, data: Mapping) -> JobRecord:
+        return from_wire(cls, data)

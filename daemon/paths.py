@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import socket
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,3 +115,21 @@ def events_endpoint_for(requests: str) -> str:
         host, _, port = requests.rpartition(":")
         return f"{host}:{int(port) + 1}"
     raise ValueError(f"unsupported endpoint {requests!r}: use ipc:// or tcp://")
+
+
+def ipc_listening(endpoint: str) -> bool:
+    """Whether something accepts connections on an ipc endpoint's socket file (True for any
+    other endpoint: only a request can tell). zmq's connect never fails (it retries in the
+    background), so without this a stopped local daemon would cost a whole request timeout."""
+    if not endpoint.startswith("ipc://"):
+        return True
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(endpoint[6:])
+        return True
+    except (FileNotFoundError, ConnectionRefusedError):
+        return False
+    except OSError:
+        return True  # permissions and the like: let the request say what is wrong
+    finally:
+        sock.close()

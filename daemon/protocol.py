@@ -17,30 +17,15 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-PROTOCOL_VERSION = 1
+from virnucpro.chunking import CHUNK_SIZES
+from virnucpro.daemon.jobs import JobState  # noqa: F401 - the protocol's states are the lifecycle's
+
+PROTOCOL_VERSION = 2  # docs/protocol.md, "History"
 MAX_MESSAGE_BYTES = 1 << 20  # 1 MiB: a request, a reply or an upload chunk
 UPLOAD_CHUNK_BYTES = 512 * 1024  # raw bytes per upload/download chunk (base64 fits the limit)
 MAX_ID_LENGTH = 128
 MAX_PATHS = 1000
 TOPICS = ("job", "progress", "memory", "daemon")
-
-
-class JobState(str, Enum):
-    QUEUED = "queued"
-    LOADING = "loading"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLING = "cancelling"
-    CANCELLED = "cancelled"
-
-    @property
-    def live(self) -> bool:
-        return self in (JobState.QUEUED, JobState.LOADING, JobState.RUNNING, JobState.CANCELLING)
-
-    @property
-    def finished(self) -> bool:
-        return not self.live
 
 
 class DaemonState(str, Enum):
@@ -58,6 +43,7 @@ class ErrorCode(str, Enum):
     BUSY = "busy"  # the queue is full
     REFUSED = "refused"  # draining / stopping, or a submission the daemon cannot run
     INVALID = "invalid"  # a well-formed request with a bad value (missing input file...)
+    CONFLICT = "conflict"  # the job's state does not allow it (retry a completed job...)
     INTERNAL = "internal"
 
 
@@ -143,8 +129,9 @@ def check_options(options: dict) -> dict:
     """Predict options of a submission, with defaults filled and values checked."""
     _check_fields("options", options, {k: (t, False) for k, (t, _d) in SUBMIT_OPTIONS.items()})
     full = {k: options.get(k, default) for k, (_t, default) in SUBMIT_OPTIONS.items()}
-    if full["chunk_size"] not in (300, 500):
-        raise ProtocolError(ErrorCode.INVALID, "chunk_size must be 300 or 500")
+    if full["chunk_size"] not in CHUNK_SIZES:
+        raise ProtocolError(ErrorCode.INVALID,
+                            f"chunk_size must be {' or '.join(map(str, CHUNK_SIZES))}")
     if not 0.0 <= float(full["threshold"]) <= 1.0:
         raise ProtocolError(ErrorCode.INVALID, "threshold must be between 0 and 1")
     if full["min_length"] < 1:

@@ -3,6 +3,10 @@ tests/data/standin/expected/: every table, viral.fasta, the reference-format fil
 embeddings of each case, as the code wrote them when the fixtures were made. Engines, the
 daemon and resumed runs must write the same bytes.
 
+The stand-in is chosen as every test stand-in is, through $VIRNUCPRO_TEST_SCORER (read by
+virnucpro.pool.worker.load_scorer): `use_standin(monkeypatch)` for a run in the test's process,
+`SCORER_ENV` in the environment of a subprocess.
+
 Remake the fixtures only for an intended change of the output format:
   python -m tests.standin_cases --write
 """
@@ -20,6 +24,7 @@ STANDIN = DATA / "standin"
 EDGE_INPUT = STANDIN / "edge.fasta"
 EXPECTED = STANDIN / "expected"
 SCORER = "virnucpro.standin:HashScorer"
+SCORER_ENV = {"VIRNUCPRO_TEST_SCORER": SCORER}  # for the environment of a subprocess
 
 # Each case: the inputs and the PredictConfig fields that shape what is written.
 CASES: dict[str, dict] = {
@@ -38,15 +43,29 @@ OUTPUT_FILES = ("frames.tsv", "chunks.tsv", "sequences.tsv", "prediction_results
                 "prediction_results_highestscore.csv", "viral.fasta")
 
 
+def use_standin(monkeypatch) -> None:
+    """Score with the stand-in in this test (its process and the workers it spawns)."""
+    for name, value in SCORER_ENV.items():
+        monkeypatch.setenv(name, value)
+
+
 def config(case: str, outdir: Path, **overrides):
-    """The PredictConfig of a case (tiny set, the stand-in scorer, no report)."""
+    """The PredictConfig of a case (tiny set, local engine, no report); overrides may name
+    EngineConfig fields too (engine="pool", workers=2...). Run it with the stand-in scorer
+    (`use_standin`)."""
+    from dataclasses import fields
+
+    from virnucpro.engine_config import EngineConfig
     from virnucpro.pipeline import PredictConfig
 
     spec = dict(CASES[case])
     inputs = tuple(str(p) for p in spec.pop("inputs"))
     base = {"inputs": inputs, "outdir": outdir, "models": "tiny", "device": "cpu",
-            "engine": "local", "progress": False, "report": False, "scorer": SCORER}
-    return PredictConfig(**{**base, **spec, **overrides})
+            "progress": False, "report": False}
+    settings = {**base, **spec, **overrides}
+    names = {f.name for f in fields(EngineConfig)}
+    engine = {k: settings.pop(k) for k in list(settings) if k in names}
+    return PredictConfig(**settings, engine=EngineConfig(**{"engine": "local", **engine}))
 
 
 def folders(case: str, outdir: Path) -> list[Path]:
@@ -136,6 +155,7 @@ def main() -> None:
     from virnucpro.pipeline import run_predict
 
     os.environ.setdefault("VIRNUCPRO_OFFLINE", "1")
+    os.environ.update(SCORER_ENV)  # this process only: the stand-in writes the fixtures
     if not EDGE_INPUT.exists():
         STANDIN.mkdir(parents=True, exist_ok=True)
         write_edge_input(EDGE_INPUT)

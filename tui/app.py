@@ -1,10 +1,11 @@
 """`virnucpro-tui`: the terminal dashboard of the VirNucPro daemon.
 
 Composition, bindings and message routing only. The event stream runs in a thread worker
-(`link.DaemonLink.stream`) and posts `DaemonEvent`/`Disconnected`; the app folds events into
-`state.DashboardState` and hands the views to the widgets; requests (cancel, retry) run in
-thread workers too, so the UI never waits on the network. The client comes from a factory,
-which is how the tests put a fake daemon behind the same app. Never imports torch.
+(`link.DaemonLink.stream`, on the client's `Follower`) and posts `DaemonEvent`/`Disconnected`;
+the app folds the typed records into `state.DashboardState` and hands the views to the
+widgets; requests (cancel, retry) run in thread workers too, so the UI never waits on the
+network. The client comes from a factory, which is how the tests put a fake daemon behind the
+same app. Never imports torch.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from textual.widgets import Footer, Header
 from textual.worker import get_current_worker
 
 from virnucpro.daemon.client import ClientError, DaemonUnavailable
+from virnucpro.daemon.jobs import JobRecord
 from virnucpro.tui.link import Abandoned, ClientFactory, DaemonLink, is_local
 from virnucpro.tui.messages import (
     DaemonEvent,
@@ -104,7 +106,7 @@ class DashboardApp(App):
     # -- the event stream ------------------------------------------------------------------
 
     def on_daemon_event(self, message: DaemonEvent) -> None:
-        topic = self.state.apply(message.event)
+        topic = self.state.apply(message.item)
         if topic == "snapshot":
             if self.banner.display:
                 self.notify("Connected to the daemon.", timeout=3)
@@ -145,9 +147,8 @@ class DashboardApp(App):
                 screen.update_job(job)
 
     def _show_status(self) -> None:
-        queued = sum(1 for j in self.state.jobs.values() if j["state"] == "queued")
         self.status_bar.show(self.state.daemon, self.state.uptime(), connected=self.state.connected,
-                             endpoint=self.endpoint, queued=queued)
+                             endpoint=self.endpoint, queued=self.state.queued())
 
     # -- screens ---------------------------------------------------------------------------
 
@@ -155,13 +156,13 @@ class DashboardApp(App):
         self.push_screen(SubmitScreen(self.link, local=self.local, models=self.state.usual_models(),
                                       start=self.files_root), self._submitted)
 
-    def _submitted(self, job: dict | None) -> None:
+    def _submitted(self, job: JobRecord | None) -> None:
         if job is None:
             return
         self.state.merge_job(job)
         self._show_jobs()
-        self.queue.select(job["id"])
-        self.notify(f"Job {job['id']} ({job['name']}) submitted.", timeout=4)
+        self.queue.select(job.id)
+        self.notify(f"Job {job.id} ({job.name}) submitted.", timeout=4)
 
     @on(JobOpened)
     def _open(self, message: JobOpened) -> None:
@@ -214,7 +215,7 @@ class DashboardApp(App):
         job = message.job
         self.state.merge_job(job)
         self._show_jobs()
-        self.notify(f"{message.action}: job {job['id']} is {job['state']}.", timeout=4)
+        self.notify(f"{message.action}: job {job.id} is {job.state.value}.", timeout=4)
 
     def on_job_action_failed(self, message: JobActionFailed) -> None:
         self.notify(f"{message.action} job {message.job_id}: {message.error}", severity="error",

@@ -1,8 +1,9 @@
 """The dashboard's line to the daemon: the event stream, requests, reconnection, starting one.
 
-Everything here blocks and runs off the UI thread. `DaemonLink.stream` consumes
-`Client.events()` (snapshot, then newer events) in a worker thread and reports through `post`;
-when the daemon stops answering it reports `Disconnected` and retries with backoff, and a
+Everything here blocks and runs off the UI thread. `DaemonLink.stream` iterates the client's
+`Follower` (`Client.follow()`: a snapshot, then newer events, a new snapshot after a gap, and
+`DaemonUnavailable` when the daemon stops answering) in a worker thread and reports through
+`post`; when the daemon is lost it reports `Disconnected` and retries with backoff, and a
 reconnection starts with a fresh snapshot. `call` runs one request on its own short-lived client
 (zmq sockets belong to one thread) inside a daemon thread, so that quitting never waits for a
 slow request. Only the daemon package's client is used: no torch, no server code.
@@ -11,7 +12,6 @@ slow request. Only the daemon package's client is used: no torch, no server code
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import sys
 import threading
@@ -20,12 +20,11 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from virnucpro.daemon.client import ClientError, DaemonUnavailable
+from virnucpro.daemon.follow import LIVENESS_S
+from virnucpro.daemon.messages import Snapshot
 from virnucpro.tui.messages import DaemonEvent, Disconnected
 
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)
-# Memory events come every second: this long without any event, ask the daemon if it is there.
-# A SUB socket never notices a dead publisher, so without it a killed daemon would look idle.
-LIVENESS_S = 3.0
 STREAM_TIMEOUT_S = 5.0  # snapshot / status on the stream's client
 REQUEST_TIMEOUT_S = 10.0
 # The daemon hashes every input while it answers a submit: a large FASTA takes a while.
@@ -37,8 +36,8 @@ class DaemonClient(Protocol):
 
     endpoint: str
 
-    def status(self) -> dict: ...
-    def events(self) -> Any: ...
+    def status(self) -> Any: ...
+    def follow(self, **kwargs: Any) -> Any: ...
     def close(self) -> None: ...
 
 
@@ -47,23 +46,6 @@ ClientFactory = Callable[[float], Any]  # timeout -> a new client
 
 class Abandoned(Exception):
     """The caller went away (the app is closing) before the daemon answered."""
-
-
-def ipc_listening(endpoint: str) -> bool:
-    """Whether something accepts connections on an ipc endpoint's socket file. zmq's connect
-    never fails, so without this a stopped local daemon costs a whole request timeout."""
-    if not endpoint.startswith("ipc://"):
-        return True
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(endpoint[6:])
-        return True
-    except (FileNotFoundError, ConnectionRefusedError):
-        return False
-    except OSError:
-        return True  # permissions and the like: let the request say what is wrong
-    finally:
-        sock.close()
 
 
 def is_local(endpoint: str) -> bool:
@@ -101,8 +83,6 @@ class DaemonLink:
                 delay = self.backoff[min(self.attempt, len(self.backoff) - 1)]
                 self.attempt += 1
                 post(Disconnected(str(exc), delay, self.attempt))
-            except _Resync:
-                continue  # a gap in the sequence: take a new snapshot at once
             deadline = time.monotonic() + delay
             while time.monotonic() < deadline and not cancelled():
                 if self._wake.wait(0.05):
@@ -111,37 +91,22 @@ class DaemonLink:
 
     def _follow(self, post: Callable[[Any], Any], cancelled: Callable[[], bool]) -> None:
         client = self.connect(STREAM_TIMEOUT_S)
-        events = None
+        items = None
         try:
-            if not ipc_listening(client.endpoint):
-                raise DaemonUnavailable(f"nothing listens on {client.endpoint}")
-            events = client.events()
-            quiet_since = time.monotonic()
-            last = None
-            for event in events:
+            # The follower resyncs after a gap and raises DaemonUnavailable on silence.
+            items = iter(client.follow(liveness_s=self.liveness_s))
+            for item in items:
                 if cancelled():
                     return
-                now = time.monotonic()
-                if event is None:
-                    if now - quiet_since >= self.liveness_s:
-                        if not ipc_listening(client.endpoint):  # gone: no need to wait for a timeout
-                            raise DaemonUnavailable(f"nothing listens on {client.endpoint} any more")
-                        client.status()  # raises DaemonUnavailable if it does not answer
-                        quiet_since = now
-                    continue
-                quiet_since = now
-                seq = event.get("seq")
-                if event["topic"] != "snapshot" and last is not None and seq is not None \
-                        and seq != last + 1:
-                    raise _Resync()  # PUB drops under pressure: never show a stale view
-                last = seq
-                if event["topic"] == "snapshot":
+                if item is None:
+                    continue  # idle: a chance to notice `cancelled`
+                if isinstance(item, Snapshot):
                     self.attempt = 0
-                post(DaemonEvent(event))
+                post(DaemonEvent(item))
         finally:
-            if events is not None:
+            if items is not None:
                 with contextlib.suppress(Exception):
-                    events.close()
+                    items.close()  # the follower's SUB socket, now, not when collected
             client.close()
 
     # -- requests --------------------------------------------------------------------------
@@ -154,10 +119,7 @@ class DaemonLink:
 
         def run() -> None:
             client = self.connect(timeout)
-            try:
-                if not ipc_listening(client.endpoint):
-                    raise DaemonUnavailable(f"the daemon is not running (nothing listens on "
-                                            f"{client.endpoint})")
+            try:  # a local daemon that is not running: the client raises at once
                 box["result"] = getattr(client, verb)(*args, **kwargs)
             except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
                 box["error"] = exc
@@ -173,10 +135,6 @@ class DaemonLink:
         if "error" in box:
             raise box["error"]
         return box.get("result")
-
-
-class _Resync(Exception):
-    pass
 
 
 def start_daemon(*, persistent: bool, devices: str, endpoint: str | None,

@@ -7,17 +7,24 @@ them. Handlers are named after the class (`DaemonEvent` -> `on_daemon_event`).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.message import Message
+
+if TYPE_CHECKING:
+    from virnucpro.daemon.jobs import JobRecord
+    from virnucpro.daemon.messages import Event, Snapshot
 
 # -- from the network threads -------------------------------------------------------------------
 
 
 class DaemonEvent(Message):
-    """One item of the event stream: the snapshot (topic "snapshot") or a newer event."""
+    """One item of the client's `Follower`: a `Snapshot` (the first, or after a gap) or a
+    newer `Event`."""
 
-    def __init__(self, event: dict) -> None:
+    def __init__(self, item: Snapshot | Event) -> None:
         super().__init__()
-        self.event = event
+        self.item = item
 
 
 class Disconnected(Message):
@@ -33,7 +40,7 @@ class Disconnected(Message):
 class JobActionDone(Message):
     """A cancel or retry was accepted; `job` is the daemon's answer."""
 
-    def __init__(self, action: str, job: dict) -> None:
+    def __init__(self, action: str, job: JobRecord) -> None:
         super().__init__()
         self.action = action
         self.job = job

@@ -12,15 +12,17 @@ from collections.abc import Sequence
 
 from rich.text import Text
 
+from virnucpro.daemon.jobs import JobState
+
 BLOCKS = " ▁▂▃▄▅▆▇█"
 STATE_STYLES = {
-    "queued": "dim",
-    "loading": "yellow",
-    "running": "bold cyan",
-    "cancelling": "magenta",
-    "completed": "green",
-    "failed": "bold red",
-    "cancelled": "dim magenta",
+    JobState.QUEUED: "dim",
+    JobState.LOADING: "yellow",
+    JobState.RUNNING: "bold cyan",
+    JobState.CANCELLING: "magenta",
+    JobState.COMPLETED: "green",
+    JobState.FAILED: "bold red",
+    JobState.CANCELLED: "dim magenta",
 }
 
 
@@ -58,12 +60,14 @@ def duration(seconds: float | None) -> str:
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
-def rate(per_second: float | None) -> str:
+def rate(per_second: float | None, unit: str = "") -> str:
+    """`12.3/s`, `30.0/min`; with a unit, `12.3 chunks/s`."""
     if not per_second:
         return "-"
+    unit = f" {unit}" if unit else ""
     if per_second >= 1:
-        return f"{per_second:.1f}/s"
-    return f"{per_second * 60:.1f}/min"
+        return f"{per_second:.1f}{unit}/s"
+    return f"{per_second * 60:.1f}{unit}/min"
 
 
 def clock_time(t: float | None, *, date: bool = False) -> str:
@@ -72,8 +76,8 @@ def clock_time(t: float | None, *, date: bool = False) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S" if date else "%H:%M:%S", time.localtime(t))
 
 
-def state_text(state: str) -> Text:
-    return Text(state, style=STATE_STYLES.get(state, ""))
+def state_text(state: JobState) -> Text:
+    return Text(state.value, style=STATE_STYLES.get(state, ""))
 
 
 def bar(fraction: float | None, width: int, *, style: str = "cyan", label: bool = True,

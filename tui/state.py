@@ -1,23 +1,26 @@
 """The dashboard's model: the jobs, devices and daemon status that the event stream describes.
 
-Pure (no Textual, no network): `apply(event)` folds in the snapshot and each newer event;
-`rows()` orders the jobs (active, then queued in run order, then finished, newest first) and
-derives rate, elapsed and ETA from their progress, their history and an injected clock, so
-that it is unit-tested without an app and the snapshot tests can freeze time.
+Pure (no Textual, no network): `apply(item)` folds in the `Snapshot` and each newer `Event` of
+the client's `Follower`, typed records only (daemon/messages.py); `rows()` orders the jobs
+(active, then queued in run order, then finished, newest first) and derives rate, elapsed and
+ETA from their progress, their history and an injected clock, so that it is unit-tested without
+an app and the snapshot tests can freeze time. Progress is measured in chunks, the unit whose
+total the daemon counts before scoring; sequences are shown as figures only.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from virnucpro.daemon.protocol import JobState
+from virnucpro.daemon.jobs import HistoryEntry, JobRecord, JobState
+from virnucpro.daemon.messages import DaemonStatus, DeviceMemory, Event, Snapshot
 
 MEMORY_SAMPLES = 60  # one memory event a second: the sparkline shows the last minute
-ACTIVE = ("loading", "running", "cancelling")
+DEFAULT_MODELS = "published"
 
 
 @dataclass(frozen=True)
@@ -26,18 +29,20 @@ class JobRow:
 
     id: int
     name: str
-    state: str
+    state: JobState
     priority: int
-    done: int
-    total: int | None
-    fraction: float | None
-    rate: float | None  # sequences per second, over the current run
+    sequences_done: int
+    sequences_total: int | None
+    chunks_done: int
+    chunks_total: int | None
+    fraction: float | None  # by chunks
+    rate: float | None  # chunks per second, over the current run's scoring
     elapsed: float | None
     eta: float | None
 
     @property
     def live(self) -> bool:
-        return JobState(self.state).live
+        return self.state.live
 
 
 @dataclass(frozen=True)
@@ -59,50 +64,44 @@ class DeviceView:
         return self.used / self.total if self.used is not None and self.total else None
 
 
-def current_run(job: dict) -> list[dict]:
-    """The history entries since the job last entered the queue (a retry starts a new run)."""
-    history = job.get("history") or []
-    last_queued = max((i for i, h in enumerate(history) if h["state"] == "queued"), default=-1)
-    return history[last_queued + 1:]
+def _first(entries: Iterable[HistoryEntry], test: Callable[[JobState], bool]) -> float | None:
+    return next((h.time for h in entries if test(h.state)), None)
 
 
-def _first(entries: list[dict], states: tuple[str, ...]) -> float | None:
-    return next((h["time"] for h in entries if h["state"] in states), None)
-
-
-def job_row(job: dict, now: float) -> JobRow:
-    progress = job.get("progress") or {}
-    total = progress.get("sequences_total") or None
-    done = int(progress.get("sequences_done") or 0)
-    state = job["state"]
-    if state == "completed":
-        total = total or done
-        done = total
-    fraction = None if total is None else (done / total if total else 1.0)
-    run = current_run(job)
-    began = _first(run, ACTIVE)  # loading or running: the job holds the devices from here
-    scoring = _first(run, ("running",))  # rate counts scoring time, not the model load
-    end = job.get("finished") if JobState(state).finished else now
+def job_row(job: JobRecord, now: float) -> JobRow:
+    p = job.progress
+    state = job.state
+    seqs_total, seqs_done = p.sequences_total, p.sequences_done
+    chunks_total, chunks_done = p.chunks_total, p.chunks_done
+    fraction = p.fraction
+    if state is JobState.COMPLETED:  # all of it, whatever was counted
+        seqs_total = seqs_done = seqs_total or seqs_done
+        chunks_total = chunks_done = chunks_total or chunks_done
+        fraction = 1.0
+    run = job.current_run()
+    began = _first(run, lambda s: s.active)  # the job holds the devices from here
+    scoring = _first(run, lambda s: s is JobState.RUNNING)  # rate counts scoring, not the load
+    end = job.finished if state.finished else now
     elapsed = None if began is None or end is None else max(0.0, end - began)
     speed = None
-    if scoring is not None and end is not None and end > scoring and done:
-        speed = done / (end - scoring)
+    if scoring is not None and end is not None and end > scoring and chunks_done:
+        speed = chunks_done / (end - scoring)
     eta = None
-    if state == "running" and speed and total is not None:
-        eta = max(0.0, (total - done) / speed)
-    return JobRow(id=job["id"], name=job.get("name", ""), state=state,
-                  priority=job.get("priority", 0), done=done, total=total, fraction=fraction,
-                  rate=speed, elapsed=elapsed, eta=eta)
+    if state is JobState.RUNNING and speed and chunks_total is not None:
+        eta = max(0.0, (chunks_total - chunks_done) / speed)
+    return JobRow(id=job.id, name=job.name, state=state, priority=job.priority,
+                  sequences_done=seqs_done, sequences_total=seqs_total, chunks_done=chunks_done,
+                  chunks_total=chunks_total, fraction=fraction, rate=speed, elapsed=elapsed,
+                  eta=eta)
 
 
-def job_order(job: dict) -> tuple:
+def job_order(job: JobRecord) -> tuple:
     """Active first, then queued as the daemon will run them, then finished, newest first."""
-    state = job["state"]
-    if state in ACTIVE:
-        return (0, 0, job["id"])
-    if state == "queued":
-        return (1, -job.get("priority", 0), job["id"])
-    return (2, -(job.get("finished") or 0.0), -job["id"])
+    if job.state.active:
+        return (0, 0, job.id)
+    if job.state is JobState.QUEUED:
+        return (1, -job.priority, job.id)
+    return (2, -(job.finished or 0.0), -job.id)
 
 
 def model_label(models: str) -> str:
@@ -113,58 +112,60 @@ def model_label(models: str) -> str:
 class DashboardState:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
-        self.jobs: dict[int, dict] = {}
-        self.devices: list[dict] = []
+        self.jobs: dict[int, JobRecord] = {}
+        self.devices: tuple[DeviceMemory, ...] = ()
         self.memory: dict[str, deque[int]] = {}
-        self.daemon: dict = {}
+        self.daemon: DaemonStatus | None = None
         self.daemon_seen: float | None = None  # our clock when `daemon` was taken
         self.seq = 0
         self.connected = False
 
-    # -- folding events in -----------------------------------------------------------------
+    # -- folding the stream in -------------------------------------------------------------
 
-    def apply(self, event: dict) -> str:
-        """Fold one item of `Client.events()` in; return its topic (what changed)."""
-        topic, body = event["topic"], event["body"]
-        if topic == "snapshot":
-            self.jobs = {j["id"]: j for j in body.get("jobs", [])}
-            self._set_daemon(body.get("daemon") or {})
+    def apply(self, item: Snapshot | Event) -> str:
+        """Fold one item of `Client.follow()` in; return what changed: "snapshot", or the
+        event's topic (job, progress, memory, daemon)."""
+        if isinstance(item, Snapshot):
+            self.jobs = {j.id: j for j in item.jobs}
+            self._set_daemon(item.daemon)
             self.memory = {}
-            self._set_devices(body.get("devices") or [])
+            self._set_devices(item.devices)
             self.connected = True
-        elif topic == "job":
-            self.jobs[body["id"]] = body
-        elif topic == "progress":
-            job = self.jobs.get(body["job_id"])
+            self.seq = item.seq
+            return "snapshot"
+        body = item.body
+        if item.topic == "job":
+            self.jobs[body.id] = body
+        elif item.topic == "progress":
+            job = self.jobs.get(body.job_id)
             if job is not None:
-                fresh = {k: v for k, v in body.items() if k != "job_id"}
-                self.jobs[job["id"]] = {**job, "progress": {**(job.get("progress") or {}), **fresh}}
-        elif topic == "memory":
-            self._set_devices(body.get("devices") or [])
-        elif topic == "daemon":
+                self.jobs[job.id] = job.with_(progress=body.progress)
+        elif item.topic == "memory":
+            self._set_devices(body.devices)
+        elif item.topic == "daemon":
             self._set_daemon(body)
-        self.seq = event.get("seq", self.seq)
-        return topic
+        self.seq = item.seq
+        return item.topic
 
-    def merge_job(self, job: dict) -> None:
+    def merge_job(self, job: JobRecord) -> None:
         """A job record from a request's reply. Replies and events travel apart, so the stream
         may already have brought a newer record (a cancel answers `cancelling` while the
         `cancelled` event overtook it): keep the one with the longer history, the stream's on
         a tie."""
-        known = self.jobs.get(job["id"])
-        if known is None or len(job.get("history") or []) > len(known.get("history") or []):
-            self.jobs[job["id"]] = job
+        known = self.jobs.get(job.id)
+        if known is None or len(job.history) > len(known.history):
+            self.jobs[job.id] = job
 
-    def _set_daemon(self, status: dict) -> None:
+    def _set_daemon(self, status: DaemonStatus) -> None:
         self.daemon = status
         self.daemon_seen = self.clock()
 
-    def _set_devices(self, rows: list[dict]) -> None:
-        self.devices = rows
-        for row in rows:
-            samples = self.memory.setdefault(row["device"], deque(maxlen=MEMORY_SAMPLES))
-            if row.get("used_bytes") is not None:
-                samples.append(int(row["used_bytes"]))
+    def _set_devices(self, devices: tuple[DeviceMemory, ...]) -> None:
+        self.devices = tuple(devices)
+        for device in self.devices:
+            samples = self.memory.setdefault(device.device, deque(maxlen=MEMORY_SAMPLES))
+            if device.used_bytes is not None:
+                samples.append(device.used_bytes)
 
     # -- views -----------------------------------------------------------------------------
 
@@ -172,27 +173,28 @@ class DashboardState:
         now = self.clock()
         return [job_row(j, now) for j in sorted(self.jobs.values(), key=job_order)]
 
+    def queued(self) -> int:
+        return sum(1 for j in self.jobs.values() if j.state is JobState.QUEUED)
+
     def device_views(self) -> list[DeviceView]:
-        out = []
-        for row in self.devices:
-            models = tuple(model_label(m) for m in row.get("models") or [])
-            used, total = row.get("used_bytes"), row.get("total_bytes")
-            out.append(DeviceView(
-                device=row["device"], kind=row.get("kind", "gpu"), name=row.get("name") or "",
-                used=None if used is None else int(used), total=None if total is None else int(total),
-                models=models, workers=len(row.get("workers") or []),
-                history=tuple(self.memory.get(row["device"], ())), source=row.get("source", "")))
-        return out
+        return [DeviceView(device=d.device, kind=d.kind, name=d.name, used=d.used_bytes,
+                           total=d.total_bytes, models=tuple(model_label(m) for m in d.models),
+                           workers=len(d.workers), history=tuple(self.memory.get(d.device, ())),
+                           source=d.source)
+                for d in self.devices]
 
     def usual_models(self) -> str:
-        """The submit dialog's default model set: the one loaded, else the last job's."""
-        loaded = [m for view in self.device_views() for m in view.models]
+        """The submit dialog's default model set: one the daemon has loaded (its status, else
+        the devices' reports), else the last job's, else the published one."""
+        loaded = [*(self.daemon.loaded_models() if self.daemon else ()),
+                  *(m for d in self.devices for m in d.models)]
         if loaded:
-            return loaded[0]
-        latest = max(self.jobs.values(), key=lambda j: j["id"], default=None)
-        return (latest.get("options") or {}).get("models", "published") if latest else "published"
+            return model_label(loaded[0])
+        latest = max(self.jobs.values(), key=lambda j: j.id, default=None)
+        models = latest.options.get("models") if latest is not None else None
+        return models if isinstance(models, str) and models else DEFAULT_MODELS
 
     def uptime(self) -> float | None:
-        if not self.daemon or self.daemon_seen is None:
+        if self.daemon is None or self.daemon_seen is None:
             return None
-        return self.daemon.get("uptime_s", 0.0) + (self.clock() - self.daemon_seen)
+        return self.daemon.uptime_s + (self.clock() - self.daemon_seen)

@@ -16,9 +16,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from virnucpro.chunking import CHUNK_SIZES as _SIZES
+
 FASTA_SUFFIXES = (".fasta", ".fas", ".fa", ".fna", ".ffn", ".fsa", ".seq")
 COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
-CHUNK_SIZES = (500, 300)
+CHUNK_SIZES = tuple(sorted(_SIZES, reverse=True))  # the dialog offers 500 first
 
 
 class FormError(ValueError):

@@ -2,11 +2,13 @@
 device; `pool` runs them on a `PersistentWorkerPool` over several devices; `ray` on Ray
 actors over a cluster (virnucpro.ray_engine, the optional extra `virnucpro[ray]`).
 
-All give `map(tasks) -> (task, scores)` in task order, load the models only when a shard needs
-scoring, and count the loads. None holds the next shard's CPU work back behind the device: the
-pool's supervisor prepares shards while workers score; `local` on a GPU scores shard k on a
-helper thread while this thread prepares shard k+1 and writes shard k-1. With `persistent` the models stay loaded across inputs until
-`close()`; without, `end_input()` frees them after each input (conservative memory use).
+All satisfy `Engine`: `map(tasks) -> (task, scores)` in task order, load the models only when a
+shard needs scoring, and count the loads. None holds the next shard's CPU work back behind the
+device: the pool's supervisor prepares shards while workers score; `local` on a GPU scores shard
+k on a helper thread while this thread prepares shard k+1 and writes shard k-1. With
+`persistent` the models stay loaded across inputs until `close()`; without, `end_input()` frees
+them after each input (conservative memory use). `make_engine` builds one from an
+`EngineConfig` (virnucpro.engine_config).
 """
 
 from __future__ import annotations
@@ -18,29 +20,84 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import chain
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from virnucpro.engine_config import EngineConfig
 from virnucpro.features import ShardScores
 from virnucpro.pool.worker import ShardTask
+
+if TYPE_CHECKING:
+    from virnucpro.models.sets import ModelSet
+
+__all__ = ["DaemonEngine", "Engine", "EngineConfig", "LocalEngine", "PoolEngine", "make_engine"]
 
 log = logging.getLogger(__name__)
 
 
+@runtime_checkable
+class Engine(Protocol):
+    """What the pipeline (and a job stream of the daemon) asks of an engine."""
+
+    name: str  # local, pool, ray
+    model_set: ModelSet  # the set its scorers load
+    devices: list[str]  # one per worker ("cuda"/"cpu" per Ray actor)
+    model_loads: int  # times a worker loaded the models, so far
+    worker_deaths: int  # workers (or actors) that died and were replaced
+
+    @property
+    def load_seconds(self) -> float | None:
+        """How long the loaded models took to load (the slowest worker); None if none is."""
+
+    def map(self, tasks: Iterable[ShardTask]) -> Iterator[tuple[ShardTask, ShardScores]]:
+        """Score the tasks; each comes back with its scores, in task order."""
+
+    def end_input(self) -> None:
+        """An input is done: free the models unless persistent."""
+
+    def close(self) -> None:
+        """Free the models and the workers."""
+
+
+@runtime_checkable
+class DaemonEngine(Engine, Protocol):
+    """What the daemon asks of its engines (pool and ray) beyond `Engine`."""
+
+    def start(self) -> None:
+        """Start the workers and load their models now, not at the first shard."""
+
+    def describe_workers(self) -> list[dict]:
+        """Each worker's id, device, state, memory and load time, for `status`."""
+
+    def kill(self) -> None:
+        """At once (from a signal handler): no waiting for anything."""
+
+
+def as_model_set(models: ModelSet | str) -> ModelSet:
+    """A resolved set as it is; a name or folder resolved (never downloaded here)."""
+    from virnucpro.models.sets import ModelSet, resolve_model_set
+
+    if isinstance(models, ModelSet):
+        return models
+    return resolve_model_set(str(models), fetch_missing=False, progress=False)
+
+
 class LocalEngine:
     name = "local"
+    model_set: ModelSet
+    devices: list[str]
+    model_loads: int
+    worker_deaths: int
 
-    def __init__(self, models: str, device: str, chunk_size: int, *, persistent: bool,
+    def __init__(self, models: ModelSet | str, device: str, chunk_size: int, *, persistent: bool,
                  threads: int | None = None, precision: str = "float32",
-                 overlap: bool | None = None, scorer: str | None = None) -> None:
-        from virnucpro.models.sets import resolve_model_set
-
-        self.model_set = resolve_model_set(models, fetch_missing=False, progress=False)
+                 overlap: bool | None = None) -> None:
+        self.model_set = as_model_set(models)
         self.device = device
         self.devices = [device]
         self.chunk_size = chunk_size
         self.persistent = persistent
         self.threads = threads
         self.precision = precision
-        self.scorer = scorer
         # On a GPU the device waits for nobody: scoring runs on a helper thread (torch releases
         # the GIL in its kernels and copies). On a CPU both would fight for the same cores.
         self.overlap = device.startswith("cuda") if overlap is None else overlap
@@ -50,7 +107,7 @@ class LocalEngine:
 
     def _get_scorer(self):
         if self._scorer is None:
-            from virnucpro.pool.worker import DEFAULT_SCORER, WorkerSpec, load_scorer
+            from virnucpro.pool.worker import WorkerSpec, load_scorer
 
             if self.threads:
                 import torch
@@ -58,7 +115,7 @@ class LocalEngine:
                 torch.set_num_threads(self.threads)
             spec = WorkerSpec(worker_id=0, device=self.device, models=str(self.model_set.root),
                               chunk_size=self.chunk_size, threads=self.threads or 0,
-                              precision=self.precision, scorer=self.scorer or DEFAULT_SCORER)
+                              precision=self.precision)
             self._scorer = load_scorer(spec, self.device)
             self.model_loads += 1
         return self._scorer
@@ -130,18 +187,17 @@ class LocalEngine:
 
 class PoolEngine:
     name = "pool"
+    model_set: ModelSet
+    devices: list[str]
 
-    def __init__(self, models: str, devices: list[str], chunk_size: int, *, persistent: bool,
-                 threads: int | None = None, cache_clear_interval: int = 50,
-                 ready_timeout: float = 600.0, scorer: str | None = None,
-                 precision: str = "float32") -> None:
-        from virnucpro.models.sets import resolve_model_set
+    def __init__(self, models: ModelSet | str, devices: list[str], chunk_size: int, *,
+                 persistent: bool, threads: int | None = None, cache_clear_interval: int = 50,
+                 ready_timeout: float = 600.0, precision: str = "float32") -> None:
         from virnucpro.pool.manager import BatchQueueManager
         from virnucpro.pool.pool import PersistentWorkerPool
-        from virnucpro.pool.worker import DEFAULT_SCORER
 
-        # Resolve once here, so that workers get a folder and never try a download each.
-        self.model_set = resolve_model_set(models, fetch_missing=False, progress=False)
+        # Resolved once here, so that workers get a folder and never try a download each.
+        self.model_set = as_model_set(models)
         self.devices = devices
         self.persistent = persistent
         level = logging.getLogger("virnucpro").getEffectiveLevel()
@@ -149,8 +205,8 @@ class PoolEngine:
         def factory() -> PersistentWorkerPool:
             return PersistentWorkerPool(devices, str(self.model_set.root), chunk_size,
                                         threads=threads, cache_clear_interval=cache_clear_interval,
-                                        ready_timeout=ready_timeout, scorer=scorer or DEFAULT_SCORER,
-                                        log_level=level, precision=precision)
+                                        ready_timeout=ready_timeout, log_level=level,
+                                        precision=precision)
 
         self.manager = BatchQueueManager(factory, use_persistent_pool=persistent)
 
@@ -202,24 +258,26 @@ class PoolEngine:
                 w.process.kill()
 
 
-def make_engine(engine: str, models: str, devices: list[str], chunk_size: int, *,
-                persistent: bool, threads: int | None = None, cache_clear_interval: int = 50,
-                ready_timeout: float = 600.0, scorer: str | None = None,
-                precision: str = "float32", ray_address: str | None = None,
-                workers: int | None = None, gpus_per_worker: float | None = None):
-    """`auto` picks `local` for one device and `pool` for several. `precision` is the
-    effective one (devices.effective_precision). `ray` ignores `devices`: its actors are sized
-    from the cluster (`ray_address`, `workers`, `gpus_per_worker`; see virnucpro.ray_engine)."""
+def make_engine(config: EngineConfig, model_set: ModelSet, devices: list[str],
+                chunk_size: int) -> Engine:
+    """The engine `config` asks for, its scorers to load `model_set` (resolved) for
+    `chunk_size`. `auto` picks `local` for one device and `pool` for several; the precision is
+    the effective one for `devices` (EngineConfig.effective_precision). `ray` ignores
+    `devices` but for that: its actors are sized from the cluster (`ray_address`, `workers`,
+    `gpus_per_worker`; see virnucpro.ray_engine). `pool` and `ray` are `DaemonEngine`s too."""
     from virnucpro.errors import VirNucProError
 
+    engine, persistent = config.engine, config.persistent
+    precision = config.effective_precision(devices)
     if engine == "ray":
         from virnucpro.ray_engine import RayEngine
 
-        return RayEngine(models, chunk_size, persistent=persistent, address=ray_address,
-                         workers=workers, gpus_per_worker=gpus_per_worker, threads=threads,
-                         cache_clear_interval=cache_clear_interval, ready_timeout=ready_timeout,
-                         scorer=scorer, precision=precision)
-    if ray_address or workers is not None or gpus_per_worker is not None:
+        return RayEngine(model_set, chunk_size, persistent=persistent,
+                         address=config.ray_address, workers=config.workers,
+                         gpus_per_worker=config.gpus_per_worker, threads=config.threads,
+                         cache_clear_interval=config.cache_clear_interval,
+                         ready_timeout=config.worker_timeout, precision=precision)
+    if config.ray_address or config.workers is not None or config.gpus_per_worker is not None:
         raise VirNucProError("--ray-address, --workers and --gpus-per-worker need --engine ray")
 
     if engine == "auto":
@@ -230,13 +288,13 @@ def make_engine(engine: str, models: str, devices: list[str], chunk_size: int, *
                                  "use --engine pool")
         log.info("engine local on %s, %s models", devices[0],
                  "persistent" if persistent else "per-input")
-        return LocalEngine(models, devices[0], chunk_size, persistent=persistent, threads=threads,
-                           precision=precision, scorer=scorer)
+        return LocalEngine(model_set, devices[0], chunk_size, persistent=persistent,
+                           threads=config.threads, precision=precision)
     if engine == "pool":
         log.info("engine pool on %s, %s models (%s)", ",".join(devices),
                  "persistent" if persistent else "per-input",
                  "workers kept across inputs" if persistent else "workers started per input")
-        return PoolEngine(models, devices, chunk_size, persistent=persistent, threads=threads,
-                          cache_clear_interval=cache_clear_interval, ready_timeout=ready_timeout,
-                          scorer=scorer, precision=precision)
+        return PoolEngine(model_set, devices, chunk_size, persistent=persistent,
+                          threads=config.threads, cache_clear_interval=config.cache_clear_interval,
+                          ready_timeout=config.worker_timeout, precision=precision)
     raise VirNucProError(f"unknown engine {engine!r}: use auto, local, pool or ray")

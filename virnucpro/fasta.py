@@ -67,6 +67,7 @@ class FastaIndex:
     sha256: str = ""
     size: int = 0
     compression: str = "none"
+    n_chunks: int | None = None  # chunks to score at the scan's chunk size (None: not asked)
 
 
 def detect_compression(path: Path) -> str:
@@ -221,8 +222,11 @@ def _rename_duplicates(path: Path, hashes: np.ndarray, dups: list[str]) -> dict[
 
 
 def scan_fasta(path: str | Path, *, rename_duplicates: bool = False,
-               display_name: str | None = None) -> FastaIndex:
+               display_name: str | None = None, chunk_size: int | None = None,
+               min_length: int = 1) -> FastaIndex:
     """Validate the whole input and index it; raise InputError naming the first problem.
+    With `chunk_size`, also count the chunks a run will score (records of at least
+    `min_length` bases), the total that progress is reported against.
 
     Duplicate ids are collected over the whole file and all named in one error, unless
     `rename_duplicates` is set, in which case later copies get a numeric suffix. Memory: 8
@@ -232,6 +236,7 @@ def scan_fasta(path: str | Path, *, rename_duplicates: bool = False,
     shown = display_name or str(path)
     hashes = array("Q")
     total_bp = 0
+    n_chunks = 0
     for line, raw_header, seq in _iter_raw_records(path):
         header = _decode_header(raw_header)
         words = header.split()
@@ -241,6 +246,8 @@ def scan_fasta(path: str | Path, *, rename_duplicates: bool = False,
         _check_letters(seq, path=shown, record_id=record_id, line=line)
         hashes.append(_id_hash(record_id))
         total_bp += len(seq)
+        if chunk_size and len(seq) >= max(1, min_length):
+            n_chunks += -(-len(seq) // chunk_size)  # chunking.chunk_spans makes ceil(L / size)
     as_array = np.frombuffer(hashes, dtype=np.uint64) if hashes else np.zeros(0, np.uint64)
     dups = _find_duplicates(path, as_array)
     renames: dict[int, str] = {}
@@ -250,7 +257,8 @@ def scan_fasta(path: str | Path, *, rename_duplicates: bool = False,
         renames = _rename_duplicates(path, as_array, dups)
     return FastaIndex(path=path, n_records=len(hashes), total_bp=total_bp,
                       renames=renames, sha256=file_sha256(path),
-                      size=path.stat().st_size, compression=detect_compression(path))
+                      size=path.stat().st_size, compression=detect_compression(path),
+                      n_chunks=n_chunks if chunk_size else None)
 
 
 def file_sha256(path: Path) -> str:

@@ -14,16 +14,22 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from virnucpro import __version__
+from virnucpro.chunking import CHUNK_SIZES
+from virnucpro.engine_config import EngineConfig
 from virnucpro.errors import InputError, OutputError, VirNucProError
 from virnucpro.fasta import SHORT_SEQUENCE_BP, FastaIndex, scan_fasta, spool_stdin
 from virnucpro.feed import ShardFeed
 from virnucpro.outputs import OutputLayout, write_json_atomic
 from virnucpro.shards import DEFAULT_SHARD_FRAMES
+
+if TYPE_CHECKING:
+    from virnucpro.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +43,8 @@ class PredictConfig:
     outdir: Path
     chunk_size: int = 500
     models: str = "published"
-    device: str = "auto"
+    device: str = "auto"  # not for engine ray: its devices are the cluster's
     batch_tokens: int | None = None
-    threads: int | None = None
     threshold: float = 0.5
     min_length: int = 1
     save_embeddings: bool = False
@@ -48,16 +53,16 @@ class PredictConfig:
     resume: bool = False
     shard_frames: int = DEFAULT_SHARD_FRAMES
     progress: bool = True
-    engine: str = "auto"  # auto, local, pool, ray
-    ray_address: str | None = None  # ray: auto, HOST:PORT, or none for a local instance
-    workers: int | None = None  # ray: actors [default: every GPU / G, or one per node]
-    gpus_per_worker: float | None = None  # ray [default: 1 when the cluster has GPUs, else 0]
-    persistent_models: bool = False
-    cache_clear_interval: int = 50
-    worker_timeout: float = 600.0
-    scorer: str | None = None  # a stand-in scorer class "module:Class" (tests only)
-    precision: str = "auto"  # auto (bfloat16 on GPUs, float32 on CPU), float32, bfloat16
+    engine: EngineConfig = field(default_factory=EngineConfig)  # how shards are scored
     report: bool = True  # write OUTDIR/report.html at the end (virnucpro.report)
+
+    def parameters(self) -> dict:
+        """Every setting, flat, for run.json (the engine's under their names of old)."""
+        out: dict = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out.update(value.parameters() if f.name == "engine" else {f.name: value})
+        return out
 
     def result_key(self) -> dict:
         """The parameters a finished shard depends on: a resumed run must match them."""
@@ -110,7 +115,7 @@ def _unique_names(sources: list[str]) -> list[str]:
 
 def validate_inputs(config: PredictConfig, spool_dir: Path) -> list[InputJob]:
     """The first pass over every input, before anything is created or loaded."""
-    if config.chunk_size not in (300, 500):
+    if config.chunk_size not in CHUNK_SIZES:
         raise VirNucProError(f"chunk size {config.chunk_size}: the published classifiers are for 300 and 500")
     if config.inputs.count("-") > 1:
         raise VirNucProError("standard input ('-') can be given only once")
@@ -132,7 +137,8 @@ def validate_inputs(config: PredictConfig, spool_dir: Path) -> list[InputJob]:
                 with open(path, "rb") as stream:
                     path = spool_stdin(spool_dir, stream)
         index = scan_fasta(path, rename_duplicates=config.rename_duplicates,
-                           display_name="<stdin>" if source == "-" else source)
+                           display_name="<stdin>" if source == "-" else source,
+                           chunk_size=config.chunk_size, min_length=config.min_length)
         root = config.outdir if len(sources) == 1 else config.outdir / name
         job = InputJob(source, name, index, OutputLayout(root))
         job.timings["validate_s"] = round(time.perf_counter() - started, 3)
@@ -224,7 +230,7 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def score_input(job: InputJob, config: PredictConfig, engine,
+def score_input(job: InputJob, config: PredictConfig, engine: Engine,
                 progress: Callable[[int, int], None]) -> ShardFeed:
     """Score every shard not yet on disk, the tables written as the shards come in; the
     feed, complete (its tables staged, to be published by `finish_input`)."""
@@ -269,12 +275,12 @@ def default_batch_tokens(devices: list[str]) -> int:
     return 4096 if all(d == "cpu" for d in devices) else 32768
 
 
-def run_predict(config: PredictConfig, *, reporter=None, engine=None) -> list[dict]:
+def run_predict(config: PredictConfig, *, reporter=None, engine: Engine | None = None) -> list[dict]:
     """Run the whole job; return each input's run.json content. An `engine` given by the
     caller (models already loaded) is used and left open; else one is made and closed."""
     import tempfile
 
-    from virnucpro.devices import effective_precision, parse_devices
+    from virnucpro.devices import parse_devices
     from virnucpro.engine import make_engine
     from virnucpro.models.sets import resolve_model_set
 
@@ -286,26 +292,18 @@ def run_predict(config: PredictConfig, *, reporter=None, engine=None) -> list[di
             log.warning("model set 'tiny' has seeded random weights: its calls mean nothing "
                         "(for tests, demos and CI only)")
         model_set.classifier_path(config.chunk_size)  # fail before any work if absent
-        if config.engine == "ray":  # the actors' devices, from the cluster's resources
-            from virnucpro.ray_cluster import cluster_devices
-
-            devices = cluster_devices(config.ray_address, config.workers, config.gpus_per_worker,
-                                      config.threads)
+        if config.engine.engine == "ray":  # the actors' devices, from the cluster's resources
+            devices = config.engine.cluster_devices()
         else:
             devices = parse_devices(config.device)
-        precision = effective_precision(config.precision, devices)
+        precision = config.engine.effective_precision(devices)
         models_key = model_fingerprint(model_set, config.chunk_size, precision)
         # Every folder is checked (and claimed) before any scoring: a refusal for the last
         # input must not come after hours spent on the first.
         modes = [prepare_folder(job, config, models_key) for job in jobs]
         own = engine is None
         if own:
-            engine = make_engine(config.engine, str(model_set.root), devices, config.chunk_size,
-                                 persistent=config.persistent_models, threads=config.threads,
-                                 cache_clear_interval=config.cache_clear_interval,
-                                 ready_timeout=config.worker_timeout, scorer=config.scorer,
-                                 precision=precision, ray_address=config.ray_address,
-                                 workers=config.workers, gpus_per_worker=config.gpus_per_worker)
+            engine = make_engine(config.engine, model_set, devices, config.chunk_size)
         try:
             return [run_input(job, mode, config, engine, model_set, models_key, started_at, reporter)
                     for job, mode in zip(jobs, modes, strict=True)]
@@ -314,8 +312,8 @@ def run_predict(config: PredictConfig, *, reporter=None, engine=None) -> list[di
                 engine.close()
 
 
-def run_input(job: InputJob, mode: str, config: PredictConfig, engine, model_set, models_key: dict,
-             started_at: datetime, reporter) -> dict:
+def run_input(job: InputJob, mode: str, config: PredictConfig, engine: Engine, model_set,
+              models_key: dict, started_at: datetime, reporter) -> dict:
     if mode == "done":
         log.warning("%s: already complete in %s (nothing to resume)", job.source, job.layout.root)
         return _read_json(job.layout.run_json) or {}
@@ -337,7 +335,7 @@ def run_input(job: InputJob, mode: str, config: PredictConfig, engine, model_set
     return finish_input(job, mode, config, engine, model_set, models_key, started_at, feed)
 
 
-def finish_input(job: InputJob, mode: str, config: PredictConfig, engine, model_set,
+def finish_input(job: InputJob, mode: str, config: PredictConfig, engine: Engine, model_set,
                  models_key: dict, started_at: datetime, feed: ShardFeed) -> dict:
     """Once every shard of an input is merged: close the tables, move them into place, write
     run.json and the report."""
@@ -355,10 +353,10 @@ def finish_input(job: InputJob, mode: str, config: PredictConfig, engine, model_
         "input": {"source": job.source, "name": job.name, "path": str(job.index.path) if job.source != "-" else "-",
                   "compression": job.index.compression, **_fingerprint(job.index),
                   "bases": job.index.total_bp},
-        "parameters": {**asdict(config), "outdir": str(config.outdir), "inputs": list(config.inputs),
+        "parameters": {**config.parameters(), "outdir": str(config.outdir), "inputs": list(config.inputs),
                        "resumed": mode == "resume", "shards_scored_now": feed.scored},
         "engine": {"name": engine.name, "devices": engine.devices,
-                   "persistent_models": config.persistent_models,
+                   "persistent_models": config.engine.persistent,
                    "model_loads_so_far": engine.model_loads, "worker_deaths": engine.worker_deaths},
         "models": model_set.describe(),
         "tiny": model_set.is_tiny,

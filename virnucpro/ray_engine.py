@@ -4,7 +4,9 @@
 in task order. Each actor (`ray_cluster.ShardActor`) loads the model set once and holds at most
 `per_actor` shards; a dead actor is replaced and its shards retried, and a shard that killed
 `max_attempts` actors is marked failed (FAILED_WORKER), as in the worker pool. The driver never
-imports torch, so the daemon's supervisor can drive it.
+imports torch, so the daemon's supervisor can drive it. Ray starts actors with its raylet's
+environment, not the driver's: a test stand-in scorer ($VIRNUCPRO_TEST_SCORER, see
+virnucpro.pool.worker) set in the driver is passed on in the actors' runtime_env.
 """
 
 from __future__ import annotations
@@ -16,13 +18,16 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from virnucpro.errors import VirNucProError
 from virnucpro.features import ShardScores
 from virnucpro.pool.window import ShardWindow
-from virnucpro.pool.worker import DEFAULT_SCORER, ShardTask, WorkerSpec
+from virnucpro.pool.worker import TEST_SCORER_ENV, ShardTask, WorkerSpec, test_scorer
 from virnucpro.ray_cluster import actor_class, connect, plan_actors, require_ray
+
+if TYPE_CHECKING:
+    from virnucpro.models.sets import ModelSet
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +49,22 @@ class RayEngine:
     (and their models) outlive an input until `close()`; without, `end_input()` stops them."""
 
     name = "ray"
+    model_set: ModelSet
+    devices: list[str]
+    model_loads: int
+    worker_deaths: int
 
-    def __init__(self, models: str, chunk_size: int, *, persistent: bool,
+    def __init__(self, models: ModelSet | str, chunk_size: int, *, persistent: bool,
                  address: str | None = None, workers: int | None = None,
                  gpus_per_worker: float | None = None, threads: int | None = None,
                  cache_clear_interval: int = 50, ready_timeout: float = 600.0,
-                 scorer: str | None = None, precision: str = "float32", per_actor: int = 2,
-                 max_attempts: int = 3, max_restarts: int = 10) -> None:
-        from virnucpro.models.sets import resolve_model_set
+                 precision: str = "float32", per_actor: int = 2, max_attempts: int = 3,
+                 max_restarts: int = 10) -> None:
+        from virnucpro.engine import as_model_set
 
         # A folder path, resolved here once: every node must see it (a shared file system,
         # or `virnucpro models import` to the same path on each node).
-        self.model_set = resolve_model_set(models, fetch_missing=False, progress=False)
+        self.model_set = as_model_set(models)
         self._own_connection = connect(address, workers)  # else the caller's, left open
         self.plan = plan_actors(workers, gpus_per_worker, threads)
         self.devices = self.plan.devices
@@ -67,9 +76,11 @@ class RayEngine:
         level = logging.getLogger("virnucpro").getEffectiveLevel()
         self.specs = [WorkerSpec(worker_id=i, device=d, models=str(self.model_set.root),
                                  chunk_size=chunk_size, threads=self.plan.threads,
-                                 cache_clear_interval=cache_clear_interval,
-                                 scorer=scorer or DEFAULT_SCORER, log_level=level,
+                                 cache_clear_interval=cache_clear_interval, log_level=level,
                                  precision=precision) for i, d in enumerate(self.devices)]
+        # Tests only: the stand-in scorer of this driver's environment, for the actors too.
+        standin = test_scorer()
+        self.runtime_env = {"env_vars": {TEST_SCORER_ENV: standin}} if standin else None
         self.actors: list[_Actor] = []
         self.model_loads = 0  # actors that loaded their models and reported ready
         self.worker_deaths = 0
@@ -86,9 +97,10 @@ class RayEngine:
 
     def _spawn(self, spec: WorkerSpec, restarts: int = 0) -> _Actor:
         # Ray's own restarts and retries stay off: ours are counted and capped (poison shards).
+        extra = {"runtime_env": self.runtime_env} if self.runtime_env else {}
         handle = actor_class().options(
             num_cpus=self.plan.cpus, num_gpus=self.plan.gpus, max_restarts=0,
-            max_task_retries=0, scheduling_strategy="SPREAD").remote(spec)
+            max_task_retries=0, scheduling_strategy="SPREAD", **extra).remote(spec)
         return _Actor(spec, handle, handle.ready.remote(), restarts=restarts)
 
     def start(self) -> None:

@@ -34,12 +34,13 @@ def test_tiny_features_on_cuda_equal_cpu(tiny_set_dir):
 
 def test_predict_on_cuda_gives_the_cpu_calls(tmp_path, tiny_set_dir):
     from tests.helpers import DATA, read_table
+    from virnucpro.engine_config import EngineConfig
     from virnucpro.pipeline import PredictConfig, run_predict
 
     for device in ("cpu", "cuda:0"):  # float32 on both: `auto` would be bfloat16 on the GPU
         run_predict(PredictConfig(inputs=(str(DATA / "viral_reference.fasta"),),
                                   outdir=tmp_path / device, models="tiny", device=device,
-                                  precision="float32", progress=False))
+                                  engine=EngineConfig(precision="float32"), progress=False))
     a = read_table(tmp_path / "cpu" / "frames.tsv")
     b = read_table(tmp_path / "cuda:0" / "frames.tsv")
     assert [r["frame_id"] for r in a] == [r["frame_id"] for r in b]
@@ -49,12 +50,14 @@ def test_predict_on_cuda_gives_the_cpu_calls(tmp_path, tiny_set_dir):
 
 def test_a_pool_worker_on_the_gpu_matches_the_local_engine(tmp_path, tiny_set_dir):
     from tests.helpers import DATA, read_table
+    from virnucpro.engine_config import EngineConfig
     from virnucpro.pipeline import PredictConfig, run_predict
 
     for engine in ("local", "pool"):
         [run] = run_predict(PredictConfig(inputs=(str(DATA / "viral_reference.fasta"),),
                                           outdir=tmp_path / engine, models="tiny",
-                                          device="cuda:0", engine=engine, progress=False))
+                                          device="cuda:0", engine=EngineConfig(engine=engine),
+                                          progress=False))
         assert run["engine"]["name"] == engine
     a = read_table(tmp_path / "local" / "frames.tsv")
     b = read_table(tmp_path / "pool" / "frames.tsv")

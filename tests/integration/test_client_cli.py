@@ -133,9 +133,10 @@ def test_remove_forgets_a_finished_job(daemon, tmp_path):
 
 
 def test_cancel_and_changed_inputs_behind_a_slow_job(tmp_path, tiny_set_dir):
-    with start_daemon(tmp_path / "d", "--persistent-models", "--models", "tiny", "--scorer",
-                      "tests.fakes:SlowScorer", "--shard-frames", "1",
-                      env_extra={"FAKE_DELAY": "0.5"}) as d:
+    with start_daemon(tmp_path / "d", "--persistent-models", "--models", "tiny",
+                      "--shard-frames", "1",
+                      env_extra={"VIRNUCPRO_TEST_SCORER": "tests.fakes:SlowScorer",
+                                 "FAKE_DELAY": "0.5"}) as d:
         inputs = []
         for name in ("a.fa", "b.fa", "c.fa"):
             shutil.copy(VIRAL, tmp_path / name)

@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import DATA, read_table
+from virnucpro.engine_config import EngineConfig
 from virnucpro.pipeline import PredictConfig, run_predict
 
 REPO = Path(__file__).resolve().parents[2]
+SCORER = "VIRNUCPRO_TEST_SCORER"  # a stand-in scorer of tests.fakes, for the workers too
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +28,10 @@ def inputs(tmp_path_factory):
     return [str(DATA / "viral_reference.fasta"), str(DATA / "nonviral_reference.fasta"), str(both)]
 
 
-def _config(inputs, out, **kw):
+def _config(inputs, out, engine: str = "auto", persistent: bool = False, **kw):
     return PredictConfig(inputs=tuple(inputs), outdir=out, models="tiny", progress=False,
-                         shard_frames=4, **kw)
+                         shard_frames=4, engine=EngineConfig(engine=engine, persistent=persistent),
+                         **kw)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +59,7 @@ def assert_same_results(a: Path, b: Path) -> None:
 def test_pool_agrees_with_one_process_and_loads_models_as_the_mode_says(
         tmp_path, inputs, single_process, persistent):
     out = tmp_path / "o"
-    results = run_predict(_config(inputs, out, device="cpu,cpu", persistent_models=persistent))
+    results = run_predict(_config(inputs, out, device="cpu,cpu", persistent=persistent))
     for r in results:
         assert r["engine"]["name"] == "pool" and r["engine"]["devices"] == ["cpu", "cpu"]
     # Two workers: persistent loads once per worker for all three inputs, standard per input.
@@ -70,8 +73,9 @@ def test_a_worker_killed_mid_run_is_replaced_and_nothing_is_lost(
         tmp_path, monkeypatch, inputs, single_process):
     monkeypatch.setenv("FAKE_STATE_DIR", str(tmp_path))
     monkeypatch.setenv("FAKE_DIE_SHARD", "2")
+    monkeypatch.setenv(SCORER, "tests.fakes:DieOnceScorer")
     out = tmp_path / "o"
-    [r] = run_predict(_config(inputs[2:], out, device="cpu,cpu", scorer="tests.fakes:DieOnceScorer"))
+    [r] = run_predict(_config(inputs[2:], out, device="cpu,cpu"))
     assert r["engine"]["worker_deaths"] == 1
     # The replacement may or may not finish loading before the other worker ends the run.
     assert r["engine"]["model_loads_so_far"] in (2, 3)
@@ -82,9 +86,9 @@ def test_a_worker_killed_mid_run_is_replaced_and_nothing_is_lost(
 def test_a_shard_that_kills_workers_three_times_is_marked_failed(
         tmp_path, monkeypatch, inputs, single_process):
     monkeypatch.setenv("FAKE_POISON_ID", "AJ237582.1")
+    monkeypatch.setenv(SCORER, "tests.fakes:PoisonScorer")
     out = tmp_path / "o"
-    [r] = run_predict(_config(inputs[2:], out, device="cpu,cpu", scorer="tests.fakes:PoisonScorer",
-                              save_embeddings=True))
+    [r] = run_predict(_config(inputs[2:], out, device="cpu,cpu", save_embeddings=True))
     frames = read_table(out / "frames.tsv")
     failed = [f for f in frames if f["status"] != "ok"]
     poisoned = {f["frame_id"] for f in failed}
@@ -108,9 +112,9 @@ def test_a_shard_that_kills_workers_three_times_is_marked_failed(
 def test_out_of_memory_in_a_worker_halves_the_batch_and_completes(
         tmp_path, monkeypatch, inputs, single_process):
     monkeypatch.setenv("FAKE_TOKEN_LIMIT", "400")
+    monkeypatch.setenv(SCORER, "tests.fakes:SmallMemoryScorer")
     out = tmp_path / "o"
-    [r] = run_predict(_config(inputs[2:], out, device="cpu,cpu", batch_tokens=4096,
-                              scorer="tests.fakes:SmallMemoryScorer"))
+    [r] = run_predict(_config(inputs[2:], out, device="cpu,cpu", batch_tokens=4096))
     assert r["counts"]["frames_failed"] == 0
     assert_same_results(out, single_process / "both")
 
@@ -134,20 +138,21 @@ def test_a_dead_worker_is_noticed_within_seconds(tiny_set_dir):
         assert pool.model_loads == 3 and fresh.process.pid != victim.process.pid
 
 
-def test_a_worker_that_cannot_load_names_the_problem(tiny_set_dir):
+def test_a_worker_that_cannot_load_names_the_problem(tiny_set_dir, monkeypatch):
     from virnucpro.pool.pool import PersistentWorkerPool, WorkerStartError
 
-    pool = PersistentWorkerPool(["cpu"], str(tiny_set_dir), 500, scorer="tests.fakes:BrokenScorer")
+    monkeypatch.setenv(SCORER, "tests.fakes:BrokenScorer")
+    pool = PersistentWorkerPool(["cpu"], str(tiny_set_dir), 500)
     with pytest.raises(WorkerStartError, match="worker 0 on cpu.*checkpoint is truncated"):
         pool.start()
     assert all(not w.process.is_alive() for w in pool.workers)
 
 
-def test_a_worker_that_does_not_get_ready_times_out_naming_the_knob(tiny_set_dir):
+def test_a_worker_that_does_not_get_ready_times_out_naming_the_knob(tiny_set_dir, monkeypatch):
     from virnucpro.pool.pool import PersistentWorkerPool, WorkerStartError
 
-    pool = PersistentWorkerPool(["cpu"], str(tiny_set_dir), 500, ready_timeout=2,
-                                scorer="tests.fakes:HangingScorer")
+    monkeypatch.setenv(SCORER, "tests.fakes:HangingScorer")
+    pool = PersistentWorkerPool(["cpu"], str(tiny_set_dir), 500, ready_timeout=2)
     with pytest.raises(WorkerStartError, match="--worker-timeout"):
         pool.start()
     assert all(not w.process.is_alive() for w in pool.workers)
@@ -185,7 +190,7 @@ def test_ctrl_c_stops_workers_cleanly_and_the_run_resumes(tmp_path, inputs, sing
     env = {**os.environ, "PYTHONPATH": str(REPO), "FAKE_DELAY": "0.3"}
     cmd = [sys.executable, "-m", "virnucpro", "predict", inputs[2], "-o", str(out), "--models",
            "tiny", "--devices", "cpu,cpu", "--shard-frames", "4", "-q"]
-    proc = subprocess.Popen([*cmd, "--scorer", "tests.fakes:SlowScorer"], env=env,
+    proc = subprocess.Popen(cmd, env={**env, SCORER: "tests.fakes:SlowScorer"},
                             start_new_session=True, stderr=subprocess.PIPE)
     shards = out / ".virnucpro" / "shards"
     deadline = time.monotonic() + 120

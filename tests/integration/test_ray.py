@@ -26,6 +26,7 @@ from tests.integration.test_pool import (  # noqa: E402, F401
     inputs,
     single_process,
 )
+from virnucpro.engine_config import EngineConfig  # noqa: E402
 from virnucpro.pipeline import PredictConfig, run_predict  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,6 +39,7 @@ def ray_address(tmp_path_factory, tiny_set_dir):
     with pytest.MonkeyPatch.context() as mp:
         # Actors are started by Ray's raylet with the environment it has now: the stand-in
         # scorers' settings and the repository (to import tests.fakes) must be set before.
+        # Which stand-in (VIRNUCPRO_TEST_SCORER) a test sets later: RayEngine passes it on.
         mp.setenv("FAKE_STATE_DIR", str(fakes))
         mp.setenv("FAKE_DIE_SHARD", "2")
         mp.setenv("FAKE_POISON_ID", POISON_ID)
@@ -51,15 +53,21 @@ def ray_address(tmp_path_factory, tiny_set_dir):
             ray.shutdown()
 
 
-def _config(inputs, out, **kw):
+def _config(inputs, out, persistent: bool = False):
     return PredictConfig(inputs=tuple(inputs), outdir=out, models="tiny", progress=False,
-                         shard_frames=4, engine="ray", workers=2, report=False, **kw)
+                         shard_frames=4, report=False,
+                         engine=EngineConfig(engine="ray", workers=2, persistent=persistent))
+
+
+def _standin(monkeypatch, scorer: str) -> None:
+    """A stand-in for the actors: set in this driver, passed on in their runtime_env."""
+    monkeypatch.setenv("VIRNUCPRO_TEST_SCORER", scorer)
 
 
 def test_ray_agrees_with_one_process_and_keeps_its_actors_across_inputs(
         tmp_path, inputs, single_process, ray_address):
     out = tmp_path / "o"
-    results = run_predict(_config(inputs, out, persistent_models=True))
+    results = run_predict(_config(inputs, out, persistent=True))
     for r in results:
         assert r["engine"]["name"] == "ray" and r["engine"]["devices"] == ["cpu", "cpu"]
     # Two actors loaded the models once each for all three inputs.
@@ -79,9 +87,10 @@ def _wait_until_actors_are_gone(timeout: float = 20) -> None:
 
 
 def test_an_actor_killed_mid_run_is_replaced_and_nothing_is_lost(
-        tmp_path, inputs, single_process, ray_address):
+        tmp_path, monkeypatch, inputs, single_process, ray_address):
     out = tmp_path / "o"
-    [r] = run_predict(_config(inputs[2:], out, scorer="tests.fakes:DieOnceScorer"))
+    _standin(monkeypatch, "tests.fakes:DieOnceScorer")
+    [r] = run_predict(_config(inputs[2:], out))
     assert r["engine"]["worker_deaths"] == 1
     # The replacement may or may not finish loading before the other actor ends the run.
     assert r["engine"]["model_loads_so_far"] in (2, 3)
@@ -90,9 +99,10 @@ def test_an_actor_killed_mid_run_is_replaced_and_nothing_is_lost(
 
 
 def test_a_shard_that_kills_actors_three_times_is_marked_failed(
-        tmp_path, inputs, single_process, ray_address):
+        tmp_path, monkeypatch, inputs, single_process, ray_address):
     out = tmp_path / "o"
-    [r] = run_predict(_config(inputs[1:2], out, scorer="tests.fakes:PoisonScorer"))
+    _standin(monkeypatch, "tests.fakes:PoisonScorer")
+    [r] = run_predict(_config(inputs[1:2], out))
     frames = read_table(out / "frames.tsv")
     failed = [f for f in frames if f["status"] != "ok"]
     # The shard (or two) holding a frame of the poison sequence, whatever else they hold.
@@ -117,14 +127,14 @@ def test_the_daemon_with_engine_ray_runs_its_jobs_on_the_cluster(
                 "--persistent-models", "--models", "tiny").start(timeout=120)
     c = d.client()
     status = c.status()
-    assert status["engine"] == "ray" and status["devices"] == ["cpu", "cpu"]
-    [loaded] = status["loaded"]
-    assert [w["state"] for w in loaded["workers"]] == ["ready", "ready"]
+    assert status.engine == "ray" and status.devices == ("cpu", "cpu")
+    [loaded] = status.loaded
+    assert [w.state for w in loaded.workers] == ["ready", "ready"]
     job = c.submit([str(VIRAL)], outdir=str(tmp_path / "j"), options={"models": "tiny"})
-    done = wait_for(c, job["id"])
-    assert done["state"] == "completed", done
-    assert_same_results(Path(done["outdir"]), single_process / "viral_reference")
-    assert c.status()["model_loads"] == 2
+    done = wait_for(c, job.id)
+    assert done.state.value == "completed", done
+    assert_same_results(Path(done.outdir), single_process / "viral_reference")
+    assert c.status().model_loads == 2
     # The supervisor drove the actors without loading torch itself.
     assert "libtorch" not in _maps(d.proc.pid)
     # Its own SIGTERM handling survived joining Ray: a clean stop, the actors stopped too.
@@ -133,9 +143,10 @@ def test_the_daemon_with_engine_ray_runs_its_jobs_on_the_cluster(
     _wait_until_actors_are_gone()
 
 
-def test_ray_writes_the_pinned_files_of_the_stand_in(tmp_path, ray_address):
+def test_ray_writes_the_pinned_files_of_the_stand_in(tmp_path, monkeypatch, ray_address):
     from tests import standin_cases
 
+    standin_cases.use_standin(monkeypatch)  # in the driver: the engine passes it to the actors
     run_predict(standin_cases.config("edge300", tmp_path / "o", engine="ray", workers=2,
                                      device="auto"))
     assert standin_cases.differences("edge300", tmp_path / "o") == []

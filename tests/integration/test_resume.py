@@ -205,6 +205,7 @@ def test_a_run_stopped_at_any_shard_resumes_to_the_pinned_files(tmp_path, monkey
     from tests import standin_cases
 
     monkeypatch.setattr(virnucpro.feed, "CHECKPOINT_S", checkpoint_s)
+    standin_cases.use_standin(monkeypatch)
     if block_bases:
         monkeypatch.setattr(virnucpro.plan, "BLOCK_BASES", block_bases)
     total = len(list((standin_cases.EXPECTED / "edge300" / "embeddings").glob("features-*")))
@@ -228,6 +229,7 @@ def test_staged_tables_shorter_than_their_checkpoint_are_rebuilt_from_the_shards
         tmp_path, monkeypatch, tiny_set_dir, caplog):
     from tests import standin_cases
 
+    standin_cases.use_standin(monkeypatch)
     out = tmp_path / "o"
     with monkeypatch.context() as patch:
         _stop_at_shard(patch, 30)
@@ -248,6 +250,7 @@ def test_a_resume_with_another_threshold_calls_every_sequence_with_the_new_one(
         tmp_path, monkeypatch, tiny_set_dir):
     from tests import standin_cases
 
+    standin_cases.use_standin(monkeypatch)
     fresh, out = tmp_path / "fresh", tmp_path / "o"
     run_predict(standin_cases.config("edge300", fresh, threshold=0.6))
     with monkeypatch.context() as patch:
@@ -271,7 +274,7 @@ def test_a_sigkilled_run_with_staged_rows_resumes_to_the_pinned_files(tmp_path, 
             "--shard-frames", str(spec["shard_frames"]), "--rename-duplicates", "--min-length", "20",
             "--threshold", "0.3", "--save-embeddings", "--no-report", "-q"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "FAKE_STATE_DIR": str(state), "FAKE_STALL_SHARD": "25"}
-    proc = subprocess.Popen([*base, "--scorer", "tests.fakes:StallingScorer"], env=env)
+    proc = subprocess.Popen(base, env={**env, "VIRNUCPRO_TEST_SCORER": "tests.fakes:StallingScorer"})
     try:
         deadline = time.monotonic() + 120
         while not (state / "stalled").exists():
@@ -285,8 +288,8 @@ def test_a_sigkilled_run_with_staged_rows_resumes_to_the_pinned_files(tmp_path, 
         proc.kill()
         proc.wait()
     assert not (out / "frames.tsv").exists()
-    resumed = subprocess.run([*base[:-1], "-v", "--resume", "--scorer", standin_cases.SCORER],
-                             env=env, timeout=300, capture_output=True, text=True)
+    resumed = subprocess.run([*base[:-1], "-v", "--resume"], env={**env, **standin_cases.SCORER_ENV},
+                             timeout=300, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert "the staged tables go on from record" in resumed.stderr
     assert standin_cases.differences("edge300", out) == []

@@ -1,24 +1,37 @@
 """A fake daemon behind the dashboard's client factory, for states a real one rarely shows:
 a daemon that goes away and comes back, a refused submission, GPUs with memory figures.
 
-`FakeDaemon` holds the jobs, devices and event queue; `FakeDaemon.client(timeout)` is the
-factory the app takes, giving `FakeClient`s that answer like `virnucpro.daemon.client.Client`
-(same verbs, same errors, `events()` = snapshot then newer events, None when idle). A test
-drives it: `publish`, `go_down`, `come_back`, `refuse_next_submit`. `sample_daemon(now)` is the
-fixed scene of the snapshot tests.
+`FakeDaemon` holds the scene in the protocol's JSON form (jobs, devices, status, logs) and the
+event queue; `FakeDaemon.client(timeout)` is the factory the app takes, giving `FakeClient`s
+that answer like `virnucpro.daemon.client.Client`: same verbs, same errors, the same typed
+records, decoded from that JSON by the daemon's own `messages.decode_reply` / `decode_event`
+(events are framed by `protocol.make_event`), so the fake and the real client cannot drift
+apart. `follow()` is the client's own `Follower` (daemon/follow.py) reading the fake daemon's
+published frames through `FakeSubscriber`: a `Snapshot`, then newer `Event`s, None when idle, a
+new snapshot after a gap in seq, and `DaemonUnavailable` once the fake daemon is down (after
+`liveness_s` of silence) or after a `stopped` daemon event. A test drives it:
+`publish`, `go_down`, `come_back`, `refuse_next_submit`. `sample_daemon(now)` is the fixed
+scene of the snapshot tests; `snapshot_of` and `event_of` build typed items for the state's
+unit tests.
 """
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable
 
+from virnucpro.daemon import messages as M
+from virnucpro.daemon import protocol as P
 from virnucpro.daemon.client import ClientError, DaemonUnavailable
+from virnucpro.daemon.follow import LIVENESS_S, Follower
+from virnucpro.daemon.jobs import JobRecord
 from virnucpro.tui.results import Call, Results
 
 ENDPOINT = "ipc:///run/user/1000/virnucpro/daemon.sock"
 GB = 1_000_000_000
+FOLLOW_POLL_S = 0.05
 
 
 class FakeDaemon:
@@ -34,15 +47,16 @@ class FakeDaemon:
         self.up = True
         self.refusal: ClientError | None = None
         self.calls: list[tuple[str, tuple]] = []
-        self.events: queue.Queue[dict] = queue.Queue()
+        self.events: queue.Queue[M.Event] = queue.Queue()
         self.lock = threading.Lock()
 
     # -- driving it from a test --------------------------------------------------------------
 
     def publish(self, topic: str, body: dict) -> None:
+        """An event as the daemon publishes it (its PUB frames), decoded as the client does."""
         with self.lock:
             self.seq += 1
-            self.events.put({"v": 1, "seq": self.seq, "topic": topic, "time": self.now, "body": body})
+            self.events.put(P.make_event(self.seq, topic, body, self.now))
 
     def set_job(self, job: dict) -> None:
         self.jobs[job["id"]] = job
@@ -64,26 +78,29 @@ class FakeDaemon:
 class FakeClient:
     def __init__(self, daemon: FakeDaemon) -> None:
         self.daemon = daemon
-        self.endpoint = "fake://daemon"  # not ipc://: the link's socket-file check is skipped
+        self.endpoint = "fake://daemon"
 
     def _check(self, verb: str, *args) -> FakeDaemon:
         d = self.daemon
         d.calls.append((verb, args))
-        if not d.up:
-            raise DaemonUnavailable(f"no answer from the daemon at {self.endpoint} (is it running?)")
+        self.check_reachable()
         return d
+
+    def check_reachable(self) -> None:
+        if not self.daemon.up:
+            raise DaemonUnavailable(f"no answer from the daemon at {self.endpoint} (is it running?)")
 
     def close(self) -> None:
         pass
 
-    def status(self) -> dict:
-        return dict(self._check("status").status_body)
+    def status(self) -> M.DaemonStatus:
+        return M.decode_reply("status", self._check("status").status_body)
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> M.Snapshot:
         d = self._check("snapshot")
         with d.lock:
-            return {"seq": d.seq, "daemon": dict(d.status_body), "devices": list(d.devices),
-                    "jobs": list(d.jobs.values())}
+            return M.decode_reply("snapshot", {"seq": d.seq, "daemon": d.status_body,
+                                               "devices": d.devices, "jobs": list(d.jobs.values())})
 
     def _job(self, job_id: int) -> dict:
         job = self.daemon.jobs.get(job_id)
@@ -91,14 +108,14 @@ class FakeClient:
             raise ClientError("unknown_job", f"no job {job_id}")
         return job
 
-    def show(self, job_id: int) -> dict:
+    def show(self, job_id: int) -> JobRecord:
         self._check("show", job_id)
-        return self._job(job_id)
+        return M.decode_reply("show", {"job": self._job(job_id)}).job
 
-    def jobs(self, all: bool = False) -> list[dict]:  # noqa: A002 - the client's word
-        return list(self._check("jobs").jobs.values())
+    def jobs(self, all: bool = False) -> list[JobRecord]:  # noqa: A002 - the client's word
+        return list(M.decode_reply("jobs", {"jobs": list(self._check("jobs").jobs.values())}).jobs)
 
-    def submit(self, inputs: list[str], **kwargs) -> dict:
+    def submit(self, inputs: list[str], **kwargs) -> JobRecord:
         d = self._check("submit", inputs, kwargs)
         if d.refusal is not None:
             refusal, d.refusal = d.refusal, None
@@ -109,18 +126,18 @@ class FakeClient:
                        d.now, inputs=inputs, outdir=kwargs.get("outdir") or f"/results/job-{job_id}",
                        options=options, priority=kwargs.get("priority", 0))
         d.set_job(job)
-        return job
+        return M.decode_reply("submit", {"job": job, "duplicate": False}).job
 
-    def cancel(self, job_id: int) -> dict:
+    def cancel(self, job_id: int) -> JobRecord:
         d = self._check("cancel", job_id)
         job = self._job(job_id)
         new = {"queued": "cancelled", "loading": "cancelling", "running": "cancelling"}.get(job["state"])
         if new:
             job = with_state(job, new, d.now, "cancelled by request")
             d.set_job(job)
-        return job
+        return M.decode_reply("cancel", {"job": job}).job
 
-    def retry(self, job_id: int) -> dict:
+    def retry(self, job_id: int) -> JobRecord:
         d = self._check("retry", job_id)
         job = self._job(job_id)
         if job["state"] not in ("failed", "cancelled"):
@@ -128,26 +145,62 @@ class FakeClient:
                                          "jobs can be retried")
         job = with_state(job, "queued", d.now, "retry requested")
         d.set_job(job)
-        return job
+        return M.decode_reply("retry", {"job": job}).job
 
-    def logs(self, job_id: int, since: int = 0) -> list[dict]:
+    def logs(self, job_id: int, since: int = 0) -> list[M.LogLine]:
         d = self._check("logs", job_id, since)
         self._job(job_id)
-        return [line for line in d.logs.get(job_id, []) if line["n"] > since]
+        lines = [line for line in d.logs.get(job_id, []) if line["n"] > since]
+        return list(M.decode_reply("logs", {"lines": lines}).lines)
 
-    def events(self, topics=None, *, poll_ms: int = 50) -> Iterator[dict | None]:
-        snap = self.snapshot()
-        yield {"topic": "snapshot", "seq": snap["seq"], "body": snap}
-        last = snap["seq"]
-        while True:
+    def subscriber(self, topics) -> FakeSubscriber:
+        """What `Follower` reads: the fake daemon's published frames."""
+        return FakeSubscriber(self.daemon)
+
+    def follow(self, *, liveness_s: float = LIVENESS_S, poll_s: float = FOLLOW_POLL_S
+               ) -> Follower:
+        """The client's own follower (daemon/follow.py) over the fake's event queue."""
+        return Follower(self, liveness_s=liveness_s, poll_s=poll_s)
+
+
+class FakeSubscriber:
+    """A SUB socket's `poll`, `recv_multipart` and `close`, on the fake daemon's queue."""
+
+    def __init__(self, daemon: FakeDaemon) -> None:
+        self.daemon = daemon
+        self.ready: list[bytes] | None = None
+
+    def poll(self, timeout_ms: int) -> bool:
+        if self.ready is None:
             try:
-                event = self.daemon.events.get(timeout=poll_ms / 1000)
+                self.ready = self.daemon.events.get(timeout=timeout_ms / 1000)
             except queue.Empty:
-                yield None
-                continue
-            if event["seq"] > last:
-                last = event["seq"]
-                yield event
+                return False
+        return True
+
+    def recv_multipart(self) -> list[bytes]:
+        self.poll(-1)
+        frames, self.ready = self.ready, None
+        return frames
+
+    def close(self, linger: int = 0) -> None:
+        pass
+
+
+def snapshot_of(jobs: Iterable[dict], devices: Iterable[dict] = (), *, seq: int = 10,
+                **status) -> M.Snapshot:
+    """A typed snapshot of a scene given in JSON form."""
+    return M.decode_reply("snapshot", {"seq": seq, "daemon": daemon_status(**status),
+                                       "devices": list(devices), "jobs": list(jobs)})
+
+
+def event_of(seq: int, topic: str, body: dict, now: float = 1_700_000_000.0) -> M.Event:
+    """A typed event from its body in JSON form, through the daemon's framing and decoder."""
+    return M.decode_event(P.make_event(seq, topic, body, now)[-1])
+
+
+def record(job: dict) -> JobRecord:
+    return JobRecord.from_dict(json.loads(json.dumps(job)))
 
 
 # -- the records, shaped like the daemon's ------------------------------------------------------
@@ -184,9 +237,20 @@ def make_job(job_id: int, name: str, state: str, now: float, *, inputs: list[str
             "finished": finished, "progress": progress or {}, "history": history}
 
 
+def progress(sequences_done: int, sequences_total: int | None, *, chunks_per_sequence: int = 3,
+             **more) -> dict:
+    """A job's `progress` in JSON form: its sequences, and chunks in the same ratio (three per
+    sequence: contigs are longer than one chunk), as the first pass counts them."""
+    return {"sequences_done": sequences_done, "sequences_total": sequences_total,
+            "chunks_done": sequences_done * chunks_per_sequence,
+            "chunks_total": None if sequences_total is None else sequences_total * chunks_per_sequence,
+            **more}
+
+
 def daemon_status(**changes) -> dict:
-    return {"state": "running", "version": "0.1.0", "protocol": 1, "pid": 4242, "uptime_s": 7384.0,
-            "persistent_models": True, "devices": ["cuda:0", "cuda:1"], "engine": "pool",
+    return {"state": "running", "version": "0.1.0", "protocol": P.PROTOCOL_VERSION, "pid": 4242,
+            "uptime_s": 7384.0, "persistent_models": True, "devices": ["cuda:0", "cuda:1"],
+            "engine": "pool", "precision": "bf16",
             "requests": ENDPOINT, "events": ENDPOINT.replace(".sock", "-events.sock"),
             "loaded": [], "model_loads": 2, "queued": 2, "running": 1, "max_queued": 1000,
             **changes}
@@ -213,17 +277,17 @@ def sample_daemon(now: float) -> FakeDaemon:
     jobs = [
         make_job(1, "gut_metagenome_S1.fa.gz", "running", now, priority=5,
                  steps=[("loading", 190.0), ("running", 150.0)],
-                 progress={"sequences_done": 3120, "sequences_total": 8000, "chunks_done": 9000}),
+                 progress=progress(3120, 8000)),
         make_job(2, "soil_S7.fasta", "queued", now, priority=5),
         make_job(3, "river_water_S2.fa", "queued", now),
         make_job(4, "ocean_S3.fna", "completed", now, steps=[("loading", 900.0), ("running", 880.0),
                                                              ("completed", 600.0)],
-                 progress={"sequences_done": 1840, "sequences_total": 1840, "counts": counts}),
+                 progress=progress(1840, 1840, counts=counts)),
         make_job(5, "broken.fa", "failed", now, steps=[("loading", 1300.0), ("failed", 1290.0)],
                  reason="model set 'published' is not installed; fetch it"),
         make_job(6, "old_run.fa", "cancelled", now, steps=[("loading", 2000.0), ("running", 1990.0),
                                                            ("cancelling", 1900.0), ("cancelled", 1898.0)],
-                 progress={"sequences_done": 400, "sequences_total": 5000}, reason="cancelled by request"),
+                 progress=progress(400, 5000), reason="cancelled by request"),
     ]
     devices = [gpu_device(0, 61_400 * 1_000_000), gpu_device(1, 23_100 * 1_000_000, models=())]
     logs = {4: [{"n": i + 1, "time": now - 900 + 10 * i, "line": line} for i, line in enumerate([

@@ -17,6 +17,7 @@ from tests.daemon_helpers import daemon_env
 from tests.integration.test_daemon import NONVIRAL, VIRAL, _free_port
 from tests.tui.driving import SIZE, open_submit_dialog, run, text_of, until
 from virnucpro.daemon.client import Client
+from virnucpro.daemon.jobs import JobState
 from virnucpro.tui.app import DashboardApp
 from virnucpro.tui.screens.connect import ConnectScreen
 from virnucpro.tui.screens.job_detail import JobDetailScreen
@@ -29,9 +30,9 @@ def real_app(d) -> DashboardApp:
     return DashboardApp(lambda timeout: Client(endpoint, timeout=timeout), endpoint)
 
 
-def state_of(app, job_id: int) -> str | None:
+def state_of(app, job_id: int) -> JobState | None:
     job = app.state.jobs.get(job_id)
-    return job and job["state"]
+    return job.state if job is not None else None
 
 
 def test_submit_through_the_dialog_watch_it_complete_and_read_its_results(tmp_path, daemons, monkeypatch):
@@ -55,8 +56,8 @@ def test_submit_through_the_dialog_watch_it_complete_and_read_its_results(tmp_pa
             await until(pilot, lambda: not isinstance(app.screen, SubmitScreen), what="the submission",
                         timeout=30)
             job_id = app.queue.selected
-            assert job_id is not None and app.state.jobs[job_id]["outdir"] == str(outdir)
-            await until(pilot, lambda: state_of(app, job_id) == "completed", timeout=60,
+            assert job_id is not None and app.state.jobs[job_id].outdir == str(outdir)
+            await until(pilot, lambda: state_of(app, job_id) is JobState.COMPLETED, timeout=60,
                         what="the job to complete")
             row = app.queue.get_row(str(job_id))
             assert row[4].plain == "4/4" and row[3].plain.endswith("100%")
@@ -79,8 +80,8 @@ def test_submit_through_the_dialog_watch_it_complete_and_read_its_results(tmp_pa
 
 def test_cancel_a_running_and_a_queued_job_from_the_table(tmp_path, daemons):
     d = daemons("--devices", "cpu", "--persistent-models", "--models", "tiny",
-                "--scorer", "tests.fakes:SlowScorer", "--shard-frames", "2",
-                env={"FAKE_DELAY": "0.5"}).start()
+                "--shard-frames", "2",
+                env={"VIRNUCPRO_TEST_SCORER": "tests.fakes:SlowScorer", "FAKE_DELAY": "0.5"}).start()
     client = d.client()
     app = real_app(d)
 
@@ -89,19 +90,20 @@ def test_cancel_a_running_and_a_queued_job_from_the_table(tmp_path, daemons):
             await until(pilot, lambda: app.state.connected, what="the daemon")
             first = client.submit([str(VIRAL)], outdir=str(tmp_path / "a"), options={"models": "tiny"})
             second = client.submit([str(NONVIRAL)], outdir=str(tmp_path / "b"), options={"models": "tiny"})
-            await until(pilot, lambda: state_of(app, first["id"]) == "running"
-                        and state_of(app, second["id"]) == "queued", what="one running, one queued")
-            assert app.queue.order[:2] == [first["id"], second["id"]]
-            app.queue.select(second["id"])
+            await until(pilot, lambda: state_of(app, first.id) is JobState.RUNNING
+                        and state_of(app, second.id) is JobState.QUEUED, what="one running, one queued")
+            assert app.queue.order[:2] == [first.id, second.id]
+            app.queue.select(second.id)
             await pilot.press("c")
-            await until(pilot, lambda: state_of(app, second["id"]) == "cancelled", what="queued cancel")
-            app.queue.select(first["id"])
+            await until(pilot, lambda: state_of(app, second.id) is JobState.CANCELLED,
+                        what="queued cancel")
+            app.queue.select(first.id)
             await pilot.press("c")
-            await until(pilot, lambda: state_of(app, first["id"]) == "cancelled", timeout=30,
+            await until(pilot, lambda: state_of(app, first.id) is JobState.CANCELLED, timeout=30,
                         what="running cancel")
-            history = [h["state"] for h in app.state.jobs[first["id"]]["history"]]
-            assert history[-2:] == ["cancelling", "cancelled"]
-            assert app.queue.order[0] in (first["id"], second["id"])  # finished rows only now
+            history = [h.state for h in app.state.jobs[first.id].history]
+            assert history[-2:] == [JobState.CANCELLING, JobState.CANCELLED]
+            assert app.queue.order[0] in (first.id, second.id)  # finished rows only now
             assert not (tmp_path / "a" / "sequences.tsv").exists()
 
     run(scenario)
@@ -148,9 +150,9 @@ def test_a_remote_daemon_over_tcp_gets_the_input_uploaded_and_keeps_the_results(
             job_id = app.queue.selected
             job = app.state.jobs[job_id]
             # The daemon scores its own copy of the file, not our path.
-            assert job["inputs"][0]["path"] != str(VIRAL)
-            assert job["inputs"][0]["size"] == VIRAL.stat().st_size
-            await until(pilot, lambda: state_of(app, job_id) == "completed", timeout=60,
+            assert job.inputs[0].path != str(VIRAL)
+            assert job.inputs[0].size == VIRAL.stat().st_size
+            await until(pilot, lambda: state_of(app, job_id) is JobState.COMPLETED, timeout=60,
                         what="the job to complete")
             await pilot.press("enter")
             await until(pilot, lambda: isinstance(app.screen, JobDetailScreen), what="the detail")
@@ -180,7 +182,7 @@ def test_with_no_daemon_it_starts_one_from_the_offer_and_connects(tmp_path, tiny
             await until(pilot, lambda: app.state.connected, timeout=60, what="the started daemon")
             assert not isinstance(app.screen, ConnectScreen) and not app.banner.display
             assert "models loaded per job" in text_of(app.status_bar)
-            pid = app.state.daemon["pid"]
+            pid = app.state.daemon.pid
 
     try:
         run(scenario)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from tests.tui.driving import FROZEN, SIZE, fake_app, open_submit_dialog, run, text_of, until
 from tests.tui.fakes import make_job, memory_wave, sample_daemon, with_state
+from virnucpro.daemon.jobs import JobState
 from virnucpro.tui.screens.connect import ConnectScreen
 from virnucpro.tui.screens.job_detail import JobDetailScreen
 from virnucpro.tui.screens.submit import SubmitScreen
 from virnucpro.tui.widgets.device_panel import DeviceCard
 
 
-def states(app) -> dict[int, str]:
+def states(app) -> dict[int, JobState]:
     return {row.id: row.state for row in app.state.rows()}
 
 
@@ -37,7 +38,7 @@ def test_a_lost_daemon_shows_the_banner_and_reconnects_with_a_fresh_snapshot():
             daemon.jobs[7] = make_job(7, "new.fa", "queued", FROZEN)
             daemon.come_back()
             await until(pilot, lambda: not app.banner.display, what="the reconnection")
-            assert states(app)[1] == "completed" and states(app)[7] == "queued"
+            assert states(app)[1] is JobState.COMPLETED and states(app)[7] is JobState.QUEUED
             assert "daemon running" in text_of(app.status_bar)
             assert "Connected to the daemon" in notes(app)
 
@@ -150,17 +151,17 @@ def test_cancel_and_retry_from_the_table_and_from_the_detail_screen():
             await until(pilot, lambda: app.state.connected)
             app.queue.select(2)
             await pilot.press("c")
-            await until(pilot, lambda: states(app)[2] == "cancelled", what="job 2 cancelled")
+            await until(pilot, lambda: states(app)[2] is JobState.CANCELLED, what="job 2 cancelled")
             app.queue.select(5)
             await pilot.press("r")
-            await until(pilot, lambda: states(app)[5] == "queued", what="job 5 queued again")
+            await until(pilot, lambda: states(app)[5] is JobState.QUEUED, what="job 5 queued again")
             app.queue.select(1)
             await pilot.press("r")  # running: the daemon says no, and the person sees why
             await until(pilot, lambda: "only failed or cancelled" in notes(app), what="the refusal")
             await pilot.press("enter")
             await until(pilot, lambda: isinstance(app.screen, JobDetailScreen))
             await pilot.press("c")
-            await until(pilot, lambda: app.screen.job["state"] == "cancelling", what="the detail to follow")
+            await until(pilot, lambda: app.screen.job.state is JobState.CANCELLING, what="the detail to follow")
             assert "cancelling" in text_of(app.screen.query_one("#detail-title"))
             assert [c for c in daemon.calls if c[0] in ("cancel", "retry")] == [
                 ("cancel", (2,)), ("retry", (5,)), ("retry", (1,)), ("cancel", (1,))]
@@ -176,10 +177,15 @@ def test_progress_events_move_the_job_along_in_place():
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: app.state.connected)
             app.queue.select(3)
-            daemon.publish("progress", {"job_id": 1, "sequences_done": 6000, "sequences_total": 8000})
+            # The bar is by chunks (counted before scoring), the sequences are figures.
+            daemon.publish("progress", {"job_id": 1, "progress": {
+                "sequences_done": 6000, "sequences_total": 8000,
+                "chunks_done": 12_000, "chunks_total": 24_000}})
             await until(pilot, lambda: app.state.seq == daemon.seq)
             row = app.queue.get_row("1")
-            assert row[4].plain == "6,000/8,000" and row[3].plain.endswith("75%")
+            assert row[4].plain == "6,000/8,000" and row[3].plain.endswith("50%")
+            assert row[5].plain == "80.0/s"  # 12,000 chunks in the 150 s it has been scoring
+            assert row[7].plain == "2m30s"  # 12,000 chunks to go at that rate
             assert app.queue.selected == 3  # the cursor stayed on its job
 
     run(scenario)

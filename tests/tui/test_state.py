@@ -13,11 +13,17 @@ from tests.tui.fakes import (
     GB,
     cpu_device,
     daemon_status,
+    event_of,
     gpu_device,
     make_job,
+    progress,
+    record,
     sample_daemon,
+    snapshot_of,
     with_state,
 )
+from virnucpro.daemon.jobs import JobState
+from virnucpro.daemon.protocol import DaemonState
 from virnucpro.tui import render
 from virnucpro.tui.results import read_results
 from virnucpro.tui.state import MEMORY_SAMPLES, DashboardState, job_row
@@ -27,13 +33,14 @@ NOW = 1_700_000_000.0
 
 
 def snapshot(jobs, devices=(), seq=10, **status):
-    return {"topic": "snapshot", "seq": seq,
-            "body": {"seq": seq, "daemon": daemon_status(**status), "devices": list(devices),
-                     "jobs": jobs}}
+    return snapshot_of(jobs, devices, seq=seq, **status)
 
 
 def event(seq, topic, body):
-    return {"v": 1, "seq": seq, "topic": topic, "time": NOW, "body": body}
+    return event_of(seq, topic, body, NOW)
+
+Q, L, R = JobState.QUEUED, JobState.LOADING, JobState.RUNNING
+D, F, CD = JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED
 
 
 def test_live_jobs_come_first_queued_in_run_order_then_finished_newest_first():
@@ -41,8 +48,8 @@ def test_live_jobs_come_first_queued_in_run_order_then_finished_newest_first():
     state.apply(snapshot(sample_daemon(NOW).jobs.values()))
     rows = state.rows()
     assert [(r.id, r.state) for r in rows] == [
-        (1, "running"), (2, "queued"), (3, "queued"),  # 2 has priority 5: it runs before 3
-        (4, "completed"), (5, "failed"), (6, "cancelled")]  # finished most recently first
+        (1, R), (2, Q), (3, Q),  # 2 has priority 5: it runs before 3
+        (4, D), (5, F), (6, CD)]  # finished most recently first
     assert [r.live for r in rows] == [True] * 3 + [False] * 3
 
 
@@ -50,15 +57,17 @@ def test_events_update_jobs_progress_devices_and_daemon_after_the_snapshot():
     clock = [NOW]
     state = DashboardState(lambda: clock[0])
     job = make_job(1, "a.fa", "running", NOW, steps=[("loading", 20.0), ("running", 10.0)],
-                   progress={"sequences_done": 0, "sequences_total": 100})
+                   progress=progress(0, 100))
     state.apply(snapshot([job], [cpu_device()]))
     assert state.connected and state.seq == 10
-    state.apply(event(11, "progress", {"job_id": 1, "sequences_done": 40, "sequences_total": 100,
-                                       "chunks_done": 7}))
-    state.apply(event(12, "progress", {"job_id": 99, "sequences_done": 1}))  # unknown: ignored
+    # Progress is by chunks (a total counted before scoring); sequences are only figures.
+    state.apply(event(11, "progress", {"job_id": 1, "progress": {
+        "sequences_done": 40, "sequences_total": 100, "chunks_done": 70, "chunks_total": 200}}))
+    state.apply(event(12, "progress", {"job_id": 99, "progress": {}}))  # unknown: ignored
     row = state.rows()[0]
-    assert (row.done, row.total, row.fraction) == (40, 100, 0.4)
-    assert state.jobs[1]["progress"]["chunks_done"] == 7
+    assert (row.sequences_done, row.sequences_total) == (40, 100)
+    assert (row.chunks_done, row.chunks_total, row.fraction) == (70, 200, 0.35)
+    assert state.jobs[1].progress.chunks_done == 70
     state.apply(event(13, "job", make_job(2, "b.fa", "queued", NOW)))
     assert [r.id for r in state.rows()] == [1, 2]
     state.apply(event(14, "memory", {"devices": [cpu_device(used=7 * GB)]}))
@@ -66,35 +75,49 @@ def test_events_update_jobs_progress_devices_and_daemon_after_the_snapshot():
     assert state.device_views()[0].history == (6 * GB, 7 * GB)
     state.apply(event(15, "daemon", daemon_status(state="draining", uptime_s=100.0)))
     clock[0] += 30
-    assert state.daemon["state"] == "draining" and state.uptime() == 130.0
+    assert state.daemon.state is DaemonState.DRAINING and state.uptime() == 130.0
     assert state.seq == 15
 
 
 def test_rate_elapsed_and_eta_come_from_progress_history_and_clock():
-    # Loading took 40 s; scoring began 100 s ago and did 250 of 1000: 2.5/s, 300 s to go.
+    # Loading took 40 s; scoring began 100 s ago and did 250 chunks of 1000: 2.5/s, 300 s to go.
+    # (The sequences, 10 of 50, say nothing of the rate: their lengths vary.)
     job = make_job(1, "a.fa", "running", NOW, steps=[("loading", 140.0), ("running", 100.0)],
-                   progress={"sequences_done": 250, "sequences_total": 1000})
-    row = job_row(job, NOW)
+                   progress={"sequences_done": 10, "sequences_total": 50,
+                             "chunks_done": 250, "chunks_total": 1000})
+    row = job_row(record(job), NOW)
     assert row.elapsed == 140.0
     assert row.rate == pytest.approx(2.5)
     assert row.eta == pytest.approx(300.0)
     # Finished: elapsed stops at the end; no ETA.
     done = make_job(2, "b.fa", "completed", NOW, steps=[("loading", 60.0), ("running", 50.0),
                                                           ("completed", 10.0)],
-                    progress={"sequences_done": 80, "sequences_total": 80})
-    row = job_row(done, NOW + 1000)
+                    progress={"sequences_done": 20, "sequences_total": 20,
+                              "chunks_done": 80, "chunks_total": 80})
+    row = job_row(record(done), NOW + 1000)
     assert (row.elapsed, row.rate, row.eta, row.fraction) == (50.0, 2.0, None, 1.0)
+    # Completed but never counted (a store from before chunks): all of it, all the same.
+    legacy = make_job(4, "d.fa", "completed", NOW, steps=[("running", 50.0), ("completed", 10.0)],
+                      progress={"sequences_done": 7})
+    row = job_row(record(legacy), NOW)
+    assert (row.fraction, row.sequences_done, row.sequences_total) == (1.0, 7, 7)
+    # Running, its chunks not counted yet: no fraction, no ETA.
+    counting = make_job(5, "e.fa", "running", NOW, steps=[("running", 5.0)],
+                        progress={"sequences_done": 0, "sequences_total": 30})
+    row = job_row(record(counting), NOW)
+    assert (row.fraction, row.eta, row.sequences_total) == (None, None, 30)
     # Queued: nothing known yet.
-    row = job_row(make_job(3, "c.fa", "queued", NOW), NOW)
-    assert (row.total, row.fraction, row.rate, row.elapsed, row.eta) == (None, None, None, None, None)
+    row = job_row(record(make_job(3, "c.fa", "queued", NOW)), NOW)
+    assert (row.sequences_total, row.chunks_total, row.fraction, row.rate, row.elapsed,
+            row.eta) == (None, None, None, None, None, None)
 
 
 def test_a_retried_job_is_timed_from_its_new_run():
     job = make_job(1, "a.fa", "running", NOW, steps=[("loading", 500.0), ("running", 490.0),
                                                      ("failed", 480.0), ("queued", 30.0),
                                                      ("loading", 20.0), ("running", 10.0)],
-                   progress={"sequences_done": 10, "sequences_total": 20})
-    row = job_row(job, NOW)
+                   progress={"chunks_done": 10, "chunks_total": 20})
+    row = job_row(record(job), NOW)
     assert row.elapsed == 20.0 and row.rate == 1.0 and row.eta == 10.0
 
 
@@ -127,6 +150,8 @@ def test_bars_sparklines_and_durations_render_as_fixed_width_text():
         "-", "5s", "2m05s", "2h03m", "2d07h"]
     assert render.bytes_pair(61.4e9, 143.8e9) == "61.4/143.8 GB"
     assert render.rate(0.5) == "30.0/min" and render.rate(12.34) == "12.3/s"
+    assert render.rate(2.0, "chunks") == "2.0 chunks/s"
+    assert render.state_text(JobState.RUNNING).plain == "running"
 
 
 def _table(folder, rows):
@@ -185,10 +210,10 @@ def test_a_reply_never_takes_a_job_back_past_what_the_stream_showed():
     cancelling = with_state(running, "cancelling", NOW)
     cancelled = with_state(cancelling, "cancelled", NOW)
     state.apply(event(11, "job", cancelled))  # the event overtook the cancel's reply
-    state.merge_job(cancelling)
-    assert state.jobs[1]["state"] == "cancelled"
-    state.merge_job(with_state(cancelled, "queued", NOW))  # a retry's reply is newer: kept
-    assert state.jobs[1]["state"] == "queued"
+    state.merge_job(record(cancelling))
+    assert state.jobs[1].state is CD
+    state.merge_job(record(with_state(cancelled, "queued", NOW)))  # a retry's reply is newer: kept
+    assert state.jobs[1].state is Q
 
 
 def test_the_dialogs_model_set_is_the_loaded_one_else_the_last_jobs():
@@ -199,3 +224,8 @@ def test_the_dialogs_model_set_is_the_loaded_one_else_the_last_jobs():
     assert state.usual_models() == "custom"
     state.apply(event(11, "memory", {"devices": [gpu_device(0, GB, models=("/x/sets/tiny",))]}))
     assert state.usual_models() == "tiny"
+    # The daemon's status names its loaded sets too (a CPU daemon's devices may not).
+    state.apply(event(12, "memory", {"devices": [cpu_device()]}))
+    assert state.usual_models() == "custom"
+    state.apply(event(13, "daemon", daemon_status(loaded=[{"models": "/y/sets/big", "workers": []}])))
+    assert state.usual_models() == "big"

@@ -1,5 +1,7 @@
 """The local engine's overlap: shard k scores on a helper thread while the caller's iterator
-builds shard k+1. Order, results and errors must be those of the plain loop."""
+builds shard k+1. Order, results and errors must be those of the plain loop. Then the engine
+interface: every engine satisfies the `Engine` protocol, `make_engine` builds from an
+`EngineConfig`, and a stand-in scorer is chosen by $VIRNUCPRO_TEST_SCORER."""
 
 from __future__ import annotations
 
@@ -13,8 +15,11 @@ import pytest
 
 from tests.helpers import DATA
 from tests.integration.test_pool import assert_same_results
-from virnucpro.engine import LocalEngine, make_engine
+from virnucpro.engine import DaemonEngine, Engine, LocalEngine, PoolEngine, make_engine
+from virnucpro.engine_config import EngineConfig
+from virnucpro.errors import VirNucProError
 from virnucpro.features import ShardScores
+from virnucpro.models.sets import resolve_model_set
 from virnucpro.pipeline import PredictConfig, run_predict
 from virnucpro.pool.worker import ShardTask
 
@@ -132,7 +137,8 @@ def test_leaving_while_a_shard_scores_drops_the_queued_one_instead_of_scoring_it
 
 
 def test_overlap_is_on_for_gpus_only_by_default(tiny_set_dir):
-    assert not make_engine("local", str(tiny_set_dir), ["cpu"], 500, persistent=False).overlap
+    tiny = resolve_model_set(str(tiny_set_dir))
+    assert not make_engine(EngineConfig(engine="local"), tiny, ["cpu"], 500).overlap
     assert LocalEngine(str(tiny_set_dir), "cuda:0", 500, persistent=False).overlap
 
 
@@ -152,3 +158,65 @@ def test_an_overlapped_run_writes_what_the_plain_loop_writes(tmp_path, tiny_set_
     run(tmp_path / "overlap", True)
     for name in ("viral_reference", "nonviral_reference"):
         assert_same_results(tmp_path / "plain" / name, tmp_path / "overlap" / name)
+
+
+def _members(protocol: type) -> set[str]:
+    """What a protocol declares: its annotated attributes, methods and properties."""
+    return set(vars(protocol).get("__annotations__", {})) | {
+        k for k, v in vars(protocol).items()
+        if not k.startswith("_") and (callable(v) or isinstance(v, property))}
+
+
+ENGINE = {"name", "model_set", "devices", "model_loads", "worker_deaths", "load_seconds", "map",
+          "end_input", "close"}
+DAEMON_ENGINE = {"start", "describe_workers", "kill"}
+
+
+def test_every_engine_class_has_what_the_protocols_ask():
+    from virnucpro.ray_engine import RayEngine  # importing it needs no Ray
+
+    assert _members(Engine) == ENGINE and _members(DaemonEngine) == DAEMON_ENGINE
+    for cls, wanted in ((LocalEngine, ENGINE), (PoolEngine, ENGINE | DAEMON_ENGINE),
+                        (RayEngine, ENGINE | DAEMON_ENGINE)):
+        # A member is a class attribute (method, property, constant) or, set per instance,
+        # declared at class level.
+        declared = vars(cls).get("__annotations__", {})
+        missing = {m for m in wanted if not hasattr(cls, m) and m not in declared}
+        assert not missing, (cls.__name__, missing)
+
+
+def test_engines_made_by_make_engine_are_engines(tiny_set_dir):
+    tiny = resolve_model_set(str(tiny_set_dir))
+    local = make_engine(EngineConfig(), tiny, ["cpu"], 500)  # auto: one device
+    pool = make_engine(EngineConfig(), tiny, ["cpu", "cpu"], 500)  # auto: several (not started)
+    assert isinstance(local, LocalEngine) and isinstance(local, Engine)
+    assert not isinstance(local, DaemonEngine)
+    assert isinstance(pool, PoolEngine) and isinstance(pool, DaemonEngine)
+    assert local.model_set is tiny and pool.model_set is tiny
+    assert local.precision == "float32"  # auto, on a CPU
+    pool.close()
+
+
+@pytest.mark.parametrize(("config", "devices", "message"), [
+    (EngineConfig(engine="pool", workers=2), ["cpu"], "need --engine ray"),
+    (EngineConfig(ray_address="auto"), ["cpu"], "need --engine ray"),
+    (EngineConfig(engine="local"), ["cpu", "cpu"], "the local engine runs on one device, not 2"),
+    (EngineConfig(engine="gpu"), ["cpu"], "unknown engine 'gpu'"),
+    (EngineConfig(precision="half"), ["cpu"], "unknown precision 'half'"),
+])
+def test_make_engine_refuses_what_does_not_fit(tiny_set_dir, config, devices, message):
+    with pytest.raises(VirNucProError, match=message):
+        make_engine(config, resolve_model_set(str(tiny_set_dir)), devices, 500)
+
+
+def test_the_test_scorer_variable_chooses_the_stand_in(tiny_set_dir, monkeypatch):
+    from virnucpro.pool.worker import ModelScorer
+    from virnucpro.standin import HashScorer
+
+    monkeypatch.setenv("VIRNUCPRO_TEST_SCORER", "virnucpro.standin:HashScorer")
+    engine = LocalEngine(str(tiny_set_dir), "cpu", 500, persistent=False)
+    assert isinstance(engine._get_scorer(), HashScorer) and engine.model_loads == 1
+    engine.close()
+    monkeypatch.delenv("VIRNUCPRO_TEST_SCORER")
+    assert isinstance(engine._get_scorer(), ModelScorer)
+    engine.close()

@@ -143,3 +143,16 @@ def test_duplicates_are_found_among_many_records(tmp_path):
     with pytest.raises(DuplicateIdError) as info:
         scan_fasta(_write(tmp_path, "".join(lines)))
     assert info.value.ids == ["r17", "r4242"]
+
+
+@pytest.mark.parametrize(("chunk_size", "min_length"), [(300, 1), (500, 1), (500, 450)])
+def test_the_first_pass_counts_the_chunks_the_planner_will_make(tmp_path, chunk_size, min_length):
+    from virnucpro.plan import iter_blocks
+
+    text = ">empty\n\n>short\nACGT\n>edge\n" + "A" * 500 + "\n>long\n" + "ACGTN" * 301 + "\n"
+    for path in (_write(tmp_path, text), DATA / "viral_reference.fasta"):
+        index = scan_fasta(path, chunk_size=chunk_size, min_length=min_length)
+        planned = sum(len(block.chunk_ids) for block in iter_blocks(
+            read_fasta(index), chunk_size, min_length))
+        assert index.n_chunks == planned > 0
+    assert scan_fasta(path).n_chunks is None

@@ -23,7 +23,8 @@ from textual.widgets import Footer, Header, Log, Static
 from textual.worker import get_current_worker
 
 from virnucpro.daemon.client import ClientError, DaemonUnavailable
-from virnucpro.daemon.protocol import JobState
+from virnucpro.daemon.jobs import JobRecord, JobState
+from virnucpro.daemon.messages import LogLine
 from virnucpro.tui import render
 from virnucpro.tui.link import Abandoned, DaemonLink
 from virnucpro.tui.messages import JobActionRequested
@@ -37,24 +38,26 @@ OPTION_LABELS = (("chunk_size", "chunk size"), ("models", "models"), ("threshold
                  ("rename_duplicates", "rename duplicates"), ("report", "report"))
 
 
-def title_text(job: dict, now: float) -> Text:
+def title_text(job: JobRecord, now: float) -> Text:
+    """Name, state, the bar (by chunks), the sequences as figures, rate, elapsed, ETA."""
     row = job_row(job, now)
-    text = Text(f"Job {job['id']}  ", style="bold")
-    text.append(job.get("name", ""), style="bold")
+    text = Text(f"Job {job.id}  ", style="bold")
+    text.append(job.name, style="bold")
     text.append("  ")
-    text.append_text(render.state_text(job["state"]))
-    if row.total is not None:
+    text.append_text(render.state_text(job.state))
+    if row.fraction is not None or row.sequences_total is not None:
         text.append("  ")
-        text.append_text(render.bar(row.fraction, 20, style=render.STATE_STYLES.get(job["state"], "cyan")))
-        text.append(f"  {row.done:,}/{row.total:,} sequences")
+        text.append_text(render.bar(row.fraction, 20, style=render.STATE_STYLES.get(job.state, "cyan")))
+        if row.sequences_total is not None:
+            text.append(f"  {row.sequences_done:,}/{row.sequences_total:,} sequences")
     if row.rate:
-        text.append(f"  ·  {render.rate(row.rate)}")
+        text.append(f"  ·  {render.rate(row.rate, 'chunks')}")
     if row.elapsed is not None:
         text.append(f"  ·  {render.duration(row.elapsed)} elapsed")
     if row.eta is not None:
         text.append(f"  ·  ETA {render.duration(row.eta)}")
-    if job.get("reason"):
-        text.append(f"\n{job['reason']}", style="red" if job["state"] == "failed" else "dim")
+    if job.reason:
+        text.append(f"\n{job.reason}", style="red" if job.state is JobState.FAILED else "dim")
     return text
 
 
@@ -62,36 +65,36 @@ def _option(value: object) -> str:
     return ("yes" if value else "no") if isinstance(value, bool) else str(value)
 
 
-def parameters_table(job: dict) -> Table:
+def parameters_table(job: JobRecord) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="dim", no_wrap=True)
     grid.add_column(overflow="fold")
-    for i, item in enumerate(job.get("inputs") or []):
-        grid.add_row("inputs" if i == 0 else "", f"{item['path']}  ({render.human_bytes(item['size'])})")
-    grid.add_row("output", job.get("outdir") or "-")
-    options = job.get("options") or {}
+    for i, item in enumerate(job.inputs):
+        grid.add_row("inputs" if i == 0 else "", f"{item.path}  ({render.human_bytes(item.size)})")
+    grid.add_row("output", job.outdir or "-")
+    options = job.options
     shown = [f"{label} {_option(options[key])}" for key, label in OPTION_LABELS if key in options]
     for i in range(0, len(shown), 3):
         grid.add_row("options" if i == 0 else "", "  ·  ".join(shown[i:i + 3]))
-    grid.add_row("queue", f"priority {job.get('priority', 0)}  ·  attempts {job.get('attempts', 0)}")
-    grid.add_row("submitted", render.clock_time(job.get("created"), date=True))
-    grid.add_row("started", render.clock_time(job.get("started"), date=True))
-    grid.add_row("finished", render.clock_time(job.get("finished"), date=True))
+    grid.add_row("queue", f"priority {job.priority}  ·  attempts {job.attempts}")
+    grid.add_row("submitted", render.clock_time(job.created or None, date=True))
+    grid.add_row("started", render.clock_time(job.started, date=True))
+    grid.add_row("finished", render.clock_time(job.finished, date=True))
     return grid
 
 
-def history_table(job: dict) -> Table:
+def history_table(job: JobRecord) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="dim", no_wrap=True)
     grid.add_column(no_wrap=True)
     grid.add_column(overflow="fold")
-    for h in job.get("history") or []:
-        grid.add_row(render.clock_time(h["time"]), render.state_text(h["state"]), h.get("reason", ""))
+    for h in job.history:
+        grid.add_row(render.clock_time(h.time), render.state_text(h.state), h.reason)
     return grid
 
 
 class LogsLoaded(Message):
-    def __init__(self, lines: list[dict]) -> None:
+    def __init__(self, lines: list[LogLine]) -> None:
         super().__init__()
         self.lines = lines
 
@@ -109,7 +112,7 @@ class JobDetailScreen(Screen):
         Binding("r", "job('retry')", "Retry"),
     ]
 
-    def __init__(self, job: dict, link: DaemonLink, *, clock: Callable[[], float], local: bool,
+    def __init__(self, job: JobRecord, link: DaemonLink, *, clock: Callable[[], float], local: bool,
                  reader: Callable[[str], Results] = read_results) -> None:
         super().__init__()
         self.job = job
@@ -124,7 +127,7 @@ class JobDetailScreen(Screen):
 
     @property
     def job_id(self) -> int:
-        return self.job["id"]
+        return self.job.id
 
     def compose(self) -> ComposeResult:
         # Kept as attributes, not queried: the app's timer may tick while the screen is torn down.
@@ -156,25 +159,26 @@ class JobDetailScreen(Screen):
 
     # -- fed by the app ----------------------------------------------------------------------
 
-    def update_job(self, job: dict) -> None:
-        was_live = JobState(self.job["state"]).live
+    def update_job(self, job: JobRecord) -> None:
+        was_live = self.job.state.live
         self.job = job
         if not self.ready:
             return  # on_mount draws it
         self.title_view.update(title_text(job, self.clock()))
         self.params_view.update(parameters_table(job))
         self.history_view.update(history_table(job))
-        if job["state"] == "completed" and self.results_for != (job["id"], job.get("finished")):
-            self.results_for = (job["id"], job.get("finished"))
+        completed = job.state is JobState.COMPLETED
+        if completed and self.results_for != (job.id, job.finished):
+            self.results_for = (job.id, job.finished)
             if self.local:
                 self._show_results(None, "reading the output folder…")
-                self.load_results(job.get("outdir") or "")
+                self.load_results(job.outdir)
             else:
                 self._show_results(None, "the daemon is remote: results are on its machine")
-        elif job["state"] != "completed":
+        elif not completed:
             self.results, self.results_for = None, None
             self._show_results(None, "")
-        if was_live and JobState(job["state"]).finished:
+        if was_live and job.state.finished:
             self.fetch_logs()  # the last lines (completed / failed / cancelled)
 
     def tick(self) -> None:
@@ -187,7 +191,7 @@ class JobDetailScreen(Screen):
     # -- requests (thread workers) -----------------------------------------------------------
 
     def _poll_logs(self) -> None:
-        if JobState(self.job["state"]).live:
+        if self.job.state.live:
             self.fetch_logs()
 
     @work(thread=True, group="logs", exclusive=True, exit_on_error=False)
@@ -203,12 +207,11 @@ class JobDetailScreen(Screen):
 
     @on(LogsLoaded)
     def _add_logs(self, message: LogsLoaded) -> None:
-        fresh = [entry for entry in message.lines if entry["n"] > self.log_since]
+        fresh = [entry for entry in message.lines if entry.n > self.log_since]
         if not fresh:
             return
-        self.log_since = fresh[-1]["n"]
-        self.log_view.write_lines(
-            f"{render.clock_time(e['time'])}  {e['line']}" for e in fresh)
+        self.log_since = fresh[-1].n
+        self.log_view.write_lines(f"{render.clock_time(e.time)}  {e.line}" for e in fresh)
 
     @work(thread=True, group="results", exclusive=True, exit_on_error=False)
     def load_results(self, outdir: str) -> None:

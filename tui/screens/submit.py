@@ -25,6 +25,7 @@ from textual.widgets import Button, DirectoryTree, Footer, Input, Label, OptionL
 from textual.worker import get_current_worker
 
 from virnucpro.daemon.client import ClientError, DaemonUnavailable
+from virnucpro.daemon.jobs import JobRecord
 from virnucpro.tui.link import SUBMIT_TIMEOUT_S, Abandoned, DaemonLink
 from virnucpro.tui.submission import (
     CHUNK_SIZES,
@@ -92,12 +93,12 @@ class Refused(Message):
 
 
 class Accepted(Message):
-    def __init__(self, job: dict) -> None:
+    def __init__(self, job: JobRecord) -> None:
         super().__init__()
         self.job = job
 
 
-class SubmitScreen(ModalScreen[dict | None]):
+class SubmitScreen(ModalScreen[JobRecord | None]):
     BINDINGS = [
         Binding("escape", "dismiss_none", "Close"),
         Binding("ctrl+s", "send", "Submit"),

@@ -1,9 +1,11 @@
 """The queue: one row per job, live ones first, finished ones below them.
 
-`show(rows)` takes `state.JobRow`s in display order; when the order is unchanged it updates
-cells in place, so the cursor stays on its job while progress ticks; otherwise it rebuilds and
-puts the cursor back on the same job. Enter opens the job, `c` cancels, `r` retries: the table
-only posts the requests (messages); the app acts on them.
+`show(rows)` takes `state.JobRow`s in display order. The bar, the rate and the ETA are by
+chunks (the work unit the daemon counts before scoring); the sequences column is figures only.
+When the order is unchanged it updates cells in place, so the cursor stays on its job while
+progress ticks; otherwise it rebuilds and puts the cursor back on the same job. Enter opens
+the job, `c` cancels, `r` retries: the table only posts the requests (messages); the app acts
+on them.
 """
 
 from __future__ import annotations
@@ -12,21 +14,23 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
 
+from virnucpro.daemon.jobs import JobState
 from virnucpro.tui import render
 from virnucpro.tui.messages import JobActionRequested, JobOpened
 from virnucpro.tui.state import JobRow
 
 COLUMNS = (("id", "id", 4), ("name", "name", 22), ("state", "state", 10),
-           ("progress", "progress", 15), ("seqs", "sequences", 13), ("rate", "rate", 10),
+           ("progress", "progress", 15), ("seqs", "sequences", 13), ("rate", "chunk rate", 10),
            ("elapsed", "elapsed", 7), ("eta", "ETA", 7))
 BAR_WIDTH = 10
-BAR_STYLES = {"completed": "green", "failed": "red", "cancelled": "magenta",
-              "cancelling": "magenta", "loading": "yellow"}
+BAR_STYLES = {JobState.COMPLETED: "green", JobState.FAILED: "red", JobState.CANCELLED: "magenta",
+              JobState.CANCELLING: "magenta", JobState.LOADING: "yellow"}
 
 
 def cells(row: JobRow) -> dict[str, object]:
     name = row.name if len(row.name) <= 22 else row.name[:21] + "…"
-    seqs = "-" if row.total is None else f"{row.done:,}/{row.total:,}"
+    total = row.sequences_total
+    seqs = "-" if total is None else f"{row.sequences_done:,}/{total:,}"
     return {
         "id": Text(str(row.id), justify="right"),
         "name": name,

@@ -13,14 +13,15 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from virnucpro.daemon.jobs import JobRecord, JobState
 from virnucpro.tui import render
 from virnucpro.tui.results import Results
 
 HIST_WIDTH = 24
 
 
-def counts_line(job: dict, results: Results | None) -> Text:
-    daemon = (job.get("progress") or {}).get("counts") or {}
+def counts_line(job: JobRecord, results: Results | None) -> Text:
+    daemon = job.progress.counts
     if results is not None and results.sequences:
         viral, others, unscored = (results.counts.get(k, 0) for k in ("virus", "others", "unscored"))
     else:
@@ -52,13 +53,13 @@ def top_table(results: Results) -> Table:
     return table
 
 
-def results_body(job: dict, results: Results | None, note: str) -> RenderableType:
-    state = job["state"]
-    if state != "completed":
-        msg = {"failed": f"failed: {job.get('reason') or 'see the log'}",
-               "cancelled": "cancelled: no results",
-               "cancelling": "cancelling…"}.get(state, "results appear when the job completes")
-        return Text(msg, style="red" if state == "failed" else "dim")
+def results_body(job: JobRecord, results: Results | None, note: str) -> RenderableType:
+    state = job.state
+    if state is not JobState.COMPLETED:
+        msg = {JobState.FAILED: f"failed: {job.reason or 'see the log'}",
+               JobState.CANCELLED: "cancelled: no results",
+               JobState.CANCELLING: "cancelling…"}.get(state, "results appear when the job completes")
+        return Text(msg, style="red" if state is JobState.FAILED else "dim")
     parts: list[RenderableType] = [counts_line(job, results)]
     if results is not None and not results.error:
         grid = Table.grid(padding=(0, 4))
@@ -78,5 +79,5 @@ def results_body(job: dict, results: Results | None, note: str) -> RenderableTyp
 
 
 class ResultsView(Static):
-    def show(self, job: dict, results: Results | None, note: str = "") -> None:
+    def show(self, job: JobRecord, results: Results | None, note: str = "") -> None:
         self.update(results_body(job, results, note))

@@ -1,7 +1,8 @@
 """The `virnucpro` command line: parsing only; the work is in the library.
 
 Subcommands live one per module (`predict.py`, `models.py`). Library errors are turned into
-exit codes here, once: each `VirNucProError` subclass carries its own `exit_code`.
+exit codes once, by `virnucpro.clicommon.ErrorExitGroup` (shared with `virnucpro-daemon`): each
+`VirNucProError` subclass carries its own `exit_code`.
 """
 
 from __future__ import annotations
@@ -12,24 +13,7 @@ import sys
 import click
 
 from virnucpro import __version__
-from virnucpro.errors import VirNucProError
-
-
-class ErrorExitGroup(click.Group):
-    """Turns library errors into one clear line on stderr and the error's exit code."""
-
-    interrupt_message = ("interrupted: finished shards are kept; run the same command with "
-                         "--resume to continue")
-
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
-        try:
-            return super().invoke(ctx)
-        except VirNucProError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo(self.interrupt_message, err=True)
-            sys.exit(130)
+from virnucpro.clicommon import ErrorExitGroup
 
 
 def _setup_logging(verbosity: int) -> None:

@@ -1,4 +1,5 @@
-"""`virnucpro predict`: parse the options into a `PredictConfig` and run the pipeline."""
+"""`virnucpro predict`: parse the options into a `PredictConfig` (with its `EngineConfig`) and
+run the pipeline."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ from pathlib import Path
 
 import click
 
+from virnucpro.chunking import CHUNK_SIZES
+
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("-o", "--outdir", required=True, type=click.Path(path_type=Path),
               help="Output folder (one subfolder per input when several are given).")
-@click.option("--chunk-size", type=click.Choice(["300", "500"]), default="500", show_default=True,
+@click.option("--chunk-size", type=click.Choice([str(c) for c in CHUNK_SIZES]), default="500", show_default=True,
               help="Chunk length; picks the matching published classifier.")
 @click.option("--models", "models_spec", default="published", show_default=True, metavar="NAME|PATH",
               help="Model set: published, tiny, an imported name, or a folder.")
@@ -54,8 +57,6 @@ import click
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in OUTDIR.")
 @click.option("--shard-frames", type=click.IntRange(min=1), default=None, hidden=True,
               help="Frames per shard (the unit of resume); for tests and tuning.")
-@click.option("--scorer", default=None, hidden=True,
-              help="module:Class standing in for the model scorer in pool workers (tests).")
 @click.option("--report/--no-report", "write_report", default=True, show_default=True,
               help="Write OUTDIR/report.html (one per input folder) at the end of the run.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
@@ -66,12 +67,13 @@ def predict(inputs: tuple[str, ...], outdir: Path, chunk_size: str, models_spec:
             min_length: int,
             save_embeddings: bool, rename_duplicates: bool, force: bool, resume: bool,
             shard_frames: int | None, engine: str, persistent_models: bool,
-            cache_clear_interval: int, worker_timeout: float, scorer: str | None, as_json: bool, quiet: bool,
+            cache_clear_interval: int, worker_timeout: float, as_json: bool, quiet: bool,
             verbose: int, write_report: bool, ray_address: str | None, workers: int | None,
             gpus_per_worker: float | None) -> None:
     """Score the sequences of INPUT (FASTA; plain, .gz, .bz2, .xz; '-' for stdin)."""
     from virnucpro.cli import _setup_logging
     from virnucpro.cli.progress import ProgressReporter
+    from virnucpro.engine_config import EngineConfig
     from virnucpro.pipeline import PredictConfig, run_predict
     from virnucpro.ray_cluster import check_ray_options
 
@@ -80,15 +82,16 @@ def predict(inputs: tuple[str, ...], outdir: Path, chunk_size: str, models_spec:
         raise click.UsageError("--force and --resume exclude each other")
     if problem := check_ray_options(engine, ray_address, workers, gpus_per_worker, device):
         raise click.UsageError(problem)
+    engine_config = EngineConfig(
+        engine=engine, threads=threads, worker_timeout=worker_timeout,
+        cache_clear_interval=cache_clear_interval, precision=precision,
+        persistent=persistent_models, ray_address=ray_address, workers=workers,
+        gpus_per_worker=gpus_per_worker)
     config = PredictConfig(
         inputs=inputs, outdir=outdir, chunk_size=int(chunk_size), models=models_spec,
-        device=device, batch_tokens=batch_tokens, threads=threads, threshold=threshold,
-        min_length=min_length, save_embeddings=save_embeddings,
-        rename_duplicates=rename_duplicates, force=force, resume=resume, progress=not quiet,
-        engine=engine, persistent_models=persistent_models,
-        cache_clear_interval=cache_clear_interval, worker_timeout=worker_timeout, scorer=scorer,
-        report=write_report, precision=precision, ray_address=ray_address, workers=workers,
-        gpus_per_worker=gpus_per_worker,
+        device=device, batch_tokens=batch_tokens, threshold=threshold, min_length=min_length,
+        save_embeddings=save_embeddings, rename_duplicates=rename_duplicates, force=force,
+        resume=resume, progress=not quiet, engine=engine_config, report=write_report,
         **({"shard_frames": shard_frames} if shard_frames else {}))
     results = run_predict(config, reporter=ProgressReporter(enabled=not quiet))
     summary = [{"input": r["input"]["source"], "outdir": str(_outdir(config, r)),

@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from virnucpro.chunking import CHUNK_SIZES
+
 log = logging.getLogger(__name__)
 
 # Bump when the generated files change, so that caches made by an older version are rebuilt.
@@ -19,7 +21,6 @@ TINY_VERSION = 2
 
 # One seed per file: changing one model's recipe must not shift the weights of the others.
 SEEDS = {"dnabert": 11, "esm": 23, 300: 300, 500: 500}
-CHUNK_SIZES = (300, 500)
 MARKER_TEXT = (
     "This is the tiny VirNucPro model set: seeded random weights for tests, demos and CI.\n"
     "Its predictions mean nothing. Use the `published` set for real work.\n"

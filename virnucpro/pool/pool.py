@@ -19,7 +19,7 @@ from typing import Any
 
 from virnucpro.devices import physical_gpu, threads_per_worker
 from virnucpro.errors import VirNucProError
-from virnucpro.pool.worker import DEFAULT_SCORER, ShardTask, WorkerSpec, worker_main
+from virnucpro.pool.worker import ShardTask, WorkerSpec, worker_main
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +66,16 @@ class PersistentWorkerPool:
 
     def __init__(self, devices: list[str], models: str, chunk_size: int, *,
                  threads: int | None = None, cache_clear_interval: int = 50,
-                 ready_timeout: float = 600.0, scorer: str = DEFAULT_SCORER,
-                 log_level: int = logging.WARNING, precision: str = "float32") -> None:
+                 ready_timeout: float = 600.0, log_level: int = logging.WARNING,
+                 precision: str = "float32") -> None:
         self.devices = devices
         self.ready_timeout = ready_timeout
         per = threads_per_worker(devices, threads)
         self.specs = [
             WorkerSpec(worker_id=i, device=d, models=models, chunk_size=chunk_size,
                        threads=per[i], visible_gpu=physical_gpu(d) if d.startswith("cuda") else None,
-                       cache_clear_interval=cache_clear_interval, scorer=scorer,
-                       log_level=log_level, precision=precision)
+                       cache_clear_interval=cache_clear_interval, log_level=log_level,
+                       precision=precision)
             for i, d in enumerate(devices)]
         self.workers: list[Worker] = []
         self.model_loads = 0  # ready reports received: how many times models were loaded

@@ -7,6 +7,13 @@ only break its own pipe, never a queue shared with the others:
        | ("error", key, text)
 A reader thread drains the task pipe, so the supervisor never blocks on a send while the worker
 is busy sending a large result. The worker exits when told to stop or when its parent is gone.
+
+Test-only hook: the environment variable VIRNUCPRO_TEST_SCORER ("module:Class", e.g.
+"virnucpro.standin:HashScorer" or "tests.fakes:SlowScorer") replaces the real scorer
+(`ModelScorer`) with a stand-in taking the same `(spec, device)`. It is for tests and benchmarks,
+never a user option, and it is read in one place, `test_scorer` below, when a scorer is loaded
+(`load_scorer`, which every engine uses): spawned workers and daemon subprocesses inherit it
+with the environment, and the Ray engine passes it on to its actors (ray_engine.py).
 """
 
 from __future__ import annotations
@@ -26,11 +33,12 @@ from virnucpro.features import ShardScores
 from virnucpro.heap import pin_for_cpu_scoring
 
 DEFAULT_SCORER = "virnucpro.pool.worker:ModelScorer"
+TEST_SCORER_ENV = "VIRNUCPRO_TEST_SCORER"  # tests and benchmarks only: see the module doc
 
 
 @dataclass(frozen=True)
 class WorkerSpec:
-    """What a worker needs to start: its device and model set, threads, the scorer class."""
+    """What a worker needs to start: its device and model set, threads, precision."""
 
     worker_id: int
     device: str  # as the supervisor sees it: "cpu" or "cuda:N"
@@ -39,7 +47,6 @@ class WorkerSpec:
     threads: int
     visible_gpu: str | None = None  # physical id for CUDA_VISIBLE_DEVICES
     cache_clear_interval: int = 50
-    scorer: str = DEFAULT_SCORER
     log_level: int = logging.WARNING
     precision: str = "float32"
 
@@ -117,10 +124,17 @@ def _load_class(path: str) -> type:
     return getattr(importlib.import_module(module), name)
 
 
+def test_scorer() -> str | None:
+    """The stand-in scorer class named by $VIRNUCPRO_TEST_SCORER (tests only), if any: the one
+    place the variable is read (see the module doc)."""
+    return os.environ.get(TEST_SCORER_ENV) or None
+
+
 def load_scorer(spec: WorkerSpec, device: str):
-    """The spec's scorer with its models loaded on `device`; on a CPU, malloc is then pinned
-    for scoring (virnucpro.heap). Every engine loads its scorers through here."""
-    scorer = _load_class(spec.scorer)(spec, device)
+    """The scorer with the spec's models loaded on `device` (`ModelScorer`, or the test
+    stand-in of $VIRNUCPRO_TEST_SCORER); on a CPU, malloc is then pinned for scoring
+    (virnucpro.heap). Every engine loads its scorers through here."""
+    scorer = _load_class(test_scorer() or DEFAULT_SCORER)(spec, device)
     if device == "cpu":
         pin_for_cpu_scoring()
     return scorer

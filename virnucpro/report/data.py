@@ -19,12 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from virnucpro.errors import OutputError
-from virnucpro.outputs import OutputLayout
+from virnucpro.outputs import SEQUENCES_COLUMNS, OutputLayout
 from virnucpro.rollup import OTHERS, UNSCORED, VIRUS
 
 CALLS = (VIRUS, OTHERS, UNSCORED)
-_SEQUENCE_COLUMNS = ("sequence_id", "length", "chunks", "scored_chunks", "viral_chunks",
-                     "viral_share", "max_p_virus", "mean_p_virus", "call", "flags", "reason")
+_SEQUENCE_COLUMNS = tuple(SEQUENCES_COLUMNS)  # what the writer writes, all of it
 _CHUNK_COLUMNS = ("sequence_id", "start", "end", "max_p_virus", "call")
 
 

@@ -1,0 +1,126 @@
+"""How the client verbs show jobs: tables, one-line summaries, a followed job's progress, and
+the errors that end a followed job. Rendering only (client_cli.py parses and asks).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import TYPE_CHECKING
+
+import click
+
+from virnucpro.errors import VirNucProError
+
+if TYPE_CHECKING:
+    from virnucpro.daemon.jobs import JobRecord
+
+PLAIN_EVERY_S = 2.0  # plain progress lines (stderr not a terminal): at most one per this
+
+
+class JobFailed(VirNucProError):
+    """A followed job ended failed."""
+
+    exit_code = 9
+
+
+class JobCancelled(VirNucProError):
+    """A followed job ended cancelled."""
+
+    exit_code = 10
+
+
+def echo_json(obj: object) -> None:
+    click.echo(json.dumps(obj, indent=2))
+
+
+def when(t: float | None) -> str:
+    return "-" if t is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+def age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{max(0, int(seconds))}s"
+
+
+def progress_cells(job: JobRecord) -> tuple[str, str]:
+    """(percent of chunks scored, sequences done/total); '-' while the totals are not known
+    yet (queued, loading)."""
+    from virnucpro.daemon.jobs import JobState
+
+    p = job.progress
+    if job.state is JobState.COMPLETED and not p.chunks_total:
+        return "100%", f"{p.sequences_total or 0}/{p.sequences_total or 0}"
+    if p.fraction is None:
+        return "-", "-"
+    return f"{int(100 * p.fraction)}%", f"{p.sequences_done}/{p.sequences_total or 0}"
+
+
+def table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                     for r in rows)
+
+
+def summary(job: JobRecord) -> str:
+    """One line on how a job ended, for stderr."""
+    from virnucpro.daemon.jobs import JobState
+
+    head = f"job {job.id} ({job.name}) {job.state.value}"
+    if job.state is JobState.COMPLETED:
+        c = job.progress.counts
+        return (f"{head}: {c.get('sequences', 0)} sequences, {c.get('sequences_virus', 0)} viral "
+                f"-> {job.outdir}")
+    return f"{head}: {job.reason}" if job.reason else head
+
+
+class ProgressView:
+    """A followed job on stderr: a rich bar on a terminal, plain lines (state changes, then at
+    most one every PLAIN_EVERY_S) otherwise, so logs of CI runs stay short."""
+
+    def __init__(self, job_id: int) -> None:
+        self.job_id = job_id
+        self.bar = None
+        self.task = None
+        self.last_line = ""
+        self.last_state = ""
+        self.last_time = 0.0
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                                MofNCompleteColumn(), TextColumn("chunks"), TimeElapsedColumn(),
+                                console=Console(stderr=True))
+            self.bar.start()
+            self.task = self.bar.add_task(f"job {job_id}", total=None)
+
+    def show(self, job: JobRecord) -> None:
+        p = job.progress
+        if self.bar is not None:
+            self.bar.update(self.task, description=f"job {job.id} {job.state.value}",
+                            total=p.chunks_total or None, completed=p.chunks_done)
+            return
+        pct, counts = progress_cells(job)
+        line = f"job {job.id} {job.state.value}" + (
+            "" if pct == "-" else f" {pct} ({p.chunks_done}/{p.chunks_total} chunks, "
+                                  f"{counts} sequences)")
+        now = time.monotonic()
+        if line != self.last_line and (job.state != self.last_state
+                                       or now - self.last_time >= PLAIN_EVERY_S):
+            click.echo(line, err=True)
+            self.last_line, self.last_state, self.last_time = line, job.state, now
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None

@@ -1,0 +1,174 @@
+"""The daemon's request handlers, dispatched through one table (`HANDLERS`: request type ->
+handler). Each takes the daemon and the request's checked body and returns a reply record
+(messages.py); what changes a job's state is a job service verb. A handler raises
+ProtocolError for an error reply; the server turns an `IllegalMove` into `conflict` and an
+unknown job into `unknown_job`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from virnucpro.daemon import messages as M
+from virnucpro.daemon import protocol as P
+from virnucpro.daemon.jobs import InputFile, JobRecord, JobState
+from virnucpro.daemon.protocol import DaemonState, ErrorCode, ProtocolError
+from virnucpro.daemon.transfers import read_chunk
+from virnucpro.errors import VirNucProError
+
+if TYPE_CHECKING:
+    from virnucpro.daemon.server import Daemon
+
+
+def hello(d: Daemon, body: dict) -> M.Hello:
+    versions = body.get("versions", [P.PROTOCOL_VERSION])
+    if P.PROTOCOL_VERSION not in versions:
+        raise ProtocolError(ErrorCode.VERSION_MISMATCH,
+                            f"client speaks {versions}; this daemon speaks {P.PROTOCOL_VERSION}")
+    return M.Hello(daemon=d.status())
+
+
+def status(d: Daemon, body: dict) -> M.DaemonStatus:
+    return d.status()
+
+
+def snapshot(d: Daemon, body: dict) -> M.Snapshot:
+    d.publish_pending()  # so that seq covers everything the snapshot shows
+    return M.Snapshot(seq=d.seq, daemon=d.status(), devices=d.memory(),
+                      jobs=tuple(d.store.list(include_finished=True)))
+
+
+def submit(d: Daemon, body: dict) -> M.Submitted:
+    if d.state is not DaemonState.RUNNING:
+        raise ProtocolError(ErrorCode.REFUSED, f"the daemon is {d.state.value}: no new jobs")
+    rid = body.get("client_request_id")
+    if rid and (known := d.store.find_by_request(rid)):
+        return M.Submitted(job=known, duplicate=True)
+    options = P.check_options(body.get("options", {}))
+    uploads = [d.transfers.finished(u) for u in body.get("uploads", [])]
+    paths = [str(u.path) for u in uploads] + list(body.get("inputs", []))
+    if not paths:
+        raise ProtocolError(ErrorCode.INVALID, "a job needs at least one input")
+    inputs = tuple(_fingerprint(p) for p in paths)
+    _check_models(options)
+    if d.store.count([JobState.QUEUED]) >= d.config.max_queued:
+        raise ProtocolError(ErrorCode.BUSY, f"the queue is full ({d.config.max_queued} jobs)")
+    outdir = body.get("outdir")
+    if outdir is not None and not os.path.isabs(outdir):
+        raise ProtocolError(ErrorCode.INVALID, "outdir must be an absolute path")
+    if outdir is not None:
+        # Two live jobs in one folder would claim (or --force away) each other's shards.
+        same = [j.id for j in d.store.list(include_finished=False)
+                if os.path.normpath(j.outdir) == os.path.normpath(outdir)]
+        if same:
+            raise ProtocolError(ErrorCode.INVALID, f"{outdir} is the output folder of live job "
+                                f"{same[0]}; choose another or wait for it")
+    first = uploads[0].name if uploads else Path(paths[0]).name
+    # Without an outdir: a fresh folder in the daemon's results, named before the job has
+    # an id so that its history records one "queued", not two.
+    default = d.paths.results / f"job-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    record = JobRecord(id=0, name=body.get("name") or first, state=JobState.QUEUED,
+                       inputs=inputs, outdir=outdir or str(default), options=options,
+                       priority=body.get("priority", 0), client_request_id=rid)
+    job, duplicate = d.service.submit(record)
+    for u in body.get("uploads", []):  # the file now belongs to the job
+        d.transfers.take(u)
+    d.wake.set()
+    return M.Submitted(job=job, duplicate=duplicate)
+
+
+def _check_models(options: dict) -> None:
+    from virnucpro.models.sets import resolve_model_set
+
+    # Offline by design here: a daemon must not start a 12 GB download for a submission.
+    try:
+        model_set = resolve_model_set(options["models"], fetch_missing=False, progress=False)
+        model_set.classifier_path(options["chunk_size"])
+    except VirNucProError as exc:
+        raise ProtocolError(ErrorCode.INVALID, str(exc)) from None
+
+
+def _fingerprint(path: str) -> InputFile:
+    """Size and modification time only: hashing a 50 GB input here would stall every
+    client for a minute. The scheduler fills in the sha256 from the job's first read."""
+    if not os.path.isabs(path):
+        raise ProtocolError(ErrorCode.INVALID, f"{path}: input paths must be absolute")
+    p = Path(path)
+    if not p.is_file():
+        raise ProtocolError(ErrorCode.INVALID, f"{path}: no such file")
+    st = p.stat()
+    return InputFile(path=str(p), size=st.st_size, mtime_ns=st.st_mtime_ns, sha256="")
+
+
+def jobs(d: Daemon, body: dict) -> M.JobList:
+    return M.JobList(jobs=tuple(d.store.list(include_finished=body.get("all", False))))
+
+
+def show(d: Daemon, body: dict) -> M.JobReply:
+    return M.JobReply(job=d.service.get(body["job_id"]))
+
+
+def cancel(d: Daemon, body: dict) -> M.JobReply:
+    return M.JobReply(job=d.service.cancel(body["job_id"]))
+
+
+def retry(d: Daemon, body: dict) -> M.JobReply:
+    job = d.service.retry(body["job_id"])
+    d.wake.set()
+    return M.JobReply(job=job)
+
+
+def logs(d: Daemon, body: dict) -> M.LogLines:
+    job = d.service.get(body["job_id"])
+    return M.LogLines(lines=tuple(M.LogLine(n, t, line)
+                                  for n, t, line in d.store.logs(job.id, body.get("since", 0))))
+
+
+def remove(d: Daemon, body: dict) -> M.Removed:
+    if "job_id" in body:
+        job = d.service.get(body["job_id"])
+        if job.state.live:
+            raise ProtocolError(ErrorCode.CONFLICT, f"job {job.id} is {job.state.value}; cancel it first")
+        return M.Removed(removed=int(d.store.remove(job.id)))
+    older = float(body.get("older_than_s", 7 * 86400))
+    return M.Removed(removed=d.store.remove_finished(older, time.time()))
+
+
+def drain(d: Daemon, body: dict) -> M.DaemonStatus:
+    d.begin_drain()
+    return d.status()
+
+
+def stop(d: Daemon, body: dict) -> M.DaemonStatus:
+    d.begin_stop("stop requested")
+    return d.status()
+
+
+def upload_begin(d: Daemon, body: dict) -> M.UploadStarted:
+    return d.transfers.begin(body["name"], body["size"], body["sha256"])
+
+
+def upload_chunk(d: Daemon, body: dict) -> M.UploadReceived:
+    return d.transfers.chunk(body["upload_id"], body["offset"], body["data"])
+
+
+def upload_end(d: Daemon, body: dict) -> M.UploadDone:
+    return d.transfers.end(body["upload_id"])
+
+
+def download(d: Daemon, body: dict) -> M.DownloadChunk:
+    job = d.service.get(body["job_id"])
+    return read_chunk(job.outdir, job.id, body["file"], body.get("offset", 0))
+
+
+HANDLERS: dict[str, Callable[[Daemon, dict], Any]] = {
+    "hello": hello, "status": status, "snapshot": snapshot, "submit": submit, "jobs": jobs,
+    "show": show, "cancel": cancel, "retry": retry, "logs": logs, "remove": remove,
+    "drain": drain, "stop": stop, "upload_begin": upload_begin, "upload_chunk": upload_chunk,
+    "upload_end": upload_end, "download": download,
+}

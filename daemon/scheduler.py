@@ -1,0 +1,149 @@
+"""The scheduler: takes queued jobs and streams them through an engine, one tick at a time.
+
+`Scheduler.step()` is one tick: claim the next job and stream it (and, with persistent models,
+the jobs queued behind it that use the same model set: stream.py) through an engine to an end
+state; the runner thread calls it in a loop. Every state change goes through the job service.
+The engines come from an `EngineCache` (runner.py) or, in tests, anything with its four
+methods, and model sets from `resolve`: so the whole of it runs in memory with a fake engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from virnucpro.daemon.jobs import JobRecord
+from virnucpro.daemon.service import JobService
+from virnucpro.errors import VirNucProError
+
+if TYPE_CHECKING:
+    from virnucpro.daemon.runner import RunnerConfig
+    from virnucpro.engine import DaemonEngine
+    from virnucpro.models.sets import ModelSet
+    from virnucpro.pipeline import PredictConfig
+
+log = logging.getLogger(__name__)
+
+
+class Engines(Protocol):
+    """Where the scheduler gets an engine for a model set folder (runner.EngineCache)."""
+
+    def get(self, models_root: str) -> DaemonEngine: ...
+    def after_job(self) -> None: ...
+    def close(self) -> None: ...
+
+
+def resolve_offline(models: str) -> ModelSet:
+    """A job's model set from the cache; a daemon never starts a download for a job."""
+    from virnucpro.models.sets import resolve_model_set
+
+    return resolve_model_set(models, fetch_missing=False, progress=False)
+
+
+class Scheduler:
+    def __init__(self, service: JobService, config: RunnerConfig, engines: Engines, *,
+                 resolve: Callable[[str], ModelSet] = resolve_offline) -> None:
+        self.service = service
+        self.config = config
+        self.engines = engines
+        self.resolve = resolve
+        self.stopping = threading.Event()
+        self.current: int | None = None  # the job whose shards are being handed out
+
+    def claim_next(self, same_models: str | None = None) -> JobRecord | None:
+        """The next queued job, marked loading; with `same_models`, only if it uses the model
+        set in that folder (a job whose set cannot be resolved waits for a stream of its own,
+        which reports the error)."""
+        def accept(job: JobRecord) -> bool:
+            if same_models is None:
+                return True
+            try:
+                return str(self.resolve(job.options["models"]).root) == same_models
+            except VirNucProError:
+                return False
+
+        job = self.service.claim(accept)
+        if job is not None:
+            self.current = job.id
+        return job
+
+    def step(self) -> JobRecord | None:
+        """One tick: run the next queued job (with persistent models, those queued behind it
+        with the same models too) to an end state, or back to the queue when stopping. Returns
+        the last job it ran, None when there was nothing to do."""
+        from virnucpro.daemon.stream import JobStream
+
+        if self.stopping.is_set():
+            return None
+        job = self.claim_next()
+        if job is None:
+            return None
+        try:
+            model_set = self.resolve(job.options["models"])
+        except VirNucProError as exc:
+            self.current = None
+            return self.service.fail(job.id, str(exc))
+        stream = None
+        try:
+            engine = self.engines.get(str(model_set.root))
+            stream = JobStream(self, engine, job)
+            for task, scores in engine.map(stream):
+                stream.on_result(task, scores)
+        except Exception as exc:  # noqa: BLE001 - a failure of the engine fails its jobs, not the daemon
+            reason = str(exc) if isinstance(exc, VirNucProError) else f"internal error: {type(exc).__name__}: {exc}"
+            if self.stopping.is_set():
+                # Workers killed at the shutdown deadline: not the jobs' fault; close() below
+                # puts them back in the queue.
+                log.warning("scoring stopped by the shutdown: %s", reason)
+            elif stream is None:
+                log.exception("scoring failed")
+                self.service.fail(job.id, reason)
+            else:
+                log.exception("scoring failed")
+                stream.fail_all(reason)
+        finally:
+            if stream is not None:
+                stream.close()
+            self.current = None
+            self.engines.after_job()
+        return stream.last if stream is not None else self.service.get(job.id)
+
+    def predict_config(self, job: JobRecord) -> PredictConfig:
+        from virnucpro import pipeline
+
+        options = job.options
+        return pipeline.PredictConfig(
+            inputs=tuple(i.path for i in job.inputs), outdir=Path(job.outdir),
+            chunk_size=options["chunk_size"], models=options["models"],
+            threshold=float(options["threshold"]), min_length=options["min_length"],
+            save_embeddings=options["save_embeddings"],
+            rename_duplicates=options["rename_duplicates"],
+            # A job owns its folder: every run of it resumes its own shards (after a crash, a
+            # stop or a retry); --force applies to the first run only.
+            force=options["force"] and job.attempts == 1,
+            resume=not (options["force"] and job.attempts == 1),
+            progress=False, engine=self.config.engine, report=options.get("report", True),
+            **({"shard_frames": self.config.shard_frames} if self.config.shard_frames else {}))
+
+
+class RunnerThread(threading.Thread):
+    """Calls `scheduler.step` until stopped; waits for a wake-up when there is nothing to do."""
+
+    def __init__(self, scheduler: Scheduler, wake: threading.Event) -> None:
+        super().__init__(name="virnucpro-runner", daemon=True)
+        self.scheduler = scheduler
+        self.wake = wake
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.scheduler.stopping.is_set():
+                if self.scheduler.step() is None:
+                    self.wake.wait(0.5)
+                    self.wake.clear()
+        finally:
+            self.scheduler.engines.close()
+            self.done.set()

@@ -1,0 +1,49 @@
+"""`EngineConfig`: how shards are scored, one frozen value from the command line to the engine.
+
+Kept apart from virnucpro.engine so that whoever only describes an engine (the daemon's
+supervisor, the dashboard, the command lines) imports nothing but dataclasses: no numpy, no
+torch, no Ray. `virnucpro.engine.make_engine(config, model_set, devices, chunk_size)` turns it
+into an engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ENGINES = ("auto", "local", "pool", "ray")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Everything an engine is made from besides the model set, devices and chunk size."""
+
+    engine: str = "auto"  # auto (local for one device, pool for several), local, pool, ray
+    threads: int | None = None  # torch CPU threads [default: every core, shared by CPU workers]
+    worker_timeout: float = 600.0  # seconds a worker (or Ray actor) may take to load its models
+    cache_clear_interval: int = 50  # free the GPU allocator cache every N shards (0: never)
+    precision: str = "auto"  # auto (bfloat16 on GPUs, float32 on CPU), float32, bfloat16
+    persistent: bool = False  # keep the models loaded across inputs (until close())
+    ray_address: str | None = None  # ray: auto, HOST:PORT, or none for a local instance
+    workers: int | None = None  # ray: actors [default: every GPU / G, or one per node]
+    gpus_per_worker: float | None = None  # ray [default: 1 when the cluster has GPUs, else 0]
+
+    def effective_precision(self, devices: list[str]) -> str:
+        """`precision` with `auto` resolved for these devices (devices.effective_precision)."""
+        from virnucpro.devices import effective_precision
+
+        return effective_precision(self.precision, devices)
+
+    def cluster_devices(self) -> list[str]:
+        """Engine ray: the actors' devices, from the cluster's resources (joining it for the
+        rest of the process: virnucpro.ray_cluster)."""
+        from virnucpro.ray_cluster import cluster_devices
+
+        return cluster_devices(self.ray_address, self.workers, self.gpus_per_worker, self.threads)
+
+    def parameters(self) -> dict:
+        """The settings as run.json's `parameters` has always named them."""
+        return {"engine": self.engine, "ray_address": self.ray_address, "workers": self.workers,
+                "gpus_per_worker": self.gpus_per_worker, "persistent_models": self.persistent,
+                "cache_clear_interval": self.cache_clear_interval,
+                "worker_timeout": self.worker_timeout, "threads": self.threads,
+                "precision": self.precision}
