@@ -20,6 +20,8 @@ from virnucpro import __version__
 from virnucpro.clicommon import ErrorExitGroup
 from virnucpro.errors import VirNucProError
 
+log = logging.getLogger("virnucpro.daemon.cli")  # not __main__ under `python -m`
+
 
 def _gpu_count() -> int:
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -41,6 +43,10 @@ def resolve_devices(spec: str) -> list[str]:
     from virnucpro.devices import parse_devices
 
     return parse_devices(spec, gpu_count=_gpu_count)
+
+
+ENDPOINT_HELP = ("The daemon's request endpoint [default: $VIRNUCPRO_ENDPOINT, else the local "
+                 "daemon's]; tcp:// takes its CurveZMQ keys from $VIRNUCPRO_KEYS.")
 
 
 class _Group(ErrorExitGroup):
@@ -70,45 +76,65 @@ def main() -> None:
 @click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=None,
               help="GPUs per Ray actor [default: 1 when the cluster has GPUs, else 0].")
 @click.option("--models", "preload", multiple=True, metavar="NAME",
-              help="Model set(s) to load at start (persistent mode).")
-@click.option("--endpoint", default=None, help="Request endpoint (default: an ipc socket in the "
-              "runtime folder); tcp://HOST:PORT needs --keys (CurveZMQ).")
+              help="A model set (name or folder) checked at start; repeat the option for several "
+              "(--models a --models b). With --persistent-models their workers load at start; "
+              "without, each job loads its set. One set named is the default of a submit "
+              "without --models. A set not installed: the daemon does not start.")
+@click.option("--endpoint", default=None, help="Request endpoint [default: an ipc socket in the "
+              "runtime folder]; tcp://HOST:PORT (events on PORT+1) needs --keys (CurveZMQ).")
 @click.option("--keys", type=click.Path(path_type=Path), default=None,
               help="Folder from `virnucpro-daemon keygen` (server.key_secret, authorized/).")
-@click.option("--max-queued", type=click.IntRange(min=1), default=1000, show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=None)
-@click.option("--worker-timeout", type=float, default=600.0, show_default=True)
+@click.option("--max-queued", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Queued jobs at most; a submit beyond answers busy (exit code 7).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Torch CPU threads per worker [default: every core, shared by CPU workers].")
+@click.option("--worker-timeout", type=click.FloatRange(min=1), default=600.0, show_default=True,
+              help="Seconds a worker (or Ray actor) may take to load its models before the job "
+              "(or, for the sets of --persistent-models --models, the start) fails.")
 @click.option("--shutdown-timeout", type=float, default=60.0, show_default=True,
               help="On SIGTERM, seconds to finish or checkpoint running work.")
 @click.option("--max-loaded-sets", type=click.IntRange(min=1), default=1, show_default=True,
               help="Model sets kept loaded at once in persistent mode (least recently used evicted).")
 @click.option("--precision", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto",
               show_default=True, help="auto: bfloat16 autocast on GPUs, float32 on the CPU.")
-@click.option("--foreground", is_flag=True, help="Stay attached (systemd, containers).")
+@click.option("--foreground", is_flag=True,
+              help="Stay attached, logging on stderr (systemd, containers) [default: in the "
+              "background, logging to the state folder's daemon.log].")
 @click.option("--shard-frames", type=int, default=None, hidden=True)
-@click.option("-v", "--verbose", count=True)
+@click.option("-v", "--verbose", count=True,
+              help="Log the engines' and workers' INFO lines too (the daemon's own always are).")
 def start(persistent_models: bool, devices: str, preload: tuple[str, ...], endpoint: str | None,
           keys: Path | None, max_queued: int, threads: int | None, worker_timeout: float,
           shutdown_timeout: float, max_loaded_sets: int, precision: str, foreground: bool,
           shard_frames: int | None, verbose: int, engine: str, ray_address: str | None,
           workers: int | None, gpus_per_worker: float | None) -> None:
-    """Start the daemon; in the background it returns once the daemon answers."""
+    """Start the daemon; in the background it returns once the daemon answers.
+
+    A start that cannot (another daemon runs, a set of --models is not installed, tcp without
+    keys, the endpoint in use) says why on stderr and exits with code 6."""
     from virnucpro.daemon.paths import DaemonPaths
     from virnucpro.ray_cluster import check_ray_options
 
+    if foreground:
+        # First, so that a background parent finds the lines of this start in the shared log.
+        logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+        logging.getLogger("virnucpro.daemon").setLevel(logging.INFO)
+        log.info("%s: virnucpro-daemon %s start %s", start_marker(os.getpid()), __version__,
+                 " ".join(sys.argv[sys.argv.index("start") + 1:] if "start" in sys.argv else []))
     if problem := check_ray_options(engine, ray_address, workers, gpus_per_worker, devices):
         raise click.UsageError(problem)
 
-    paths = DaemonPaths.default()
     if not foreground:
-        _start_background(paths, endpoint)
+        _start_background(DaemonPaths.default(), endpoint)
         return
-    from virnucpro.daemon.server import Daemon, DaemonConfig
+    import sqlite3
+
+    import zmq
+
+    from virnucpro.daemon.server import Daemon, DaemonConfig, DaemonError
     from virnucpro.engine_config import EngineConfig
 
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
-    logging.getLogger("virnucpro.daemon").setLevel(logging.INFO)
     # With Ray the devices are the cluster's, learnt when the daemon joins it.
     engine_config = EngineConfig(engine=engine, threads=threads, worker_timeout=worker_timeout,
                                  precision=precision, ray_address=ray_address, workers=workers,
@@ -118,36 +144,89 @@ def start(persistent_models: bool, devices: str, preload: tuple[str, ...], endpo
                           models=list(preload), endpoint=endpoint, max_queued=max_queued,
                           shutdown_timeout=shutdown_timeout, max_loaded_sets=max_loaded_sets,
                           curve_keys=keys, shard_frames=shard_frames)
-    daemon = Daemon(config, paths)
-    daemon.start()
+    try:
+        daemon = Daemon(config, DaemonPaths.default())
+        daemon.start()
+    except DaemonError:
+        raise
+    except (VirNucProError, OSError, sqlite3.Error, zmq.ZMQError) as exc:
+        # One line and the exit code of "the daemon cannot start", whatever stopped it.
+        raise DaemonError(f"the daemon cannot start: {exc}") from exc
     daemon.serve_forever()
+
+
+def start_marker(pid: int) -> str:
+    """The first line a start writes (to daemon.log in the background): what follows is its own."""
+    return f"---- start (pid {pid})"
+
+
+def _this_start(paths, offset: int, pid: int) -> list[str]:
+    """The log lines written by the start of process `pid`: after its marker, or, when it died
+    before writing one, everything written since `offset`."""
+    try:
+        with open(paths.log, "rb") as fh:
+            fh.seek(offset)
+            lines = fh.read().decode(errors="replace").splitlines()
+    except OSError:
+        return []
+    marker = start_marker(pid)
+    for i, line in enumerate(lines):
+        if f"{marker}:" in line:
+            return lines[i + 1:]
+    return lines
 
 
 def _start_background(paths, endpoint: str | None) -> None:
     from virnucpro.daemon.client import Client, DaemonUnavailable
+    from virnucpro.daemon.server import DaemonError
 
     args = [a for a in sys.argv[sys.argv.index("start") + 1:] if a != "--foreground"]
     paths.state.mkdir(parents=True, exist_ok=True)
-    log = open(paths.log, "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "virnucpro.daemon.cli", "start", "--foreground", *args],
-                            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    with open(paths.log, "ab") as log_fh:
+        offset = log_fh.seek(0, os.SEEK_END)
+        proc = subprocess.Popen([sys.executable, "-m", "virnucpro.daemon.cli", "start",
+                                 "--foreground", *args], stdin=subprocess.DEVNULL, stdout=log_fh,
+                                stderr=log_fh, start_new_session=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = paths.log.read_text(errors="replace").splitlines()[-15:]
-            raise VirNucProError("the daemon exited at start:\n" + "\n".join(tail))
+        if (code := proc.poll()) is not None:
+            raise _start_failed(paths, offset, proc.pid, code)
         try:
-            status = Client(endpoint, timeout=1.0).status()
+            with Client(endpoint, timeout=1.0) as client:
+                status = client.status()
+        except DaemonUnavailable:
+            time.sleep(0.2)
+            continue
+        if status.pid == proc.pid:
             click.echo(f"virnucpro daemon started (pid {status.pid}) on {status.requests}; "
                        f"log: {paths.log}", err=True)
             return
-        except DaemonUnavailable:
-            time.sleep(0.2)
-    raise VirNucProError(f"the daemon did not answer within 120 s; see {paths.log}")
+        # Another daemon answers: ours will refuse (the lock) and exit; wait for its word.
+        time.sleep(0.2)
+    raise DaemonError(f"the daemon (pid {proc.pid}) did not answer within 120 s; see {paths.log}")
+
+
+def _start_failed(paths, offset: int, pid: int, code: int) -> VirNucProError:
+    """The error of a background daemon that exited at start: its own `error:` line, else what
+    it wrote (a traceback), never an older start's lines; its exit code, else 6."""
+    from virnucpro.daemon.server import DaemonError
+
+    lines = [line for line in _this_start(paths, offset, pid) if line.strip()]
+    said = [line[len("error: "):] for line in lines if line.startswith("error: ")]
+    if said:
+        error = DaemonError(said[-1])
+    elif lines:
+        error = DaemonError(f"the daemon exited at start (exit code {code}):\n" +
+                            "\n".join(lines[-40:]) + f"\n(log: {paths.log})")
+    else:
+        error = DaemonError(f"the daemon exited at start (exit code {code}) without a word; "
+                            f"see {paths.log}")
+    error.exit_code = code if 0 < code < 128 else DaemonError.exit_code
+    return error
 
 
 @main.command()
-@click.option("--endpoint", default=None)
+@click.option("--endpoint", default=None, help=ENDPOINT_HELP)
 @click.option("--timeout", type=float, default=120.0, show_default=True,
               help="Seconds to wait for it to finish or checkpoint its work and exit.")
 def stop(endpoint: str | None, timeout: float) -> None:
@@ -169,8 +248,8 @@ def stop(endpoint: str | None, timeout: float) -> None:
 
 
 @main.command()
-@click.option("--endpoint", default=None)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--endpoint", default=None, help=ENDPOINT_HELP)
+@click.option("--json", "as_json", is_flag=True, help="The whole status as JSON on stdout.")
 def status(endpoint: str | None, as_json: bool) -> None:
     """The daemon's state, mode, devices and what is loaded where."""
     from virnucpro.daemon.client import Client
@@ -180,7 +259,8 @@ def status(endpoint: str | None, as_json: bool) -> None:
         click.echo(json.dumps(s.to_dict(), indent=2))
         return
     click.echo(f"state      {s.state.value} (pid {s.pid}, up {s.uptime_s:.0f} s, version {s.version})")
-    click.echo(f"models     {'persistent' if s.persistent_models else 'loaded per job'}")
+    click.echo(f"models     {'persistent' if s.persistent_models else 'loaded per job'}; "
+               f"a submit without --models uses {s.default_models}")
     click.echo(f"devices    {', '.join(s.devices)}")
     click.echo(f"endpoint   {s.requests}")
     click.echo(f"queue      {s.queued} queued, running: {s.running or '-'}")
@@ -191,7 +271,7 @@ def status(endpoint: str | None, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--endpoint", default=None)
+@click.option("--endpoint", default=None, help=ENDPOINT_HELP)
 def drain(endpoint: str | None) -> None:
     """Accept no new job, finish the queue, then stop."""
     from virnucpro.daemon.client import Client

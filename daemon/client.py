@@ -48,12 +48,22 @@ class DaemonUnavailable(VirNucProError):
 
 
 def default_endpoint() -> str:
-    """The running daemon's endpoint if it wrote one, else the default ipc socket."""
+    """The running daemon's endpoint if it wrote one, else the default ipc socket. A file left
+    by a daemon that was killed (its pid gone) is ignored: over tcp nothing else could tell
+    that nobody listens, and every request would wait out its timeout."""
     paths = DaemonPaths.default()
     try:
-        return json.loads(paths.endpoint_file.read_text())["requests"]
-    except (OSError, ValueError, KeyError):
+        written = json.loads(paths.endpoint_file.read_text())
+        endpoint, pid = written["requests"], int(written["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
         return paths.requests
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return paths.requests
+    except PermissionError:
+        pass  # alive, another user's: let the request say what is wrong
+    return endpoint
 
 
 class Client:
@@ -222,8 +232,16 @@ class Client:
     def cancel(self, job_id: int) -> JobRecord:
         return self.request("cancel", {"job_id": job_id}).job
 
-    def retry(self, job_id: int) -> JobRecord:
-        return self.request("retry", {"job_id": job_id}).job
+    def retry(self, job_id: int, *, force: bool = False,
+              rename_duplicates: bool = False) -> JobRecord:
+        """Queue a failed or cancelled job again; `force` or `rename_duplicates` (what its
+        failure's hint names) change that option for this and later attempts."""
+        body: dict = {"job_id": job_id}
+        if force:
+            body["force"] = True
+        if rename_duplicates:
+            body["rename_duplicates"] = True
+        return self.request("retry", body).job
 
     def logs(self, job_id: int, since: int = 0) -> list[M.LogLine]:
         return list(self.request("logs", {"job_id": job_id, "since": since}).lines)

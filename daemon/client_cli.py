@@ -18,12 +18,16 @@ from typing import TYPE_CHECKING
 import click
 
 from virnucpro.chunking import CHUNK_SIZES
+from virnucpro.clicommon import json_errors
+from virnucpro.daemon.client_checks import absolute, check_inputs, models_spec_of
 from virnucpro.daemon.client_views import (
     JobCancelled,
     JobFailed,
     ProgressView,
     age,
     echo_json,
+    error_json,
+    print_job,
     progress_cells,
     summary,
     table,
@@ -43,7 +47,17 @@ SUBMIT_TIMEOUT_S = 60.0
 endpoint_option = click.option(
     "--endpoint", default=None, metavar="URL",
     help="Daemon endpoint [default: $VIRNUCPRO_ENDPOINT, else the local daemon's ipc socket].")
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+
+
+def _json_errors(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    if value:
+        json_errors(ctx, error_json)
+    return value
+
+
+json_option = click.option("--json", "as_json", is_flag=True, callback=_json_errors,
+                           help="Print JSON on stdout, errors too: "
+                           '{"error": {"code", "exit", "message"}}.')
 
 
 # -- connecting ------------------------------------------------------------------------------
@@ -89,24 +103,6 @@ def _watch_to_end(client: Client, job_id: int) -> JobRecord:
 # -- commands --------------------------------------------------------------------------------
 
 
-def _absolute(path: str) -> str:
-    return str(Path(path).expanduser().absolute())
-
-
-def _models_spec(spec: str) -> str:
-    """A model set folder given relative to here becomes absolute (the daemon has another cwd);
-    names keep their meaning, with the daemon's precedence: an imported set beats a folder."""
-    if spec in ("tiny", "published"):
-        return spec
-    if "/" not in spec and not spec.startswith((".", "~")):
-        from virnucpro.models.sets import sets_dir
-
-        if (sets_dir() / spec).is_dir():
-            return spec
-    folder = Path(spec).expanduser()
-    return str(folder.absolute()) if folder.is_dir() else spec
-
-
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, metavar="FILE...")
 @click.option("-o", "--outdir", default=None, metavar="OUTDIR",
@@ -115,14 +111,17 @@ def _models_spec(spec: str) -> str:
 @click.option("--chunk-size", type=click.Choice([str(c) for c in CHUNK_SIZES]), default=None,
               help="Chunk length [default: 500].")
 @click.option("--models", "models_spec", default=None, metavar="NAME|PATH",
-              help="Model set: published, tiny, an imported name, or a folder [default: published].")
+              help="Model set: published, tiny, an imported name, or a folder [default: the daemon's "
+              "set when it was started with one (`virnucpro-daemon status --json`: default_models), "
+              "else published].")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
               help="Share of viral chunks for a viral call [default: 0.5].")
 @click.option("--min-length", type=click.IntRange(min=1), default=None,
               help="Shorter sequences are not scored [default: 1].")
 @click.option("--save-embeddings", is_flag=True, help="Also write the per-frame features.")
 @click.option("--rename-duplicates", is_flag=True, help="Suffix repeated sequence ids.")
-@click.option("--force", is_flag=True, help="Overwrite a non-empty output folder.")
+@click.option("--force", is_flag=True,
+              help="Overwrite a non-empty output folder (one that holds a finished run too).")
 @click.option("--no-report", is_flag=True, help="Ask for no report (option report=false).")
 @click.option("--priority", type=int, default=0, show_default=True, help="Higher runs first.")
 @click.option("--name", default=None, help="Job name [default: the first input's file name].")
@@ -140,7 +139,7 @@ def submit(inputs: tuple[str, ...], outdir: str | None, chunk_size: str | None,
     Prints the job id on stdout (the job object with --json)."""
     if outdir is None and not upload:
         raise click.UsageError("missing option '-o' / '--outdir'")
-    if upload and outdir is not None and not Path(outdir).is_absolute():
+    if upload and outdir is not None and not Path(outdir).isabsolute():
         # A relative folder would be resolved here, on a machine that is not the daemon's.
         raise click.UsageError("with --upload, -o names a folder on the daemon's machine: "
                                "give it as an absolute path, or omit it")
@@ -148,7 +147,7 @@ def submit(inputs: tuple[str, ...], outdir: str | None, chunk_size: str | None,
     if chunk_size is not None:
         options["chunk_size"] = int(chunk_size)
     if models_spec is not None:
-        options["models"] = _models_spec(models_spec)
+        options["models"] = models_spec_of(models_spec)
     if threshold is not None:
         options["threshold"] = threshold
     if min_length is not None:
@@ -160,13 +159,14 @@ def submit(inputs: tuple[str, ...], outdir: str | None, chunk_size: str | None,
             options[key] = True
     if no_report:
         options["report"] = False
-    paths = list(inputs) if upload else [_absolute(p) for p in inputs]
+    paths = list(inputs) if upload else [absolute(p) for p in inputs]
     if upload and name is None:
         name = Path(inputs[0]).name  # the daemon would name it after its stored copy (uuid-name)
     client = _connect(endpoint)
     client.status()  # a daemon that cannot answer fails fast, before the long submit timeout
+    check_inputs(inputs, rename_duplicates=rename_duplicates)
     client.timeout = SUBMIT_TIMEOUT_S
-    job = client.submit(paths, outdir=_absolute(outdir) if outdir else None, name=name,
+    job = client.submit(paths, outdir=absolute(outdir) if outdir else None, name=name,
                         priority=priority, options=options, upload=upload)
     client.timeout = 10.0
     click.echo(f"submitted job {job.id} ({job.name}) -> {job.outdir}", err=True)
@@ -175,9 +175,8 @@ def submit(inputs: tuple[str, ...], outdir: str | None, chunk_size: str | None,
     if wait:
         try:
             job = _watch_to_end(client, job.id)
-        except (JobFailed, JobCancelled):
-            if as_json:
-                echo_json(client.show(job.id).to_dict())
+        except (JobFailed, JobCancelled) as exc:
+            exc.job = client.show(job.id).to_dict()  # --json prints it in the error object
             raise
     if as_json:
         echo_json(job.to_dict())
@@ -190,7 +189,8 @@ def submit(inputs: tuple[str, ...], outdir: str | None, chunk_size: str | None,
 def jobs(show_all: bool, as_json: bool, endpoint: str | None) -> None:
     """List the daemon's jobs.
 
-    Live ones in run order, then (with --all) finished ones, newest first."""
+    Those on the devices (loading, running, cancelling), then the queue in run order, then
+    (with --all) finished ones, newest first."""
     listed = _connect(endpoint).jobs(all=show_all)
     if as_json:
         echo_json([j.to_dict() for j in listed])
@@ -215,33 +215,11 @@ def show(job_id: int, as_json: bool, endpoint: str | None) -> None:
     """Show one job in detail.
 
     Its parameters, state history, reason, output folder and counts."""
-    from virnucpro.daemon.jobs import JobState
-
     job = _connect(endpoint).show(job_id)
     if as_json:
         echo_json(job.to_dict())
         return
-    p = job.progress
-    lines = [("job", f"{job.id}  {job.name}"), ("state", job.state.value)]
-    if job.reason:
-        lines.append(("reason", job.reason))
-    lines.append(("outdir", job.outdir))
-    lines += [("input", f"{i.path} ({i.size} bytes)") for i in job.inputs]
-    lines += [("options", " ".join(f"{k}={v}" for k, v in job.options.items())),
-              ("priority", str(job.priority)), ("attempts", str(job.attempts)),
-              ("created", when(job.created)), ("started", when(job.started)),
-              ("finished", when(job.finished))]
-    if p.chunks_total is not None:
-        lines.append(("progress", f"{p.chunks_done}/{p.chunks_total} chunks, "
-                                  f"{p.sequences_done}/{p.sequences_total} sequences"))
-    if job.state is JobState.COMPLETED and p.counts:
-        lines.append(("counts", " ".join(f"{k}={v}" for k, v in p.counts.items())))
-    lines += [("report", path) for path in p.reports]
-    for key, value in lines:
-        click.echo(f"{key:<10} {value}")
-    click.echo("history")
-    for h in job.history:
-        click.echo(f"  {when(h.time)}  {h.state.value:<10} {h.reason}".rstrip())
+    print_job(job)
 
 
 @click.command()
@@ -251,14 +229,15 @@ def show(job_id: int, as_json: bool, endpoint: str | None) -> None:
 def cancel(job_id: int, as_json: bool, endpoint: str | None) -> None:
     """Cancel a job.
 
-    A queued job at once, a running one after the shard in flight."""
+    A queued job at once, a running one within a model batch (on Ray: after its shards in
+    flight); the shards it finished are kept for a retry."""
     from virnucpro.daemon.jobs import JobState
 
     job = _connect(endpoint).cancel(job_id)
     if as_json:
         echo_json(job.to_dict())
     elif job.state is JobState.CANCELLING:
-        click.echo(f"job {job_id} cancelling: it stops after the shard in flight", err=True)
+        click.echo(f"job {job_id} cancelling: it stops within a model batch", err=True)
     elif job.state is JobState.CANCELLED:
         click.echo(f"job {job_id} cancelled", err=True)
     else:
@@ -267,13 +246,19 @@ def cancel(job_id: int, as_json: bool, endpoint: str | None) -> None:
 
 @click.command()
 @click.argument("job_id", type=int, metavar="ID")
+@click.option("--force", is_flag=True,
+              help="Overwrite its output folder this time instead of resuming its shards.")
+@click.option("--rename-duplicates", is_flag=True,
+              help="Suffix repeated sequence ids from now on (the job's option changes).")
 @json_option
 @endpoint_option
-def retry(job_id: int, as_json: bool, endpoint: str | None) -> None:
+def retry(job_id: int, force: bool, rename_duplicates: bool, as_json: bool,
+          endpoint: str | None) -> None:
     """Queue a failed or cancelled job again.
 
-    Shards it finished before are reused."""
-    job = _connect(endpoint).retry(job_id)
+    Shards it finished before are reused, unless --force. The options its failure may name
+    (--force, --rename-duplicates) can be given here."""
+    job = _connect(endpoint).retry(job_id, force=force, rename_duplicates=rename_duplicates)
     if as_json:
         echo_json(job.to_dict())
     else:

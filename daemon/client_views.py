@@ -20,15 +20,17 @@ PLAIN_EVERY_S = 2.0  # plain progress lines (stderr not a terminal): at most one
 
 
 class JobFailed(VirNucProError):
-    """A followed job ended failed."""
+    """A followed job ended failed; `job`: its record as JSON, when known (--json prints it)."""
 
     exit_code = 9
+    job: dict | None = None
 
 
 class JobCancelled(VirNucProError):
     """A followed job ended cancelled."""
 
     exit_code = 10
+    job: dict | None = None
 
 
 def echo_json(obj: object) -> None:
@@ -48,15 +50,12 @@ def age(seconds: float) -> str:
 
 def progress_cells(job: JobRecord) -> tuple[str, str]:
     """(percent of chunks scored, sequences done/total); '-' while the totals are not known
-    yet (queued, loading)."""
-    from virnucpro.daemon.jobs import JobState
-
-    p = job.progress
-    if job.state is JobState.COMPLETED and not p.chunks_total:
-        return "100%", f"{p.sequences_total or 0}/{p.sequences_total or 0}"
-    if p.fraction is None:
+    yet (queued, loading). 100% only for a completed job (JobRecord.share_done)."""
+    share, p = job.share_done(), job.progress
+    if share is None:
         return "-", "-"
-    return f"{int(100 * p.fraction)}%", f"{p.sequences_done}/{p.sequences_total or 0}"
+    done = p.sequences_total if share == 1.0 and p.sequences_total else p.sequences_done
+    return f"{int(100 * share)}%", f"{done}/{p.sequences_total or 0}"
 
 
 def table(rows: list[list[str]]) -> str:
@@ -124,3 +123,45 @@ class ProgressView:
         if self.bar is not None:
             self.bar.stop()
             self.bar = None
+
+
+def error_json(exc: VirNucProError) -> dict:
+    """An error as `--json` prints it (the group adds the exit code): the daemon's code, or
+    `unavailable` when no daemon answers; a followed job that failed carries its record."""
+    from virnucpro.daemon.client import ClientError, DaemonUnavailable
+
+    if isinstance(exc, ClientError):
+        return {"code": exc.code, "message": exc.message}
+    if isinstance(exc, DaemonUnavailable):
+        return {"code": "unavailable", "message": str(exc)}
+    if isinstance(exc, (JobFailed, JobCancelled)):
+        return {"code": "failed" if isinstance(exc, JobFailed) else "cancelled",
+                "message": str(exc), **({"job": exc.job} if exc.job else {})}
+    return {"code": "invalid", "message": str(exc)}
+
+
+def print_job(job: JobRecord) -> None:
+    """`virnucpro show`: a job's parameters, progress, counts and history, a line each."""
+    from virnucpro.daemon.jobs import JobState
+
+    p = job.progress
+    lines = [("job", f"{job.id}  {job.name}"), ("state", job.state.value)]
+    if job.reason:
+        lines.append(("reason", job.reason))
+    lines.append(("outdir", job.outdir))
+    lines += [("input", f"{i.path} ({i.size} bytes)") for i in job.inputs]
+    lines += [("options", " ".join(f"{k}={v}" for k, v in job.options.items())),
+              ("priority", str(job.priority)), ("attempts", str(job.attempts)),
+              ("created", when(job.created)), ("started", when(job.started)),
+              ("finished", when(job.finished))]
+    if p.chunks_total is not None:
+        lines.append(("progress", f"{p.chunks_done}/{p.chunks_total} chunks, "
+                                  f"{p.sequences_done}/{p.sequences_total} sequences"))
+    if job.state is JobState.COMPLETED and p.counts:
+        lines.append(("counts", " ".join(f"{k}={v}" for k, v in p.counts.items())))
+    lines += [("report", path) for path in p.reports]
+    for key, value in lines:
+        click.echo(f"{key:<10} {value}")
+    click.echo("history")
+    for h in job.history:
+        click.echo(f"  {when(h.time)}  {h.state.value:<10} {h.reason}".rstrip())

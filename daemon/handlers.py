@@ -43,18 +43,37 @@ def snapshot(d: Daemon, body: dict) -> M.Snapshot:
                       jobs=tuple(d.store.list(include_finished=True)))
 
 
+def default_models(d: Daemon) -> str:
+    """The model set of a submit without a `models` option: the one the daemon was started
+    with (`--models`, persistent or not) when it names exactly one; else, with persistent
+    models and no `--models`, the one set it holds loaded; else "published". `status` shows it."""
+    if len(d.config.models) == 1:
+        return d.config.models[0]
+    if not d.config.models and d.config.persistent:
+        loaded = [entry["models"] for entry in d.engines.describe()]
+        if len(loaded) == 1:
+            return loaded[0]
+    return "published"
+
+
 def submit(d: Daemon, body: dict) -> M.Submitted:
+    from virnucpro.fasta import sniff_fasta
+    from virnucpro.pipeline import check_output_folder
+
     if d.state is not DaemonState.RUNNING:
         raise ProtocolError(ErrorCode.REFUSED, f"the daemon is {d.state.value}: no new jobs")
     rid = body.get("client_request_id")
     if rid and (known := d.store.find_by_request(rid)):
         return M.Submitted(job=known, duplicate=True)
-    options = P.check_options(body.get("options", {}))
+    # The set is resolved now and recorded: a retry (or a restart) runs the same one.
+    options = P.check_options({"models": default_models(d), **body.get("options", {})})
     uploads = [d.transfers.finished(u) for u in body.get("uploads", [])]
     paths = [str(u.path) for u in uploads] + list(body.get("inputs", []))
     if not paths:
         raise ProtocolError(ErrorCode.INVALID, "a job needs at least one input")
     inputs = tuple(_fingerprint(p) for p in paths)
+    for path in paths:  # the cheap checks of any client: its first bytes, as predict says it
+        sniff_fasta(path)
     _check_models(options)
     if d.store.count([JobState.QUEUED]) >= d.config.max_queued:
         raise ProtocolError(ErrorCode.BUSY, f"the queue is full ({d.config.max_queued} jobs)")
@@ -62,12 +81,17 @@ def submit(d: Daemon, body: dict) -> M.Submitted:
     if outdir is not None and not os.path.isabs(outdir):
         raise ProtocolError(ErrorCode.INVALID, "outdir must be an absolute path")
     if outdir is not None:
-        # Two live jobs in one folder would claim (or --force away) each other's shards.
-        same = [j.id for j in d.store.list(include_finished=False)
-                if os.path.normpath(j.outdir) == os.path.normpath(outdir)]
-        if same:
-            raise ProtocolError(ErrorCode.INVALID, f"{outdir} is the output folder of live job "
-                                f"{same[0]}; choose another or wait for it")
+        outdir = os.path.normpath(outdir)
+        # Two live jobs in one folder (or one inside the other's) would claim, or --force
+        # away, each other's shards.
+        for j in d.store.list(include_finished=False):
+            theirs = os.path.normpath(j.outdir)
+            if os.path.commonpath([outdir, theirs]) in (outdir, theirs):
+                where = "is" if theirs == outdir else ("holds" if theirs.startswith(outdir)
+                                                       else "lies inside")
+                raise ProtocolError(ErrorCode.INVALID, f"{outdir} {where} the output folder of "
+                                    f"live job {j.id}; choose another or wait for it")
+        check_output_folder(outdir, paths, force=options["force"])  # as predict refuses it
     first = uploads[0].name if uploads else Path(paths[0]).name
     # Without an outdir: a fresh folder in the daemon's results, named before the job has
     # an id so that its history records one "queued", not two.
@@ -96,11 +120,11 @@ def _check_models(options: dict) -> None:
 def _fingerprint(path: str) -> InputFile:
     """Size and modification time only: hashing a 50 GB input here would stall every
     client for a minute. The scheduler fills in the sha256 from the job's first read."""
+    from virnucpro.fasta import check_path
+
     if not os.path.isabs(path):
         raise ProtocolError(ErrorCode.INVALID, f"{path}: input paths must be absolute")
-    p = Path(path)
-    if not p.is_file():
-        raise ProtocolError(ErrorCode.INVALID, f"{path}: no such file")
+    p = check_path(path)  # no such file; is a folder, not a FASTA file (predict's words)
     st = p.stat()
     return InputFile(path=str(p), size=st.st_size, mtime_ns=st.st_mtime_ns, sha256="")
 
@@ -118,7 +142,12 @@ def cancel(d: Daemon, body: dict) -> M.JobReply:
 
 
 def retry(d: Daemon, body: dict) -> M.JobReply:
-    job = d.service.retry(body["job_id"])
+    # The overrides a failure's hint names. --force applies to the next attempt only: a plain
+    # retry resumes the shards the job finished, whatever its submit said.
+    options = {"force": body.get("force", False)}
+    if "rename_duplicates" in body:
+        options["rename_duplicates"] = body["rename_duplicates"]
+    job = d.service.retry(body["job_id"], options)
     d.wake.set()
     return M.JobReply(job=job)
 

@@ -147,6 +147,14 @@ class JobRecord:
     def with_(self, **changes: Any) -> JobRecord:
         return replace(self, **changes)
 
+    def share_done(self) -> float | None:
+        """The share of the work done as every edge shows it: 1.0 only once completed (a job
+        writing its last tables is not done: at most 0.999), None while the total is unknown."""
+        if self.state is JobState.COMPLETED:
+            return 1.0
+        fraction = self.progress.fraction
+        return None if fraction is None else min(fraction, 0.999)
+
     def current_run(self) -> tuple[HistoryEntry, ...]:
         """The history since the job last entered the queue (a retry starts a new run)."""
         last = max((i for i, h in enumerate(self.history) if h.state is JobState.QUEUED),

@@ -59,6 +59,7 @@ class DaemonStatus(_Record):
     queued: int
     running: int | None
     max_queued: int
+    default_models: str = "published"  # what a submit without a `models` option runs with
 
     def loaded_models(self) -> tuple[str, ...]:
         return tuple(entry.models for entry in self.loaded)

@@ -1,11 +1,11 @@
 """The daemon's wire protocol: version, message types, one schema per message, error codes.
 
 Requests travel ROUTER/DEALER as one frame of UTF-8 JSON (at most `MAX_MESSAGE_BYTES`):
-  {"v": 1, "id": "<request id>", "type": "<request type>", "body": {...}}
-Replies: {"v": 1, "id": ..., "ok": true, "body": {...}} or
-         {"v": 1, "id": ..., "ok": false, "error": {"code": ..., "message": ...}}
+  {"v": 3, "id": "<request id>", "type": "<request type>", "body": {...}}
+Replies: {"v": 3, "id": ..., "ok": true, "body": {...}} or
+         {"v": 3, "id": ..., "ok": false, "error": {"code": ..., "message": ...}}
 Events travel PUB/SUB as two frames, the topic and the JSON event:
-  b"job" | b"progress" | b"memory" | b"daemon",  {"v": 1, "seq": n, "topic": ..., "time": t, "body": {...}}
+  b"job" | b"progress" | b"memory" | b"daemon",  {"v": 3, "seq": n, "topic": ..., "time": t, "body": {...}}
 This module imports nothing heavy (no zmq, no torch): the TUI and tests use it freely.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 from virnucpro.chunking import CHUNK_SIZES
 from virnucpro.daemon.jobs import JobState  # noqa: F401 - the protocol's states are the lifecycle's
 
-PROTOCOL_VERSION = 2  # docs/protocol.md, "History"
+PROTOCOL_VERSION = 3  # docs/protocol.md, "History"
 MAX_MESSAGE_BYTES = 1 << 20  # 1 MiB: a request, a reply or an upload chunk
 UPLOAD_CHUNK_BYTES = 512 * 1024  # raw bytes per upload/download chunk (base64 fits the limit)
 MAX_ID_LENGTH = 128
@@ -89,7 +89,8 @@ SCHEMAS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "jobs": {"all": (_BOOL, False)},
     "show": {"job_id": (_INT, True)},
     "cancel": {"job_id": (_INT, True)},
-    "retry": {"job_id": (_INT, True)},
+    # The overrides a failure's hint names (version 3): the retried job's options change.
+    "retry": {"job_id": (_INT, True), "force": (_BOOL, False), "rename_duplicates": (_BOOL, False)},
     "logs": {"job_id": (_INT, True), "since": (_INT, False)},
     "remove": {"job_id": (_INT, False), "older_than_s": (_NUM, False)},
     "drain": {},

@@ -52,6 +52,8 @@ class Scheduler:
         self.resolve = resolve
         self.stopping = threading.Event()
         self.current: int | None = None  # the job whose shards are being handed out
+        self.stream = None  # the JobStream running now, if any
+        service.on_cancel = self.cancel_running
 
     def claim_next(self, same_models: str | None = None) -> JobRecord | None:
         """The next queued job, marked loading; with `same_models`, only if it uses the model
@@ -89,7 +91,7 @@ class Scheduler:
         stream = None
         try:
             engine = self.engines.get(str(model_set.root))
-            stream = JobStream(self, engine, job)
+            stream = self.stream = JobStream(self, engine, job)
             for task, scores in engine.map(stream):
                 stream.on_result(task, scores)
         except Exception as exc:  # noqa: BLE001 - a failure of the engine fails its jobs, not the daemon
@@ -107,9 +109,17 @@ class Scheduler:
         finally:
             if stream is not None:
                 stream.close()
+            self.stream = None
             self.current = None
             self.engines.after_job()
         return stream.last if stream is not None else self.service.get(job.id)
+
+    def cancel_running(self, job_id: int) -> None:
+        """A job now being cancelled: if it is in the running stream, its shards in flight
+        are dropped at once rather than scored to their end (called from the request loop)."""
+        stream = self.stream
+        if stream is not None:
+            stream.cancel_in_flight(job_id)
 
     def predict_config(self, job: JobRecord) -> PredictConfig:
         from virnucpro import pipeline

@@ -25,7 +25,7 @@ from pathlib import Path
 from virnucpro import __version__
 from virnucpro.daemon import messages as M
 from virnucpro.daemon import protocol as P
-from virnucpro.daemon.handlers import HANDLERS
+from virnucpro.daemon.handlers import HANDLERS, default_models
 from virnucpro.daemon.jobs import IllegalMove, JobState
 from virnucpro.daemon.memory import MemoryMonitor
 from virnucpro.daemon.paths import DaemonPaths
@@ -78,13 +78,28 @@ class Daemon:
     # -- start -----------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Lock, join Ray if asked, check the sets of `--models`, open the store, bind, start
+        the runner. A start that fails gives back what it took (the lock, the socket files)
+        before its error goes on: nothing is left for the next start or a client to trip on."""
+        self.sockets.lock()
+        try:
+            self._start_locked()
+        except BaseException:
+            self._abandon_start()
+            raise
+
+    def _start_locked(self) -> None:
         from virnucpro.daemon.store_sqlite import SqliteJobStore
 
-        self.sockets.lock()
         # Join Ray now, for the daemon's life: the devices (and precision) are the cluster's,
         # and ray.init installs a SIGTERM handler that ours must replace (serve_forever).
         if self.config.engine.engine == "ray":
             self.config.devices = self.config.engine.cluster_devices()
+        # The lock file says who holds it, for a second start's refusal.
+        self.sockets.describe(persistent=self.config.persistent, devices=self.config.devices,
+                              engine=self.config.engine.engine)
+        # A set named at start that is not there is refused now, not at each job (either mode).
+        preload = [str(resolve_offline(models).root) for models in self.config.models]
         self.paths.state.mkdir(parents=True, exist_ok=True)
         self.store = SqliteJobStore(self.paths.store)
         self.service = JobService(self.store, self.emit)
@@ -98,14 +113,22 @@ class Daemon:
         self.sockets.bind()
         self.monitor = MemoryMonitor(self.config.devices, self.engines.describe)
         if self.config.persistent:
-            for models in self.config.models:
+            for root in preload:
                 # Start the workers now, not at the first job.
-                self.engines.get(str(resolve_offline(models).root)).start()
+                self.engines.get(root).start()
         self.runner = RunnerThread(self.scheduler, self.wake)
         self.runner.start()
         log.info("daemon %s ready on %s (events %s), %s models, devices %s", __version__,
                  self.sockets.requests_endpoint, self.sockets.events_endpoint,
                  "persistent" if self.config.persistent else "per-job", ",".join(self.config.devices))
+
+    def _abandon_start(self) -> None:
+        """What a failed start took, given back in reverse (the runner never started)."""
+        for held in (getattr(self, "engines", None), getattr(self, "store", None)):
+            if held is not None:
+                with contextlib.suppress(Exception):
+                    held.close()
+        self.sockets.close()
 
     # -- what it reports -------------------------------------------------------------------
 
@@ -118,7 +141,8 @@ class Daemon:
             requests=self.sockets.requests_endpoint, events=self.sockets.events_endpoint,
             loaded=tuple(from_wire(M.LoadedSet, e) for e in self.engines.describe()),
             model_loads=self.engines.model_loads, queued=self.store.count([JobState.QUEUED]),
-            running=self.scheduler.current, max_queued=self.config.max_queued)
+            running=self.scheduler.current, max_queued=self.config.max_queued,
+            default_models=default_models(self))
 
     def memory(self) -> tuple[M.DeviceMemory, ...]:
         return tuple(from_wire(M.DeviceMemory, row) for row in self.monitor.read())

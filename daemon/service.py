@@ -43,6 +43,8 @@ class JobService:
         self.clock = clock
         # Re-entrant: `finish` decides between completed and cancelled by the state it reads.
         self.lock = threading.RLock()
+        # Told the id of a job that became cancelling: the scheduler drops its shards in flight.
+        self.on_cancel: Callable[[int], None] = lambda job_id: None
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -95,17 +97,21 @@ class JobService:
             if job.state is JobState.QUEUED:
                 return self._move(job_id, JobState.CANCELLED, "cancelled by request")
             if job.state in (JobState.LOADING, JobState.RUNNING):
-                return self._move(job_id, JobState.CANCELLING, "cancel requested")
-            return job
+                job = self._move(job_id, JobState.CANCELLING, "cancel requested")
+            else:
+                return job
+        self.on_cancel(job_id)  # outside the lock: it talks to the engine's workers
+        return job
 
-    def retry(self, job_id: int) -> JobRecord:
+    def retry(self, job_id: int, options: dict | None = None) -> JobRecord:
+        """Failed or cancelled -> queued; `options` changes some of its options (retry --force)."""
         with self.lock:
             job = self.get(job_id)
             if job.state not in (JobState.FAILED, JobState.CANCELLED):
                 raise IllegalMove(job_id, job.state, JobState.QUEUED,
                                   "only failed or cancelled jobs can be retried")
             return self._move(job_id, JobState.QUEUED, "retry requested", attempts=0,
-                              finished=None)
+                              finished=None, options={**job.options, **(options or {})})
 
     # -- from the scheduler ------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import fcntl
 import json
 import logging
 import os
+import time
 from pathlib import Path
 from typing import IO
 
@@ -31,6 +32,38 @@ def _ipc_file(endpoint: str) -> Path | None:
     return Path(endpoint[6:]) if endpoint.startswith("ipc://") else None
 
 
+def _read_description(fh: IO[str]) -> dict:
+    """The lock holder's description; a moment's retry, as the holder rewrites it in place."""
+    text = ""
+    for _ in range(10):
+        fh.seek(0)
+        text = fh.read().strip()
+        try:
+            found = json.loads(text)
+        except ValueError:
+            found = None
+        if isinstance(found, dict) and "pid" in found:
+            return found
+        if isinstance(found, int):  # written by a daemon of 0.1: its pid only
+            return {"pid": found}
+        time.sleep(0.02)
+    return {"pid": text or "?"}
+
+
+def describe_holder(description: dict) -> str:
+    """`pid 123; persistent models; devices cuda:0,cuda:1; ipc:///...` (what is known of it)."""
+    parts = [f"pid {description.get('pid', '?')}"]
+    if "mode" not in description:
+        return parts[0] + "; starting"
+    parts.append(f"{description['mode']} models")
+    parts.append(f"devices {','.join(description.get('devices') or []) or '-'}")
+    if description.get("engine", "pool") != "pool":
+        parts.append(f"engine {description['engine']}")
+    if description.get("endpoint"):
+        parts.append(str(description["endpoint"]))
+    return "; ".join(parts)
+
+
 class DaemonSockets:
     def __init__(self, paths: DaemonPaths, endpoint: str | None, curve_keys: Path | None) -> None:
         self.paths = paths
@@ -47,17 +80,19 @@ class DaemonSockets:
 
     def lock(self) -> None:
         """flock, taken before binding: a second daemon refuses instead of stealing the socket.
-        The kernel drops it when a daemon dies, so a stale lock never blocks a restart."""
+        The kernel drops it when a daemon dies, so a stale lock never blocks a restart. The
+        file holds the holder's description (JSON: its pid now, the rest from `describe`), which
+        a refused daemon reads to say which daemon runs."""
         self.paths.lock.parent.mkdir(parents=True, exist_ok=True)
         while True:
             fh = open(self.paths.lock, "a+")
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                fh.seek(0)
-                other = fh.read().strip() or "?"
+                other = _read_description(fh)
                 fh.close()
-                raise DaemonError(f"another daemon (pid {other}) is running with "
+                raise DaemonError(f"another daemon ({describe_holder(other)}) is running; stop "
+                                  f"it first (`virnucpro-daemon stop`), its lock is "
                                   f"{self.paths.lock}") from None
             # A stopping daemon unlinks the file it held: a lock on that one would be no lock.
             try:
@@ -66,11 +101,24 @@ class DaemonSockets:
             except FileNotFoundError:
                 pass
             fh.close()
+        self._lock_fh = fh
+        self._write_description({"pid": os.getpid()})
+
+    def describe(self, *, persistent: bool, devices: list[str], engine: str = "pool") -> None:
+        """Complete the lock file's description once the daemon's configuration is final
+        (with Ray the devices are the cluster's, known only after joining it)."""
+        self._write_description({"pid": os.getpid(), "mode": "persistent" if persistent else
+                                 "per-job", "devices": list(devices), "engine": engine,
+                                 "endpoint": self.requests_endpoint})
+
+    def _write_description(self, description: dict) -> None:
+        fh = self._lock_fh
+        if fh is None:
+            raise RuntimeError("describe() before lock()")
         fh.seek(0)
         fh.truncate()
-        fh.write(str(os.getpid()))
+        fh.write(json.dumps(description))
         fh.flush()
-        self._lock_fh = fh
 
     def bind(self) -> None:
         """The ROUTER for requests and the PUB for events, then the files naming them."""

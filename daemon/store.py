@@ -67,9 +67,16 @@ def _transitioned(rec: JobRecord, state: JobState, now: float, reason: str,
                      history=(*rec.history, HistoryEntry(now, state, reason)), **new)
 
 
+def _run_order(record: JobRecord) -> tuple[int, int]:
+    return -record.priority, record.id
+
+
 def _in_list_order(records: Iterable[JobRecord]) -> list[JobRecord]:
+    """Jobs on the devices (loading, running, cancelling), then queued ones in run order
+    (priority, then id), then finished ones, most recently finished first."""
     records = [*records]
-    live = sorted((r for r in records if r.state.live), key=lambda r: (-r.priority, r.id))
+    live = (sorted((r for r in records if r.state.active), key=_run_order)
+            + sorted((r for r in records if r.state is JobState.QUEUED), key=_run_order))
     done = sorted((r for r in records if r.state.finished),
                   key=lambda r: (-(r.finished or 0.0), -r.id))
     return live + done

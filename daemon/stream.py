@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -65,6 +66,11 @@ class JobStream:
         self.jobs: list[_Job] = []
         self.by_run: dict[str, tuple[_Job, int, ShardFeed]] = {}  # run -> (job, input, feed)
         self.last: JobRecord = first
+        # Shards handed out and not yet back, by job: what a cancel tells the engine to drop.
+        # Read from the request loop's thread (`cancel_in_flight`), hence the lock.
+        self._in_flight: dict[int, set[tuple]] = {}
+        self._lock = threading.Lock()
+        engine.notify = self._worker_note  # a worker's death goes into its jobs' logs
 
     # -- handing out shards ----------------------------------------------------------------
 
@@ -92,9 +98,13 @@ class JobStream:
                 ctx.feeds.append(feed)
                 self.by_run[feed.run] = (ctx, n, feed)
                 self.service.log(ctx.id, f"scoring {item.name} ({item.index.n_records} sequences)")
+                if feed.resume_note:
+                    self.service.log(ctx.id, feed.resume_note)
                 for task in feed:
                     if self._halted(ctx):
                         return
+                    with self._lock:
+                        self._in_flight.setdefault(ctx.id, set()).add(task.key)
                     yield task
                 if feed.complete:  # nothing was left to score (a resumed input)
                     self._finish_input(ctx, n, feed)
@@ -114,8 +124,10 @@ class JobStream:
         last = [float("-inf")]
 
         def update(sequences: int, chunks: int) -> None:
-            ctx.progress = ctx.progress.with_(chunks_done=before.chunks_done + chunks,
-                                              sequences_done=before.sequences_done + sequences)
+            p = ctx.progress
+            ctx.progress = p.with_(
+                chunks_done=max(p.chunks_done, before.chunks_done + chunks),
+                sequences_done=max(p.sequences_done, before.sequences_done + sequences))
             now = self.service.clock()
             if now - last[0] >= PROGRESS_EVERY_S and not ctx.ended:
                 last[0] = now
@@ -125,8 +137,24 @@ class JobStream:
 
     # -- results ---------------------------------------------------------------------------
 
+    def cancel_in_flight(self, job_id: int) -> None:
+        """A cancel came (from the request loop): the engine drops this job's shards in
+        flight, the one being scored stopping between two model batches (engine.cancel)."""
+        with self._lock:
+            keys = sorted(self._in_flight.get(job_id, ()))
+        self.engine.cancel(keys)
+
+    def _worker_note(self, message: str, keys: list[tuple]) -> None:
+        """The engine lost a worker holding these shards: say so in their jobs' logs."""
+        for job_id in sorted({self.by_run[k[0]][0].id for k in keys if k[0] in self.by_run}):
+            self.service.log(job_id, message)
+
     def on_result(self, task, scores) -> None:
         ctx, n, feed = self.by_run[task.key[0]]
+        with self._lock:
+            self._in_flight.get(ctx.id, set()).discard(task.key)
+        if scores.cancelled and not ctx.ended:  # dropped by the engine: never written
+            self._end(ctx, self.service.halt)
         if ctx.ended:
             return  # a cancelled or failed job: its late shards are dropped
         try:
@@ -200,6 +228,8 @@ class JobStream:
                                                         ctx.config.chunk_size,
                                                         self.s.config.effective_precision)
             ctx.modes = [pipeline.prepare_folder(i, ctx.config, ctx.models_key) for i in ctx.items]
+            if set(ctx.modes) - {"fresh"}:  # say what of an earlier run is reused
+                self.service.log(job.id, f"reusing {job.outdir}: {ctx.modes.count('done')} of {len(ctx.modes)} input(s) already complete, {ctx.modes.count('resume')} resumed from their shards")
         except VirNucProError as exc:
             self._fail(ctx, str(exc))
             return None
@@ -207,9 +237,16 @@ class JobStream:
             log.exception("job %d failed to start", job.id)
             self._fail(ctx, f"internal error: {type(exc).__name__}: {exc}")
             return None
-        # The total is known before any scoring: the first pass counted every chunk.
+        # The total is known before any scoring: the first pass counted every chunk. A job
+        # that ran before starts from what it had shown (its staged tables may restart from a
+        # slightly earlier checkpoint: progress never goes back).
         ctx.progress = Progress(chunks_total=sum(i.index.n_chunks or 0 for i in ctx.items),
                                 sequences_total=sum(i.index.n_records for i in ctx.items))
+        earlier = job.progress
+        if (earlier.chunks_total, earlier.sequences_total) == (ctx.progress.chunks_total,
+                                                               ctx.progress.sequences_total):
+            ctx.progress = ctx.progress.with_(chunks_done=earlier.chunks_done,
+                                              sequences_done=earlier.sequences_done)
         started = self.service.start(job.id, inputs, ctx.progress)
         if started is None:  # cancelled while loading: the service ended it
             self._end(ctx, None)

@@ -24,30 +24,30 @@ class DieOnceScorer(ModelScorer):
     """Kills its own process the first time any worker scores shard $FAKE_DIE_SHARD.
     A marker file in $FAKE_STATE_DIR makes "first" hold across processes."""
 
-    def score(self, task: ShardTask):
+    def score(self, task: ShardTask, stop=None):
         marker = Path(os.environ["FAKE_STATE_DIR"]) / f"died-{task.key[0]}-{task.key[1]}"
         if task.key[1] == int(os.environ["FAKE_DIE_SHARD"]) and not marker.exists():
             marker.write_text(str(os.getpid()))
             _die()
-        return super().score(task)
+        return super().score(task, stop)
 
 
 class PoisonScorer(ModelScorer):
     """Kills its process whenever a shard holds a frame of sequence $FAKE_POISON_ID."""
 
-    def score(self, task: ShardTask):
+    def score(self, task: ShardTask, stop=None):
         poison = os.environ["FAKE_POISON_ID"] + "_chunk_"
         if any(fid.startswith(poison) for fid in task.frame_ids):
             _die()
-        return super().score(task)
+        return super().score(task, stop)
 
 
 class SlowScorer(ModelScorer):
     """Takes $FAKE_DELAY seconds more per shard, so a test can act while work is running."""
 
-    def score(self, task: ShardTask):
+    def score(self, task: ShardTask, stop=None):
         time.sleep(float(os.environ.get("FAKE_DELAY", "0.2")))
-        return super().score(task)
+        return super().score(task, stop)
 
 
 class SmallMemoryScorer(ModelScorer):
@@ -77,6 +77,27 @@ class SmallMemoryScorer(ModelScorer):
         return Small(models)
 
 
+class BatchSleepScorer(ModelScorer):
+    """Sleeps $FAKE_BATCH_DELAY seconds in every model batch: a shard of many batches takes
+    long, so that a cancel can be seen to stop it between two batches."""
+
+    def embedder(self, models):
+        from virnucpro.features import Embedder
+
+        delay = float(os.environ.get("FAKE_BATCH_DELAY", "0.2"))
+
+        class Sleepy(Embedder):
+            def dna(self, token_ids):
+                time.sleep(delay)
+                return super().dna(token_ids)
+
+            def protein(self, proteins):
+                time.sleep(delay)
+                return super().protein(proteins)
+
+        return Sleepy(models)
+
+
 class HangingScorer(ModelScorer):
     """Never finishes loading (a model load stuck on a slow file system)."""
 
@@ -95,7 +116,7 @@ class StallingScorer(HashScorer):
     """The stand-in scorer, which stops at shard $FAKE_STALL_SHARD (leaving the marker file
     $FAKE_STATE_DIR/stalled) until its process is killed or its parent dies."""
 
-    def score(self, task: ShardTask):
+    def score(self, task: ShardTask, stop=None):
         if task.key[1] == int(os.environ["FAKE_STALL_SHARD"]):
             parent = os.getppid()
             (Path(os.environ["FAKE_STATE_DIR"]) / "stalled").write_text(str(os.getpid()))
@@ -103,4 +124,4 @@ class StallingScorer(HashScorer):
             while os.getppid() == parent and time.monotonic() < deadline:
                 time.sleep(0.05)
             os._exit(1)
-        return super().score(task)
+        return super().score(task, stop)

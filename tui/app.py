@@ -25,7 +25,7 @@ from textual.widgets import Footer, Header
 from textual.worker import get_current_worker
 
 from virnucpro.daemon.client import ClientError, DaemonUnavailable
-from virnucpro.daemon.jobs import JobRecord
+from virnucpro.daemon.jobs import JobRecord, JobState
 from virnucpro.tui.link import Abandoned, ClientFactory, DaemonLink, is_local
 from virnucpro.tui.messages import (
     DaemonEvent,
@@ -34,9 +34,12 @@ from virnucpro.tui.messages import (
     JobActionFailed,
     JobActionRequested,
     JobOpened,
+    JobRemoved,
 )
 from virnucpro.tui.results import Results, read_results
+from virnucpro.tui.screens.confirm import ConfirmScreen
 from virnucpro.tui.screens.connect import ConnectScreen, StartFinished
+from virnucpro.tui.screens.help import HelpScreen, bindings_of
 from virnucpro.tui.screens.job_detail import JobDetailScreen
 from virnucpro.tui.screens.submit import SubmitScreen
 from virnucpro.tui.state import DashboardState
@@ -54,6 +57,7 @@ class DashboardApp(App):
         Binding("n", "submit", "Submit"),
         Binding("d", "connect", "Start daemon"),
         Binding("q", "quit", "Quit"),
+        Binding("question_mark,f1", "help", "Help"),
     ]
 
     def __init__(self, connect: ClientFactory, endpoint: str, *,
@@ -72,6 +76,7 @@ class DashboardApp(App):
         self.ever_connected = False
         self.offered_start = False
         self.lost_because = ""  # the last Disconnected's reason, for the connect dialog
+        self.lost: Disconnected | None = None  # while the daemon does not answer: the banners
         self.sub_title = endpoint
 
     # -- composition -----------------------------------------------------------------------
@@ -108,10 +113,11 @@ class DashboardApp(App):
     def on_daemon_event(self, message: DaemonEvent) -> None:
         topic = self.state.apply(message.item)
         if topic == "snapshot":
-            if self.banner.display:
+            if self.lost is not None:
                 self.notify("Connected to the daemon.", timeout=3)
             self.ever_connected = True
-            self.banner.hide()
+            self.lost = None
+            self._show_connection()
             if isinstance(self.screen, ConnectScreen):
                 self.screen.dismiss(None)
             self.refresh_bindings()
@@ -124,8 +130,9 @@ class DashboardApp(App):
     def on_disconnected(self, message: Disconnected) -> None:
         self.state.connected = False
         self.lost_because = message.reason
-        self.banner.show_lost(message.reason, message.retry_in, message.attempt,
-                              ever_connected=self.ever_connected, can_start=self.local)
+        self.lost = message
+        self._show_connection()
+        self._show_jobs()  # as last heard: no ETA
         self._show_status()
         self.refresh_bindings()
         if not self.ever_connected and not self.offered_start:
@@ -146,6 +153,20 @@ class DashboardApp(App):
             if job is not None and job is not screen.job:
                 screen.update_job(job)
 
+    def _show_connection(self) -> None:
+        """The lost-daemon banner on every screen that has one (or none, connected), and the
+        job detail's stale mark."""
+        lost = self.lost
+        for screen in self.screen_stack:
+            for banner in screen.query(ConnectionBanner):
+                if lost is None:
+                    banner.hide()
+                else:
+                    banner.show_lost(lost.reason, lost.retry_in, lost.attempt,
+                                     ever_connected=self.ever_connected, can_start=self.local)
+            if isinstance(screen, JobDetailScreen):
+                screen.tick()
+
     def _show_status(self) -> None:
         self.status_bar.show(self.state.daemon, self.state.uptime(), connected=self.state.connected,
                              endpoint=self.endpoint, queued=self.state.queued())
@@ -165,11 +186,18 @@ class DashboardApp(App):
         self.notify(f"Job {job.id} ({job.name}) submitted.", timeout=4)
 
     @on(JobOpened)
-    def _open(self, message: JobOpened) -> None:
+    async def _open(self, message: JobOpened) -> None:
         job = self.state.jobs.get(message.job_id)
         if job is not None:
-            self.push_screen(JobDetailScreen(job, self.link, clock=self.clock, local=self.local,
-                                             reader=self.reader))
+            await self.push_screen(JobDetailScreen(job, self.link, state=self.state,
+                                                   local=self.local, reader=self.reader))
+            self._show_connection()
+
+    def action_help(self) -> None:
+        screen = self.screen
+        if isinstance(screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen(help_title(screen), bindings_of(screen)))
 
     def action_connect(self, reason: str = "") -> None:
         if self.state.connected:
@@ -193,23 +221,51 @@ class DashboardApp(App):
             return not self.state.connected and self.local
         return True
 
-    # -- cancel and retry ------------------------------------------------------------------
+    # -- cancel, retry and remove: confirmed first -------------------------------------------
 
     @on(JobActionRequested)
     def _job_action(self, message: JobActionRequested) -> None:
-        self.job_action(message.action, message.job_id)
+        action, job_id = message.action, message.job_id
+        job = self.state.jobs.get(job_id)
+        if job is None:
+            return
+        why_not = refusal(action, job)
+        if why_not:
+            self.notify(why_not, severity="warning", timeout=5)
+            return
+        title, text, yes = question(action, job)
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.job_action(action, job_id)
+
+        self.push_screen(ConfirmScreen(title, text, yes=yes), answered)
 
     @work(thread=True, group="requests", exit_on_error=False)
     def job_action(self, action: str, job_id: int) -> None:
         worker = get_current_worker()
         try:
-            job = self.link.call(action, job_id, cancelled=lambda: worker.is_cancelled)
+            if action == "remove":
+                result = self.link.call("remove", job_id=job_id, cancelled=lambda: worker.is_cancelled)
+            else:
+                result = self.link.call(action, job_id, cancelled=lambda: worker.is_cancelled)
         except (ClientError, DaemonUnavailable) as exc:
             self.post_message(JobActionFailed(action, job_id, getattr(exc, "message", str(exc))))
         except Abandoned:
             pass
         else:
-            self.post_message(JobActionDone(action, job))
+            self.post_message(JobRemoved(job_id, int(result)) if action == "remove"
+                              else JobActionDone(action, result))
+
+    def on_job_removed(self, message: JobRemoved) -> None:
+        self.state.forget(message.job_id)  # no event tells the stream
+        screen = self.screen
+        if isinstance(screen, JobDetailScreen) and screen.job_id == message.job_id:
+            self.pop_screen()
+        self._show_jobs()
+        self._show_status()
+        gone = "removed" if message.removed else "was already gone"
+        self.notify(f"Job {message.job_id} {gone}; its output folder is left as it is.", timeout=4)
 
     def on_job_action_done(self, message: JobActionDone) -> None:
         job = message.job
@@ -220,6 +276,43 @@ class DashboardApp(App):
     def on_job_action_failed(self, message: JobActionFailed) -> None:
         self.notify(f"{message.action} job {message.job_id}: {message.error}", severity="error",
                     timeout=6)
+
+
+def help_title(screen) -> str:
+    if isinstance(screen, JobDetailScreen):
+        return f"job {screen.job_id}"
+    return getattr(screen, "HELP_TITLE", "the queue")
+
+
+ACTION_STATES = {
+    "cancel": (JobState.QUEUED, JobState.LOADING, JobState.RUNNING),
+    "retry": (JobState.FAILED, JobState.CANCELLED),
+    "remove": (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED),
+}
+
+
+def refusal(action: str, job: JobRecord) -> str:
+    """Why `action` cannot apply to `job` as we last saw it ("" when it can): not asked, then."""
+    if job.state in ACTION_STATES.get(action, ()):
+        return ""
+    which = {"cancel": "a queued, loading or running job can be cancelled",
+             "retry": "only failed or cancelled jobs can be retried",
+             "remove": "only a finished job can be removed (cancel it first)"}[action]
+    return f"Job {job.id} is {job.state.value}: {which}."
+
+
+def question(action: str, job: JobRecord) -> tuple[str, str, str]:
+    """The confirmation's title, text and yes-button word."""
+    name = f"job {job.id} ({job.name})"
+    if action == "cancel":
+        what = ("It leaves the queue." if job.state is JobState.QUEUED else
+                "It stops at the next shard; what it scored stays in its output folder.")
+        return f"Cancel {name}?", f"{what} Retry resumes it.", "Cancel it"
+    if action == "retry":
+        return (f"Retry {name}?", f"It goes back in the queue and resumes in {job.outdir}.",
+                "Retry")
+    return (f"Remove {name}?", "The daemon forgets the job and its log; its output folder "
+            f"{job.outdir} is left as it is.", "Remove")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

@@ -46,6 +46,15 @@ class JobActionDone(Message):
         self.job = job
 
 
+class JobRemoved(Message):
+    """A remove was accepted: the daemon dropped `removed` (0 or 1) records of `job_id`."""
+
+    def __init__(self, job_id: int, removed: int) -> None:
+        super().__init__()
+        self.job_id = job_id
+        self.removed = removed
+
+
 class JobActionFailed(Message):
     def __init__(self, action: str, job_id: int, error: str) -> None:
         super().__init__()
@@ -58,7 +67,8 @@ class JobActionFailed(Message):
 
 
 class JobActionRequested(Message):
-    """Cancel or retry a job (from the queue table's bindings or the detail screen)."""
+    """Cancel, retry or remove a job (from the queue table's bindings or the detail screen);
+    the app asks for confirmation first."""
 
     def __init__(self, action: str, job_id: int) -> None:
         super().__init__()

@@ -82,17 +82,18 @@ def state_text(state: JobState) -> Text:
 
 def bar(fraction: float | None, width: int, *, style: str = "cyan", label: bool = True,
         track: str = "━") -> Text:
-    """A bar of `width` cells (eighths of a cell resolution), then the percentage."""
+    """A bar of `width` cells (eighths of a cell resolution), then the percentage; both round
+    down, so that only all of it (a completed job) fills the bar and reads 100%."""
     if fraction is None:
         return Text("·" * width + ("     " if label else ""), style="dim")
     fraction = min(max(fraction, 0.0), 1.0)
-    eighths = round(fraction * width * 8)
+    eighths = int(fraction * width * 8 + 1e-9)
     full, part = divmod(eighths, 8)
     filled = "█" * full + ("▏▎▍▌▋▊▉"[part - 1] if part else "")
     text = Text(filled, style=style)
     text.append(track * (width - len(filled)), style="grey37")
     if label:
-        text.append(f" {fraction * 100:3.0f}%")
+        text.append(f" {int(fraction * 100 + 1e-9):3d}%")
     return text
 
 

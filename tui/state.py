@@ -5,7 +5,14 @@ the client's `Follower`, typed records only (daemon/messages.py); `rows()` order
 (active, then queued in run order, then finished, newest first) and derives rate, elapsed and
 ETA from their progress, their history and an injected clock, so that it is unit-tested without
 an app and the snapshot tests can freeze time. Progress is measured in chunks, the unit whose
-total the daemon counts before scoring; sequences are shown as figures only.
+total the daemon counts before scoring; sequences are shown as figures only. The share done is
+`JobRecord.share_done()` (100 % only once completed).
+
+The rate is the recent one: per job, the (time, chunks_done) samples of its current run taken
+from progress events (on the injected clock), and the rate over the last `RATE_WINDOW_S` of
+them. Never chunks done / time since scoring began: a retried or resumed run reports the chunks
+its earlier attempts left as done, and counting them again made the rate 5x too high and the
+ETA 0 s with work left. While the daemon is lost the figures are those last heard, and no ETA.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from virnucpro.daemon.jobs import HistoryEntry, JobRecord, JobState
 from virnucpro.daemon.messages import DaemonStatus, DeviceMemory, Event, Snapshot
 
 MEMORY_SAMPLES = 60  # one memory event a second: the sparkline shows the last minute
+RATE_WINDOW_S = 30.0  # the rate (and ETA) come from the progress of the last 30 s
+RATE_SAMPLES = 240  # progress is published at most every 0.5 s: two minutes of it
 DEFAULT_MODELS = "published"
 
 
@@ -36,9 +45,10 @@ class JobRow:
     chunks_done: int
     chunks_total: int | None
     fraction: float | None  # by chunks
-    rate: float | None  # chunks per second, over the current run's scoring
+    rate: float | None  # chunks per second, over the current run's last RATE_WINDOW_S
     elapsed: float | None
     eta: float | None
+    stale: bool = False  # the daemon is lost: figures as last heard, no ETA
 
     @property
     def live(self) -> bool:
@@ -68,31 +78,50 @@ def _first(entries: Iterable[HistoryEntry], test: Callable[[JobState], bool]) ->
     return next((h.time for h in entries if test(h.state)), None)
 
 
-def job_row(job: JobRecord, now: float) -> JobRow:
+def run_key(job: JobRecord) -> int:
+    """Which run of the job this is: the number of times it entered the queue (a retry, or a
+    requeue when the daemon stopped, starts a new one)."""
+    return sum(1 for h in job.history if h.state is JobState.QUEUED)
+
+
+def recent_rate(samples: Iterable[tuple[float, int]], window: float = RATE_WINDOW_S) -> float | None:
+    """Chunks per second between the newest sample and the oldest of the last `window`
+    seconds (the one just before them when the newest is alone in it); None without two."""
+    samples = list(samples)
+    if len(samples) < 2:
+        return None
+    t1, c1 = samples[-1]
+    ref = next(i for i, (t, _) in enumerate(samples) if t >= t1 - window)
+    t0, c0 = samples[min(ref, len(samples) - 2)]
+    if t1 <= t0 or c1 < c0:
+        return None
+    return (c1 - c0) / (t1 - t0)
+
+
+def job_row(job: JobRecord, now: float, *, rate: float | None = None, stale: bool = False
+            ) -> JobRow:
+    """The row of `job` at `now`; `rate` is the recent scoring rate (`DashboardState` keeps
+    the samples), `stale` that `now` is when the daemon was last heard (no ETA then)."""
     p = job.progress
     state = job.state
     seqs_total, seqs_done = p.sequences_total, p.sequences_done
     chunks_total, chunks_done = p.chunks_total, p.chunks_done
-    fraction = p.fraction
+    fraction = job.share_done()  # 1.0 only once completed; a stopped job shows what was done
     if state is JobState.COMPLETED:  # all of it, whatever was counted
         seqs_total = seqs_done = seqs_total or seqs_done
         chunks_total = chunks_done = chunks_total or chunks_done
-        fraction = 1.0
     run = job.current_run()
     began = _first(run, lambda s: s.active)  # the job holds the devices from here
-    scoring = _first(run, lambda s: s is JobState.RUNNING)  # rate counts scoring, not the load
     end = job.finished if state.finished else now
     elapsed = None if began is None or end is None else max(0.0, end - began)
-    speed = None
-    if scoring is not None and end is not None and end > scoring and chunks_done:
-        speed = chunks_done / (end - scoring)
+    speed = rate if state is JobState.RUNNING and rate else None
     eta = None
-    if state is JobState.RUNNING and speed and chunks_total is not None:
+    if speed and chunks_total is not None and not stale:
         eta = max(0.0, (chunks_total - chunks_done) / speed)
     return JobRow(id=job.id, name=job.name, state=state, priority=job.priority,
                   sequences_done=seqs_done, sequences_total=seqs_total, chunks_done=chunks_done,
                   chunks_total=chunks_total, fraction=fraction, rate=speed, elapsed=elapsed,
-                  eta=eta)
+                  eta=eta, stale=stale)
 
 
 def job_order(job: JobRecord) -> tuple:
@@ -119,14 +148,21 @@ class DashboardState:
         self.daemon_seen: float | None = None  # our clock when `daemon` was taken
         self.seq = 0
         self.connected = False
+        self.heard: float | None = None  # our clock at the last item of the stream
+        # job id -> (its run, the (time, chunks_done) samples of that run's progress events)
+        self.samples: dict[int, tuple[int, deque[tuple[float, int]]]] = {}
 
     # -- folding the stream in -------------------------------------------------------------
 
     def apply(self, item: Snapshot | Event) -> str:
         """Fold one item of `Client.follow()` in; return what changed: "snapshot", or the
         event's topic (job, progress, memory, daemon)."""
+        self.heard = self.clock()
         if isinstance(item, Snapshot):
             self.jobs = {j.id: j for j in item.jobs}
+            # A reconnection: the samples of runs still going are still good.
+            self.samples = {i: s for i, s in self.samples.items()
+                            if i in self.jobs and s[0] == run_key(self.jobs[i])}
             self._set_daemon(item.daemon)
             self.memory = {}
             self._set_devices(item.devices)
@@ -140,6 +176,7 @@ class DashboardState:
             job = self.jobs.get(body.job_id)
             if job is not None:
                 self.jobs[job.id] = job.with_(progress=body.progress)
+                self._sample(job, body.progress.chunks_done)
         elif item.topic == "memory":
             self._set_devices(body.devices)
         elif item.topic == "daemon":
@@ -156,6 +193,39 @@ class DashboardState:
         if known is None or len(job.history) > len(known.history):
             self.jobs[job.id] = job
 
+    def forget(self, job_id: int) -> None:
+        """A job removed from the daemon (no event says so)."""
+        self.jobs.pop(job_id, None)
+        self.samples.pop(job_id, None)
+
+    def _sample(self, job: JobRecord, chunks_done: int) -> None:
+        key = run_key(job)
+        known = self.samples.get(job.id)
+        if known is None or known[0] != key or job.state is not JobState.RUNNING:
+            known = (key, deque(maxlen=RATE_SAMPLES))
+            self.samples[job.id] = known
+        if job.state is not JobState.RUNNING or chunks_done <= 0:
+            # A run starts at 0 and a resumed one jumps at its first write to what its earlier
+            # attempts left done: measured from that 0, those chunks would count as scored now.
+            return
+        known[1].append((self.clock(), chunks_done))
+
+    def rate(self, job: JobRecord) -> float | None:
+        """The recent chunks per second of the job's current run (None until two samples)."""
+        known = self.samples.get(job.id)
+        if known is None or known[0] != run_key(job):
+            return None
+        return recent_rate(known[1])
+
+    @property
+    def stale(self) -> bool:
+        """The daemon was heard and is lost now: what is shown is as it was then."""
+        return not self.connected and self.heard is not None
+
+    def row(self, job: JobRecord) -> JobRow:
+        now = self.heard if self.stale and self.heard is not None else self.clock()
+        return job_row(job, now, rate=self.rate(job), stale=self.stale)
+
     def _set_daemon(self, status: DaemonStatus) -> None:
         self.daemon = status
         self.daemon_seen = self.clock()
@@ -170,8 +240,7 @@ class DashboardState:
     # -- views -----------------------------------------------------------------------------
 
     def rows(self) -> list[JobRow]:
-        now = self.clock()
-        return [job_row(j, now) for j in sorted(self.jobs.values(), key=job_order)]
+        return [self.row(j) for j in sorted(self.jobs.values(), key=job_order)]
 
     def queued(self) -> int:
         return sum(1 for j in self.jobs.values() if j.state is JobState.QUEUED)

@@ -2,8 +2,8 @@
 
 `check_submission` turns the dialog's raw fields into a `Submission` or raises `FormError` with
 every problem at once (a person fixes them in one go). It checks what can be checked here:
-files exist and start like FASTA, the chunk size is one the published model has, the priority
-is a number. The daemon checks again and may still refuse (model set missing, queue full); the
+files exist and start like FASTA (`virnucpro.fasta.sniff_fasta`, shared with `virnucpro submit`
+and the daemon), the chunk size is one the published model has, the priority is a number. The daemon checks again and may still refuse (model set missing, queue full); the
 dialog then shows its error.
 """
 
@@ -56,21 +56,16 @@ def is_fasta_name(path: Path) -> bool:
 
 
 def fasta_problem(path: Path) -> str | None:
-    """Why `path` cannot be a FASTA input, or None. Reads only its first bytes."""
-    if not path.exists():
-        return f"{path}: no such file"
-    if not path.is_file():
-        return f"{path}: not a file"
-    opener = COMPRESSED.get(path.suffix.lower(), open)
+    """Why `path` cannot be a FASTA input, or None: `virnucpro.fasta.sniff_fasta`, the check
+    of its first bytes that `virnucpro submit` and the daemon make too, with predict's words
+    (a folder, missing, empty, binary, no '>' header, a protein, an over-long id)."""
+    from virnucpro.errors import InputError
+    from virnucpro.fasta import sniff_fasta
+
     try:
-        with opener(path, "rb") as fh:
-            head = fh.read(4096).lstrip()
-    except (OSError, EOFError, lzma.LZMAError) as exc:
-        return f"{path}: unreadable ({exc})"
-    if not head:
-        return f"{path}: empty"
-    if not head.startswith(b">"):
-        return f"{path}: does not start like FASTA ('>' header)"
+        sniff_fasta(path)
+    except InputError as exc:
+        return str(exc)
     return None
 
 

@@ -17,7 +17,7 @@ import contextlib
 import gc
 import logging
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import chain
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -70,6 +70,13 @@ class DaemonEngine(Engine, Protocol):
 
     def kill(self) -> None:
         """At once (from a signal handler): no waiting for anything."""
+
+    def cancel(self, keys: list[tuple]) -> None:
+        """Drop these shards (their job was cancelled) as soon as the engine can: each comes
+        back from `map` as `ShardScores.abandoned`, or scored. Callable from another thread."""
+
+    # Set by the caller: told (message, keys of the shards concerned) when a worker dies.
+    notify: Callable[[str, list[tuple]], None] | None
 
 
 def as_model_set(models: ModelSet | str) -> ModelSet:
@@ -256,6 +263,21 @@ class PoolEngine:
         for w in pool.workers if pool else []:
             with contextlib.suppress(Exception):
                 w.process.kill()
+
+    def cancel(self, keys: list[tuple]) -> None:
+        """The shard a worker is scoring stops before its next model batch; queued ones are
+        skipped (pool.cancel)."""
+        pool = self.manager.pool
+        if pool is not None:
+            pool.cancel(keys)
+
+    @property
+    def notify(self) -> Callable[[str, list[tuple]], None] | None:
+        return self.manager.notify
+
+    @notify.setter
+    def notify(self, callback: Callable[[str, list[tuple]], None] | None) -> None:
+        self.manager.notify = callback
 
 
 def make_engine(config: EngineConfig, model_set: ModelSet, devices: list[str],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import hashlib
+import io
 import lzma
 import os
 import shutil
@@ -38,6 +39,9 @@ _MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
 _BINARY_BYTES = bytes(b for b in range(32) if b not in (9, 10, 11, 12, 13)) + b"\x7f"
 
 SHORT_SEQUENCE_BP = 150
+MAX_ID_LENGTH = 1000  # characters of a sequence id (the header's first word); every row repeats it
+SNIFF_BYTES = 64 * 1024  # what `sniff_fasta` reads (decompressed) of an input's start
+WHOLE_CHECK_BYTES = 64 * 1024 * 1024  # `check_fasta` validates inputs up to this size whole
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +127,11 @@ def _iter_raw_records(path: Path) -> Iterator[tuple[int, bytes, bytes]]:
         fh = open_binary(path)
     except OSError as exc:
         raise InputError(f"cannot open: {exc.strerror or exc}", path=path) from exc
+    yield from _records_of(fh, path)
+
+
+def _records_of(fh: BinaryIO, path: str | Path) -> Iterator[tuple[int, bytes, bytes]]:
+    """`_iter_raw_records` of an open stream (closed at the end); `path` names it in errors."""
     header: bytes | None = None
     header_line = 0
     parts: list[bytes] = []
@@ -238,12 +247,7 @@ def scan_fasta(path: str | Path, *, rename_duplicates: bool = False,
     total_bp = 0
     n_chunks = 0
     for line, raw_header, seq in _iter_raw_records(path):
-        header = _decode_header(raw_header)
-        words = header.split()
-        if not words:
-            raise InputError("a header with no sequence id", path=shown, line=line)
-        record_id = words[0]
-        _check_letters(seq, path=shown, record_id=record_id, line=line)
+        record_id = _check_record(raw_header, seq, path=shown, line=line)
         hashes.append(_id_hash(record_id))
         total_bp += len(seq)
         if chunk_size and len(seq) >= max(1, min_length):
@@ -259,6 +263,71 @@ def scan_fasta(path: str | Path, *, rename_duplicates: bool = False,
                       renames=renames, sha256=file_sha256(path),
                       size=path.stat().st_size, compression=detect_compression(path),
                       n_chunks=n_chunks if chunk_size else None)
+
+
+def _check_record(raw_header: bytes, seq: bytes, *, path: str, line: int,
+                  cut: bool = False) -> str:
+    """A record's id, once its header and letters are checked (InputError otherwise); `cut`:
+    the header may go on past what was read."""
+    words = _decode_header(raw_header).split()
+    if not words:
+        raise InputError("a header with no sequence id", path=path, line=line)
+    record_id = words[0]
+    if len(record_id) > MAX_ID_LENGTH:
+        # The id is repeated in every chunk and frame row: name it, shortened.
+        length = f"more than {len(record_id):,}" if cut else f"{len(record_id):,}"
+        raise InputError(f"a sequence id of {length} characters; at most "
+                         f"{MAX_ID_LENGTH:,} are accepted (the id is the header's first word; "
+                         "put the rest after a space)",
+                         path=path, record_id=record_id[:40] + "...", line=line)
+    _check_letters(seq, path=path, record_id=record_id, line=line)
+    return record_id
+
+
+def check_path(path: str | Path, display_name: str | None = None) -> Path:
+    """The checks of a named input before any reading: it exists and is not a folder."""
+    shown = display_name or str(path)
+    path = Path(path)
+    if not path.exists():
+        raise InputError("no such file", path=shown)
+    if path.is_dir():
+        raise InputError("is a folder, not a FASTA file", path=shown)
+    return path
+
+
+def sniff_fasta(path: str | Path, *, display_name: str | None = None,
+                head_bytes: int = SNIFF_BYTES) -> None:
+    """Check an input's first `head_bytes` (decompressed) as `scan_fasta` would check the
+    whole, with the same errors: a folder, a missing, unreadable, empty or binary file, text
+    before the first header, a protein or an over-long id in the records it reaches. Cheap
+    (one read of the start), for a submission of any size; duplicates need the whole file."""
+    shown = display_name or str(path)
+    path = check_path(path, shown)
+    try:
+        with open_binary(path) as fh:
+            head = fh.read(head_bytes)
+    except OSError as exc:  # includes gzip.BadGzipFile
+        raise InputError(f"cannot open: {exc.strerror or exc}", path=shown) from exc
+    except (EOFError, lzma.LZMAError, zlib.error) as exc:
+        raise InputError(f"cannot read (corrupt compressed data?): {exc}", path=shown) from exc
+    # The last record read may be cut short (its header too): what was read of it is checked.
+    records = list(_records_of(io.BytesIO(head), shown))
+    cut = len(head) == head_bytes
+    for n, (line, raw_header, seq) in enumerate(records):
+        _check_record(raw_header, seq, path=shown, line=line, cut=cut and n == len(records) - 1)
+
+
+def check_fasta(path: str | Path, *, display_name: str | None = None,
+                rename_duplicates: bool = False, whole_limit: int = WHOLE_CHECK_BYTES) -> bool:
+    """What can be known of an input before a job runs it: for a file of at most
+    `whole_limit` bytes (as stored), the whole of `scan_fasta`; else `sniff_fasta`. True if
+    checked whole."""
+    path = check_path(path, display_name)
+    if path.stat().st_size > whole_limit:
+        sniff_fasta(path, display_name=display_name)
+        return False
+    scan_fasta(path, rename_duplicates=rename_duplicates, display_name=display_name)
+    return True
 
 
 def file_sha256(path: Path) -> str:

@@ -31,14 +31,20 @@ STATUS_REASONS = {
 }
 
 
+class ShardCancelled(Exception):
+    """A shard abandoned between two model batches: its job was cancelled (`stop` said so)."""
+
+
 @dataclass(frozen=True)
 class ShardScores:
     """Per-frame results of one shard: probabilities [n, 2] (others, virus), optional
-    features [n, D], and a status code per frame (NaN probabilities where it is not OK)."""
+    features [n, D], and a status code per frame (NaN probabilities where it is not OK).
+    `cancelled`: not scored at all, its job was cancelled; such a result is never written."""
 
     probs: np.ndarray
     features: np.ndarray | None = None
     status: np.ndarray | None = None
+    cancelled: bool = False
 
     def status_codes(self) -> np.ndarray:
         return self.status if self.status is not None else np.zeros(len(self.probs), np.uint8)
@@ -48,6 +54,11 @@ class ShardScores:
         probs = np.full((n, 2), np.nan, dtype=np.float32)
         feats = np.full((n, dim), np.nan, dtype=np.float32) if dim else None
         return cls(probs, feats, np.full(n, code, dtype=np.uint8))
+
+    @classmethod
+    def abandoned(cls, n: int) -> ShardScores:
+        """The answer for a shard whose job was cancelled before or while it was scored."""
+        return cls(np.full((n, 2), np.nan, dtype=np.float32), cancelled=True)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -130,10 +141,12 @@ def _run_batches(lengths: Sequence[int], budget: int, run: Callable[[list[int]],
 
 
 def embed_frames(nucleotides: Sequence[str], proteins: Sequence[str], models: LoadedModels,
-                 batch_tokens: int, embedder: Embedder | None = None) -> tuple[np.ndarray, set[int]]:
+                 batch_tokens: int, embedder: Embedder | None = None,
+                 stop: Callable[[], bool] | None = None) -> tuple[np.ndarray, set[int]]:
     """Features [n, dna_dim + protein_dim] in float32 of the frames given by their
     nucleotides and proteins, in their order, and the indices of frames that could not be
-    embedded (their rows are NaN)."""
+    embedded (their rows are NaN). `stop` is asked before each model batch: True raises
+    ShardCancelled (a cancel takes effect within one batch, not one shard)."""
     from virnucpro.models.dnabert_io import tokenize_dna
 
     embedder = embedder or Embedder(models)
@@ -157,10 +170,16 @@ def embed_frames(nucleotides: Sequence[str], proteins: Sequence[str], models: Lo
         else:
             done.append((batch, cols, means))
 
+    def check() -> None:
+        if stop is not None and stop():
+            raise ShardCancelled()
+
     def run_dna(batch: list[int]) -> None:
+        check()
         keep(batch, dna_cols, embedder.dna([token_ids[i] for i in batch]))
 
     def run_protein(batch: list[int]) -> None:
+        check()
         keep(batch, protein_cols, embedder.protein([proteins[i] for i in batch]))
 
     failed = _run_batches([len(t) for t in token_ids], batch_tokens, run_dna,
@@ -188,9 +207,10 @@ def classify_features(features: np.ndarray, models: LoadedModels) -> np.ndarray:
 
 def score_frames(nucleotides: Sequence[str], proteins: Sequence[str], models: LoadedModels,
                  batch_tokens: int, keep_features: bool = False,
-                 embedder: Embedder | None = None) -> ShardScores:
+                 embedder: Embedder | None = None,
+                 stop: Callable[[], bool] | None = None) -> ShardScores:
     n = len(nucleotides)
-    features, failed = embed_frames(nucleotides, proteins, models, batch_tokens, embedder)
+    features, failed = embed_frames(nucleotides, proteins, models, batch_tokens, embedder, stop)
     status = np.zeros(n, dtype=np.uint8)
     probs = np.full((n, 2), np.nan, dtype=np.float32)
     ok = np.ones(n, dtype=bool)

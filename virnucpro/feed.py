@@ -119,10 +119,17 @@ class ShardFeed:
                                   resume=True)
         start = self.writer.position or {"record": 0, "frame": 0, "origin_record": 0,
                                          "origin_frame": 0}
+        # What a resumed pass reuses, in words (a job's log says it): "" for a fresh one.
+        self.resume_note = ""
         if self.writer.position:
+            self.resume_note = (f"resuming {job.name} from shard {start['frame'] // self.size + 1}"
+                                f" (sequence {start['record'] + 1}): "
+                                f"{self.writer.counts['chunks']} chunks already written")
             log.info("%s: the staged tables go on from record %d (frame %d)", job.source,
                      start["record"], start["frame"])
         elif self.writer.restart_reason:
+            self.resume_note = (f"resuming {job.name}: the tables are rebuilt from the finished "
+                                f"shards ({self.writer.restart_reason})")
             log.warning("%s: the staged tables are rebuilt from the finished shards: %s",
                         job.source, self.writer.restart_reason)
         self._write_from = start["record"]  # records before it are in the staged tables

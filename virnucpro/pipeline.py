@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 from virnucpro import __version__
 from virnucpro.chunking import CHUNK_SIZES
 from virnucpro.engine_config import EngineConfig
-from virnucpro.errors import InputError, OutputError, VirNucProError
-from virnucpro.fasta import SHORT_SEQUENCE_BP, FastaIndex, scan_fasta, spool_stdin
+from virnucpro.errors import OutputError, VirNucProError
+from virnucpro.fasta import SHORT_SEQUENCE_BP, FastaIndex, check_path, scan_fasta, spool_stdin
 from virnucpro.feed import ShardFeed
 from virnucpro.outputs import OutputLayout, write_json_atomic
 from virnucpro.shards import DEFAULT_SHARD_FRAMES
@@ -127,11 +127,7 @@ def validate_inputs(config: PredictConfig, spool_dir: Path) -> list[InputJob]:
         if source == "-":
             path = spool_stdin(spool_dir)
         else:
-            path = Path(source)
-            if not path.exists():
-                raise InputError("no such file", path=source)
-            if path.is_dir():
-                raise InputError("is a folder, not a FASTA file", path=source)
+            path = check_path(source)  # no such file; a folder
             if not path.is_file():
                 # A pipe or process substitution (<(zcat x.gz)) can be read only once.
                 with open(path, "rb") as stream:
@@ -219,6 +215,42 @@ def prepare_folder(job: InputJob, config: PredictConfig, models: dict) -> str:
     except OSError as exc:
         raise OutputError(f"cannot be used: {exc.strerror or exc}", path=root) from exc
     return "fresh"
+
+
+def check_output_folder(outdir: str | Path, sources: list[str], *, force: bool = False) -> str:
+    """The checks a submission's output folder gets before any job is queued, with the
+    messages of `prepare_folder` (OutputError): it is (or can be made) a writable folder, and,
+    without `force`, each input's folder in it is empty or holds an unfinished run to resume
+    ('resume'), not a finished run or other files ('fresh' otherwise). Reads a few names only."""
+    root = Path(outdir)
+    if root.exists() and not root.is_dir():
+        raise OutputError("exists and is not a folder", path=root)
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"cannot be created: {existing} is not a folder", path=root)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "is not writable" if existing == root else f"cannot be created: {existing} is not writable"
+        raise OutputError(where, path=root)
+    if force or not root.exists():
+        return "fresh"
+    roots = [root] if len(sources) == 1 else [root / name for name in _unique_names(sources)]
+    mode = "fresh"
+    for folder in roots:
+        layout = OutputLayout(folder)
+        try:
+            if not folder.is_dir() or not any(folder.iterdir()):
+                continue
+        except OSError as exc:
+            raise OutputError(f"cannot be used: {exc.strerror or exc}", path=folder) from exc
+        if layout.state.exists():  # an unfinished run: the job resumes it (or says why not)
+            mode = "resume"
+            continue
+        done = (_read_json(layout.run_json) or {}).get("status") == "completed"
+        what = " (it holds a finished run)" if done else ""
+        raise OutputError(f"is not empty{what}; use --force to overwrite", path=folder)
+    return mode
 
 
 def _read_json(path: Path) -> dict | None:

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import TYPE_CHECKING, Any
@@ -53,6 +53,7 @@ class RayEngine:
     devices: list[str]
     model_loads: int
     worker_deaths: int
+    notify: Callable[[str, list[tuple]], None] | None
 
     def __init__(self, models: ModelSet | str, chunk_size: int, *, persistent: bool,
                  address: str | None = None, workers: int | None = None,
@@ -84,6 +85,7 @@ class RayEngine:
         self.actors: list[_Actor] = []
         self.model_loads = 0  # actors that loaded their models and reported ready
         self.worker_deaths = 0
+        self.notify: Callable[[str, list[tuple]], None] | None = None  # see engine.DaemonEngine
         log.info("engine ray: %d actors x (%g GPU, %g CPU, %d threads), %s models",
                  self.plan.workers, self.plan.gpus, self.plan.cpus, self.plan.threads,
                  "persistent" if persistent else "per-input")
@@ -161,6 +163,11 @@ class RayEngine:
         """At once, from a signal handler: no waiting for anything."""
         self._stop_actors()
 
+    def cancel(self, keys: list[tuple]) -> None:
+        """Best effort on Ray: the shards in flight on the actors are scored to their end (an
+        actor runs one call at a time and Ray cannot interrupt it between model batches); the
+        job stops handing out shards at once and drops their results."""
+
     # -- scoring ---------------------------------------------------------------------------
 
     def map(self, tasks: Iterable[ShardTask]) -> Iterator[tuple[ShardTask, ShardScores]]:
@@ -220,9 +227,12 @@ class RayEngine:
         # An actor runs its calls one at a time in the order sent: the first was running,
         # the others only waited behind it and go back without an attempt counted.
         running = lost[0].key if lost else None
-        log.warning("Ray actor %d on %s died (%s) while scoring %s; replacing it",
-                    actor.spec.worker_id, actor.info.get("node", "?"), why,
-                    f"shard {running[1]}" if running else "nothing")
+        message = (f"Ray actor {actor.spec.worker_id} on {actor.info.get('node', '?')} died "
+                   f"({why}) while scoring {f'shard {running[1]}' if running else 'nothing'}; "
+                   "replacing it, its shards are scored again")
+        log.warning("%s", message)
+        if self.notify is not None:
+            self.notify(message, [t.key for t in lost])
         dims = [a.info.get("feature_dim") for a in self.actors if a.info]
         win.requeue_lost(lost, running, next(filter(None, dims), None), "actor")
         with contextlib.suppress(Exception):  # make sure: an unreachable actor may still run

@@ -53,10 +53,13 @@ class HashScorer:
     def models_for(self, chunk_size: int):
         return self
 
-    def score(self, task) -> ShardScores:
+    def score(self, task, stop=None) -> ShardScores:
         from virnucpro.batching import batch_by_token_budget
+        from virnucpro.features import ShardCancelled
         from virnucpro.models.dnabert_io import tokenize_dna
 
+        if stop is not None and stop():
+            raise ShardCancelled()
         n = task.n_frames
         token_ids = tokenize_dna(self.tokenizer, task.nucleotides)
         batch_by_token_budget([len(t) for t in token_ids], task.batch_tokens)

@@ -45,7 +45,8 @@ def _ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 
 
 def _duplicate_ids_fasta(path: Path) -> Path:
-    """A FASTA the daemon takes at submission (it only fingerprints inputs) but the job refuses."""
+    """A FASTA the daemon takes at submission (it reads only its first bytes) but the job
+    refuses; `virnucpro submit` reads it whole first and refuses it at once."""
     path.write_text(">same\n" + "ACGT" * 100 + "\n>same\n" + "TTGCA" * 80 + "\n")
     return path
 
@@ -106,13 +107,15 @@ def test_jobs_show_and_logs_describe_a_finished_job(daemon, completed):
     assert _ok(daemon.cli("logs", job_id, "--follow", timeout=20)).stdout == lines
 
 
-def test_a_failing_job_makes_wait_and_watch_exit_non_zero(daemon, tmp_path):
+def test_a_failing_job_makes_watch_exit_non_zero(daemon, tmp_path):
     bad = _duplicate_ids_fasta(tmp_path / "dups.fa")
     proc = daemon.cli("submit", bad, "-o", tmp_path / "out", "--models", "tiny", "--wait")
-    assert proc.returncode == 9, proc.stderr
-    assert "failed" in proc.stderr and "duplicate sequence ids" in proc.stderr
-    watched = daemon.cli("watch", proc.stdout.strip())
+    assert proc.returncode == 7 and "duplicate sequence ids" in proc.stderr  # refused at once
+    with daemon.client() as c:  # a client that sends it anyway: the job fails
+        job = c.submit([str(bad)], outdir=str(tmp_path / "out"), options={"models": "tiny"})
+    watched = daemon.cli("watch", job.id)
     assert watched.returncode == 9 and "duplicate sequence ids" in watched.stderr
+    assert "failed" in watched.stderr
 
 
 def test_unknown_jobs_and_bad_options_are_clear_errors(daemon, tmp_path):
@@ -187,7 +190,7 @@ def test_the_client_verbs_import_neither_torch_nor_zmq_for_help(daemon):
 
 
 def test_a_relative_model_folder_is_sent_absolute_and_names_stay_names(tmp_path, monkeypatch):
-    from virnucpro.daemon.client_cli import _models_spec
+    from virnucpro.daemon.client_checks import models_spec_of as _models_spec
 
     (tmp_path / "mine").mkdir()
     monkeypatch.chdir(tmp_path)

@@ -20,9 +20,20 @@ FROZEN = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 SIZE = (120, 36)
 
 
-def fake_app(daemon: FakeDaemon, *, frozen: bool = True, **kwargs) -> DashboardApp:
-    app = DashboardApp(daemon.client, ENDPOINT, clock=(lambda: FROZEN) if frozen else time.time,
-                       reader=sample_results, **kwargs)
+class Clock:
+    """A clock a test moves by hand (`clock.t += 10`): the app's `clock`."""
+
+    def __init__(self, t: float = FROZEN) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def fake_app(daemon: FakeDaemon, *, frozen: bool = True, clock: Callable[[], float] | None = None,
+             **kwargs) -> DashboardApp:
+    clock = clock or ((lambda: FROZEN) if frozen else time.time)
+    app = DashboardApp(daemon.client, ENDPOINT, clock=clock, reader=sample_results, **kwargs)
     # Notice a silent daemon and retry quickly: the defaults are seconds, for people.
     app.link.liveness_s = 0.3
     app.link.backoff = (0.1, 0.2)
@@ -40,6 +51,20 @@ async def until(pilot: Pilot, condition: Callable[[], object], timeout: float = 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or condition}")
         await pilot.pause(0.05)
+
+
+async def progress_steps(pilot: Pilot, app: DashboardApp, daemon: FakeDaemon, clock: Clock,
+                         job_id: int, steps: list[tuple[float, int]],
+                         sequences: Callable[[int], int] | None = None) -> None:
+    """Publish job `job_id`'s progress as (seconds before the clock's time now, chunks done),
+    each folded in at its time; the clock ends where it was. `sequences(chunks)`: the
+    sequences done with them (else left as they were)."""
+    end = clock.t
+    for ago, chunks in steps:
+        clock.t = end - ago
+        daemon.progress_of(job_id, chunks, None if sequences is None else sequences(chunks))
+        await until(pilot, lambda: app.state.seq == daemon.seq, what="the progress event")
+    clock.t = end
 
 
 async def open_submit_dialog(pilot: Pilot, app: DashboardApp) -> SubmitScreen:

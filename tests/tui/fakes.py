@@ -10,7 +10,7 @@ apart. `follow()` is the client's own `Follower` (daemon/follow.py) reading the 
 published frames through `FakeSubscriber`: a `Snapshot`, then newer `Event`s, None when idle, a
 new snapshot after a gap in seq, and `DaemonUnavailable` once the fake daemon is down (after
 `liveness_s` of silence) or after a `stopped` daemon event. A test drives it:
-`publish`, `go_down`, `come_back`, `refuse_next_submit`. `sample_daemon(now)` is the fixed
+`publish`, `go_down`, `come_back`, `refuse_next_submit`, `run_progress`. `sample_daemon(now)` is the fixed
 scene of the snapshot tests; `snapshot_of` and `event_of` build typed items for the state's
 unit tests.
 """
@@ -67,6 +67,15 @@ class FakeDaemon:
 
     def come_back(self) -> None:
         self.up = True
+
+    def progress_of(self, job_id: int, chunks_done: int, sequences_done: int | None = None) -> None:
+        """Publish a progress event of job `job_id`: `chunks_done` of its counted total."""
+        job = self.jobs[job_id]
+        p = {**job["progress"], "chunks_done": chunks_done}
+        if sequences_done is not None:
+            p["sequences_done"] = sequences_done
+        self.jobs[job_id] = {**job, "progress": p}
+        self.publish("progress", {"job_id": job_id, "progress": p})
 
     def refuse_next_submit(self, code: str, message: str) -> None:
         self.refusal = ClientError(code, message)
@@ -146,6 +155,14 @@ class FakeClient:
         job = with_state(job, "queued", d.now, "retry requested")
         d.set_job(job)
         return M.decode_reply("retry", {"job": job}).job
+
+    def remove(self, job_id: int | None = None, older_than_s: float | None = None) -> int:
+        d = self._check("remove", job_id)
+        job = self._job(job_id)
+        if job["state"] not in ("completed", "failed", "cancelled"):
+            raise ClientError("conflict", f"job {job_id} is {job['state']}; cancel it first")
+        del d.jobs[job_id]
+        return M.decode_reply("remove", {"removed": 1}).removed
 
     def logs(self, job_id: int, since: int = 0) -> list[M.LogLine]:
         d = self._check("logs", job_id, since)

@@ -1,7 +1,11 @@
-"""Writes the README's picture of the dashboard: the snapshot tests' scene (fake daemon, two
-GPUs, jobs in every state, frozen clock, UTC) at 120x36.
+"""Writes the README's pictures of the dashboard: the scenes of tests/tui/scenes.py (fake
+daemon, two GPUs, jobs in every state, a clock moved by hand, UTC) at 120x36.
 
-    python -m tests.tui.screenshot docs/tui.svg [--detail docs/tui-detail.svg]
+    python -m tests.tui.screenshot docs/tui.svg [--detail docs/tui-detail.svg] [--extra docs/]
+
+`--extra FOLDER` also writes tui-help.svg (the keys), tui-confirm.svg (a cancel asked first),
+tui-detail-lost.svg (a job's detail with the daemon lost) and tui-progress-1.svg..3.svg (a
+resumed job at three moments) there.
 """
 
 from __future__ import annotations
@@ -12,37 +16,36 @@ import os
 import time
 from pathlib import Path
 
-from tests.tui.driving import FROZEN, SIZE, fake_app, until
-from tests.tui.fakes import memory_wave, sample_daemon
-from virnucpro.tui.screens.job_detail import JobDetailScreen
+from tests.tui.driving import SIZE
+from tests.tui.scenes import SCENES, scene_app
+
+EXTRA = ("help", "confirm", "detail-lost", "progress-1", "progress-2", "progress-3")
 
 
-async def shoot(main: Path, detail: Path | None) -> None:
-    daemon = sample_daemon(FROZEN)
-    app = fake_app(daemon)
+async def shoot(scene: str, out: Path) -> None:
+    app, daemon, clock = scene_app()
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.state.connected)
-        memory_wave(daemon, samples=40)
-        await until(pilot, lambda: app.state.seq == daemon.seq)
+        await SCENES[scene](pilot, app, daemon, clock)
         await pilot.pause(0.2)
-        app.save_screenshot(main.name, path=str(main.parent))
-        if detail is not None:
-            app.queue.select(4)
-            await pilot.press("enter")
-            await until(pilot, lambda: isinstance(app.screen, JobDetailScreen)
-                        and app.screen.results is not None and app.screen.log_since == 4)
-            await pilot.pause(0.2)
-            app.save_screenshot(detail.name, path=str(detail.parent))
+        app.save_screenshot(out.name, path=str(out.parent))
+    print(out)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("main", type=Path)
     parser.add_argument("--detail", type=Path, default=None)
+    parser.add_argument("--extra", type=Path, default=None, metavar="FOLDER")
     args = parser.parse_args()
     os.environ["TZ"] = "UTC"
     time.tzset()
-    asyncio.run(shoot(args.main, args.detail))
+    shots = [("main", args.main)]
+    if args.detail is not None:
+        shots.append(("detail", args.detail))
+    if args.extra is not None:
+        shots += [(scene, args.extra / f"tui-{scene}.svg") for scene in EXTRA]
+    for scene, out in shots:
+        asyncio.run(shoot(scene, out))
 
 
 if __name__ == "__main__":

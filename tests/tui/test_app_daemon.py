@@ -19,6 +19,7 @@ from tests.tui.driving import SIZE, open_submit_dialog, run, text_of, until
 from virnucpro.daemon.client import Client
 from virnucpro.daemon.jobs import JobState
 from virnucpro.tui.app import DashboardApp
+from virnucpro.tui.screens.confirm import ConfirmScreen
 from virnucpro.tui.screens.connect import ConnectScreen
 from virnucpro.tui.screens.job_detail import JobDetailScreen
 from virnucpro.tui.screens.submit import SubmitScreen
@@ -28,6 +29,13 @@ from virnucpro.tui.widgets.device_panel import DeviceCard
 def real_app(d) -> DashboardApp:
     endpoint = d.client().endpoint
     return DashboardApp(lambda timeout: Client(endpoint, timeout=timeout), endpoint)
+
+
+async def confirmed(pilot, app) -> None:
+    """The confirmation is up: answer yes."""
+    await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation")
+    await pilot.press("y")
+    await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen), what="the answer")
 
 
 def state_of(app, job_id: int) -> JobState | None:
@@ -95,16 +103,24 @@ def test_cancel_a_running_and_a_queued_job_from_the_table(tmp_path, daemons):
             assert app.queue.order[:2] == [first.id, second.id]
             app.queue.select(second.id)
             await pilot.press("c")
+            await confirmed(pilot, app)
             await until(pilot, lambda: state_of(app, second.id) is JobState.CANCELLED,
                         what="queued cancel")
             app.queue.select(first.id)
             await pilot.press("c")
+            await confirmed(pilot, app)
             await until(pilot, lambda: state_of(app, first.id) is JobState.CANCELLED, timeout=30,
                         what="running cancel")
             history = [h.state for h in app.state.jobs[first.id].history]
             assert history[-2:] == [JobState.CANCELLING, JobState.CANCELLED]
             assert app.queue.order[0] in (first.id, second.id)  # finished rows only now
             assert not (tmp_path / "a" / "sequences.tsv").exists()
+            # Removed (asked first): the row goes, and so does the daemon's record.
+            app.queue.select(second.id)
+            await pilot.press("x")
+            await confirmed(pilot, app)
+            await until(pilot, lambda: second.id not in app.queue.order, what="the removal")
+            assert second.id not in [j.id for j in client.jobs(all=True)]
 
     run(scenario)
 

@@ -3,10 +3,22 @@ daemon lost and found again, none at start, a refused submission, GPUs with memo
 
 from __future__ import annotations
 
-from tests.tui.driving import FROZEN, SIZE, fake_app, open_submit_dialog, run, text_of, until
+from tests.tui.driving import (
+    FROZEN,
+    SIZE,
+    Clock,
+    fake_app,
+    open_submit_dialog,
+    progress_steps,
+    run,
+    text_of,
+    until,
+)
 from tests.tui.fakes import make_job, memory_wave, sample_daemon, with_state
 from virnucpro.daemon.jobs import JobState
+from virnucpro.tui.screens.confirm import ConfirmScreen
 from virnucpro.tui.screens.connect import ConnectScreen
+from virnucpro.tui.screens.help import HelpScreen
 from virnucpro.tui.screens.job_detail import JobDetailScreen
 from virnucpro.tui.screens.submit import SubmitScreen
 from virnucpro.tui.widgets.device_panel import DeviceCard
@@ -142,7 +154,19 @@ def test_gpu_cards_show_memory_figures_loaded_models_and_a_minute_of_memory():
     run(scenario)
 
 
-def test_cancel_and_retry_from_the_table_and_from_the_detail_screen():
+def requests(daemon) -> list[tuple[str, tuple]]:
+    return [c for c in daemon.calls if c[0] in ("cancel", "retry", "remove")]
+
+
+async def answer(pilot, app, key: str) -> None:
+    """The confirmation is up; answer it with `key` and wait for it to close."""
+    await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation")
+    await pilot.pause()
+    await pilot.press(key)
+    await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen), what="the answer")
+
+
+def test_cancel_retry_and_remove_ask_first_and_a_no_sends_nothing():
     daemon = sample_daemon(FROZEN)
     app = fake_app(daemon)
 
@@ -151,42 +175,177 @@ def test_cancel_and_retry_from_the_table_and_from_the_detail_screen():
             await until(pilot, lambda: app.state.connected)
             app.queue.select(2)
             await pilot.press("c")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation")
+            assert "Cancel job 2 (soil_S7.fasta)?" in text_of(app.screen.query_one("#confirm-title"))
+            await answer(pilot, app, "n")
+            await pilot.press("c")
+            await answer(pilot, app, "escape")
+            await pilot.pause(0.2)
+            assert states(app)[2] is JobState.QUEUED and requests(daemon) == []
+            await pilot.press("c")
+            await answer(pilot, app, "y")
             await until(pilot, lambda: states(app)[2] is JobState.CANCELLED, what="job 2 cancelled")
             app.queue.select(5)
             await pilot.press("r")
+            await answer(pilot, app, "n")
+            await pilot.press("r")
+            await answer(pilot, app, "enter")
             await until(pilot, lambda: states(app)[5] is JobState.QUEUED, what="job 5 queued again")
-            app.queue.select(1)
-            await pilot.press("r")  # running: the daemon says no, and the person sees why
-            await until(pilot, lambda: "only failed or cancelled" in notes(app), what="the refusal")
-            await pilot.press("enter")
-            await until(pilot, lambda: isinstance(app.screen, JobDetailScreen))
-            await pilot.press("c")
-            await until(pilot, lambda: app.screen.job.state is JobState.CANCELLING, what="the detail to follow")
-            assert "cancelling" in text_of(app.screen.query_one("#detail-title"))
-            assert [c for c in daemon.calls if c[0] in ("cancel", "retry")] == [
-                ("cancel", (2,)), ("retry", (5,)), ("retry", (1,)), ("cancel", (1,))]
+            app.queue.select(4)
+            await pilot.press("x")
+            await answer(pilot, app, "escape")
+            assert 4 in app.queue.order
+            await pilot.press("delete")
+            await answer(pilot, app, "y")
+            await until(pilot, lambda: 4 not in app.queue.order, what="job 4's row to go")
+            assert 4 not in app.state.jobs and "Job 4 removed" in notes(app)
+            assert requests(daemon) == [("cancel", (2,)), ("retry", (5,)), ("remove", (4,))]
 
     run(scenario)
 
 
-def test_progress_events_move_the_job_along_in_place():
+def test_what_cannot_apply_is_said_without_asking_and_the_detail_screen_asks_too():
     daemon = sample_daemon(FROZEN)
     app = fake_app(daemon)
 
     async def scenario():
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: app.state.connected)
+            app.queue.select(1)
+            await pilot.press("r")  # running: nothing to retry, and the person sees why
+            await until(pilot, lambda: "only failed or cancelled" in notes(app), what="the refusal")
+            await pilot.press("x")
+            await until(pilot, lambda: "only a finished job can be removed" in notes(app))
+            assert not isinstance(app.screen, ConfirmScreen) and requests(daemon) == []
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, JobDetailScreen))
+            await pilot.press("c")
+            await answer(pilot, app, "y")
+            await until(pilot, lambda: app.screen.job.state is JobState.CANCELLING, what="the detail to follow")
+            assert "cancelling" in text_of(app.screen.query_one("#detail-title"))
+            await pilot.press("escape")
+            app.queue.select(6)
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, JobDetailScreen) and app.screen.job_id == 6)
+            await pilot.press("x")
+            await answer(pilot, app, "y")
+            # Removed: back to the queue, without its row.
+            await until(pilot, lambda: not isinstance(app.screen, JobDetailScreen), what="the way back")
+            assert 6 not in app.queue.order
+            assert requests(daemon) == [("cancel", (1,)), ("remove", (6,))]
+
+    run(scenario)
+
+
+def test_question_mark_and_f1_list_the_keys_of_the_screen_at_hand():
+    daemon = sample_daemon(FROZEN)
+    app = fake_app(daemon)
+
+    async def scenario():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.state.connected)
+            await pilot.press("question_mark")
+            await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help")
+            await pilot.pause()
+            keys = text_of(app.screen.query_one("#help-keys"))
+            for line in ("Detail", "Cancel", "Retry", "Remove", "Submit", "Quit"):
+                assert line in keys, line
+            assert "Back" not in keys
+            await pilot.press("escape")
+            assert not isinstance(app.screen, HelpScreen)
+            app.queue.select(4)
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, JobDetailScreen))
+            await pilot.press("f1")
+            await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="the detail's help")
+            await pilot.pause()
+            assert "job 4" in text_of(app.screen.query_one("#help-title"))
+            keys = text_of(app.screen.query_one("#help-keys"))
+            assert "Back" in keys and "Remove" in keys and "Detail" not in keys
+            await pilot.press("f1")
+            assert isinstance(app.screen, JobDetailScreen)
+
+    run(scenario)
+
+
+def test_the_detail_screen_shows_the_lost_daemon_and_its_figures_as_stale():
+    daemon = sample_daemon(FROZEN)
+    clock = Clock()
+    app = fake_app(daemon, clock=clock)
+
+    async def scenario():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.state.connected)
+            await progress_steps(pilot, app, daemon, clock, 1, [(10.0, 9300), (0.0, 9360)])
+            app.queue.select(1)
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, JobDetailScreen))
+            await pilot.pause()
+            screen = app.screen
+            title = screen.query_one("#detail-title")
+            assert "ETA" in text_of(title) and not screen.banner.display
+            daemon.go_down()
+            await until(pilot, lambda: screen.banner.display, what="the banner on the detail")
+            clock.t += 60  # a minute without news: the figures stay as they were heard
+            await pilot.pause(1.2)
+            assert "Lost the daemon" in text_of(screen.banner)
+            text = " ".join(text_of(title).split())
+            assert "possibly out of date" in text and "ETA" not in text
+            assert "3m10s elapsed" in text  # when last heard, not a minute later
+            daemon.come_back()
+            await until(pilot, lambda: not screen.banner.display, what="the reconnection")
+            assert "possibly out of date" not in text_of(title)
+
+    run(scenario)
+
+
+def test_progress_events_move_the_job_along_in_place():
+    daemon = sample_daemon(FROZEN)
+    clock = Clock()
+    app = fake_app(daemon, clock=clock)
+
+    async def scenario():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.state.connected)
             app.queue.select(3)
-            # The bar is by chunks (counted before scoring), the sequences are figures.
-            daemon.publish("progress", {"job_id": 1, "progress": {
-                "sequences_done": 6000, "sequences_total": 8000,
-                "chunks_done": 12_000, "chunks_total": 24_000}})
+            # The bar is by chunks (counted before scoring), the sequences are figures; the rate
+            # is that of the events: 400 chunks in the last 20 s.
+            await progress_steps(pilot, app, daemon, clock, 1, [(20.0, 11_600), (0.0, 12_000)])
+            daemon.jobs[1]["progress"]["sequences_done"] = 6000
+            daemon.progress_of(1, 12_000)
             await until(pilot, lambda: app.state.seq == daemon.seq)
+            await pilot.pause(0.1)
             row = app.queue.get_row("1")
             assert row[4].plain == "6,000/8,000" and row[3].plain.endswith("50%")
-            assert row[5].plain == "80.0/s"  # 12,000 chunks in the 150 s it has been scoring
-            assert row[7].plain == "2m30s"  # 12,000 chunks to go at that rate
+            assert row[5].plain == "20.0/s"
+            assert row[7].plain == "10m00s"  # 12,000 chunks to go at that rate
             assert app.queue.selected == 3  # the cursor stayed on its job
+
+    run(scenario)
+
+
+def test_a_typed_path_not_added_with_enter_is_added_at_ctrl_s(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s1.fa").write_text(">a\nACGT\n")
+    (tmp_path / "s2.fa").write_text(">b\nACGT\n")
+    daemon = sample_daemon(FROZEN)
+    app = fake_app(daemon, files_root=tmp_path)
+
+    async def scenario():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.state.connected)
+            dialog = await open_submit_dialog(pilot, app)
+            await pilot.press(*"s1.fa", "enter", *"s2.fa")  # the second one not confirmed
+            await pilot.press("ctrl+s")
+            await until(pilot, lambda: not isinstance(app.screen, SubmitScreen), what="the submission")
+            submits = [args for verb, args in daemon.calls if verb == "submit"]
+            assert submits[0][0] == [str(tmp_path / "s1.fa"), str(tmp_path / "s2.fa")]
+            # A glob that matches nothing: said, and nothing sent.
+            dialog = await open_submit_dialog(pilot, app)
+            await pilot.press(*"s1.fa", "enter", *"x*.fa", "ctrl+s")
+            error = dialog.query_one("#submit-error")
+            assert "nothing matches x*.fa" in text_of(error)
+            assert app.screen is dialog and len([c for c in daemon.calls if c[0] == "submit"]) == 1
 
     run(scenario)
 
@@ -212,5 +371,32 @@ def test_tab_completes_a_typed_path_at_once_then_moves_on(tmp_path, monkeypatch)
             outdir.focus()
             await pilot.press("r", "tab")  # the output folder completes folders only
             assert outdir.value == "runs/"
+
+    run(scenario)
+
+
+def test_tab_moves_on_when_there_is_nothing_to_complete(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("sample_one.fa", "sample_two.fa"):
+        (data / name).write_text(">a\nACGT\n")
+    daemon = sample_daemon(FROZEN)
+    app = fake_app(daemon, files_root=tmp_path)
+
+    async def scenario():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.state.connected)
+            await open_submit_dialog(pilot, app)
+            path = app.screen.query_one("#submit-path")
+            await pilot.press(*"data/sa", "tab")  # two names: what they share
+            assert path.value == "data/sample_" and app.focused is path
+            await pilot.press("tab")  # still two: nothing more to add, so the next field
+            assert path.value == "data/sample_"
+            assert app.focused is app.screen.query_one("#submit-chunk")
+            path.focus()
+            path.value = ""
+            await pilot.press(*"data/", "tab")  # a folder, whole: not its first file
+            assert path.value == "data/" and app.focused is not path
 
     run(scenario)

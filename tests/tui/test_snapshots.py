@@ -1,5 +1,7 @@
-"""Snapshot tests (pytest-textual-snapshot): the main screen, a job's detail and the offer to
-start a daemon, pinned at 120x36 on the fake daemon with a frozen clock and UTC times.
+"""Snapshot tests (pytest-textual-snapshot): the main screen, a job's detail, the offer to start
+a daemon, the help, a confirmation and a job's detail with the daemon lost, pinned at 120x36
+on the fake daemon with a clock moved by hand and UTC times (the scenes of tests/tui/scenes.py,
+which also draw the README's pictures).
 After an intended change of the look: `pytest tests/tui/test_snapshots.py --snapshot-update`,
 then look at the SVGs under __snapshots__/ before committing them."""
 
@@ -10,9 +12,9 @@ import time
 import pytest
 
 from tests.tui.driving import FROZEN, SIZE, fake_app, until
-from tests.tui.fakes import memory_wave, sample_daemon
+from tests.tui.fakes import sample_daemon
+from tests.tui.scenes import SCENES, scene_app
 from virnucpro.tui.screens.connect import ConnectScreen
-from virnucpro.tui.screens.job_detail import JobDetailScreen
 
 
 @pytest.fixture(autouse=True)
@@ -24,35 +26,37 @@ def _utc(monkeypatch):
     time.tzset()
 
 
-def _connected(app, daemon):
-    async def run_before(pilot):
-        await until(pilot, lambda: app.state.connected)
-        memory_wave(daemon, samples=24)
-        await until(pilot, lambda: app.state.seq == daemon.seq)
-        await pilot.pause(0.1)
+def _scene(name):
+    app, daemon, clock = scene_app()
 
-    return run_before
+    async def run_before(pilot):
+        await SCENES[name](pilot, app, daemon, clock)
+
+    return app, run_before
 
 
 def test_main_screen(snap_compare):
-    daemon = sample_daemon(FROZEN)
-    app = fake_app(daemon)
-    assert snap_compare(app, terminal_size=SIZE, run_before=_connected(app, daemon))
+    app, run_before = _scene("main")
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
 
 def test_job_detail_of_a_completed_job(snap_compare):
-    daemon = sample_daemon(FROZEN)
-    app = fake_app(daemon)
-    connected = _connected(app, daemon)
+    app, run_before = _scene("detail")
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
-    async def run_before(pilot):
-        await connected(pilot)
-        app.queue.select(4)
-        await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, JobDetailScreen)
-                    and app.screen.results is not None and app.screen.log_since == 4)
-        await pilot.pause(0.1)
 
+def test_help_lists_the_keys_of_the_main_screen(snap_compare):
+    app, run_before = _scene("help")
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_cancel_asks_for_confirmation(snap_compare):
+    app, run_before = _scene("confirm")
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_job_detail_with_the_daemon_lost_shows_the_banner_and_no_eta(snap_compare):
+    app, run_before = _scene("detail-lost")
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
 

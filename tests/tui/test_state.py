@@ -80,22 +80,24 @@ def test_events_update_jobs_progress_devices_and_daemon_after_the_snapshot():
 
 
 def test_rate_elapsed_and_eta_come_from_progress_history_and_clock():
-    # Loading took 40 s; scoring began 100 s ago and did 250 chunks of 1000: 2.5/s, 300 s to go.
+    # Loading took 40 s; scoring did 250 chunks of 1000 at 2.5/s lately: 300 s to go.
     # (The sequences, 10 of 50, say nothing of the rate: their lengths vary.)
     job = make_job(1, "a.fa", "running", NOW, steps=[("loading", 140.0), ("running", 100.0)],
                    progress={"sequences_done": 10, "sequences_total": 50,
                              "chunks_done": 250, "chunks_total": 1000})
-    row = job_row(record(job), NOW)
+    row = job_row(record(job), NOW, rate=2.5)
     assert row.elapsed == 140.0
     assert row.rate == pytest.approx(2.5)
     assert row.eta == pytest.approx(300.0)
-    # Finished: elapsed stops at the end; no ETA.
+    assert job_row(record(job), NOW).eta is None  # no rate measured yet: no ETA
+    assert job_row(record(job), NOW, rate=2.5, stale=True).eta is None  # the daemon lost
+    # Finished: elapsed stops at the end; no rate, no ETA.
     done = make_job(2, "b.fa", "completed", NOW, steps=[("loading", 60.0), ("running", 50.0),
                                                           ("completed", 10.0)],
                     progress={"sequences_done": 20, "sequences_total": 20,
                               "chunks_done": 80, "chunks_total": 80})
-    row = job_row(record(done), NOW + 1000)
-    assert (row.elapsed, row.rate, row.eta, row.fraction) == (50.0, 2.0, None, 1.0)
+    row = job_row(record(done), NOW + 1000, rate=2.0)
+    assert (row.elapsed, row.rate, row.eta, row.fraction) == (50.0, None, None, 1.0)
     # Completed but never counted (a store from before chunks): all of it, all the same.
     legacy = make_job(4, "d.fa", "completed", NOW, steps=[("running", 50.0), ("completed", 10.0)],
                       progress={"sequences_done": 7})
@@ -104,7 +106,7 @@ def test_rate_elapsed_and_eta_come_from_progress_history_and_clock():
     # Running, its chunks not counted yet: no fraction, no ETA.
     counting = make_job(5, "e.fa", "running", NOW, steps=[("running", 5.0)],
                         progress={"sequences_done": 0, "sequences_total": 30})
-    row = job_row(record(counting), NOW)
+    row = job_row(record(counting), NOW, rate=1.0)
     assert (row.fraction, row.eta, row.sequences_total) == (None, None, 30)
     # Queued: nothing known yet.
     row = job_row(record(make_job(3, "c.fa", "queued", NOW)), NOW)
@@ -112,13 +114,109 @@ def test_rate_elapsed_and_eta_come_from_progress_history_and_clock():
             row.eta) == (None, None, None, None, None, None)
 
 
-def test_a_retried_job_is_timed_from_its_new_run():
-    job = make_job(1, "a.fa", "running", NOW, steps=[("loading", 500.0), ("running", 490.0),
-                                                     ("failed", 480.0), ("queued", 30.0),
-                                                     ("loading", 20.0), ("running", 10.0)],
-                   progress={"chunks_done": 10, "chunks_total": 20})
-    row = job_row(record(job), NOW)
-    assert row.elapsed == 20.0 and row.rate == 1.0 and row.eta == 10.0
+def test_only_a_completed_job_is_at_100_percent_and_a_stopped_one_shows_what_was_done():
+    last = {"sequences_done": 50, "sequences_total": 50, "chunks_done": 1000, "chunks_total": 1000}
+    writing = make_job(1, "a.fa", "running", NOW, steps=[("running", 10.0)], progress=last)
+    row = job_row(record(writing), NOW)
+    assert row.fraction == 0.999  # every chunk scored, the last tables still being written
+    assert render.bar(row.fraction, 10).plain == "█████████▉  99%"
+    done = make_job(2, "b.fa", "completed", NOW, steps=[("running", 10.0), ("completed", 1.0)],
+                    progress=last)
+    assert render.bar(job_row(record(done), NOW).fraction, 10).plain == "██████████ 100%"
+    cancelled = make_job(3, "c.fa", "cancelled", NOW, steps=[("running", 10.0), ("cancelled", 1.0)],
+                         progress={**last, "chunks_done": 296, "sequences_done": 14})
+    row = job_row(record(cancelled), NOW)
+    assert row.fraction == pytest.approx(0.296) and row.chunks_done == 296
+    assert render.bar(row.fraction, 10).plain == "██▉━━━━━━━  29%"
+
+
+def resumed_job(chunks_done: int) -> dict:
+    """Failed at 50 % of 1000 chunks, retried: its new run began scoring 10 s ago."""
+    return make_job(1, "a.fa", "running", NOW, steps=[
+        ("loading", 400.0), ("running", 390.0), ("failed", 300.0), ("queued", 30.0),
+        ("loading", 20.0), ("running", 10.0)],
+        progress={"chunks_done": chunks_done, "chunks_total": 1000})
+
+
+def test_a_resumed_job_is_timed_by_its_recent_rate_not_by_what_earlier_runs_did():
+    clock = [NOW - 10.0]
+    state = DashboardState(lambda: clock[0])
+    state.apply(snapshot([resumed_job(0)]))
+    seq = 10
+
+    def progress_at(t, chunks):
+        nonlocal seq
+        seq += 1
+        clock[0] = t
+        state.apply(event(seq, "progress", {"job_id": 1, "progress": {
+            "chunks_done": chunks, "chunks_total": 1000}}))
+
+    # The run starts at 0, its first write reports the 500 chunks the first run left, then it
+    # scores 2 chunks a second.
+    progress_at(NOW - 10.0, 0)
+    progress_at(NOW - 9.5, 500)
+    for i in range(1, 20):
+        progress_at(NOW - 9.5 + 0.5 * i, 500 + i)
+    row = state.rows()[0]
+    assert row.chunks_done == 519 and row.elapsed == 20.0
+    assert row.rate == pytest.approx(2.0)  # not 519 chunks in 10 s (51.9/s)
+    assert row.eta == pytest.approx(481 / 2.0)
+
+
+def test_the_rate_is_that_of_the_last_30_seconds_and_starts_again_with_each_run():
+    clock = [NOW]
+    state = DashboardState(lambda: clock[0])
+    job = make_job(1, "a.fa", "running", NOW, steps=[("loading", 20.0), ("running", 10.0)],
+                   progress={"chunks_done": 0, "chunks_total": 10_000})
+    state.apply(snapshot([job]))
+    assert state.rows()[0].rate is None  # not measured yet
+    seq, chunks = 10, 0
+    for second in range(1, 121):  # 2/s for a minute, then 4/s
+        chunks += 2 if second <= 60 else 4
+        seq += 1
+        clock[0] = NOW + second
+        state.apply(event(seq, "progress", {"job_id": 1, "progress": {
+            "chunks_done": chunks, "chunks_total": 10_000}}))
+        if second == 60:
+            assert state.rows()[0].rate == pytest.approx(2.0)
+    assert state.rows()[0].rate == pytest.approx(4.0)
+    # Requeued (the daemon stopped) and running again: the old samples are not this run's.
+    requeued = with_state(with_state(with_state(state.jobs[1].to_dict(), "queued", clock[0]),
+                                     "loading", clock[0]), "running", clock[0])
+    state.apply(event(seq + 1, "job", requeued))
+    assert state.rows()[0].rate is None
+    state.apply(event(seq + 2, "progress", {"job_id": 1, "progress": {
+        "chunks_done": chunks + 1, "chunks_total": 10_000}}))
+    assert state.rows()[0].rate is None  # one sample of the new run
+    clock[0] += 2
+    state.apply(event(seq + 3, "progress", {"job_id": 1, "progress": {
+        "chunks_done": chunks + 7, "chunks_total": 10_000}}))
+    assert state.rows()[0].rate == pytest.approx(3.0)
+
+
+def test_while_the_daemon_is_lost_the_rows_are_as_last_heard_without_an_eta():
+    clock = [NOW]
+    state = DashboardState(lambda: clock[0])
+    job = make_job(1, "a.fa", "running", NOW, steps=[("loading", 20.0), ("running", 10.0)],
+                   progress={"chunks_done": 10, "chunks_total": 100})
+    state.apply(snapshot([job]))
+    for i in (1, 2):
+        clock[0] = NOW + i
+        state.apply(event(10 + i, "progress", {"job_id": 1, "progress": {
+            "chunks_done": 10 + 5 * i, "chunks_total": 100}}))
+    assert state.rows()[0].eta == pytest.approx(16.0) and not state.stale
+    state.connected = False  # the app's Disconnected
+    clock[0] += 60
+    row = state.rows()[0]
+    assert state.stale and row.stale and row.eta is None
+    assert row.elapsed == 22.0 and row.rate == pytest.approx(5.0)  # as at NOW + 2
+
+
+def test_a_removed_job_is_forgotten():
+    state = DashboardState(lambda: NOW)
+    state.apply(snapshot(sample_daemon(NOW).jobs.values()))
+    state.forget(4)
+    assert 4 not in [r.id for r in state.rows()]
 
 
 def test_memory_history_keeps_the_last_minute_and_starts_again_at_a_snapshot():

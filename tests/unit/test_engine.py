@@ -169,7 +169,7 @@ def _members(protocol: type) -> set[str]:
 
 ENGINE = {"name", "model_set", "devices", "model_loads", "worker_deaths", "load_seconds", "map",
           "end_input", "close"}
-DAEMON_ENGINE = {"start", "describe_workers", "kill"}
+DAEMON_ENGINE = {"start", "describe_workers", "kill", "cancel", "notify"}
 
 
 def test_every_engine_class_has_what_the_protocols_ask():

@@ -9,7 +9,14 @@ import pytest
 
 from tests.helpers import DATA
 from virnucpro.errors import DuplicateIdError, InputError
-from virnucpro.fasta import read_fasta, scan_fasta, spool_stdin
+from virnucpro.fasta import (
+    MAX_ID_LENGTH,
+    check_fasta,
+    read_fasta,
+    scan_fasta,
+    sniff_fasta,
+    spool_stdin,
+)
 
 
 def ids_of(index):
@@ -156,3 +163,49 @@ def test_the_first_pass_counts_the_chunks_the_planner_will_make(tmp_path, chunk_
             read_fasta(index), chunk_size, min_length))
         assert index.n_chunks == planned > 0
     assert scan_fasta(path).n_chunks is None
+
+
+def test_an_id_over_1000_characters_is_refused_with_its_record_named(tmp_path):
+    # Issue 15: a 200,000-character first word was taken and repeated in every row.
+    path = _write(tmp_path, ">ok\nACGT\n>" + "x" * 200_000 + " a description\nACGT\n")
+    with pytest.raises(InputError) as err:
+        scan_fasta(path)
+    assert "line 3" in str(err.value) and "record 'xxxxxxxx" in str(err.value)
+    assert "200,000 characters; at most 1,000" in str(err.value)
+    assert len(str(err.value)) < 400  # the id is named shortened, not repeated whole
+    with pytest.raises(InputError, match="at most 1,000"):  # the first bytes tell already
+        sniff_fasta(path)
+    edge = _write(tmp_path, ">" + "y" * MAX_ID_LENGTH + " " + "d" * 50_000 + "\nACGT\n", "edge.fa")
+    assert scan_fasta(edge).n_records == 1  # a 1,000-character id and a long description pass
+
+
+def test_sniffing_the_first_bytes_gives_predicts_errors(tmp_path):
+    cases = {"empty.fa": (b"", "the input is empty"),
+             "protein.fa": (b">p\nMKLVEFILPQ\n", "looks like a protein"),
+             "binary.fa": (b"\x00\x01\x02\x03PK", "binary data"),
+             "notes.fa": (b"hello\n", "no FASTA header")}
+    for name, (data, message) in cases.items():
+        path = _write(tmp_path, data, name)
+        for check in (sniff_fasta, check_fasta, scan_fasta):
+            with pytest.raises(InputError, match=message):
+                check(path)
+    with pytest.raises(InputError, match="is a folder, not a FASTA file"):
+        sniff_fasta(tmp_path)
+    with pytest.raises(InputError, match="no such file"):
+        check_fasta(tmp_path / "missing.fa")
+    # Past the head nothing is read: a protein after 64 KiB of good records passes the sniff;
+    # check_fasta reads a file under its limit whole, as does the job.
+    late = _write(tmp_path, ">a\n" + "ACGT" * 20_000 + "\n>p\nMKLVEF\n", "late.fa")
+    sniff_fasta(late)
+    assert check_fasta(late, whole_limit=10) is False
+    with pytest.raises(InputError, match="protein"):
+        check_fasta(late)
+    dups = _write(tmp_path, ">a\nACGT\n>a\nACGT\n", "dups.fa")
+    sniff_fasta(dups)  # duplicates need the whole file
+    with pytest.raises(DuplicateIdError):
+        check_fasta(dups)
+    assert check_fasta(dups, rename_duplicates=True) is True
+    gz = tmp_path / "ok.fa.gz"
+    with gzip.open(gz, "wb") as fh:
+        fh.write(b">a\nACGT\n")
+    assert check_fasta(gz) is True

@@ -155,3 +155,24 @@ def test_watch_names_the_job_when_it_is_unknown_or_the_daemon_goes(client) -> No
     with pytest.raises(DaemonUnavailable, match="while job 1 was running; a job it was running "
                                                 "resumes"):
         next(watch)
+
+
+def test_an_endpoint_file_left_by_a_killed_daemon_is_ignored(tmp_path, monkeypatch) -> None:
+    import json
+    import os
+    import subprocess
+
+    from virnucpro.daemon.client import default_endpoint
+    from virnucpro.daemon.paths import DaemonPaths
+
+    run = tmp_path / "run"
+    run.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(run))
+    paths = DaemonPaths.default()
+    paths.endpoint_file.parent.mkdir(parents=True, exist_ok=True)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    for pid, expected in ((gone.pid, paths.requests), (os.getpid(), "tcp://10.0.0.5:7400")):
+        paths.endpoint_file.write_text(json.dumps({"requests": "tcp://10.0.0.5:7400",
+                                                   "events": "tcp://10.0.0.5:7401", "pid": pid}))
+        assert default_endpoint() == expected

@@ -76,8 +76,9 @@ def test_replies_decode_into_records() -> None:
     status = M.decode_reply("status", STATUS)
     assert status.state is P.DaemonState.RUNNING and status.loaded_models() == ("/sets/tiny",)
     assert status.loaded[0].workers[0].memory_bytes == 5
-    assert status.to_dict() == {**STATUS, "loaded": [{**STATUS["loaded"][0], "workers": [
-        {**STATUS["loaded"][0]["workers"][0], "node": None}]}]}
+    # A status without default_models (a daemon before it) reads with the default.
+    assert status.to_dict() == {**STATUS, "default_models": "published", "loaded": [
+        {**STATUS["loaded"][0], "workers": [{**STATUS["loaded"][0]["workers"][0], "node": None}]}]}
     snap = M.decode_reply("snapshot", {"seq": 4, "daemon": STATUS, "devices": [
         {"device": "cpu", "kind": "cpu", "source": "host", "used_bytes": 1, "total_bytes": 2}],
         "jobs": [JOB.to_dict()]})
@@ -110,3 +111,12 @@ def test_an_event_body_must_be_its_topics_record() -> None:
     assert M.event_body("job", JOB)["id"] == 3
     with pytest.raises(TypeError, match="JobProgress"):
         M.event_body("progress", JOB)
+
+
+def test_only_a_completed_job_is_shown_done() -> None:
+    whole = Progress(chunks_done=9, chunks_total=9)
+    assert JOB.with_(progress=whole).share_done() == 0.999  # writing its last tables
+    assert JOB.with_(state=JobState.COMPLETED, progress=whole).share_done() == 1.0
+    assert JOB.with_(state=JobState.COMPLETED, progress=Progress()).share_done() == 1.0
+    assert JOB.with_(state=JobState.CANCELLED).share_done() == pytest.approx(4 / 9)
+    assert JOB.with_(progress=Progress()).share_done() is None

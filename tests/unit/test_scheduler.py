@@ -42,6 +42,7 @@ class FakeEngine:
         self.trace: list[tuple[str, int, int]] = []  # ("task" | "result", job, shard)
         self.before: Callable[[object], None] = lambda task: None
         self.scored = 0
+        self.dropped: set[tuple] = set()  # keys a cancel told it to drop
 
     def map(self, tasks: Iterable):
         pending = []
@@ -54,9 +55,14 @@ class FakeEngine:
         while pending:
             yield self._result(*pending.pop(0))
 
+    def cancel(self, keys: list[tuple]) -> None:
+        self.dropped.update(keys)
+
     def _result(self, job_id: int, task):
         self.before(task)
         self.trace.append(("result", job_id, task.key[1]))
+        if task.key in self.dropped:
+            return task, ShardScores.abandoned(task.n_frames)
         self.scored += 1
         p = np.array([(hash(f) % 1000) / 1000 for f in task.frame_ids], dtype=np.float32)
         return task, ShardScores(np.stack([1 - p, p], axis=1))
@@ -150,6 +156,7 @@ def test_a_cancel_between_claim_and_running_ends_cancelled(harness) -> None:
 def test_a_late_shard_of_a_cancelled_job_is_dropped(harness) -> None:
     h = harness()
     job = h.submit("a")
+    h.engine.cancel = lambda keys: None  # an engine that cannot drop work in flight (Ray)
     h.engine.before = lambda task: task.key[1] == 0 and h.service.cancel(job.id)
     assert h.scheduler.step().state is JobState.CANCELLED
     # Shard 0 was written when the cancel came; shard 1 was in flight and is dropped.
@@ -157,6 +164,35 @@ def test_a_late_shard_of_a_cancelled_job_is_dropped(harness) -> None:
                                                                ("result", job.id, 1)]
     assert h.shard_files(job) == 1
     assert h.states(job.id)[-2:] == [JobState.CANCELLING, JobState.CANCELLED]
+
+
+def test_a_cancel_drops_the_shards_in_flight_at_once(harness) -> None:
+    h = harness()
+    job = h.submit("a")
+    h.engine.before = lambda task: task.key[1] == 0 and h.service.cancel(job.id)
+    assert h.scheduler.step().state is JobState.CANCELLED
+    # The cancel reached the engine while shards 0 and 1 were in flight: neither is written.
+    assert len(h.engine.dropped) == 2 and h.engine.scored == 0 and h.shard_files(job) == 0
+    assert h.scheduler.stream is None  # and a cancel after the stream ended reaches nobody
+    h.engine.before = lambda task: None
+    h.service.retry(job.id)
+    assert h.scheduler.step().state is JobState.COMPLETED
+
+
+def test_a_resumed_job_never_shows_less_than_before_and_says_it_resumed(harness) -> None:
+    h = harness()
+    job = h.submit("a")
+    h.engine.before = lambda task: task.key[1] == 2 and h.scheduler.stopping.set()
+    stopped = h.scheduler.step()
+    assert stopped.state is JobState.QUEUED and stopped.progress.chunks_done > 0
+    h.scheduler.stopping.clear()
+    h.engine.before = lambda task: None
+    h.events.clear()
+    h.scheduler.step()
+    shown = [b.progress.chunks_done for t, b in h.events if t == "progress"]
+    assert shown[0] == stopped.progress.chunks_done and shown == sorted(shown)
+    assert any(line.startswith("resuming viral_reference from shard")
+               for _n, _t, line in h.service.store.logs(job.id))
 
 
 def test_stop_puts_an_unfinished_job_back_in_the_queue_and_a_retry_resumes_its_folder(

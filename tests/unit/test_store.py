@@ -117,16 +117,20 @@ def test_next_queued_honours_priority_then_submission_order(store: JobStore) -> 
     assert store.next_queued().name == "mid"
 
 
-def test_list_puts_live_jobs_in_run_order_then_finished_newest_first(store: JobStore) -> None:
-    for name, priority in [("a", 0), ("b", 0), ("c", 2), ("d", 1), ("e", 0), ("f", 0)]:
+def test_list_puts_jobs_on_the_devices_first_then_the_queue_in_run_order_then_finished_newest_first(
+        store: JobStore) -> None:
+    for name, priority in [("a", 0), ("b", 0), ("c", 2), ("d", 1), ("e", 0), ("f", 0), ("g", 0),
+                           ("h", 5)]:
         store.add(job(name, priority), 1.0)
     finish(store, 1, 10.0)
     finish(store, 4, 30.0, JobState.FAILED)
     finish(store, 5, 20.0, JobState.CANCELLED)
     reach(store, 6, JobState.CANCELLING, 2.0)
-    assert [j.name for j in store.list()] == ["c", "b", "f", "d", "e", "a"]
-    assert [j.name for j in store.list(include_finished=False)] == ["c", "b", "f"]
-    assert store.list()[0].history == (H(1.0, "queued"),)
+    reach(store, 7, JobState.RUNNING, 2.0)
+    # A queued job of priority 5 comes after the running one of priority 0 (issue 15).
+    assert [j.name for j in store.list()] == ["f", "g", "h", "c", "b", "d", "e", "a"]
+    assert [j.name for j in store.list(include_finished=False)] == ["f", "g", "h", "c", "b"]
+    assert store.list()[3].history == (H(1.0, "queued"),)
 
 
 def test_transitions_set_started_finished_fields_and_history(store: JobStore) -> None:
@@ -368,7 +372,7 @@ def test_a_store_written_by_version_0_1_0_opens_and_serves_its_history(tmp_path:
     shutil.copy(DATA / "jobs-v0.1.0.sqlite", path)  # made by the 0.1.0 daemon's store
     with SqliteJobStore(path) as store:
         jobs = {j.name: j for j in store.list()}
-        assert [j.id for j in store.list()] == [5, 3, 4, 6, 2, 1]
+        assert [j.id for j in store.list()] == [3, 4, 6, 5, 2, 1]  # loading, running... then queued
         done = jobs["done"]
         assert done.state is JobState.COMPLETED and done.client_request_id == "req-done"
         assert [h.state for h in done.history] == [JobState.QUEUED, JobState.LOADING,

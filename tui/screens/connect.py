@@ -30,6 +30,7 @@ class StartFinished(Message):
 
 
 class ConnectScreen(ModalScreen[None]):
+    HELP_TITLE = "no daemon answers"
     BINDINGS = [Binding("escape", "dismiss", "Keep waiting")]
 
     def __init__(self, endpoint: str, reason: str, *, can_start: bool, start_endpoint: str | None

@@ -4,7 +4,9 @@ The app feeds it the job's newer records (`update_job`) from the event stream. L
 events, so the screen polls them (only lines after the last seen) while the job is live, and
 once more when it ends. Results are read from the output folder in a thread, only when the
 daemon shares this file system; for a remote daemon the screen says they are on the server.
-Cancel and retry post `JobActionRequested`, which the app acts on, as it does for the table.
+Cancel, retry and remove post `JobActionRequested`, which the app confirms and acts on, as it
+does for the table. While the daemon is lost, the banner shows here too, and the title gives the
+figures as last heard, marked so, without an ETA.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from virnucpro.tui import render
 from virnucpro.tui.link import Abandoned, DaemonLink
 from virnucpro.tui.messages import JobActionRequested
 from virnucpro.tui.results import Results, read_results
-from virnucpro.tui.state import job_row
+from virnucpro.tui.state import DashboardState, JobRow
+from virnucpro.tui.widgets.banner import ConnectionBanner
 from virnucpro.tui.widgets.results_view import ResultsView
 
 LOG_POLL_S = 1.5
@@ -38,9 +41,9 @@ OPTION_LABELS = (("chunk_size", "chunk size"), ("models", "models"), ("threshold
                  ("rename_duplicates", "rename duplicates"), ("report", "report"))
 
 
-def title_text(job: JobRecord, now: float) -> Text:
-    """Name, state, the bar (by chunks), the sequences as figures, rate, elapsed, ETA."""
-    row = job_row(job, now)
+def title_text(job: JobRecord, row: JobRow, heard: float | None = None) -> Text:
+    """Name, state, the bar (by chunks), the sequences as figures, rate, elapsed, ETA; when the
+    row is stale (the daemon lost), a mark with the time it was last heard instead of an ETA."""
     text = Text(f"Job {job.id}  ", style="bold")
     text.append(job.name, style="bold")
     text.append("  ")
@@ -56,6 +59,9 @@ def title_text(job: JobRecord, now: float) -> Text:
         text.append(f"  ·  {render.duration(row.elapsed)} elapsed")
     if row.eta is not None:
         text.append(f"  ·  ETA {render.duration(row.eta)}")
+    if row.stale:
+        text.append(f"\n⚠ as last heard at {render.clock_time(heard)}: possibly out of date "
+                    "(no daemon)", style="bold yellow")
     if job.reason:
         text.append(f"\n{job.reason}", style="red" if job.state is JobState.FAILED else "dim")
     return text
@@ -110,14 +116,15 @@ class JobDetailScreen(Screen):
         Binding("escape,backspace", "app.pop_screen", "Back"),
         Binding("c", "job('cancel')", "Cancel"),
         Binding("r", "job('retry')", "Retry"),
+        Binding("x,delete", "job('remove')", "Remove"),
     ]
 
-    def __init__(self, job: JobRecord, link: DaemonLink, *, clock: Callable[[], float], local: bool,
+    def __init__(self, job: JobRecord, link: DaemonLink, *, state: DashboardState, local: bool,
                  reader: Callable[[str], Results] = read_results) -> None:
         super().__init__()
         self.job = job
         self.link = link
-        self.clock = clock
+        self.state = state
         self.local = local
         self.reader = reader
         self.log_since = 0
@@ -131,12 +138,14 @@ class JobDetailScreen(Screen):
 
     def compose(self) -> ComposeResult:
         # Kept as attributes, not queried: the app's timer may tick while the screen is torn down.
+        self.banner = ConnectionBanner(classes="banner")
         self.title_view = Static(id="detail-title")
         self.params_view = Static(id="detail-params", classes="panel")
         self.history_view = Static(id="detail-history", classes="panel")
         self.results_view = ResultsView(id="detail-results", classes="panel")
         self.log_view = Log(id="detail-log", classes="panel", highlight=False)
         yield Header()
+        yield self.banner
         with VerticalScroll(id="detail-body"):
             yield self.title_view
             with Horizontal(id="detail-top"):
@@ -152,6 +161,7 @@ class JobDetailScreen(Screen):
         self.results_view.border_title = "results"
         self.log_view.border_title = "log"
         self.sub_title = f"job {self.job_id}"
+        self.banner.hide()  # the app shows it while the daemon is lost
         self.ready = True
         self.update_job(self.job)
         self.fetch_logs()
@@ -164,7 +174,7 @@ class JobDetailScreen(Screen):
         self.job = job
         if not self.ready:
             return  # on_mount draws it
-        self.title_view.update(title_text(job, self.clock()))
+        self._show_title()
         self.params_view.update(parameters_table(job))
         self.history_view.update(history_table(job))
         completed = job.state is JobState.COMPLETED
@@ -183,7 +193,10 @@ class JobDetailScreen(Screen):
 
     def tick(self) -> None:
         if self.ready:
-            self.title_view.update(title_text(self.job, self.clock()))
+            self._show_title()
+
+    def _show_title(self) -> None:
+        self.title_view.update(title_text(self.job, self.state.row(self.job), self.state.heard))
 
     def _show_results(self, results: Results | None, note: str) -> None:
         self.results_view.show(self.job, results, note)

@@ -38,7 +38,9 @@ from virnucpro.tui.submission import (
 
 
 class PathSuggester(Suggester):
-    """Completes the last part of a path from the file system (folders end with '/')."""
+    """Completes the last part of a path from the file system, as a shell does: the one name
+    it can be, or the part all the names it can be share (folders end with '/'); None when
+    there is nothing to add (a whole name, a folder's '/', no match)."""
 
     def __init__(self, *, folders_only: bool = False) -> None:
         super().__init__(use_cache=False, case_sensitive=True)
@@ -48,9 +50,9 @@ class PathSuggester(Suggester):
         return self.complete(value)
 
     def complete(self, value: str) -> str | None:
-        if not value:
-            return None
         head, _, prefix = value.rpartition("/")
+        if not prefix:
+            return None  # empty, or a folder already: Tab moves on instead of picking a file
         folder = Path(os.path.expanduser(head + "/" if head or value.startswith("/") else "."))
         try:
             names = sorted(e.name + ("/" if e.is_dir() else "") for e in os.scandir(folder)
@@ -58,11 +60,15 @@ class PathSuggester(Suggester):
                            and (e.is_dir() or not self.folders_only))
         except OSError:
             return None
-        return value[: len(value) - len(prefix)] + names[0] if names else None
+        common = os.path.commonprefix(names) if names else ""
+        if len(common) <= len(prefix):
+            return None
+        return value[: len(value) - len(prefix)] + common
 
 
 class PathInput(Input):
-    """An Input whose Tab takes the completion (like a shell) before moving on."""
+    """An Input whose Tab takes the completion (like a shell) when there is one, and otherwise
+    moves on to the next field."""
 
     BINDINGS = [Binding("tab", "complete", "Complete", show=False)]
 
@@ -99,6 +105,7 @@ class Accepted(Message):
 
 
 class SubmitScreen(ModalScreen[JobRecord | None]):
+    HELP_TITLE = "submit a job"
     BINDINGS = [
         Binding("escape", "dismiss_none", "Close"),
         Binding("ctrl+s", "send", "Submit"),
@@ -168,18 +175,26 @@ class SubmitScreen(ModalScreen[JobRecord | None]):
 
     @on(Input.Submitted, "#submit-path")
     def _typed_path(self, event: Input.Submitted) -> None:
-        typed = event.value.strip()
-        if not typed:
+        if not event.value.strip():
             self.action_send()
-            return
+        elif self._add_typed():
+            self._show_error("")
+
+    def _add_typed(self) -> bool:
+        """Add what the path field holds (a path or a glob) and clear it; False, with the
+        reason shown, when nothing matches (the field is left as it is)."""
+        field = self.query_one("#submit-path", Input)
+        typed = field.value.strip()
+        if not typed:
+            return True
         expanded = os.path.expanduser(typed)
         matches = sorted(glob.glob(expanded)) if glob.has_magic(expanded) else [expanded]
         if not matches:
-            self._show_error(f"nothing matches {typed}")
-            return
+            self._show_error(f"nothing matches {typed} (the path field): correct it or clear it")
+            return False
         self.add_inputs(str(absolute(m)) for m in matches)
-        event.input.value = ""
-        self._show_error("")
+        field.value = ""
+        return True
 
     def action_remove_input(self) -> None:
         options = self.query_one("#submit-inputs", OptionList)
@@ -205,6 +220,9 @@ class SubmitScreen(ModalScreen[JobRecord | None]):
     @on(Button.Pressed, "#submit-send")
     @on(Input.Submitted, "#submit-models, #submit-priority, #submit-outdir, #submit-name")
     def action_send(self) -> None:
+        # A path typed but not confirmed with Enter is meant too: add it, or say why not.
+        if not self._add_typed():
+            return
         try:
             submission = self._form()
         except FormError as exc:

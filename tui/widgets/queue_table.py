@@ -4,8 +4,8 @@
 chunks (the work unit the daemon counts before scoring); the sequences column is figures only.
 When the order is unchanged it updates cells in place, so the cursor stays on its job while
 progress ticks; otherwise it rebuilds and puts the cursor back on the same job. Enter opens
-the job, `c` cancels, `r` retries: the table only posts the requests (messages); the app acts
-on them.
+the job, `c` cancels, `r` retries, `x` (or Delete) removes a finished one: the table only posts
+the requests (messages); the app asks for confirmation and acts on them.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ class QueueTable(DataTable):
         Binding("enter", "open", "Detail"),
         Binding("c", "job('cancel')", "Cancel"),
         Binding("r", "job('retry')", "Retry"),
+        Binding("x,delete", "job('remove')", "Remove"),
     ]
 
     def __init__(self, **kwargs) -> None:

@@ -53,13 +53,27 @@ def top_table(results: Results) -> Table:
     return table
 
 
+def done_line(job: JobRecord) -> str:
+    """What a stopped (failed, cancelled) job had done: a retry resumes from there."""
+    p = job.progress
+    if p.chunks_total is None:
+        return "stopped before any scoring"
+    share = job.share_done() or 0.0
+    seqs = f", {p.sequences_done:,}/{p.sequences_total:,} sequences" if p.sequences_total else ""
+    return (f"{p.chunks_done:,} of {p.chunks_total:,} chunks scored ({int(share * 100)}%{seqs}); "
+            "retry (r) resumes from there")
+
+
 def results_body(job: JobRecord, results: Results | None, note: str) -> RenderableType:
     state = job.state
     if state is not JobState.COMPLETED:
         msg = {JobState.FAILED: f"failed: {job.reason or 'see the log'}",
-               JobState.CANCELLED: "cancelled: no results",
+               JobState.CANCELLED: "cancelled",
                JobState.CANCELLING: "cancelling…"}.get(state, "results appear when the job completes")
-        return Text(msg, style="red" if state is JobState.FAILED else "dim")
+        text = Text(msg, style="red" if state is JobState.FAILED else "dim")
+        if state.finished:
+            text.append(f"\n{done_line(job)}", style="dim")
+        return text
     parts: list[RenderableType] = [counts_line(job, results)]
     if results is not None and not results.error:
         grid = Table.grid(padding=(0, 4))

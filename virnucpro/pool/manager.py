@@ -40,6 +40,9 @@ class BatchQueueManager:
         self.pool: PersistentWorkerPool | None = None
         self._loads_of_closed_pools = 0
         self.worker_deaths = 0
+        # Told (message, keys of the shards it held) when a worker dies: the daemon writes it
+        # into those jobs' logs.
+        self.notify: Callable[[str, list[tuple]], None] | None = None
 
     @property
     def model_loads(self) -> int:
@@ -82,6 +85,9 @@ class BatchQueueManager:
             for event in pool.poll(timeout=0.5):
                 if event.kind == "result":
                     win.result(event.key, event.payload)
+                elif event.kind == "cancelled":  # its job was cancelled: dropped, not retried
+                    if (task := win.tasks.get(event.key)) is not None:
+                        win.result(event.key, ShardScores.abandoned(task.n_frames))
                 elif event.kind == "error":
                     raise ShardError(f"scoring shard {event.key[1]} of {event.key[0]} failed on "
                                      f"worker {event.worker.id} ({event.worker.spec.device}):\n"
@@ -92,8 +98,12 @@ class BatchQueueManager:
     def _on_death(self, pool: PersistentWorkerPool, worker: Worker, why: str, win: ShardWindow) -> None:
         self.worker_deaths += 1
         running = worker.running
-        log.warning("worker %d on %s died (%s) while scoring %s; restarting it", worker.id,
-                    worker.spec.device, why, f"shard {running[1]}" if running else "nothing")
+        message = (f"worker {worker.id} on {worker.spec.device} died ({why}) while scoring "
+                   f"{f'shard {running[1]}' if running else 'nothing'}; restarting it, its "
+                   "shards are scored again")
+        log.warning("%s", message)
+        if self.notify is not None:
+            self.notify(message, list(worker.in_flight))
         dims = [w.ready_info.get("feature_dim") for w in pool.workers if w.ready_info]
         win.requeue_lost(list(worker.in_flight.values()), running, next(filter(None, dims), None),
                          "worker")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing as mp
+import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
@@ -70,6 +71,9 @@ class PersistentWorkerPool:
                  precision: str = "float32") -> None:
         self.devices = devices
         self.ready_timeout = ready_timeout
+        # Tasks are sent from the thread that runs the pool; cancels may come from another
+        # (the daemon's request loop): one sender at a time per pipe.
+        self._send_lock = threading.Lock()
         per = threads_per_worker(devices, threads)
         self.specs = [
             WorkerSpec(worker_id=i, device=d, models=models, chunk_size=chunk_size,
@@ -165,8 +169,18 @@ class PersistentWorkerPool:
         worker.in_flight[task.key] = task
         # A dying worker's pipe may be broken: its sentinel reports the death, then the task
         # is retried elsewhere.
-        with contextlib.suppress(OSError, ValueError):
+        with self._send_lock, contextlib.suppress(OSError, ValueError):
             worker.tasks.send(("task", task))
+
+    def cancel(self, keys: list[tuple]) -> None:
+        """Tell every live worker to drop these shards: the one it is scoring stops before its
+        next model batch, queued ones are skipped; each answers `cancelled`. Thread-safe."""
+        if not keys:
+            return
+        for w in list(self.workers):
+            if w.state != DEAD:
+                with self._send_lock, contextlib.suppress(OSError, ValueError):
+                    w.tasks.send(("cancel", list(keys)))
 
     def poll(self, timeout: float) -> list[Event]:
         """Wait up to `timeout` s for messages or deaths; return them as events."""

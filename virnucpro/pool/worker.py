@@ -26,10 +26,11 @@ import signal
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from virnucpro.features import ShardScores
+from virnucpro.features import ShardCancelled, ShardScores
 from virnucpro.heap import pin_for_cpu_scoring
 
 DEFAULT_SCORER = "virnucpro.pool.worker:ModelScorer"
@@ -105,12 +106,13 @@ class ModelScorer:
 
         return Embedder(models)
 
-    def score(self, task: ShardTask) -> ShardScores:
+    def score(self, task: ShardTask, stop: Callable[[], bool] | None = None) -> ShardScores:
+        """Score a shard; `stop` is asked between model batches (ShardCancelled when True)."""
         from virnucpro.features import score_frames
 
         models = self.models_for(task.chunk_size)
         return score_frames(task.nucleotides, task.proteins, models, task.batch_tokens,
-                            task.keep_features, embedder=self.embedder(models))
+                            task.keep_features, embedder=self.embedder(models), stop=stop)
 
     def clear_cache(self) -> None:
         import torch
@@ -148,21 +150,40 @@ def _resident_bytes() -> int:
         return 0
 
 
-def _reader(conn: Any, inbox: queue.Queue) -> None:
-    """Move tasks from the pipe to the inbox; a closed pipe (parent gone) means stop."""
+def _reader(conn: Any, inbox: queue.Queue, cancelled: set) -> None:
+    """Move tasks from the pipe to the inbox and note cancelled shard keys; "stop" ends the
+    worker after its current shard. A closed pipe means the supervisor is gone (killed, even
+    with SIGKILL): the worker exits at once, mid-shard, so that it does not hold a device's
+    memory (or a CPU) for a result nobody will read."""
     try:
         while True:
             kind, payload = conn.recv()
             if kind == "stop":
                 break
+            if kind == "cancel":
+                cancelled.update(payload)
+                continue
             inbox.put(payload)
     except (EOFError, OSError):
-        pass
+        os._exit(0)
     inbox.put(None)
+
+
+PARENT_CHECK_S = 0.5
+
+
+def _watch_parent(parent: int) -> None:
+    """Exit as soon as the supervisor is gone (this process is then re-parented), even while
+    the models load: a SIGKILLed daemon must not leave a worker holding a GPU."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(0)
 
 
 def worker_main(spec: WorkerSpec, tasks: Any, out: Any) -> None:
     """Entry point of a spawned worker process."""
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True,
+                     name="virnucpro-parent-watch").start()
     # Ctrl-C goes to the whole process group; the supervisor decides, workers just stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Before CUDA starts in this process: pin the GPU and let the allocator grow segments.
@@ -192,16 +213,26 @@ def worker_main(spec: WorkerSpec, tasks: Any, out: Any) -> None:
         out.send(("fatal", f"{type(exc).__name__}: {exc}"))
         return
     inbox: queue.Queue = queue.Queue()
-    threading.Thread(target=_reader, args=(tasks, inbox), daemon=True).start()
+    cancelled: set = set()  # shard keys whose job was cancelled (the reader adds them)
+    threading.Thread(target=_reader, args=(tasks, inbox, cancelled), daemon=True).start()
     done = 0
     while (task := inbox.get()) is not None:
-        out.send(("start", task.key))
-        try:
-            result = scorer.score(task)
-        except Exception:  # noqa: BLE001 - a scoring bug is reported, the worker lives on
-            out.send(("error", task.key, traceback.format_exc(limit=8)))
+        key = task.key
+        if key in cancelled:
+            cancelled.discard(key)
+            out.send(("cancelled", key, None))
             continue
-        out.send(("result", task.key, result))
+        out.send(("start", key))
+        try:
+            result = scorer.score(task, stop=lambda key=key: key in cancelled)
+        except ShardCancelled:
+            cancelled.discard(key)
+            out.send(("cancelled", key, None))
+            continue
+        except Exception:  # noqa: BLE001 - a scoring bug is reported, the worker lives on
+            out.send(("error", key, traceback.format_exc(limit=8)))
+            continue
+        out.send(("result", key, result))
         done += 1
         if spec.cache_clear_interval and done % spec.cache_clear_interval == 0:
             scorer.clear_cache()

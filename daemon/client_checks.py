@@ -1,0 +1,43 @@
+"""What `virnucpro submit` checks and rewrites in the client, before a job exists: inputs as
+`predict` would refuse them, paths made absolute, a model set folder given relative to here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from virnucpro.errors import VirNucProError
+
+
+def check_inputs(inputs: tuple[str, ...], *, rename_duplicates: bool) -> None:
+    """What `predict` would refuse, before a job exists, with its messages: a folder, a
+    missing, empty, binary or protein file, an over-long id (the first bytes of any file); and
+    for files of up to 64 MB, the whole first pass (duplicate ids...). Larger files are read
+    whole when the job starts. Refused as the daemon would refuse it (`invalid`, exit 7)."""
+    from virnucpro.daemon.client import ClientError
+    from virnucpro.fasta import check_fasta
+
+    for path in inputs:
+        try:
+            check_fasta(Path(path).expanduser(), display_name=path,
+                        rename_duplicates=rename_duplicates)
+        except VirNucProError as exc:
+            raise ClientError("invalid", str(exc)) from None
+
+
+def absolute(path: str) -> str:
+    return str(Path(path).expanduser().absolute())
+
+
+def models_spec_of(spec: str) -> str:
+    """A model set folder given relative to here becomes absolute (the daemon has another cwd);
+    names keep their meaning, with the daemon's precedence: an imported set beats a folder."""
+    if spec in ("tiny", "published"):
+        return spec
+    if "/" not in spec and not spec.startswith((".", "~")):
+        from virnucpro.models.sets import sets_dir
+
+        if (sets_dir() / spec).is_dir():
+            return spec
+    folder = Path(spec).expanduser()
+    return str(folder.absolute()) if folder.is_dir() else spec

@@ -1,0 +1,119 @@
+"""The daemon's pool workers, in real processes: a cancel stops the shard being scored between
+two model batches, workers end with a supervisor killed by SIGKILL, and a worker's death is in
+its job's log. Bounds are generous: the mechanism is tested, the figures are measured in the
+README."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.daemon_helpers import start_daemon
+from tests.helpers import DATA
+from virnucpro.daemon.jobs import JobRecord, JobState
+
+VIRAL = DATA / "viral_reference.fasta"
+
+
+@pytest.fixture
+def many_frames(tmp_path: Path) -> Path:
+    """The viral reference ten times over (new ids): one shard of a few hundred frames, dozens
+    of model batches at the CPU's token budget."""
+    records = VIRAL.read_text().split(">")[1:]
+    path = tmp_path / "viral10.fasta"
+    with open(path, "w") as fh:
+        for k in range(10):
+            for rec in records:
+                head, _, seq = rec.partition("\n")
+                fh.write(f">c{k}_{head.split()[0]}\n{seq}")
+    return path
+
+
+def wait_state(client, job_id: int, states: set[JobState], timeout: float = 60) -> JobRecord:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.show(job_id)
+        if job.state in states:
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} still {job.state.value}")
+
+
+def children(pid: int) -> set[int]:
+    found = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found |= {int(c) for c in (task / "children").read_text().split()}
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_cancel_stops_the_running_shard_between_two_batches(tmp_path, tiny_set_dir,
+                                                             many_frames) -> None:
+    env = {"VIRNUCPRO_TEST_SCORER": "tests.fakes:BatchSleepScorer", "FAKE_BATCH_DELAY": "0.5"}
+    with start_daemon(tmp_path / "d", "--persistent-models", "--models", "tiny",
+                      env_extra=env) as daemon, daemon.client() as c:
+        job = c.submit([str(many_frames)], outdir=str(tmp_path / "out"),
+                       options={"models": "tiny", "report": False})
+        wait_state(c, job.id, {JobState.RUNNING})
+        time.sleep(1.5)  # a few batches into a shard of dozens (half a second each)
+        asked = time.monotonic()
+        c.cancel(job.id)
+        done = wait_state(c, job.id, {JobState.CANCELLED, JobState.COMPLETED, JobState.FAILED})
+        took = time.monotonic() - asked
+        assert done.state is JobState.CANCELLED
+        assert took < 5.0, f"the cancel took {took:.1f} s: it waited for the shard"
+        shards = list((tmp_path / "out" / ".virnucpro").rglob("shard-*"))
+        assert shards == []  # the unfinished shard was discarded, not written
+
+
+def test_workers_end_soon_after_their_supervisor_is_killed(tmp_path, tiny_set_dir,
+                                                          many_frames) -> None:
+    # A shard of about 25 s: a worker that only noticed at the shard's end would be seen.
+    env = {"VIRNUCPRO_TEST_SCORER": "tests.fakes:BatchSleepScorer", "FAKE_BATCH_DELAY": "1.0"}
+    daemon = start_daemon(tmp_path / "d", "--devices", "cpu,cpu", "--persistent-models",
+                          "--models", "tiny", env_extra=env)
+    try:
+        with daemon.client() as c:
+            job = c.submit([str(many_frames)], outdir=str(tmp_path / "out"),
+                           options={"models": "tiny", "report": False})
+            wait_state(c, job.id, {JobState.RUNNING})
+        time.sleep(1.0)  # a worker is in the middle of a long shard
+        workers = children(daemon.proc.pid)
+        assert len(workers) >= 2, workers
+        os.kill(daemon.proc.pid, signal.SIGKILL)
+        daemon.proc.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(alive(p) for p in workers):
+            time.sleep(0.1)
+        left = [p for p in workers if alive(p)]
+        assert left == [], f"workers {left} outlived their supervisor"
+    finally:
+        daemon.kill()
+
+
+def test_a_worker_death_and_a_resume_are_in_the_jobs_log(tmp_path, tiny_set_dir) -> None:
+    state = tmp_path / "fake-state"
+    state.mkdir()
+    env = {"VIRNUCPRO_TEST_SCORER": "tests.fakes:DieOnceScorer", "FAKE_DIE_SHARD": "1",
+           "FAKE_STATE_DIR": str(state)}
+    with start_daemon(tmp_path / "d", "--persistent-models", "--models", "tiny",
+                      "--shard-frames", "4", env_extra=env) as daemon, daemon.client() as c:
+        job = c.submit([str(VIRAL)], outdir=str(tmp_path / "out"),
+                       options={"models": "tiny", "report": False})
+        done = wait_state(c, job.id, {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
+        assert done.state is JobState.COMPLETED
+        lines = [entry.line for entry in c.logs(job.id)]
+        died = [line for line in lines if "died" in line]
+        assert died and "worker 0 on cpu died" in died[0] and "shard 1" in died[0], lines
+        assert "restarting it" in died[0]

@@ -1,0 +1,316 @@
+"""What `submit` checks and what the client verbs say (issue 15), through the installed command
+line and the Python client, against real daemon processes: the daemon's model set as the
+default, predict's refusals before a job exists, finished folders, retry's overrides, the
+order of `jobs`, JSON errors and over-long ids."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import pytest
+
+from tests.daemon_helpers import DaemonHandle, daemon_env, start_daemon
+from tests.helpers import DATA
+from virnucpro.daemon.client import ClientError
+
+VIRAL = DATA / "viral_reference.fasta"
+SLOW = {"VIRNUCPRO_TEST_SCORER": "tests.fakes:SlowScorer", "FAKE_DELAY": "0.3"}
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory, tiny_set_dir: Path) -> Iterator[DaemonHandle]:
+    """As the user started it: `start --persistent-models --models tiny`."""
+    handle = start_daemon(tmp_path_factory.mktemp("daemon"), "--persistent-models", "--models", "tiny")
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+@pytest.fixture(scope="module")
+def slow(tmp_path_factory: pytest.TempPathFactory, tiny_set_dir: Path) -> Iterator[DaemonHandle]:
+    """Jobs of one-frame shards at 0.3 s each: the viral reference stays running ~7 s."""
+    handle = start_daemon(tmp_path_factory.mktemp("slow"), "--persistent-models", "--models", "tiny",
+                          "--shard-frames", "1", env_extra=SLOW)
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+def _ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
+    return proc
+
+
+def _wait(client, job_id: int, states=("completed", "failed", "cancelled"), timeout: float = 120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.show(job_id)
+        if job.state.value in states:
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} is still {job.state.value}")
+
+
+def _small(path: Path) -> Path:
+    """One record of one chunk: a job of a few shards."""
+    path.write_text(">one\n" + VIRAL.read_text().split("\n", 2)[1][:200] + "\n")
+    return path
+
+
+def _count(daemon: DaemonHandle) -> int:
+    with daemon.client() as c:
+        return len(c.jobs(all=True))
+
+
+# -- 7: the daemon's set is the default ----------------------------------------------------------
+
+
+def test_submit_without_models_uses_the_set_the_daemon_was_started_with(daemon, tmp_path):
+    shutil.copy(VIRAL, tmp_path / "x.fa")
+    proc = _ok(daemon.cli("submit", "x.fa", "-o", "out", "--wait", "--json", cwd=tmp_path))
+    job = json.loads(proc.stdout)
+    assert job["state"] == "completed" and job["options"]["models"] == "tiny"  # recorded at submit
+    with daemon.client() as c:
+        assert c.status().default_models == "tiny"
+        # The README's Client example: no models option; the daemon fills it in.
+        mine = c.submit([str(tmp_path / "x.fa")], outdir=str(tmp_path / "py"))
+        assert mine.options["models"] == "tiny"
+        assert _wait(c, mine.id).state.value == "completed"
+
+
+def test_the_default_is_published_unless_the_daemon_names_exactly_one_set(tmp_path, tiny_set_dir):
+    with start_daemon(tmp_path / "plain") as plain, start_daemon(
+            tmp_path / "named", "--no-persistent-models", "--models", "tiny") as named:
+        with plain.client() as c:
+            assert c.status().default_models == "published"
+        with named.client() as c:
+            assert c.status().default_models == "tiny"  # persistent or not
+        status = json.loads(_ok(subprocess.run(
+            [sys.executable, "-m", "virnucpro.daemon.cli", "status", "--json"], env=named.env,
+            capture_output=True, text=True, timeout=60)).stdout)
+        assert status["default_models"] == "tiny"
+
+
+# -- 8: what a submit refuses before a job exists ------------------------------------------------
+
+
+@pytest.mark.parametrize("name,data,message", [
+    ("empty.fa", b"", "the input is empty"),
+    ("protein.fa", b">p\nMKLVEFILPQ\n", "it looks like a protein sequence"),
+    ("binary.fa", b"\x00\x01\x02\x03PK\x03\x04", "binary data"),
+    ("dups.fa", b">same\nACGT\n>same\nACGA\n", "duplicate sequence ids: 'same'"),
+    ("long.fa", b">" + b"x" * 200_000 + b"\nACGT\n", "at most 1,000 are accepted"),  # 15
+])
+def test_submit_refuses_what_predict_refuses_with_its_message(daemon, tmp_path, name, data, message):
+    path = tmp_path / name
+    path.write_bytes(data)
+    before = _count(daemon)
+    proc = daemon.cli("submit", path, "-o", tmp_path / "out")
+    assert proc.returncode == 7 and message in proc.stderr, proc.stderr
+    assert proc.stdout == "" and _count(daemon) == before  # no job id, no job
+    predicted = subprocess.run([sys.executable, "-m", "virnucpro", "predict", path, "-o",
+                                tmp_path / "p", "--models", "tiny", "--devices", "cpu", "-q"],
+                               capture_output=True, text=True, timeout=120, env=daemon.env)
+    assert message in predicted.stderr  # the same words
+
+
+def test_a_folder_is_refused_as_a_folder_by_the_client_and_by_the_daemon(daemon, tmp_path):
+    proc = daemon.cli("submit", tmp_path, "-o", tmp_path / "out")
+    assert proc.returncode == 7 and "is a folder, not a FASTA file" in proc.stderr, proc.stderr
+    with daemon.client() as c:  # another client: the daemon checks the first bytes itself
+        with pytest.raises(ClientError, match="is a folder, not a FASTA file"):
+            c.submit([str(tmp_path)], outdir=str(tmp_path / "out"))
+        for name, data, message in [("e.fa", b"", "empty"), ("b.fa", b"\x00\x01", "binary"),
+                                    ("p.fa", b">p\nMKLEF\n", "protein")]:
+            (tmp_path / name).write_bytes(data)
+            with pytest.raises(ClientError, match=message) as err:
+                c.submit([str(tmp_path / name)], outdir=str(tmp_path / "out"))
+            assert err.value.code == "invalid"
+
+
+def test_an_unusable_output_location_is_refused(daemon, tmp_path):
+    small = _small(tmp_path / "s.fa")
+    (tmp_path / "a-file").write_text("x")
+    for outdir, message in [(tmp_path / "a-file", "exists and is not a folder"),
+                            (tmp_path / "a-file" / "out", "a-file is not a folder")]:
+        proc = daemon.cli("submit", small, "-o", outdir)
+        assert proc.returncode == 7 and message in proc.stderr, proc.stderr
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "notes.txt").write_text("mine")
+    proc = daemon.cli("submit", small, "-o", tmp_path / "junk")
+    assert proc.returncode == 7 and "is not empty; use --force to overwrite" in proc.stderr
+
+
+def test_output_folders_of_live_jobs_are_not_shared_nor_nested(slow, tmp_path):
+    with slow.client() as c:
+        running = c.submit([str(VIRAL)], outdir=str(tmp_path / "runs" / "a"))
+        try:
+            for outdir, word in [(tmp_path / "runs" / "a", "is"), (tmp_path / "runs", "holds"),
+                                 (tmp_path / "runs" / "a" / "inner", "lies inside")]:
+                with pytest.raises(ClientError, match=f"{word} the output folder of live job "
+                                                      f"{running.id}"):
+                    c.submit([str(VIRAL)], outdir=str(outdir))
+            # A sibling folder is fine.
+            c.cancel(c.submit([str(VIRAL)], outdir=str(tmp_path / "runs" / "b")).id)
+        finally:
+            c.cancel(running.id)
+            _wait(c, running.id)
+
+
+# -- 9: a finished folder is not reused silently -------------------------------------------------
+
+
+def test_a_folder_with_a_finished_run_is_refused_unless_force(daemon, tmp_path):
+    shutil.copy(VIRAL, tmp_path / "x.fa")
+    first = _ok(daemon.cli("submit", "x.fa", "-o", "out", "--wait", cwd=tmp_path)).stdout.strip()
+    proc = daemon.cli("submit", "x.fa", "-o", "out", "--wait", cwd=tmp_path)
+    assert proc.returncode == 7, proc.stderr
+    assert "out: is not empty (it holds a finished run); use --force to overwrite" in proc.stderr
+    again = _ok(daemon.cli("submit", "x.fa", "-o", "out", "--wait", "--force", cwd=tmp_path))
+    assert again.stdout.strip() != first
+    lines = _ok(daemon.cli("logs", again.stdout.strip())).stdout
+    assert "reusing" not in lines and "completed: 4 sequences" in lines  # scored again
+
+
+def test_a_job_that_resumes_an_earlier_run_says_so_in_its_log(slow, tmp_path):
+    with slow.client() as c:
+        first = c.submit([str(VIRAL)], outdir=str(tmp_path / "o"))
+        shards = tmp_path / "o" / ".virnucpro" / "shards"
+        deadline = time.monotonic() + 60
+        while len(list(shards.glob("shard-*"))) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        c.cancel(first.id)
+        assert _wait(c, first.id).state.value == "cancelled"
+    # The folder holds an unfinished run: a new job takes it up and says so.
+    proc = _ok(slow.cli("submit", VIRAL, "-o", tmp_path / "o", "--wait", timeout=120))
+    lines = _ok(slow.cli("logs", proc.stdout.strip())).stdout
+    assert f"reusing {tmp_path / 'o'}: 0 of 1 input(s) already complete, 1 resumed" in lines
+
+
+# -- 10: retry takes the overrides its failure names ---------------------------------------------
+
+
+def test_retry_rename_duplicates_does_what_the_failure_says(daemon, tmp_path):
+    dups = tmp_path / "dups.fa"
+    dups.write_text(">same\n" + "ACGT" * 100 + "\n>same\n" + "TTGCA" * 80 + "\n")
+    with daemon.client() as c:  # a client that does not read the whole file: the job finds out
+        job = c.submit([str(dups)], outdir=str(tmp_path / "out"))
+        failed = _wait(c, job.id)
+    assert failed.state.value == "failed" and "use --rename-duplicates" in failed.reason
+    assert "--rename-duplicates" in _ok(daemon.cli("retry", "--help")).stdout
+    _ok(daemon.cli("retry", job.id, "--rename-duplicates"))
+    _ok(daemon.cli("watch", job.id))
+    done = json.loads(_ok(daemon.cli("show", job.id, "--json")).stdout)
+    assert done["state"] == "completed" and done["options"]["rename_duplicates"] is True
+    assert done["progress"]["counts"]["sequences"] == 2
+
+
+def test_retry_force_overwrites_the_folder_its_failure_names(slow, tmp_path):
+    small = _small(tmp_path / "s.fa")
+    with slow.client() as c:
+        ahead = c.submit([str(VIRAL)], outdir=str(tmp_path / "ahead"))
+        _wait(c, ahead.id, states=("running",))
+        behind = c.submit([str(small)], outdir=str(tmp_path / "out"))
+        (tmp_path / "out").mkdir()
+        (tmp_path / "out" / "notes.txt").write_text("written after the submit")
+        c.cancel(ahead.id)
+        failed = _wait(c, behind.id)
+        assert failed.state.value == "failed" and "use --force to overwrite" in failed.reason
+        _ok(slow.cli("retry", behind.id))  # no --force: it fails the same way
+        assert _wait(c, behind.id).state.value == "failed"
+        proc = _ok(slow.cli("retry", behind.id, "--force", "--json"))
+        assert json.loads(proc.stdout)["options"]["force"] is True
+        assert _wait(c, behind.id).state.value == "completed"
+        assert (tmp_path / "out" / "frames.tsv").exists()
+
+
+# -- 12: the order of `jobs`; help on every option -------------------------------------------------
+
+
+def test_jobs_lists_the_running_job_above_a_queued_one_of_higher_priority(slow, tmp_path):
+    small = _small(tmp_path / "s.fa")
+    with slow.client() as c:
+        running = c.submit([str(VIRAL)], outdir=str(tmp_path / "a"))
+        _wait(c, running.id, states=("running",))
+        queued = c.submit([str(small)], outdir=str(tmp_path / "b"), priority=5)
+        low = c.submit([str(small)], outdir=str(tmp_path / "c"), priority=0)
+        try:
+            listed = json.loads(_ok(slow.cli("jobs", "--json")).stdout)
+            assert [j["id"] for j in listed] == [running.id, queued.id, low.id]
+            table = _ok(slow.cli("jobs")).stdout.splitlines()
+            assert [row.split()[0] for row in table[1:]] == [str(running.id), str(queued.id),
+                                                             str(low.id)]
+        finally:
+            for job in (low, queued, running):
+                c.cancel(job.id)
+            _wait(c, running.id)
+
+
+def test_every_option_of_every_client_command_has_help_text():
+    from virnucpro.daemon.client_cli import COMMANDS
+
+    missing = [f"{cmd.name} {opt.opts[0]}" for cmd in COMMANDS for opt in cmd.params
+               if isinstance(opt, click.Option) and not (opt.help or "").strip()]
+    assert missing == []
+
+
+# -- 13: --json errors are JSON ------------------------------------------------------------------
+
+
+def test_json_errors_are_json_on_stdout_with_the_same_exit_code(daemon, tmp_path):
+    proc = daemon.cli("remove", 999, "--json")
+    assert proc.returncode == daemon.cli("remove", 999).returncode == 7
+    assert json.loads(proc.stdout) == {"error": {"code": "unknown_job", "exit": 7,
+                                                 "message": "no job 999"}}
+    for args in (("show", 999), ("cancel", 999), ("retry", 999), ("jobs", "--all")):
+        proc = daemon.cli(*args, "--json")
+        if args[0] == "jobs":
+            assert proc.returncode == 0 and isinstance(json.loads(proc.stdout), list)
+        else:
+            assert proc.returncode == 7 and json.loads(proc.stdout)["error"]["code"] == "unknown_job"
+    (tmp_path / "e.fa").write_bytes(b"")
+    proc = daemon.cli("submit", tmp_path / "e.fa", "-o", tmp_path / "o", "--json")
+    error = json.loads(proc.stdout)["error"]
+    assert proc.returncode == 7 and error["code"] == "invalid" and "empty" in error["message"]
+    proc = daemon.cli("remove", "--json")  # a usage error found by the command
+    assert proc.returncode == 2 and json.loads(proc.stdout)["error"]["code"] == "usage"
+
+
+def test_json_errors_say_unavailable_when_no_daemon_answers(tmp_path):
+    env = daemon_env(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "virnucpro", "jobs", "--json"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 8
+    error = json.loads(proc.stdout)["error"]
+    assert error["code"] == "unavailable" and error["exit"] == 8
+    assert "virnucpro-daemon start" in error["message"]
+
+
+def test_a_failed_job_followed_with_json_is_one_error_object_with_its_record(slow, tmp_path):
+    small = _small(tmp_path / "s.fa")
+    with slow.client() as c:
+        ahead = c.submit([str(VIRAL)], outdir=str(tmp_path / "ahead"))
+        _wait(c, ahead.id, states=("running",))
+        proc = subprocess.Popen([sys.executable, "-m", "virnucpro", "submit", small, "-o",
+                                 tmp_path / "out", "--wait", "--json"], env=slow.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while not [j for j in c.jobs() if j.outdir == str(tmp_path / "out")]:
+            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        small.unlink()  # gone before the job starts: it fails
+        c.cancel(ahead.id)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 9, err
+    error = json.loads(out)["error"]  # one JSON document on stdout
+    assert error["code"] == "failed" and error["exit"] == 9
+    assert error["job"]["state"] == "failed" and "no longer exists" in error["job"]["reason"]
