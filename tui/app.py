@@ -306,7 +306,7 @@ def question(action: str, job: JobRecord) -> tuple[str, str, str]:
     name = f"job {job.id} ({job.name})"
     if action == "cancel":
         what = ("It leaves the queue." if job.state is JobState.QUEUED else
-                "It stops at the next shard; what it scored stays in its output folder.")
+                "It stops within a model batch; the shards it finished stay in its output folder.")
         return f"Cancel {name}?", f"{what} Retry resumes it.", "Cancel it"
     if action == "retry":
         return (f"Retry {name}?", f"It goes back in the queue and resumes in {job.outdir}.",

@@ -28,6 +28,8 @@ from virnucpro.daemon.messages import DaemonStatus, DeviceMemory, Event, Snapsho
 
 MEMORY_SAMPLES = 60  # one memory event a second: the sparkline shows the last minute
 RATE_WINDOW_S = 30.0  # the rate (and ETA) come from the progress of the last 30 s
+SETTLE_S = 2.0  # a run's first progress reports are its starting point, not its rate
+MIN_SPAN_S = 2.0  # no rate from reports closer together than this
 RATE_SAMPLES = 240  # progress is published at most every 0.5 s: two minutes of it
 DEFAULT_MODELS = "published"
 
@@ -86,9 +88,14 @@ def run_key(job: JobRecord) -> int:
 
 def recent_rate(samples: Iterable[tuple[float, int]], window: float = RATE_WINDOW_S) -> float | None:
     """Chunks per second between the newest sample and the oldest of the last `window`
-    seconds (the one just before them when the newest is alone in it); None without two."""
+    seconds (the one just before them when the newest is alone in it); None without two at
+    least MIN_SPAN_S apart. The samples of a run's first SETTLE_S are left out: a resumed run
+    first writes the rows of the shards already on disk, in a burst that is not scoring."""
     samples = list(samples)
-    if len(samples) < 2:
+    if samples:
+        settled = samples[0][0] + SETTLE_S
+        samples = [s for s in samples if s[0] >= settled]
+    if len(samples) < 2 or samples[-1][0] - samples[0][0] < MIN_SPAN_S:
         return None
     t1, c1 = samples[-1]
     ref = next(i for i, (t, _) in enumerate(samples) if t >= t1 - window)

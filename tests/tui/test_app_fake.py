@@ -276,7 +276,8 @@ def test_the_detail_screen_shows_the_lost_daemon_and_its_figures_as_stale():
     async def scenario():
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: app.state.connected)
-            await progress_steps(pilot, app, daemon, clock, 1, [(10.0, 9300), (0.0, 9360)])
+            await progress_steps(pilot, app, daemon, clock, 1,
+                                 [(12.0, 9290), (10.0, 9300), (0.0, 9360)])
             app.queue.select(1)
             await pilot.press("enter")
             await until(pilot, lambda: isinstance(app.screen, JobDetailScreen))
@@ -309,8 +310,10 @@ def test_progress_events_move_the_job_along_in_place():
             await until(pilot, lambda: app.state.connected)
             app.queue.select(3)
             # The bar is by chunks (counted before scoring), the sequences are figures; the rate
-            # is that of the events: 400 chunks in the last 20 s.
-            await progress_steps(pilot, app, daemon, clock, 1, [(20.0, 11_600), (0.0, 12_000)])
+            # is that of the events: 400 chunks in the last 20 s (the run's first report, 2 s
+            # before, is its starting point).
+            await progress_steps(pilot, app, daemon, clock, 1,
+                                 [(22.0, 11_560), (20.0, 11_600), (0.0, 12_000)])
             daemon.jobs[1]["progress"]["sequences_done"] = 6000
             daemon.progress_of(1, 12_000)
             await until(pilot, lambda: app.state.seq == daemon.seq)

@@ -191,7 +191,25 @@ def test_the_rate_is_that_of_the_last_30_seconds_and_starts_again_with_each_run(
     clock[0] += 2
     state.apply(event(seq + 3, "progress", {"job_id": 1, "progress": {
         "chunks_done": chunks + 7, "chunks_total": 10_000}}))
+    assert state.rows()[0].rate is None  # a run's first 2 s are its start, not its rate
+    clock[0] += 2
+    state.apply(event(seq + 4, "progress", {"job_id": 1, "progress": {
+        "chunks_done": chunks + 13, "chunks_total": 10_000}}))
     assert state.rows()[0].rate == pytest.approx(3.0)
+
+
+def test_the_burst_of_a_resumed_runs_first_rows_is_not_its_rate():
+    """A resumed run first writes the rows of its shards already on disk: a burst."""
+    clock = [NOW]
+    state = DashboardState(lambda: clock[0])
+    job = make_job(1, "a.fa", "running", NOW, steps=[("running", 1.0)],
+                   progress={"chunks_done": 210, "chunks_total": 360})
+    state.apply(snapshot([job]))
+    for seq, (after, chunks) in enumerate([(0.0, 210), (0.2, 300), (3.0, 306), (5.0, 310)], 11):
+        clock[0] = NOW + after
+        state.apply(event(seq, "progress", {"job_id": 1, "progress": {
+            "chunks_done": chunks, "chunks_total": 360}}))
+    assert state.rows()[0].rate == pytest.approx(2.0)  # not (310 - 210) / 5 = 20, nor 450
 
 
 def test_while_the_daemon_is_lost_the_rows_are_as_last_heard_without_an_eta():
@@ -200,16 +218,16 @@ def test_while_the_daemon_is_lost_the_rows_are_as_last_heard_without_an_eta():
     job = make_job(1, "a.fa", "running", NOW, steps=[("loading", 20.0), ("running", 10.0)],
                    progress={"chunks_done": 10, "chunks_total": 100})
     state.apply(snapshot([job]))
-    for i in (1, 2):
+    for i in (1, 3, 5):  # the first report settles the run's start; 5 chunks/s after it
         clock[0] = NOW + i
         state.apply(event(10 + i, "progress", {"job_id": 1, "progress": {
             "chunks_done": 10 + 5 * i, "chunks_total": 100}}))
-    assert state.rows()[0].eta == pytest.approx(16.0) and not state.stale
+    assert state.rows()[0].eta == pytest.approx(13.0) and not state.stale
     state.connected = False  # the app's Disconnected
     clock[0] += 60
     row = state.rows()[0]
     assert state.stale and row.stale and row.eta is None
-    assert row.elapsed == 22.0 and row.rate == pytest.approx(5.0)  # as at NOW + 2
+    assert row.elapsed == 25.0 and row.rate == pytest.approx(5.0)  # as at NOW + 5
 
 
 def test_a_removed_job_is_forgotten():
