@@ -84,9 +84,15 @@ def test_tiny_checkpoint_has_the_published_layout(tiny_path: Path) -> None:
     }
 
 
-def test_a_checkpoint_naming_another_class_is_refused(tmp_path: Path) -> None:
+def test_another_class_in_cfg_is_inert_but_among_the_weights_is_refused(tmp_path: Path) -> None:
     path = write_tiny_esm(tmp_path, seed=0)
     _rewrite_cfg(path, _Sneaky())
+    load_esm(path)  # read as an inert record (safe_pickle), never constructed
+    path = write_tiny_esm(tmp_path / "w", seed=0)
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        data = torch.load(path, weights_only=True)
+    data["model"]["sneaky"] = _Sneaky()
+    torch.save(data, path)
     with pytest.raises(ModelError, match="_Sneaky") as err:
         load_esm(path)
     assert err.value.path == str(path)

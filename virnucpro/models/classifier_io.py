@@ -2,30 +2,26 @@
 
 `load_classifier` accepts the published whole-module `.pth` files (a pickled
 `__main__.MLPClassifier`), a `.pth` state dict, or `.safetensors`; every pickle is read by
-torch's weights-only unpickler with inert stand-ins for the few module classes such a file
+the restricted unpickler of virnucpro.models.safe_pickle with inert stand-ins for the few module classes such a file
 names, and any other global is refused with a `ModelError` naming it. Only tensors are kept;
 keys and shapes are checked strictly. Writers produce the same formats for tests and tiny sets.
 """
 
 from __future__ import annotations
 
-import _compat_pickle
 import copy
 import math
 import os
-import pickle
-import pickletools
-import re
 import sys
 import threading
-import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from virnucpro.errors import ModelError, StateDictError
+from virnucpro.models import safe_pickle
 from virnucpro.models.classifier import MLPClassifier
 
 _MODULE_CLASSES = (
@@ -85,64 +81,25 @@ _STAND_INS = {
 }
 
 
-def _globals_in(data: bytes) -> Iterator[str]:
-    """Every global a pickle names, spelt as the unpickler resolves it (protocol 2 aliases)."""
-    recent: list[str] = []
-    for op, arg, _ in pickletools.genops(data):
-        if op.name in ("GLOBAL", "INST"):
-            module, name = str(arg).split(" ", 1)
-        elif op.name == "STACK_GLOBAL":  # protocol 4; torch never writes it
-            module, name = (recent[-2], recent[-1]) if len(recent) >= 2 else ("?", "?")
-        else:
-            if isinstance(arg, str):
-                recent.append(arg)
-            continue
-        module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
-        yield f"{_compat_pickle.IMPORT_MAPPING.get(module, module)}.{name}"
-
-
 def _refuse_unknown_globals(path: Path) -> None:
-    # A first pass over the zip's pickles names every offender in the error; torch's own
-    # weights-only unpickler stays the enforcing layer (and covers the legacy non-zip format).
-    if not zipfile.is_zipfile(path):
-        return
-    with zipfile.ZipFile(path) as archive:
-        for entry in archive.namelist():
-            if entry.endswith(".pkl"):
-                try:
-                    bad = sorted(set(_globals_in(archive.read(entry))) - _ALLOWED_GLOBALS)
-                except Exception as exc:
-                    raise ModelError(f"unreadable pickle {entry}: {exc}", path=path) from exc
-                if bad:
-                    raise ModelError(
-                        f"refused to unpickle {', '.join(bad)}: a classifier file needs only "
-                        "tensors, collections.OrderedDict and the MLPClassifier layers",
-                        path=path,
-                    )
-
-
-def _unpickling_reason(exc: Exception) -> str:
-    # torch's message opens with advice to retry with weights_only=False; keep only the cause.
-    text = str(exc)
-    found = re.search(r"GLOBAL (\S+) ", text)
-    if found:
-        return f"refused to unpickle {found.group(1)}"
-    cause = re.search(
-        r"WeightsUnpickler error:\s*(.+?)(?:\n\nCheck the documentation|$)", text, re.S
-    )
-    return "cannot read the file safely: " + " ".join((cause.group(1) if cause else text).split())
+    # A first pass over the zip's pickles names every offender in the error; the restricted
+    # unpickler of safe_pickle stays the enforcing layer (and covers the legacy non-zip format).
+    try:
+        bad = sorted(safe_pickle.zip_globals(path) - _ALLOWED_GLOBALS)
+    except Exception as exc:
+        raise ModelError(f"unreadable pickle: {exc}", path=path) from exc
+    if bad:
+        raise ModelError(
+            f"refused to unpickle {', '.join(bad)}: a classifier file needs only "
+            "tensors, collections.OrderedDict and the MLPClassifier layers",
+            path=path,
+        )
 
 
 def _torch_load(path: Path) -> Any:
     _refuse_unknown_globals(path)
-    allow = [(cls, name) for name, cls in _STAND_INS.items()]
-    try:
-        with _LOCK, torch.serialization.safe_globals(allow):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise ModelError(_unpickling_reason(exc), path=path) from exc
-    except Exception as exc:
-        raise ModelError(f"cannot read classifier file: {exc}", path=path) from exc
+    # Only the stand-ins and torch's own tensor globals; any other class is refused, not inert.
+    return safe_pickle.load(path, what="classifier file", classes=_STAND_INS)
 
 
 def _module_tensors(node: _PickledModule, prefix: str = "", depth: int = 0) -> dict[str, torch.Tensor]:

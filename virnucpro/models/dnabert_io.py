@@ -20,6 +20,7 @@ import torch
 from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers, processors
 
 from virnucpro.errors import ModelError, StateDictError
+from virnucpro.models import safe_pickle
 from virnucpro.models.dnabert import DnaBertConfig, DnaBertModel
 from virnucpro.models.transfer import to_device
 
@@ -129,15 +130,17 @@ def _weights_file(folder: Path) -> Path:
 
 
 def _read_state_dict(path: Path) -> dict[str, Any]:
-    try:
-        if path.name.endswith(".safetensors"):
-            from safetensors.torch import load_file
+    if path.name.endswith(".safetensors"):
+        from safetensors.torch import load_file
 
+        try:
             state = load_file(str(path), device="cpu")
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt, truncated, or a pickle naming disallowed globals
-        raise ModelError(f"cannot read weights: {exc}", path=path) from exc
+        except Exception as exc:  # corrupt or truncated
+            raise ModelError(f"cannot read weights: {exc}", path=path) from exc
+    else:
+        # A plain state dict: tensors and torch's containers only, any other global refused
+        # (virnucpro.models.safe_pickle, no inert records).
+        state = safe_pickle.load(path, what="weights")
     if not isinstance(state, dict):
         raise ModelError(f"weights are a {type(state).__name__}, not a state dict", path=path)
     return state

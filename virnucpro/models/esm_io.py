@@ -3,17 +3,14 @@
 Contract (FIDELITY 4): the feature of a protein is the mean of fair-esm's last-layer
 representation (after the closing layer norm) over its first 1024 residues, BOS, EOS and padding
 excluded; a protein embedded in a padded batch equals its embedding alone within 1e-5.
-Checkpoints are read with torch's weights-only unpickler, allowing `argparse.Namespace` only.
+Checkpoints are read by virnucpro.models.safe_pickle: tensors and plain data, `argparse.Namespace`,
+other classes only inside `cfg` and only as inert records (never run); code-running globals refused.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import pickle
-import re
-import threading
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,15 +19,13 @@ from typing import Any
 import torch
 
 from virnucpro.errors import ModelError
+from virnucpro.models import safe_pickle
 from virnucpro.models.transfer import to_device
 
 log = logging.getLogger(__name__)
 
 MAX_RESIDUES = 1024  # FIDELITY 4: only the first 1024 residues of a protein count
 _REGRESSION_SUFFIX = "-contact-regression.pt"
-# safe_globals edits a process-wide allowlist; serialise loads so that one thread leaving the
-# context cannot withdraw Namespace from another thread still inside it.
-_LOAD_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,31 +45,50 @@ def regression_path(checkpoint: Path) -> Path:
 
 
 def _torch_load(path: Path, mmap: bool = False) -> Any:
-    # The published fairseq-style checkpoints hold tensors, plain containers and one class:
-    # cfg["model"] is an argparse.Namespace (its __dict__ is restored by BUILD, no code runs).
-    # Public code loading esm2_t36_3B_UR50D under torch>=2.6 allows this one class and nothing
-    # else (not re-checked here against the 5.7 GB file); fp16 storages, OrderedDict and
-    # collections.Counter are already in torch's default weights-only allowlist.
-    # weights_only=False was rejected: it would run any code the pickle names.
+    # Read by virnucpro.models.safe_pickle: tensors, torch's containers and argparse.Namespace
+    # as themselves; any other class (fairseq dataclasses, enums, omegaconf containers in the
+    # fairseq-style `cfg`) as an inert record whose code never runs; functions and anything
+    # from os/subprocess/builtins... refused with the file and the global named.
     # `mmap`: the tensors stay in the file (page cache, shared between processes) until copied
     # elsewhere; only torch's zip format can be mapped, an older file is read whole.
-    mmap = mmap and zipfile.is_zipfile(path)
-    try:
-        with _LOAD_LOCK, torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except pickle.UnpicklingError as exc:
-        # torch's message opens with advice to retry with weights_only=False; keep the cause.
-        text = str(exc)
-        found = re.search(r"GLOBAL (\S+) ", text)
-        cause = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n\nCheck the|$)", text, re.S)
-        why = (
-            f"refused to unpickle {found.group(1)}"
-            if found
-            else " ".join((cause.group(1) if cause else text).split())
-        )
-        raise ModelError(f"unsafe or unreadable ESM-2 checkpoint: {why}", path=path) from exc
-    except Exception as exc:  # RuntimeError (not a zip), OSError ...
-        raise ModelError(f"cannot read ESM-2 checkpoint file: {exc}", path=path) from exc
+    data = safe_pickle.load(path, what="ESM-2 checkpoint", inert=True, mmap=mmap)
+    if not isinstance(data, dict):
+        raise ModelError(f"not an ESM-2 checkpoint: it holds a {type(data).__name__}", path=path)
+    misplaced = [r.pickled_name for r in safe_pickle.inert_records(data.get("model"))]
+    if misplaced:  # a class where the weights are: nothing the model can use
+        raise ModelError(
+            f"unsafe ESM-2 checkpoint: refused {misplaced[0]} among the weights (only tensors "
+            "belong there; other classes only in cfg)", path=path)
+    # Only what fair-esm reads is kept: the weights and (main file) the model's fields of cfg.
+    kept: dict[str, Any] = {"model": data.get("model")}
+    if "cfg" in data:
+        kept["cfg"] = _plain_cfg(data["cfg"], path)
+    return kept
+
+
+_CFG_FIELDS = ("encoder_layers", "encoder_embed_dim", "encoder_attention_heads", "token_dropout")
+
+
+def _plain_cfg(cfg: Any, path: Path) -> dict[str, Any]:
+    """The fields fair-esm's ESM-2 builder reads from cfg["model"], as an argparse.Namespace;
+    the rest of cfg (possibly inert records) is dropped."""
+    model = cfg.get("model") if isinstance(cfg, dict) else None
+    if model is None:
+        raise ModelError("not an ESM-2 checkpoint: no cfg[\"model\"]", path=path)
+    if isinstance(model, safe_pickle.Inert):
+        fields = model.fields()
+    elif isinstance(model, argparse.Namespace):
+        fields = vars(model)
+    elif isinstance(model, dict):
+        fields = model
+    else:
+        raise ModelError(f"not an ESM-2 checkpoint: cfg[\"model\"] is a {type(model).__name__}",
+                         path=path)
+    missing = [f for f in _CFG_FIELDS if f not in fields]
+    if missing:
+        raise ModelError(f"not an ESM-2 checkpoint: cfg[\"model\"] lacks {', '.join(missing)}",
+                         path=path)
+    return {"model": argparse.Namespace(**{f: fields[f] for f in _CFG_FIELDS})}
 
 
 def load_esm(checkpoint: Path, device: str | torch.device = "cpu") -> EsmBundle:
