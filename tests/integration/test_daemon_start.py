@@ -27,7 +27,6 @@ from tests.daemon_helpers import REPO, daemon_env
 DAEMON = Path(sys.executable).with_name("virnucpro-daemon")  # the installed entry point
 LEFTOVERS = ("daemon.sock", "daemon-events.sock", "daemon.lock", "daemon.pid", "endpoints.json")
 
-pytestmark = pytest.mark.skipif(not DAEMON.exists(), reason="virnucpro-daemon is not installed")
 
 
 def run(env: dict[str, str], *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
