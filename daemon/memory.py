@@ -10,21 +10,9 @@ import logging
 import os
 from collections.abc import Callable
 
+from virnucpro.devices import host_memory
+
 log = logging.getLogger(__name__)
-
-
-def host_memory() -> tuple[int, int]:
-    """(used, total) bytes of this machine, from /proc/meminfo (MemTotal - MemAvailable)."""
-    info = {}
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                key, value = line.split(":", 1)
-                info[key] = int(value.split()[0]) * 1024
-    except (OSError, ValueError):
-        return 0, 0
-    total = info.get("MemTotal", 0)
-    return total - info.get("MemAvailable", total), total
 
 
 class MemoryMonitor:
@@ -92,7 +80,8 @@ class MemoryMonitor:
                 if row["source"] == "workers":
                     row["used_bytes"] = sum(w.get("memory_bytes") or 0 for w in by_device.get(device, []))
             else:
-                used, total = host_memory()
+                available, total = host_memory()
+                used = total - available
                 row = {"device": device, "kind": "cpu", "name": "host memory", "used_bytes": used,
                        "total_bytes": total, "source": "host"}
             row["workers"] = by_device.get(device, [])

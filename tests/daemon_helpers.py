@@ -134,3 +134,18 @@ def start_daemon(tmp_path: Path, *args: str, env_extra: dict[str, str] | None = 
     except BaseException:
         handle.kill()
         raise
+
+
+ENDED = ("completed", "failed", "cancelled")
+
+
+def wait_for(client, job_id: int, states: tuple[str, ...] = ENDED, timeout: float = 120):
+    """Poll `show` until the job is in one of `states` (values); its record, or AssertionError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.show(job_id)
+        if job.state.value in states:
+            return job
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"job {job_id} still {job.state.value}")
+        time.sleep(0.05)

@@ -103,3 +103,17 @@ def threads_per_worker(devices: list[str], threads: int | None) -> dict[int, int
         # A GPU worker only feeds its device; a few threads do for tokenizing and copying.
         out[i] = max(1, total // n_cpu) if d == "cpu" else max(1, min(4, total // len(devices)))
     return out
+
+
+def host_memory() -> tuple[int, int]:
+    """(available, total) bytes of this machine, from /proc/meminfo; (0, 0) elsewhere."""
+    info = {}
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                key, value = line.split(":", 1)
+                info[key] = int(value.split()[0]) * 1024
+    except (OSError, ValueError, IndexError):
+        return 0, 0
+    total = info.get("MemTotal", 0)
+    return info.get("MemAvailable", total), total

@@ -20,6 +20,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from virnucpro.devices import host_memory
+from virnucpro.models.sets import human_size
+
 OK, WARNING, PROBLEM = "ok", "warning", "problem"
 EXIT_PROBLEMS = 11  # the exit code of `virnucpro doctor` when any check is a problem
 PUBLISHED_SIZE = "about 12 GB"
@@ -36,14 +39,6 @@ class Check:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def human_size(size: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size} B"  # pragma: no cover
 
 
 def _dist_version(name: str) -> str | None:
@@ -85,20 +80,6 @@ def check_versions() -> list[Check]:
 
 
 # -- devices ----------------------------------------------------------------------------------
-
-def host_memory() -> tuple[int, int]:
-    """(available, total) bytes of this machine, from /proc/meminfo; (0, 0) elsewhere."""
-    info = {}
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                key, value = line.split(":", 1)
-                info[key] = int(value.split()[0]) * 1024
-    except (OSError, ValueError, IndexError):
-        return 0, 0
-    total = info.get("MemTotal", 0)
-    return info.get("MemAvailable", total), total
-
 
 def _gpu_memory(device: str) -> str:
     """`name, free/total` of one visible GPU: NVML when it can (no CUDA context), else torch."""

@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,16 +16,6 @@ from tests.daemon_helpers import DaemonHandle, daemon_env, start_daemon
 from tests.helpers import DATA, read_table
 
 VIRAL = DATA / "viral_reference.fasta"
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory, tiny_set_dir: Path) -> Iterator[DaemonHandle]:
-    """One fast daemon for the module: tiny models loaded once, on the CPU."""
-    handle = start_daemon(tmp_path_factory.mktemp("daemon"), "--persistent-models", "--models", "tiny")
-    try:
-        yield handle
-    finally:
-        handle.stop()
 
 
 @pytest.fixture(scope="module")

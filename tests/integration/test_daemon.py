@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import zmq
 
+from tests.daemon_helpers import wait_for
 from tests.helpers import DATA, read_table
 from tests.integration.test_pool import assert_same_results
 from virnucpro.daemon import protocol as P
@@ -92,17 +93,6 @@ def daemons(tmp_path, tiny_set_dir):
     yield make
     for d in started:
         d.stop()
-
-
-def wait_for(client: Client, job_id: int, states=("completed", "failed", "cancelled"),
-             timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.show(job_id)
-        if job.state.value in states:
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} still {job['state']}")
 
 
 @pytest.fixture(scope="module")

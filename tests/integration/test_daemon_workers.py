@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon_helpers import start_daemon
+from tests.daemon_helpers import start_daemon, wait_for
 from tests.helpers import DATA
-from virnucpro.daemon.jobs import JobRecord, JobState
+from virnucpro.daemon.jobs import JobState
 
 VIRAL = DATA / "viral_reference.fasta"
 
@@ -31,16 +31,6 @@ def many_frames(tmp_path: Path) -> Path:
                 head, _, seq = rec.partition("\n")
                 fh.write(f">c{k}_{head.split()[0]}\n{seq}")
     return path
-
-
-def wait_state(client, job_id: int, states: set[JobState], timeout: float = 60) -> JobRecord:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.show(job_id)
-        if job.state in states:
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} still {job.state.value}")
 
 
 def children(pid: int) -> set[int]:
@@ -65,11 +55,11 @@ def test_a_cancel_stops_the_running_shard_between_two_batches(tmp_path, tiny_set
                       env_extra=env) as daemon, daemon.client() as c:
         job = c.submit([str(many_frames)], outdir=str(tmp_path / "out"),
                        options={"models": "tiny", "report": False})
-        wait_state(c, job.id, {JobState.RUNNING})
+        wait_for(c, job.id, ("running",), timeout=60)
         time.sleep(1.5)  # a few batches into a shard of dozens (half a second each)
         asked = time.monotonic()
         c.cancel(job.id)
-        done = wait_state(c, job.id, {JobState.CANCELLED, JobState.COMPLETED, JobState.FAILED})
+        done = wait_for(c, job.id, timeout=60)
         took = time.monotonic() - asked
         assert done.state is JobState.CANCELLED
         assert took < 5.0, f"the cancel took {took:.1f} s: it waited for the shard"
@@ -87,7 +77,7 @@ def test_workers_end_soon_after_their_supervisor_is_killed(tmp_path, tiny_set_di
         with daemon.client() as c:
             job = c.submit([str(many_frames)], outdir=str(tmp_path / "out"),
                            options={"models": "tiny", "report": False})
-            wait_state(c, job.id, {JobState.RUNNING})
+            wait_for(c, job.id, ("running",), timeout=60)
         time.sleep(1.0)  # a worker is in the middle of a long shard
         workers = children(daemon.proc.pid)
         assert len(workers) >= 2, workers
@@ -111,7 +101,7 @@ def test_a_worker_death_and_a_resume_are_in_the_jobs_log(tmp_path, tiny_set_dir)
                       "--shard-frames", "4", env_extra=env) as daemon, daemon.client() as c:
         job = c.submit([str(VIRAL)], outdir=str(tmp_path / "out"),
                        options={"models": "tiny", "report": False})
-        done = wait_state(c, job.id, {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
+        done = wait_for(c, job.id, timeout=60)
         assert done.state is JobState.COMPLETED
         lines = [entry.line for entry in c.logs(job.id)]
         died = [line for line in lines if "died" in line]

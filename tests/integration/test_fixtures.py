@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 
 from tests import standin_cases
-from tests.integration.test_daemon import daemons, wait_for  # noqa: F401
+from tests.daemon_helpers import wait_for
+from tests.integration.test_daemon import daemons  # noqa: F401
 from virnucpro.pipeline import run_predict
 
 

@@ -19,8 +19,9 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+from tests.daemon_helpers import wait_for  # noqa: E402
 from tests.helpers import read_table  # noqa: E402
-from tests.integration.test_daemon import VIRAL, daemons, wait_for  # noqa: E402, F401
+from tests.integration.test_daemon import VIRAL, daemons  # noqa: E402, F401
 from tests.integration.test_pool import (  # noqa: E402, F401
     assert_same_results,
     inputs,

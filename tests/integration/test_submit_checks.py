@@ -16,22 +16,12 @@ from pathlib import Path
 import click
 import pytest
 
-from tests.daemon_helpers import DaemonHandle, daemon_env, start_daemon
+from tests.daemon_helpers import DaemonHandle, daemon_env, start_daemon, wait_for
 from tests.helpers import DATA
 from virnucpro.daemon.client import ClientError
 
 VIRAL = DATA / "viral_reference.fasta"
 SLOW = {"VIRNUCPRO_TEST_SCORER": "tests.fakes:SlowScorer", "FAKE_DELAY": "0.3"}
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory, tiny_set_dir: Path) -> Iterator[DaemonHandle]:
-    """As the user started it: `start --persistent-models --models tiny`."""
-    handle = start_daemon(tmp_path_factory.mktemp("daemon"), "--persistent-models", "--models", "tiny")
-    try:
-        yield handle
-    finally:
-        handle.stop()
 
 
 @pytest.fixture(scope="module")
@@ -48,16 +38,6 @@ def slow(tmp_path_factory: pytest.TempPathFactory, tiny_set_dir: Path) -> Iterat
 def _ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     assert proc.returncode == 0, f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
     return proc
-
-
-def _wait(client, job_id: int, states=("completed", "failed", "cancelled"), timeout: float = 120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.show(job_id)
-        if job.state.value in states:
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} is still {job.state.value}")
 
 
 def _small(path: Path) -> Path:
@@ -84,7 +64,7 @@ def test_submit_without_models_uses_the_set_the_daemon_was_started_with(daemon, 
         # The README's Client example: no models option; the daemon fills it in.
         mine = c.submit([str(tmp_path / "x.fa")], outdir=str(tmp_path / "py"))
         assert mine.options["models"] == "tiny"
-        assert _wait(c, mine.id).state.value == "completed"
+        assert wait_for(c, mine.id).state.value == "completed"
 
 
 def test_the_default_is_published_unless_the_daemon_names_exactly_one_set(tmp_path, tiny_set_dir):
@@ -163,7 +143,7 @@ def test_output_folders_of_live_jobs_are_not_shared_nor_nested(slow, tmp_path):
             c.cancel(c.submit([str(VIRAL)], outdir=str(tmp_path / "runs" / "b")).id)
         finally:
             c.cancel(running.id)
-            _wait(c, running.id)
+            wait_for(c, running.id)
 
 
 # -- 9: a finished folder is not reused silently -------------------------------------------------
@@ -189,7 +169,7 @@ def test_a_job_that_resumes_an_earlier_run_says_so_in_its_log(slow, tmp_path):
         while len(list(shards.glob("shard-*"))) < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
         c.cancel(first.id)
-        assert _wait(c, first.id).state.value == "cancelled"
+        assert wait_for(c, first.id).state.value == "cancelled"
     # The folder holds an unfinished run: a new job takes it up and says so.
     proc = _ok(slow.cli("submit", VIRAL, "-o", tmp_path / "o", "--wait", timeout=120))
     lines = _ok(slow.cli("logs", proc.stdout.strip())).stdout
@@ -204,7 +184,7 @@ def test_retry_rename_duplicates_does_what_the_failure_says(daemon, tmp_path):
     dups.write_text(">same\n" + "ACGT" * 100 + "\n>same\n" + "TTGCA" * 80 + "\n")
     with daemon.client() as c:  # a client that does not read the whole file: the job finds out
         job = c.submit([str(dups)], outdir=str(tmp_path / "out"))
-        failed = _wait(c, job.id)
+        failed = wait_for(c, job.id)
     assert failed.state.value == "failed" and "use --rename-duplicates" in failed.reason
     assert "--rename-duplicates" in _ok(daemon.cli("retry", "--help")).stdout
     _ok(daemon.cli("retry", job.id, "--rename-duplicates"))
@@ -218,18 +198,18 @@ def test_retry_force_overwrites_the_folder_its_failure_names(slow, tmp_path):
     small = _small(tmp_path / "s.fa")
     with slow.client() as c:
         ahead = c.submit([str(VIRAL)], outdir=str(tmp_path / "ahead"))
-        _wait(c, ahead.id, states=("running",))
+        wait_for(c, ahead.id, states=("running",))
         behind = c.submit([str(small)], outdir=str(tmp_path / "out"))
         (tmp_path / "out").mkdir()
         (tmp_path / "out" / "notes.txt").write_text("written after the submit")
         c.cancel(ahead.id)
-        failed = _wait(c, behind.id)
+        failed = wait_for(c, behind.id)
         assert failed.state.value == "failed" and "use --force to overwrite" in failed.reason
         _ok(slow.cli("retry", behind.id))  # no --force: it fails the same way
-        assert _wait(c, behind.id).state.value == "failed"
+        assert wait_for(c, behind.id).state.value == "failed"
         proc = _ok(slow.cli("retry", behind.id, "--force", "--json"))
         assert json.loads(proc.stdout)["options"]["force"] is True
-        assert _wait(c, behind.id).state.value == "completed"
+        assert wait_for(c, behind.id).state.value == "completed"
         assert (tmp_path / "out" / "frames.tsv").exists()
 
 
@@ -240,7 +220,7 @@ def test_jobs_lists_the_running_job_above_a_queued_one_of_higher_priority(slow, 
     small = _small(tmp_path / "s.fa")
     with slow.client() as c:
         running = c.submit([str(VIRAL)], outdir=str(tmp_path / "a"))
-        _wait(c, running.id, states=("running",))
+        wait_for(c, running.id, states=("running",))
         queued = c.submit([str(small)], outdir=str(tmp_path / "b"), priority=5)
         low = c.submit([str(small)], outdir=str(tmp_path / "c"), priority=0)
         try:
@@ -252,7 +232,7 @@ def test_jobs_lists_the_running_job_above_a_queued_one_of_higher_priority(slow, 
         finally:
             for job in (low, queued, running):
                 c.cancel(job.id)
-            _wait(c, running.id)
+            wait_for(c, running.id)
 
 
 def test_every_option_of_every_client_command_has_help_text():
@@ -299,7 +279,7 @@ def test_a_failed_job_followed_with_json_is_one_error_object_with_its_record(slo
     small = _small(tmp_path / "s.fa")
     with slow.client() as c:
         ahead = c.submit([str(VIRAL)], outdir=str(tmp_path / "ahead"))
-        _wait(c, ahead.id, states=("running",))
+        wait_for(c, ahead.id, states=("running",))
         proc = subprocess.Popen([sys.executable, "-m", "virnucpro", "submit", small, "-o",
                                  tmp_path / "out", "--wait", "--json"], env=slow.env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

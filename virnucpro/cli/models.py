@@ -15,14 +15,6 @@ import click
 from virnucpro.errors import ModelError
 
 
-def _human(size: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size} B"  # pragma: no cover
-
-
 @click.group()
 def models() -> None:
     """Manage model sets: `published` (downloaded once), `tiny` (tests and demos only),
@@ -42,7 +34,7 @@ def models() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_cmd(as_json: bool) -> None:
     """List the known model sets and their state."""
-    from virnucpro.models.sets import list_sets
+    from virnucpro.models.sets import human_size, list_sets
 
     sets = list_sets()
     if as_json:
@@ -52,7 +44,7 @@ def list_cmd(as_json: bool) -> None:
     for s in sets:
         state = "ready" if s["complete"] else ("incomplete" if s["present"] else "absent")
         kind = "tiny" if s["is_tiny"] else (s["source"] or "-")
-        click.echo(f"{s['name']:<16} {state:<11} {kind:<10} {_human(s['size_bytes']):>9}  "
+        click.echo(f"{s['name']:<16} {state:<11} {kind:<10} {human_size(s['size_bytes']):>9}  "
                    f"{s['path']}")
 
 

@@ -490,3 +490,12 @@ def list_sets() -> list[dict]:
             if present else 0,
         })
     return out
+
+
+def human_size(size: float) -> str:
+    """A size for people: 512 B, 4.2 MB, 12.1 GB (powers of 1000)."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size} B"  # pragma: no cover
