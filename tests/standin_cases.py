@@ -39,8 +39,9 @@ CASES: dict[str, dict] = {
     "edge500": {"inputs": (EDGE_INPUT,), "chunk_size": 500, "rename_duplicates": True},
 }
 
-OUTPUT_FILES = ("frames.tsv", "chunks.tsv", "sequences.tsv", "prediction_results.txt",
-                "prediction_results_highestscore.csv", "viral.fasta")
+OUTPUT_FILES = ("frames.tsv", "chunks.tsv", "sequences.tsv", "regions.tsv",
+                "prediction_results.txt", "prediction_results_highestscore.csv", "viral.fasta",
+                "regions.fasta")
 
 
 def use_standin(monkeypatch) -> None:

@@ -23,18 +23,21 @@ from typing import BinaryIO
 import numpy as np
 
 from virnucpro.errors import OutputError
+from virnucpro.fasta import SHORT_SEQUENCE_BP
 from virnucpro.features import OK, STATUS_REASONS
 from virnucpro.plan import FRAME_LETTERS, PlanBlock, RecordInfo
-from virnucpro.rollup import VIRUS, call_chunks, call_sequence, frame_calls
+from virnucpro.regions import KINDS, REGIONS_COLUMNS, Region, RegionRule, find_regions
+from virnucpro.rollup import VIRUS, ChunkColumns, call_chunks, call_sequence, frame_calls
 
 FRAMES_COLUMNS = ["frame_id", "sequence_id", "chunk_index", "strand", "frame", "start", "end",
                   "protein_length", "p_others", "p_virus", "call", "status"]
 CHUNKS_COLUMNS = ["chunk_id", "sequence_id", "chunk_index", "start", "end", "kept_frames",
                   "max_p_virus", "max_p_others", "call", "reason"]
 SEQUENCES_COLUMNS = ["sequence_id", "length", "chunks", "scored_chunks", "viral_chunks",
-                     "viral_share", "max_p_virus", "mean_p_virus", "call", "flags", "reason"]
+                     "viral_share", "max_p_virus", "mean_p_virus", "call", "flags", "reason",
+                     "regions"]
 FASTA_LINE = 80
-STAGING_FORMAT = 1  # of the staged tables and their checkpoint; a mismatch starts them over
+STAGING_FORMAT = 2  # of the staged tables and their checkpoint; a mismatch starts them over
 _STRAND_FRAME = np.array([f"{'+' if c[0] == 'F' else '-'}\t{c[1]}" for c in FRAME_LETTERS],
                          dtype=object)
 
@@ -83,8 +86,11 @@ class OutputLayout:
     def run_json(self) -> Path:
         return self.root / "run.json"
 
-    FILES = ("frames.tsv", "chunks.tsv", "sequences.tsv", "prediction_results.txt",
-             "prediction_results_highestscore.csv", "viral.fasta")
+    FILES = ("frames.tsv", "chunks.tsv", "sequences.tsv", "regions.tsv",
+             "prediction_results.txt", "prediction_results_highestscore.csv", "viral.fasta",
+             "regions.fasta")
+    FASTQ_FILES = ("viral.fastq",)  # written too when the input is FASTQ
+    SEQUENCE_FILES = ("viral.fasta", "regions.fasta", "viral.fastq")  # need the input's bases
     EMBEDDINGS = "embeddings"
     EMBEDDING_INDEX = "embeddings/index.tsv"
     HIGHEST_UNSORTED = "highest-unsorted.txt"  # staged; sorted into the .csv at the end
@@ -92,13 +98,17 @@ class OutputLayout:
 
     def owned(self) -> list[Path]:
         """Everything a run writes here (what --force may remove)."""
-        return [self.root / f for f in (*self.FILES, "run.json", self.REPORT, self.EMBEDDINGS,
-                                        ".virnucpro")]
+        return [self.root / f for f in (*self.FILES, *self.FASTQ_FILES, "run.json", self.REPORT,
+                                        self.EMBEDDINGS, ".virnucpro")]
+
+    def files(self, fastq: bool) -> tuple[str, ...]:
+        """The tables and sequence files of a run of a FASTA (or a FASTQ) input."""
+        return (*self.FILES, *self.FASTQ_FILES) if fastq else self.FILES
 
 
 _HEADERS = {
     "frames.tsv": FRAMES_COLUMNS, "chunks.tsv": CHUNKS_COLUMNS,
-    "sequences.tsv": SEQUENCES_COLUMNS,
+    "sequences.tsv": SEQUENCES_COLUMNS, "regions.tsv": REGIONS_COLUMNS,
     "prediction_results.txt": ["Sequence_ID", "Prediction", "score1", "score2"],
     OutputLayout.EMBEDDING_INDEX: ["frame_id", "file", "row"],
 }
@@ -106,17 +116,27 @@ _HEADERS = {
 
 @dataclass
 class _OpenRecord:
-    """A record written in several pieces (a long one): what its sequence row needs."""
+    """A record written in several pieces (a long one): its chunks so far, for its sequence row
+    and its regions."""
 
-    maxima: list[np.ndarray] = field(default_factory=list)
-    viral: int = 0
-    failed: int = 0
+    starts: list[np.ndarray] = field(default_factory=list)
+    ends: list[np.ndarray] = field(default_factory=list)
+    chunks: list[ChunkColumns] = field(default_factory=list)
 
 
 def _new_counts() -> dict[str, int]:
     return {"sequences": 0, "sequences_virus": 0, "sequences_others": 0,
             "sequences_unscored": 0, "bases": 0, "chunks": 0, "chunks_scored": 0,
-            "chunks_virus": 0, "frames": 0, "frames_failed": 0, "short_sequences": 0}
+            "chunks_virus": 0, "frames": 0, "frames_failed": 0, "short_sequences": 0,
+            "regions": 0, **{f"regions_{kind}": 0 for kind in KINDS},
+            "sequences_with_regions": 0}
+
+
+def _concat(parts: list[ChunkColumns]) -> ChunkColumns:
+    if len(parts) == 1:
+        return parts[0]
+    return ChunkColumns(*(np.concatenate([getattr(p, name) for p in parts])
+                          for name in ("kept", "scored", "max_p_virus", "max_p_others", "viral")))
 
 
 class TableWriter:
@@ -124,20 +144,37 @@ class TableWriter:
 
     `settings` are the parameters the rows depend on; a checkpoint left with other settings
     (or another staging format) is not resumed: the tables start over from the shard files.
+    `frames` False leaves out the frame-level files (frames.tsv, the reference's two files, the
+    embeddings' index), which do not depend on the calls' settings: `rescore` keeps them.
+    `sequence_files` False leaves out the files that need the input's bases (viral.fasta,
+    regions.fasta, viral.fastq); `fastq`: the input is FASTQ, so viral.fastq is written too.
     """
 
     def __init__(self, layout: OutputLayout, *, threshold: float, save_embeddings: bool,
-                 shard_frames: int, settings: dict, resume: bool) -> None:
+                 shard_frames: int, settings: dict, resume: bool,
+                 regions: RegionRule | None = None, fastq: bool = False, frames: bool = True,
+                 sequence_files: bool = True) -> None:
         self.layout = layout
         self.threshold = threshold
         self.shard_frames = shard_frames
-        self.save_embeddings = save_embeddings
+        self.save_embeddings = save_embeddings and frames
+        self.regions = regions or RegionRule()
+        self.frames = frames
+        self.sequence_files = sequence_files
+        self.fastq = fastq and sequence_files
         self.settings = {**settings, "format": STAGING_FORMAT, "threshold": threshold,
-                         "save_embeddings": save_embeddings, "shard_frames": shard_frames}
-        self._names = ["frames.tsv", "chunks.tsv", "sequences.tsv", "prediction_results.txt",
-                       "viral.fasta", layout.HIGHEST_UNSORTED]
-        if save_embeddings:
-            self._names.append(layout.EMBEDDING_INDEX)
+                         "save_embeddings": save_embeddings, "shard_frames": shard_frames,
+                         **self.regions.parameters(), "fastq": fastq}
+        tables = ["chunks.tsv", "sequences.tsv", "regions.tsv"]
+        if frames:
+            tables = ["frames.tsv", *tables, "prediction_results.txt", layout.HIGHEST_UNSORTED]
+        if sequence_files:
+            tables += ["viral.fasta", "regions.fasta", *(layout.FASTQ_FILES if fastq else ())]
+        if self.save_embeddings:
+            tables.append(layout.EMBEDDING_INDEX)
+        self._names = tables
+        self._rows: dict[str, list[str]] = {"sequences.tsv": [], "regions.tsv": []}
+        self._bytes: dict[str, list[bytes]] = {n: [] for n in layout.SEQUENCE_FILES if n in tables}
         self._open: _OpenRecord | None = None
         self.counts = _new_counts()
         self.position: dict | None = None  # where the staged tables end, when resumed
@@ -147,6 +184,14 @@ class TableWriter:
         if self.position is None:
             self._start_over()
         self._files: dict[str, BinaryIO] = {n: open(layout.staging / n, "ab") for n in self._names}
+
+    @property
+    def published(self) -> list[str]:
+        """The files `publish` moves into the output folder."""
+        names = [n for n in self._names if n in self.layout.files(True)]
+        if self.frames:
+            names.append("prediction_results_highestscore.csv")
+        return names
 
     # -- staging, checkpoints ---------------------------------------------------------------
 
@@ -234,8 +279,36 @@ class TableWriter:
         if n:
             self._write_frames(block, fa, fb, ca, cb, probs, status, ok, ids[frame_piece], c_offsets)
         chunks = call_chunks(c_offsets, probs, ok)
-        self._write_chunks(block, ca, cb, chunks, ids[chunk_piece])
-        self._write_sequences(block, p0, p1, ca, chunks)
+        self._write_chunks(block.chunk_ids[ca:cb], ids[chunk_piece], block.chunk_index[ca:cb],
+                           block.chunk_start[ca:cb], block.chunk_end[ca:cb], chunks)
+        offsets = block.piece_chunks[p0:p1 + 1] - ca
+        for p in range(p0, p1):
+            lo, hi = int(offsets[p - p0]), int(offsets[p - p0 + 1])
+            self._add_piece(block.records[p], bool(block.piece_last[p]),
+                            block.chunk_start[ca + lo:ca + hi], block.chunk_end[ca + lo:ca + hi],
+                            _slice(chunks, lo, hi))
+        self._flush_rows()
+
+    def write_record(self, info: RecordInfo, chunk_ids: list[str], chunk_start: np.ndarray,
+                     chunk_end: np.ndarray, chunks: ChunkColumns) -> None:
+        """The chunk, sequence and region rows of one whole record from its chunk calls (what
+        `rescore` rebuilds from frames.tsv; `write` comes here by pieces)."""
+        n = len(chunk_ids)
+        self._write_chunks(chunk_ids, np.full(n, info.id, dtype=object), np.arange(n),
+                           chunk_start, chunk_end, chunks)
+        self._add_piece(info, True, chunk_start, chunk_end, chunks)
+        self._flush_rows()
+
+    def _flush_rows(self) -> None:
+        """Write the rows of the records finished since the last call, a file at a time."""
+        for name, rows in self._rows.items():
+            if rows:
+                self._put(name, rows)
+                rows.clear()
+        for name, entries in self._bytes.items():
+            if entries:
+                self._files[name].write(b"".join(entries))
+                entries.clear()
 
     def _write_frames(self, block: PlanBlock, fa: int, fb: int, ca: int, cb: int,
                       probs: np.ndarray, status: np.ndarray, ok: np.ndarray, seq_ids: np.ndarray,
@@ -267,7 +340,8 @@ class TableWriter:
         self.counts["frames"] += len(ok)
         self.counts["frames_failed"] += len(ok) - len(good)
 
-    def _write_chunks(self, block: PlanBlock, ca: int, cb: int, chunks, seq_ids: np.ndarray) -> None:
+    def _write_chunks(self, cids: list[str], seq_ids: np.ndarray, chunk_index: np.ndarray,
+                      chunk_start: np.ndarray, chunk_end: np.ndarray, chunks: ChunkColumns) -> None:
         scored = chunks.is_scored
         max_v = np.full(len(scored), "", dtype=object)
         max_o = np.full(len(scored), "", dtype=object)
@@ -275,57 +349,69 @@ class TableWriter:
             max_v[scored] = format_scores(chunks.max_p_virus[scored])
             max_o[scored] = format_scores(chunks.max_p_others[scored])
         calls, reasons = chunks.calls(), chunks.reasons()
-        cids = block.chunk_ids[ca:cb]
         self._put("chunks.tsv", (
             f"{r[0]}\t{r[1]}\t{r[2] + 1}\t{r[3] + 1}\t{r[4]}\t{r[5]}\t{r[6]}\t{r[7]}\t{r[8]}\t{r[9]}\n"
-            for r in zip(cids, seq_ids.tolist(), block.chunk_index[ca:cb].tolist(),
-                         block.chunk_start[ca:cb].tolist(), block.chunk_end[ca:cb].tolist(),
-                         chunks.kept.tolist(), max_v.tolist(), max_o.tolist(), calls.tolist(),
-                         reasons.tolist(), strict=True)))
-        self._put(self.layout.HIGHEST_UNSORTED, (
-            f"{cids[i]}\t{bool(chunks.viral[i])}\n" for i in np.flatnonzero(scored).tolist()))
+            for r in zip(cids, seq_ids.tolist(), chunk_index.tolist(), chunk_start.tolist(),
+                         chunk_end.tolist(), chunks.kept.tolist(), max_v.tolist(),
+                         max_o.tolist(), calls.tolist(), reasons.tolist(), strict=True)))
+        if self.frames:
+            self._put(self.layout.HIGHEST_UNSORTED, (
+                f"{cids[i]}\t{bool(chunks.viral[i])}\n" for i in np.flatnonzero(scored).tolist()))
         c = self.counts
         c["chunks"] += len(scored)
         c["chunks_scored"] += int(np.count_nonzero(scored))
         c["chunks_virus"] += int(np.count_nonzero(chunks.viral))
 
-    def _write_sequences(self, block: PlanBlock, p0: int, p1: int, ca: int, chunks) -> None:
-        rows, fasta = [], []
-        offsets = block.piece_chunks[p0:p1 + 1] - ca
-        for p in range(p0, p1):
-            lo, hi = int(offsets[p - p0]), int(offsets[p - p0 + 1])
-            good = chunks.is_scored[lo:hi]
-            maxima = chunks.max_p_virus[lo:hi][good]
-            viral = int(np.count_nonzero(chunks.viral[lo:hi]))
-            failed = int(np.count_nonzero(chunks.kept[lo:hi][~good]))
-            info = block.records[p]
-            if not block.piece_last[p] or self._open is not None:  # a long record's pieces
-                acc = self._open or _OpenRecord()
-                acc.maxima.append(maxima)
-                acc.viral += viral
-                acc.failed += failed
-                self._open = acc
-                if not block.piece_last[p]:
-                    continue
-                self._open = None
-                maxima = np.concatenate(acc.maxima)
-                viral, failed = acc.viral, acc.failed
-            seq = call_sequence(info.id, info.length, info.n_chunks, maxima, viral, self.threshold,
-                                unscored_reason=info.unscored_reason, failed_chunks=failed)
-            rows.append(f"{info.id}\t{seq.length}\t{seq.chunks}\t{seq.scored_chunks}\t"
-                        f"{seq.viral_chunks}\t{fmt_share(seq.viral_share)}\t"
-                        f"{fmt_score(seq.max_p_virus)}\t{fmt_score(seq.mean_p_virus)}\t{seq.call}\t"
-                        f"{','.join(info.flags)}\t{seq.reason}\n")
+    def _add_piece(self, info: RecordInfo, last: bool, chunk_start: np.ndarray,
+                   chunk_end: np.ndarray, chunks: ChunkColumns) -> None:
+        """One piece of a record; its sequence row and regions once its last piece is in."""
+        if not last or self._open is not None:  # a long record's pieces
+            acc = self._open or _OpenRecord()
+            acc.starts.append(chunk_start)
+            acc.ends.append(chunk_end)
+            acc.chunks.append(chunks)
+            self._open = acc
+            if not last:
+                return
+            self._open = None
+            chunk_start, chunk_end = np.concatenate(acc.starts), np.concatenate(acc.ends)
+            chunks = _concat(acc.chunks)
+        self._finish_record(info, chunk_start, chunk_end, chunks)
+
+    def _finish_record(self, info: RecordInfo, chunk_start: np.ndarray, chunk_end: np.ndarray,
+                       chunks: ChunkColumns) -> None:
+        good = chunks.is_scored
+        seq = call_sequence(info.id, info.length, info.n_chunks, chunks.max_p_virus[good],
+                            int(np.count_nonzero(chunks.viral)), self.threshold,
+                            unscored_reason=info.unscored_reason,
+                            failed_chunks=int(np.count_nonzero(chunks.kept[~good])))
+        regions = find_regions(chunk_start, chunk_end, good, chunks.viral, chunks.max_p_virus,
+                               self.regions) if len(good) else []
+        self._rows["sequences.tsv"].append(
+            f"{info.id}\t{seq.length}\t{seq.chunks}\t{seq.scored_chunks}\t"
+            f"{seq.viral_chunks}\t{fmt_share(seq.viral_share)}\t"
+            f"{fmt_score(seq.max_p_virus)}\t{fmt_score(seq.mean_p_virus)}\t{seq.call}\t"
+            f"{','.join(info.flags)}\t{seq.reason}\t{len(regions)}\n")
+        if regions:
+            self._rows["regions.tsv"].extend(
+                f"{info.id}\t{r.number}\t{r.start}\t{r.end}\t{r.length}\t{r.chunks}\t"
+                f"{r.viral_chunks}\t{fmt_score(r.mean_p_virus)}\t{fmt_score(r.max_p_virus)}\t"
+                f"{r.kind}\n" for r in regions)
+        if self.sequence_files:
             if seq.call == VIRUS:
-                fasta.append(_fasta_entry(info))
-            c = self.counts
-            c["sequences"] += 1
-            c[f"sequences_{seq.call}"] += 1
-            c["bases"] += info.length
-            c["short_sequences"] += "short" in info.flags
-        self._put("sequences.tsv", rows)
-        if fasta:
-            self._files["viral.fasta"].write(b"".join(fasta))
+                self._bytes["viral.fasta"].append(_fasta_entry(info))
+                if self.fastq:
+                    self._bytes["viral.fastq"].append(_fastq_entry(info))
+            self._bytes["regions.fasta"].extend(_region_entry(info, r) for r in regions)
+        c = self.counts
+        c["sequences"] += 1
+        c[f"sequences_{seq.call}"] += 1
+        c["bases"] += info.length
+        c["short_sequences"] += 0 < info.length < SHORT_SEQUENCE_BP  # its "short" flag
+        c["regions"] += len(regions)
+        c["sequences_with_regions"] += bool(regions)
+        for r in regions:
+            c[f"regions_{r.kind}"] += 1
 
     # -- the end -------------------------------------------------------------------------------
 
@@ -334,6 +420,12 @@ class TableWriter:
         for fh in self._files.values():
             fh.flush()
         stage = self.layout.staging
+        if not self.frames:
+            for fh in self._files.values():
+                os.fsync(fh.fileno())
+                fh.close()
+            self._files = {}
+            return
         with open(stage / "prediction_results_highestscore.csv", "w", encoding="utf-8",
                   newline="\n") as out:
             # Sorted as plain strings, as pandas sorts the reference's ids. Sorting whole
@@ -357,7 +449,7 @@ class TableWriter:
     def publish(self) -> None:
         """Move the staged tables (and embeddings) into the output folder."""
         root = self.layout.root
-        for name in self.layout.FILES:
+        for name in self.published:
             os.replace(self.layout.staging / name, root / name)
         if self.save_embeddings:
             target = root / self.layout.EMBEDDINGS
@@ -366,11 +458,33 @@ class TableWriter:
             os.replace(self.layout.staging / self.layout.EMBEDDINGS, target)
 
 
+def _slice(chunks: ChunkColumns, lo: int, hi: int) -> ChunkColumns:
+    return ChunkColumns(chunks.kept[lo:hi], chunks.scored[lo:hi], chunks.max_p_virus[lo:hi],
+                        chunks.max_p_others[lo:hi], chunks.viral[lo:hi])
+
+
+def _header(info: RecordInfo) -> bytes:
+    """The input's header line (its text after '>' or '@'), the new id first if renamed."""
+    return (info.header if not info.renamed else f"{info.id} {info.header}").encode("utf-8")
+
+
+def _wrapped(seq: bytes) -> bytes:
+    return b"".join(seq[i:i + FASTA_LINE] + b"\n" for i in range(0, len(seq), FASTA_LINE))
+
+
 def _fasta_entry(info: RecordInfo) -> bytes:
-    header = info.header if not info.renamed else f"{info.id} {info.header}"
-    seq = info.seq
-    lines = [seq[i:i + FASTA_LINE] for i in range(0, len(seq), FASTA_LINE)]
-    return b">" + header.encode("utf-8") + b"\n" + b"".join(line + b"\n" for line in lines)
+    return b">" + _header(info) + b"\n" + _wrapped(info.seq)
+
+
+def _fastq_entry(info: RecordInfo) -> bytes:
+    """The record as it came (bases and qualities), for viral.fastq."""
+    return b"@" + _header(info) + b"\n" + info.seq + b"\n+\n" + (info.quality or b"") + b"\n"
+
+
+def _region_entry(info: RecordInfo, region: Region) -> bytes:
+    """`>SEQ|region_2|provirus|start-end`, then the region's bases as given."""
+    name = f">{info.id}|region_{region.number}|{region.kind}|{region.start}-{region.end}\n"
+    return name.encode("utf-8") + _wrapped(info.seq[region.start - 1:region.end])
 
 
 def sort_lines(lines: Iterable[str], folder: Path, run_lines: int = 200_000) -> Iterator[str]:

@@ -26,6 +26,7 @@ from virnucpro.errors import OutputError, VirNucProError
 from virnucpro.fasta import SHORT_SEQUENCE_BP, FastaIndex, check_path, scan_fasta, spool_stdin
 from virnucpro.feed import ShardFeed
 from virnucpro.outputs import OutputLayout, write_json_atomic
+from virnucpro.regions import RegionRule
 from virnucpro.shards import DEFAULT_SHARD_FRAMES
 
 if TYPE_CHECKING:
@@ -33,7 +34,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_FASTA_SUFFIXES = (".fasta", ".fas", ".fa", ".fna", ".ffn", ".fsa", ".seq", ".fastq.txt", ".txt")
+_FASTA_SUFFIXES = (".fasta", ".fas", ".fa", ".fna", ".ffn", ".fsa", ".seq", ".fastq", ".fq",
+                   ".txt")
 _COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz")
 
 
@@ -55,6 +57,14 @@ class PredictConfig:
     progress: bool = True
     engine: EngineConfig = field(default_factory=EngineConfig)  # how shards are scored
     report: bool = True  # write OUTDIR/report.html at the end (virnucpro.report)
+    region_gap: int = 1  # the region rule (virnucpro.regions)
+    region_min_p: float | None = None
+    min_region_length: int = 1000
+
+    @property
+    def regions(self) -> RegionRule:
+        return RegionRule(gap=self.region_gap, min_p=self.region_min_p,
+                          min_length=self.min_region_length)
 
     def parameters(self) -> dict:
         """Every setting, flat, for run.json (the engine's under their names of old)."""
@@ -395,7 +405,7 @@ def finish_input(job: InputJob, mode: str, config: PredictConfig, engine: Engine
         "resume_key": resume_key(job, config, models_key),
         "counts": writer.counts,
         "timings": job.timings,
-        "outputs": {name: name for name in job.layout.FILES}
+        "outputs": {name: name for name in writer.published}
         | ({"embeddings": "embeddings/index.tsv"} if config.save_embeddings else {}),
     }
     writer.publish()

@@ -65,10 +65,12 @@ class RecordInfo:
     flags: tuple[str, ...]  # short, renamed_from:ID, rna
     unscored_reason: str  # empty, or why the record has no chunk
     n_chunks: int
+    quality: bytes | None = None  # a FASTQ record's qualities, for viral.fastq
+    known_length: int = -1  # the length when `seq` is not at hand (rescore without the input)
 
     @property
     def length(self) -> int:
-        return len(self.seq)
+        return self.known_length if self.known_length >= 0 else len(self.seq)
 
     @property
     def renamed(self) -> bool:
@@ -240,7 +242,8 @@ def iter_blocks(records: Iterable[SeqRecord], chunk_size: int, min_length: int =
         spans = [] if reason else ([(0, length)] if length <= chunk_size
                                    else chunk_spans(length, chunk_size))
         info = RecordInfo(record.index, record.id, record.header, record.original_id, seq,
-                          record_flags(record, rna), reason, len(spans))
+                          record_flags(record, rna), reason, len(spans),
+                          getattr(record, "quality", None))
         if length <= block_bases or not spans:
             if builder.records and builder.size + length > block_bases:
                 block = builder.build(frame0)

@@ -27,7 +27,7 @@ def _setup_logging(verbosity: int) -> None:
 @click.group(cls=ErrorExitGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="virnucpro")
 def main() -> None:
-    """VirNucPro: find viral sequences in nucleotide FASTA with the published VirNucPro model."""
+    """VirNucPro: find viral sequences in nucleotide FASTA or FASTQ with the published VirNucPro model."""
     from virnucpro.devices import number_gpus_as_nvidia_smi
 
     number_gpus_as_nvidia_smi()
@@ -39,11 +39,13 @@ def _register() -> None:
     from virnucpro.cli.models import models
     from virnucpro.cli.predict import predict
     from virnucpro.cli.report import report
+    from virnucpro.cli.rescore import rescore
     from virnucpro.daemon.client_cli import COMMANDS as client_commands
 
     main.add_command(predict)
     main.add_command(models)
     main.add_command(report)
+    main.add_command(rescore)
     main.add_command(doctor)
     for command in client_commands:
         main.add_command(command)

@@ -50,6 +50,15 @@ from virnucpro.chunking import CHUNK_SIZES
               help="Share of scored chunks that must be viral for a sequence to be called viral.")
 @click.option("--min-length", type=click.IntRange(min=1), default=1, show_default=True,
               help="Shorter sequences get an unscored row instead of a score.")
+@click.option("--region-gap", type=click.IntRange(min=0), default=1, show_default=True,
+              metavar="N", help="Viral regions: bridge runs of at most N non-viral or unscored "
+              "chunks between viral ones.")
+@click.option("--region-min-p", type=click.FloatRange(0.0, 1.0), default=None, metavar="F",
+              help="Viral regions: a chunk counts as viral when its max P(virus) is at least F "
+              "[default: its call].")
+@click.option("--min-region-length", type=click.IntRange(min=1), default=1000,
+              show_default=True, metavar="BP",
+              help="Viral regions shorter than this are dropped (a whole-sequence one is kept).")
 @click.option("--save-embeddings", is_flag=True, help="Also write the per-frame features.")
 @click.option("--rename-duplicates", is_flag=True,
               help="Suffix repeated sequence ids (_2, _3...) instead of refusing the input.")
@@ -64,13 +73,14 @@ from virnucpro.chunking import CHUNK_SIZES
 @click.option("-v", "--verbose", count=True, help="More log lines (-vv for debug).")
 def predict(inputs: tuple[str, ...], outdir: Path, chunk_size: str, models_spec: str, device: str,
             batch_tokens: int | None, threads: int | None, precision: str, threshold: float,
-            min_length: int,
+            min_length: int, region_gap: int, region_min_p: float | None,
+            min_region_length: int,
             save_embeddings: bool, rename_duplicates: bool, force: bool, resume: bool,
             shard_frames: int | None, engine: str, persistent_models: bool,
             cache_clear_interval: int, worker_timeout: float, as_json: bool, quiet: bool,
             verbose: int, write_report: bool, ray_address: str | None, workers: int | None,
             gpus_per_worker: float | None) -> None:
-    """Score the sequences of INPUT (FASTA; plain, .gz, .bz2, .xz; '-' for stdin)."""
+    """Score the sequences of INPUT (FASTA or FASTQ; plain, .gz, .bz2, .xz; '-' for stdin)."""
     from virnucpro.cli import _setup_logging
     from virnucpro.cli.progress import ProgressReporter
     from virnucpro.engine_config import EngineConfig
@@ -92,6 +102,7 @@ def predict(inputs: tuple[str, ...], outdir: Path, chunk_size: str, models_spec:
         device=device, batch_tokens=batch_tokens, threshold=threshold, min_length=min_length,
         save_embeddings=save_embeddings, rename_duplicates=rename_duplicates, force=force,
         resume=resume, progress=not quiet, engine=engine_config, report=write_report,
+        region_gap=region_gap, region_min_p=region_min_p, min_region_length=min_region_length,
         **({"shard_frames": shard_frames} if shard_frames else {}))
     results = run_predict(config, reporter=ProgressReporter(enabled=not quiet))
     summary = [{"input": r["input"]["source"], "outdir": str(_outdir(config, r)),
@@ -102,7 +113,9 @@ def predict(inputs: tuple[str, ...], outdir: Path, chunk_size: str, models_spec:
         for s in summary:
             click.echo(f"{s['input']}: {s.get('sequences', 0)} sequences, "
                        f"{s.get('sequences_virus', 0)} viral, {s.get('sequences_others', 0)} "
-                       f"non-viral, {s.get('sequences_unscored', 0)} unscored -> {s['outdir']}",
+                       f"non-viral, {s.get('sequences_unscored', 0)} unscored, "
+                       f"{s.get('regions', 0)} viral regions "
+                       f"({s.get('regions_provirus', 0)} proviruses) -> {s['outdir']}",
                        err=True)
 
 
