@@ -12,7 +12,9 @@ Two inputs from benchmarks/synthetic_input.py: contigs (3 kb, >= 10 Mbp) and rea
   scorer loaded first (a worker's start is a per-run constant, not a rate); the frames/s of
   the pool run against the tokenizer alone;
 - the supervisor process's own CPU seconds per 1,000 frames on the pool run, and the time from
-  the last shard's result to the tables being in place.
+  the last shard's result to the tables being in place;
+- on the contigs, `rescore` of the local run (other threshold and region settings) next to a
+  `predict` of the same input with the tiny set's real models.
 """
 
 from __future__ import annotations
@@ -169,6 +171,42 @@ def end_to_end(fasta: Path, models: str, engine_name: str, work: Path) -> dict:
             "stages_s": run["timings"]}
 
 
+def rescore_vs_predict(folder: Path, fasta: Path, work: Path) -> dict:
+    """`rescore` of a finished run (new threshold and region settings; the FASTA outputs
+    rewritten, the input re-read) against a `predict` of the same input with the tiny set's
+    real models (local engine, loaded first: the scoring, not a start)."""
+    from virnucpro.engine import make_engine
+    from virnucpro.engine_config import EngineConfig
+    from virnucpro.models.sets import resolve_model_set
+    from virnucpro.pipeline import PredictConfig, run_predict
+    from virnucpro.pool.worker import TEST_SCORER_ENV
+    from virnucpro.rescore import RescoreSettings, rescore
+
+    t0 = time.perf_counter()
+    [info] = rescore(folder, RescoreSettings(threshold=0.3, region_gap=2, min_region_length=600),
+                     outdir=work / "rescored", report=False)
+    rescore_s = time.perf_counter() - t0
+    assert info["rescored"][-1]["sequence_files"] == "written"
+    standin = os.environ.pop(TEST_SCORER_ENV)
+    try:
+        engine_config = EngineConfig(engine="local", threads=1)
+        engine = make_engine(engine_config, resolve_model_set("tiny", progress=False), ["cpu"],
+                             CHUNK_SIZE)
+        engine._get_scorer()
+        config = PredictConfig(inputs=(str(fasta),), outdir=work / "tiny-predict", models="tiny",
+                               device="cpu", engine=engine_config, progress=False, report=False)
+        t0 = time.perf_counter()
+        try:
+            run_predict(config, engine=engine)
+        finally:
+            engine.close()
+        predict_s = time.perf_counter() - t0
+    finally:
+        os.environ[TEST_SCORER_ENV] = standin
+    return {"rescore_s": rescore_s, "tiny_predict_s": predict_s,
+            "rescore_share_of_tiny_predict": rescore_s / predict_s}
+
+
 def inputs(work: Path, quick: bool) -> dict[str, Path]:
     work.mkdir(parents=True, exist_ok=True)
     scale = 10 if quick else 1
@@ -206,6 +244,10 @@ def run(quick: bool, result: dict, done) -> None:
                                          "per 1,000 frames")
             part["pool_vs_tokenizer"] = (part["pool"]["frames_per_s"]
                                          / part["stages"]["tokenize"]["frames_per_s"])
+            if name == "contigs":
+                r = part["rescore"] = rescore_vs_predict(work / "e2e-local", fasta, work)
+                done("contigs rescore", f"{r['rescore_s']:.2f} s, the tiny set's predict "
+                                        f"{r['tiny_predict_s']:.2f} s")
     print_table(result)
 
 
@@ -223,6 +265,10 @@ def print_table(r: dict) -> None:
                   f"supervisor {e['supervisor_cpu_s_per_1000_frames']:.3f} CPU s / 1,000 frames; "
                   f"tables {e['tables_after_last_shard_s']:.3f} s after the last shard)")
         print(f"    pool / tokenizer alone: {part['pool_vs_tokenizer']:.0%}")
+        if "rescore" in part:
+            x = part["rescore"]
+            print(f"    rescore    {x['rescore_s']:.2f} s, the tiny set's predict "
+                  f"{x['tiny_predict_s']:.2f} s: {x['rescore_share_of_tiny_predict']:.1%} of it")
 
 
 if __name__ == "__main__":

@@ -118,6 +118,15 @@ def _watch_to_end(client: Client, job_id: int) -> JobRecord:
               help="Share of viral chunks for a viral call [default: 0.5].")
 @click.option("--min-length", type=click.IntRange(min=1), default=None,
               help="Shorter sequences are not scored [default: 1].")
+@click.option("--region-gap", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Viral regions: bridge runs of at most N non-viral or unscored chunks "
+              "between viral ones [default: 1].")
+@click.option("--region-min-p", type=click.FloatRange(0.0, 1.0), default=None, metavar="F",
+              help="Viral regions: a chunk counts as viral when its max P(virus) is at least F "
+              "[default: its call].")
+@click.option("--min-region-length", type=click.IntRange(min=1), default=None, metavar="BP",
+              help="Viral regions shorter than this are dropped (a whole-sequence one is kept) "
+              "[default: 1000].")
 @click.option("--save-embeddings", is_flag=True, help="Also write the per-frame features.")
 @click.option("--rename-duplicates", is_flag=True, help="Suffix repeated sequence ids.")
 @click.option("--force", is_flag=True,
@@ -131,6 +140,7 @@ def _watch_to_end(client: Client, job_id: int) -> JobRecord:
 @endpoint_option
 def submit(inputs: tuple[str, ...], outdir: str | None, chunk_size: str | None,
            models_spec: str | None, threshold: float | None, min_length: int | None,
+           region_gap: int | None, region_min_p: float | None, min_region_length: int | None,
            save_embeddings: bool, rename_duplicates: bool, force: bool, no_report: bool,
            priority: int, name: str | None, wait: bool, upload: bool, as_json: bool,
            endpoint: str | None) -> None:
@@ -139,7 +149,7 @@ def submit(inputs: tuple[str, ...], outdir: str | None, chunk_size: str | None,
     Prints the job id on stdout (the job object with --json)."""
     if outdir is None and not upload:
         raise click.UsageError("missing option '-o' / '--outdir'")
-    if upload and outdir is not None and not Path(outdir).isabsolute():
+    if upload and outdir is not None and not Path(outdir).is_absolute():
         # A relative folder would be resolved here, on a machine that is not the daemon's.
         raise click.UsageError("with --upload, -o names a folder on the daemon's machine: "
                                "give it as an absolute path, or omit it")
@@ -150,9 +160,11 @@ def submit(inputs: tuple[str, ...], outdir: str | None, chunk_size: str | None,
         options["models"] = models_spec_of(models_spec)
     if threshold is not None:
         options["threshold"] = threshold
-    if min_length is not None:
-        options["min_length"] = min_length
     # Only what was asked for travels: the daemon fills in the defaults (protocol.SUBMIT_OPTIONS).
+    for key, value in (("min_length", min_length), ("region_gap", region_gap),
+                       ("region_min_p", region_min_p), ("min_region_length", min_region_length)):
+        if value is not None:
+            options[key] = value
     for key, flag in (("save_embeddings", save_embeddings), ("rename_duplicates", rename_duplicates),
                       ("force", force)):
         if flag:

@@ -76,6 +76,25 @@ def summary(job: JobRecord) -> str:
     return f"{head}: {job.reason}" if job.reason else head
 
 
+REGION_KINDS = ("provirus", "partial", "whole")  # virnucpro.regions.KINDS, in the order shown
+
+
+def regions_summary(counts: dict) -> str | None:
+    """A finished run's viral regions in words, from run.json's counts (`regions`,
+    `regions_<kind>`, `sequences_with_regions`): "5 (2 provirus, 1 partial, 2 whole) in 4
+    sequences"; None for a run without regions (one made before them). The dashboard says
+    it in the same words."""
+    if "regions" not in counts:
+        return None
+    total, holders = counts["regions"], counts.get("sequences_with_regions", 0)
+    if not total:
+        return "0"
+    kinds = ", ".join(f"{counts[f'regions_{k}']} {k}" for k in REGION_KINDS
+                      if counts.get(f"regions_{k}"))
+    return (f"{total}" + (f" ({kinds})" if kinds else "")
+            + f" in {holders} sequence{'' if holders == 1 else 's'}")
+
+
 class ProgressView:
     """A followed job on stderr: a rich bar on a terminal, plain lines (state changes, then at
     most one every PLAIN_EVERY_S) otherwise, so logs of CI runs stay short."""
@@ -159,6 +178,8 @@ def print_job(job: JobRecord) -> None:
                                   f"{p.sequences_done}/{p.sequences_total} sequences"))
     if job.state is JobState.COMPLETED and p.counts:
         lines.append(("counts", " ".join(f"{k}={v}" for k, v in p.counts.items())))
+        if (regions := regions_summary(p.counts)) is not None:
+            lines.append(("regions", regions))
     lines += [("report", path) for path in p.reports]
     for key, value in lines:
         click.echo(f"{key:<10} {value}")

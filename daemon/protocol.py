@@ -1,11 +1,11 @@
 """The daemon's wire protocol: version, message types, one schema per message, error codes.
 
 Requests travel ROUTER/DEALER as one frame of UTF-8 JSON (at most `MAX_MESSAGE_BYTES`):
-  {"v": 3, "id": "<request id>", "type": "<request type>", "body": {...}}
-Replies: {"v": 3, "id": ..., "ok": true, "body": {...}} or
-         {"v": 3, "id": ..., "ok": false, "error": {"code": ..., "message": ...}}
+  {"v": 4, "id": "<request id>", "type": "<request type>", "body": {...}}
+Replies: {"v": 4, "id": ..., "ok": true, "body": {...}} or
+         {"v": 4, "id": ..., "ok": false, "error": {"code": ..., "message": ...}}
 Events travel PUB/SUB as two frames, the topic and the JSON event:
-  b"job" | b"progress" | b"memory" | b"daemon",  {"v": 3, "seq": n, "topic": ..., "time": t, "body": {...}}
+  b"job" | b"progress" | b"memory" | b"daemon",  {"v": 4, "seq": n, "topic": ..., "time": t, "body": {...}}
 This module imports nothing heavy (no zmq, no torch): the TUI and tests use it freely.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 from virnucpro.chunking import CHUNK_SIZES
 from virnucpro.daemon.jobs import JobState  # noqa: F401 - the protocol's states are the lifecycle's
 
-PROTOCOL_VERSION = 3  # docs/protocol.md, "History"
+PROTOCOL_VERSION = 4  # docs/protocol.md, "History"
 MAX_MESSAGE_BYTES = 1 << 20  # 1 MiB: a request, a reply or an upload chunk
 UPLOAD_CHUNK_BYTES = 512 * 1024  # raw bytes per upload/download chunk (base64 fits the limit)
 MAX_ID_LENGTH = 128
@@ -61,6 +61,7 @@ class ProtocolError(Exception):
 # sends what the server would silently ignore deserves to know.
 
 _STR, _INT, _BOOL, _NUM, _LIST, _DICT = (str,), (int,), (bool,), (int, float), (list,), (dict,)
+_NUM_OR_NULL = (int, float, type(None))  # null: the option's default (region_min_p: the call)
 
 SUBMIT_OPTIONS: dict[str, tuple[tuple[type, ...], Any]] = {
     "chunk_size": (_INT, 500),
@@ -71,6 +72,10 @@ SUBMIT_OPTIONS: dict[str, tuple[tuple[type, ...], Any]] = {
     "rename_duplicates": (_BOOL, False),
     "force": (_BOOL, False),
     "report": (_BOOL, True),
+    # The viral regions' rule (virnucpro.regions.RegionRule; version 4).
+    "region_gap": (_INT, 1),
+    "region_min_p": (_NUM_OR_NULL, None),
+    "min_region_length": (_INT, 1000),
 }
 
 SCHEMAS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
@@ -122,7 +127,7 @@ def _check_fields(kind: str, body: dict, schema: dict) -> None:
         # bool is an int in Python: an int field must not take true/false, and the reverse.
         ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
         if not ok:
-            names = "/".join(t.__name__ for t in types)
+            names = "/".join("null" if t is type(None) else t.__name__ for t in types)
             raise ProtocolError(ErrorCode.BAD_REQUEST, f"{kind}: field {name!r} must be {names}")
 
 
@@ -137,6 +142,14 @@ def check_options(options: dict) -> dict:
         raise ProtocolError(ErrorCode.INVALID, "threshold must be between 0 and 1")
     if full["min_length"] < 1:
         raise ProtocolError(ErrorCode.INVALID, "min_length must be at least 1")
+    # The ranges of virnucpro.regions.RegionRule, checked here so that a bad value is refused
+    # at submit rather than failing the job when it starts.
+    if full["region_gap"] < 0:
+        raise ProtocolError(ErrorCode.INVALID, "region_gap must be at least 0 (chunks)")
+    if full["region_min_p"] is not None and not 0.0 <= float(full["region_min_p"]) <= 1.0:
+        raise ProtocolError(ErrorCode.INVALID, "region_min_p must be between 0 and 1")
+    if full["min_region_length"] < 1:
+        raise ProtocolError(ErrorCode.INVALID, "min_region_length must be at least 1 (bp)")
     return full
 
 

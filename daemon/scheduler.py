@@ -123,8 +123,12 @@ class Scheduler:
 
     def predict_config(self, job: JobRecord) -> PredictConfig:
         from virnucpro import pipeline
+        from virnucpro.daemon.protocol import SUBMIT_OPTIONS
 
         options = job.options
+        # Jobs stored before protocol 4 have no region options: they run with the defaults.
+        region = {key: options.get(key, SUBMIT_OPTIONS[key][1])
+                  for key in ("region_gap", "region_min_p", "min_region_length")}
         return pipeline.PredictConfig(
             inputs=tuple(i.path for i in job.inputs), outdir=Path(job.outdir),
             chunk_size=options["chunk_size"], models=options["models"],
@@ -136,6 +140,8 @@ class Scheduler:
             force=options["force"] and job.attempts == 1,
             resume=not (options["force"] and job.attempts == 1),
             progress=False, engine=self.config.engine, report=options.get("report", True),
+            region_gap=region["region_gap"], min_region_length=region["min_region_length"],
+            region_min_p=None if region["region_min_p"] is None else float(region["region_min_p"]),
             **({"shard_frames": self.config.shard_frames} if self.config.shard_frames else {}))
 
 

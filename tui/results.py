@@ -2,8 +2,11 @@
 
 `read_results(outdir)` streams every `sequences.tsv` of the job (the folder itself for one
 input, one subfolder per input for several) once: calls counted, `max_p_virus` binned into a
-histogram, the top viral calls kept in a heap. Pure file reading (csv, no numpy, no torch); the
-dashboard runs it in a thread, and only when the daemon shares this file system.
+histogram, the top viral calls kept in a heap; and each `regions.tsv` beside one, when there is
+one, for the viral regions counted by kind in run.json's words (`regions`, `regions_<kind>`,
+`sequences_with_regions`; a folder written before regions has none, and shows none). Pure file
+reading (csv, no numpy, no torch); the dashboard runs it in a thread, and only when the daemon
+shares this file system.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 BINS = 10
 TOP = 8
 TABLE = "sequences.tsv"
+REGIONS = "regions.tsv"
 REPORT = "report.html"
 
 
@@ -36,6 +40,7 @@ class Results:
     counts: dict[str, int] = field(default_factory=lambda: {"virus": 0, "others": 0, "unscored": 0})
     histogram: list[int] = field(default_factory=lambda: [0] * BINS)
     top: list[Call] = field(default_factory=list)
+    regions: dict[str, int] | None = None  # None: no regions.tsv (a run made before regions)
     error: str = ""
 
     @property
@@ -61,6 +66,21 @@ def _float(text: str) -> float | None:
         return None
 
 
+def count_regions(path: Path, counts: dict[str, int]) -> None:
+    """Add one regions.tsv's regions, by kind (`regions_<kind>`, added when first seen), and
+    the sequences holding them, to `counts`. A sequence's regions are consecutive rows (the
+    writer puts them out record by record), so counting changes of id needs no set of ids."""
+    last = None
+    with open(path, newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            counts["regions"] += 1
+            kind = f"regions_{row.get('kind', '')}"
+            counts[kind] = counts.get(kind, 0) + 1
+            if row.get("sequence_id") != last:
+                last = row.get("sequence_id")
+                counts["sequences_with_regions"] += 1
+
+
 def read_results(outdir: str, *, top: int = TOP) -> Results:
     root = Path(outdir)
     results = Results(outdir=outdir)
@@ -75,6 +95,10 @@ def read_results(outdir: str, *, top: int = TOP) -> Results:
         if (folder / REPORT).is_file():
             results.reports.append(str(folder / REPORT))
         name = "" if folder == root else folder.name
+        if (folder / REGIONS).is_file():
+            if results.regions is None:
+                results.regions = {"regions": 0, "sequences_with_regions": 0}
+            count_regions(folder / REGIONS, results.regions)
         with open(folder / TABLE, newline="", encoding="utf-8") as fh:
             for row in csv.DictReader(fh, delimiter="\t"):
                 call = row.get("call", "")

@@ -26,7 +26,13 @@ from virnucpro.errors import OutputError
 from virnucpro.fasta import SHORT_SEQUENCE_BP
 from virnucpro.features import OK, STATUS_REASONS
 from virnucpro.plan import FRAME_LETTERS, PlanBlock, RecordInfo
-from virnucpro.regions import KINDS, REGIONS_COLUMNS, Region, RegionRule, find_regions
+from virnucpro.regions import (
+    KINDS,
+    REGIONS_COLUMNS,
+    Region,
+    RegionRule,
+    find_regions,
+)
 from virnucpro.rollup import VIRUS, ChunkColumns, call_chunks, call_sequence, frame_calls
 
 FRAMES_COLUMNS = ["frame_id", "sequence_id", "chunk_index", "strand", "frame", "start", "end",
@@ -281,12 +287,20 @@ class TableWriter:
         chunks = call_chunks(c_offsets, probs, ok)
         self._write_chunks(block.chunk_ids[ca:cb], ids[chunk_piece], block.chunk_index[ca:cb],
                            block.chunk_start[ca:cb], block.chunk_end[ca:cb], chunks)
-        offsets = block.piece_chunks[p0:p1 + 1] - ca
-        for p in range(p0, p1):
-            lo, hi = int(offsets[p - p0]), int(offsets[p - p0 + 1])
-            self._add_piece(block.records[p], bool(block.piece_last[p]),
-                            block.chunk_start[ca + lo:ca + hi], block.chunk_end[ca + lo:ca + hi],
-                            _slice(chunks, lo, hi))
+        offsets = (block.piece_chunks[p0:p1 + 1] - ca).tolist()
+        last = block.piece_last[p0:p1].tolist()
+        small = None  # the chunk columns as Python lists, for records of at most one chunk
+        for i, p in enumerate(range(p0, p1)):
+            lo, hi = offsets[i], offsets[i + 1]
+            if hi - lo <= 1 and last[i] and self._open is None:  # reads: no array per record
+                if small is None:
+                    small = (chunks.scored.tolist(), chunks.viral.tolist(),
+                             chunks.max_p_virus.tolist(), chunks.kept.tolist(),
+                             block.chunk_start[ca:cb].tolist(), block.chunk_end[ca:cb].tolist())
+                self._finish_small(block.records[p], lo, hi, small)
+                continue
+            self._add_piece(block.records[p], last[i], block.chunk_start[ca + lo:ca + hi],
+                            block.chunk_end[ca + lo:ca + hi], _slice(chunks, lo, hi))
         self._flush_rows()
 
     def write_record(self, info: RecordInfo, chunk_ids: list[str], chunk_start: np.ndarray,
@@ -378,6 +392,21 @@ class TableWriter:
             chunks = _concat(acc.chunks)
         self._finish_record(info, chunk_start, chunk_end, chunks)
 
+    def _finish_small(self, info: RecordInfo, lo: int, hi: int, cols: tuple[list, ...]) -> None:
+        """`_finish_record` of a record of no chunk or one (chunk `lo` of the lists `cols`),
+        with the same results, in plain Python: a read set has millions of them."""
+        if hi == lo:
+            self._record_rows(info, call_sequence(info.id, info.length, info.n_chunks, (), 0,
+                                                  self.threshold,
+                                                  unscored_reason=info.unscored_reason), [])
+            return
+        scored, viral, p, kept, start, end = (c[lo] for c in cols)
+        seq = call_sequence(info.id, info.length, info.n_chunks, (p,) if scored else (),
+                            int(viral), self.threshold, unscored_reason=info.unscored_reason,
+                            failed_chunks=int(kept > 0 and not scored))
+        self._record_rows(info, seq, find_regions((start,), (end,), (scored > 0,), (viral,),
+                                                  (p,), self.regions))
+
     def _finish_record(self, info: RecordInfo, chunk_start: np.ndarray, chunk_end: np.ndarray,
                        chunks: ChunkColumns) -> None:
         good = chunks.is_scored
@@ -387,6 +416,10 @@ class TableWriter:
                             failed_chunks=int(np.count_nonzero(chunks.kept[~good])))
         regions = find_regions(chunk_start, chunk_end, good, chunks.viral, chunks.max_p_virus,
                                self.regions) if len(good) else []
+        self._record_rows(info, seq, regions)
+
+    def _record_rows(self, info: RecordInfo, seq, regions: list[Region]) -> None:
+        """A finished record's sequence row, region rows and sequence file entries."""
         self._rows["sequences.tsv"].append(
             f"{info.id}\t{seq.length}\t{seq.chunks}\t{seq.scored_chunks}\t"
             f"{seq.viral_chunks}\t{fmt_share(seq.viral_share)}\t"

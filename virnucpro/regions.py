@@ -71,48 +71,49 @@ class Region:
         return self.end - self.start + 1
 
 
-def counting(scored: np.ndarray, viral: np.ndarray, max_p_virus: np.ndarray,
-             rule: RegionRule) -> np.ndarray:
-    """Per chunk: does it count as viral for the regions (bool array)."""
-    scored = np.asarray(scored, dtype=bool)
-    if rule.min_p is None:
-        return scored & np.asarray(viral, dtype=bool)
-    with np.errstate(invalid="ignore"):
-        return scored & (np.asarray(max_p_virus, dtype=np.float32) >= np.float32(rule.min_p))
+def _as_list(values) -> list:
+    return values.tolist() if isinstance(values, np.ndarray) else list(values)
 
 
-def find_regions(chunk_start: np.ndarray, chunk_end: np.ndarray, scored: np.ndarray,
-                 viral: np.ndarray, max_p_virus: np.ndarray, rule: RegionRule) -> list[Region]:
+def find_regions(chunk_start, chunk_end, scored, viral, max_p_virus,
+                 rule: RegionRule) -> list[Region]:
     """The kept regions of one sequence, from its chunks in order: 0-based, end-exclusive
     `chunk_start`/`chunk_end`, `scored` and `viral` (the chunk calls) as bools, `max_p_virus`
-    as float32 (NaN where unscored)."""
-    counts = counting(scored, viral, max_p_virus, rule)
-    hits = np.flatnonzero(counts)
-    if not len(hits):
+    the float32 values (NaN where unscored); arrays or lists. Plain Python over the chunks: a
+    read is one chunk, a megabase contig 2,000, and a numpy call costs more than a chunk."""
+    scored, viral, p = _as_list(scored), _as_list(viral), _as_list(max_p_virus)
+    if rule.min_p is None:
+        counts = [bool(s and v) for s, v in zip(scored, viral, strict=True)]
+    else:
+        floor = float(np.float32(rule.min_p))  # the chunk scores are float32
+        counts = [bool(s and x >= floor) for s, x in zip(scored, p, strict=True)]
+    hits = [i for i, c in enumerate(counts) if c]
+    if not hits:
         return []
-    scored = np.asarray(scored, dtype=bool)
-    scored_at = np.flatnonzero(scored)
-    first_scored, last_scored = int(scored_at[0]), int(scored_at[-1])
+    starts, ends = _as_list(chunk_start), _as_list(chunk_end)
+    scored_at = [i for i, s in enumerate(scored) if s]
+    first_scored, last_scored = scored_at[0], scored_at[-1]
     # Scored chunks that do not count: a region with some on both sides is a provirus.
-    others = np.flatnonzero(scored & ~counts)
-    breaks = np.flatnonzero(np.diff(hits) > rule.gap + 1)
-    firsts = np.concatenate(([hits[0]], hits[breaks + 1]))
-    lasts = np.concatenate((hits[breaks], [hits[-1]]))
-    p = np.asarray(max_p_virus, dtype=np.float32)
+    others = [i for i in scored_at if not counts[i]]
+    runs, a = [], hits[0]
+    for prev, i in zip(hits, hits[1:], strict=False):
+        if i - prev > rule.gap + 1:
+            runs.append((a, prev))
+            a = i
+    runs.append((a, hits[-1]))
     regions = []
-    for a, b in zip(firsts.tolist(), lasts.tolist(), strict=True):
-        start, end = int(chunk_start[a]) + 1, int(chunk_end[b])
+    for a, b in runs:
+        start, end = int(starts[a]) + 1, int(ends[b])
         if a == first_scored and b == last_scored:
             kind = WHOLE
-        elif len(others) and others[0] < a and others[-1] > b:
+        elif others and others[0] < a and others[-1] > b:
             kind = PROVIRUS
         else:
             kind = PARTIAL
         if kind != WHOLE and end - start + 1 < rule.min_length:
             continue
-        inside = p[a:b + 1][scored[a:b + 1]]
-        mean = float(inside[0]) if len(inside) == 1 else float(np.mean(inside.astype(np.float64)))
-        regions.append(Region(len(regions) + 1, start, end, b - a + 1,
-                              int(np.count_nonzero(counts[a:b + 1])), mean,
-                              float(inside.max()), kind))
+        inside = [p[i] for i in range(a, b + 1) if scored[i]]
+        mean = inside[0] if len(inside) == 1 else float(np.mean(np.array(inside, np.float64)))
+        regions.append(Region(len(regions) + 1, start, end, b - a + 1, sum(counts[a:b + 1]),
+                              float(mean), float(max(inside)), kind))
     return regions

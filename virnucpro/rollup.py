@@ -115,7 +115,7 @@ def call_chunk(chunk_id: str, probs: np.ndarray, ok: Sequence[bool]) -> ChunkCal
                      cols.reasons()[0])
 
 
-def call_sequence(sequence_id: str, length: int, n_chunks: int, maxima: np.ndarray,
+def call_sequence(sequence_id: str, length: int, n_chunks: int, maxima: np.ndarray | Sequence[float],
                   viral_chunks: int, threshold: float, *, unscored_reason: str = "",
                   failed_chunks: int = 0) -> SequenceCall:
     """The sequence call from its scored chunks: `maxima` holds each scored chunk's highest
@@ -134,6 +134,7 @@ def call_sequence(sequence_id: str, length: int, n_chunks: int, maxima: np.ndarr
     if scored == 1:
         top = mean = float(maxima[0])
     else:
+        maxima = np.asarray(maxima, dtype=np.float32)
         top = float(maxima.max())
         mean = float(np.mean(maxima.astype(np.float64)))
     return SequenceCall(sequence_id, length, n_chunks, scored, viral_chunks, share, top, mean,

@@ -72,6 +72,25 @@ def test_submit_json_prints_the_job_with_absolute_paths(daemon, tmp_path):
     assert watched.stdout == ""  # progress is not data
 
 
+def test_submit_region_options_reach_the_job_and_its_run(daemon, tmp_path):
+    shutil.copy(VIRAL, tmp_path / "in.fa")
+    proc = _ok(daemon.cli("submit", "in.fa", "-o", "o", "--models", "tiny", "--region-gap", "2",
+                          "--min-region-length", "500", "--wait", "--json", cwd=tmp_path))
+    job = json.loads(proc.stdout)
+    assert job["state"] == "completed"
+    stored = json.loads(_ok(daemon.cli("show", job["id"], "--json")).stdout)["options"]
+    # Those given, and the one not given with the daemon's default.
+    assert (stored["region_gap"], stored["min_region_length"], stored["region_min_p"]) == \
+        (2, 500, None)
+    parameters = json.loads((tmp_path / "o" / "run.json").read_text())["parameters"]
+    assert (parameters["region_gap"], parameters["min_region_length"]) == (2, 500)
+    counts = job["progress"]["counts"]
+    shown = _ok(daemon.cli("show", job["id"])).stdout
+    regions = next(line for line in shown.splitlines() if line.startswith("regions "))
+    assert regions.split()[1] == str(counts["regions"])
+    assert f"in {counts['sequences_with_regions']} sequence" in regions
+
+
 def test_jobs_show_and_logs_describe_a_finished_job(daemon, completed):
     job_id = completed["id"]
     live = _ok(daemon.cli("jobs")).stdout
@@ -113,6 +132,10 @@ def test_unknown_jobs_and_bad_options_are_clear_errors(daemon, tmp_path):
     proc = daemon.cli("submit", tmp_path / "missing.fa", "-o", tmp_path, "--models", "tiny")
     assert proc.returncode == 7 and "no such file" in proc.stderr
     assert daemon.cli("submit", VIRAL).returncode == 2  # -o is required without --upload
+    for option, value in (("--region-gap", "-1"), ("--region-min-p", "1.5"),
+                          ("--min-region-length", "0")):
+        proc = daemon.cli("submit", VIRAL, "-o", tmp_path / "o", option, value)
+        assert proc.returncode == 2 and option in proc.stderr
     assert daemon.cli("remove").returncode == 2
 
 

@@ -58,6 +58,14 @@ def test_every_documented_request_gets_a_typed_answer_over_the_socket(daemon, sm
     order = [k for k in documented_requests() if k not in last] + last
     with daemon.client() as c:
         job = c.submit([str(small)], outdir=str(tmp_path / "out"), options={"models": "tiny"})
+        # The options a submit leaves out are recorded with their defaults (version 4: the
+        # region rule's too); a bad one is refused, named.
+        assert {k: job.options[k] for k in ("region_gap", "region_min_p", "min_region_length")} \
+            == {"region_gap": 1, "region_min_p": None, "min_region_length": 1000}
+        with pytest.raises(ClientError, match="region_min_p must be between 0 and 1") as err:
+            c.submit([str(small)], outdir=str(tmp_path / "bad"),
+                     options={"models": "tiny", "region_min_p": 2})
+        assert err.value.code == "invalid"
         done = [j for j in c.watch(job.id, timeout=120)][-1]
         assert done.state is JobState.COMPLETED
         begin = c.request("upload_begin", {"name": "v.fa", "size": len(data),

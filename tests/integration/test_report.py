@@ -148,6 +148,77 @@ def test_a_folder_without_a_finished_run_is_a_clear_error(run, tmp_path, make):
     assert str(folder) in proc.stderr
 
 
+def _unescape(text: str) -> str:
+    return (text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"')
+            .replace("&#x27;", "'").replace("&amp;", "&"))
+
+
+def test_the_regions_of_regions_tsv_are_counted_and_shaded_on_their_tracks(run):
+    page = _page(run)
+    regions = read_table(run / "regions.tsv")
+    kinds = {k: sum(r["kind"] == k for r in regions) for k in ("whole", "provirus", "partial")}
+    for kind, count in kinds.items():
+        assert re.search(rf'<tr id="regions-{kind}">.*?data-count="(\d+)"', page)[1] == str(count)
+    with_provirus = {r["sequence_id"] for r in regions if r["kind"] == "provirus"}
+    assert kinds["provirus"] >= 1  # HIV-1 in the tiny set's run has one, twice (EVIL_ID)
+    assert (f"{kinds['provirus']} provirus{'es' if kinds['provirus'] != 1 else ''} in "
+            f"{len(with_provirus)} sequence") in page
+    counted = {r["sequence_id"]: int(r["regions"]) for r in read_table(run / "sequences.tsv")}
+    assert sum(counted.values()) == len(regions)
+    tracks = re.findall(r'<figure class="track" id="track-(\d+)" data-sequence-id="([^"]*)">'
+                        r"(.*?)</figure>", page, re.S)
+    shaded = 0
+    for k, sid, html in tracks:
+        mine = [r for r in regions if r["sequence_id"] == _unescape(sid)]
+        listed = re.findall(r'<li data-kind="(\w+)" data-start="(\d+)" data-end="(\d+)">', html)
+        assert listed == [(r["kind"], r["start"], r["end"]) for r in mine], sid
+        for r in mine:
+            assert f'id="svg-track-{k}-region-{r["region"]}-{r["kind"]}"' in html, sid
+        assert html.count(f'id="svg-track-{k}-region-') == 2 * len(mine)  # band and strip
+        shaded += bool(mine)
+    assert shaded >= 1
+
+
+def _before_regions(run: Path, folder: Path) -> Path:
+    """A copy of the run as VirNucPro wrote it before regions existed."""
+    shutil.copytree(run, folder)
+    for name in ("regions.tsv", "regions.fasta", "report.html"):
+        (folder / name).unlink(missing_ok=True)
+    lines = (folder / "sequences.tsv").read_text(encoding="utf-8").splitlines()
+    assert lines[0].endswith("\tregions")
+    (folder / "sequences.tsv").write_text("".join(line.rsplit("\t", 1)[0] + "\n"
+                                                  for line in lines), encoding="utf-8")
+    info = json.loads((folder / "run.json").read_text())
+    for key in ("regions", "regions_whole", "regions_provirus", "regions_partial",
+                "sequences_with_regions"):
+        info["counts"].pop(key, None)
+    for key in ("region_gap", "region_min_p", "min_region_length"):
+        info["parameters"].pop(key, None)
+    (folder / "run.json").write_text(json.dumps(info))
+    return folder
+
+
+def test_report_opens_a_run_from_before_regions_and_says_so(run, tmp_path):
+    folder = _before_regions(run, tmp_path / "old")
+    run_cli("report", folder)
+    page = _page(folder)
+    assert 'id="regions-note"' in page and "virnucpro rescore" in page
+    assert 'id="regions-summary"' not in page and "-region-1-" not in page
+    assert page.count("<tr><td>") == len(read_table(folder / "sequences.tsv"))
+
+
+def test_report_names_a_regions_tsv_with_a_wrong_header(run, tmp_path):
+    folder = tmp_path / "bad"
+    shutil.copytree(run, folder)
+    text = (folder / "regions.tsv").read_text(encoding="utf-8")
+    (folder / "regions.tsv").write_text(text.replace("\tkind\n", "\ttype\n", 1),
+                                        encoding="utf-8")
+    proc = run_cli("report", folder, "-o", tmp_path / "r.html", check=False)
+    assert proc.returncode == 5 and "Traceback" not in proc.stderr
+    assert f"{folder / 'regions.tsv'}: no column kind" in proc.stderr
+    assert not (tmp_path / "r.html").exists()
+
+
 def _chromium() -> str | None:
     for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
         if found := shutil.which(name):

@@ -14,6 +14,7 @@ from textual.widgets import Static
 
 from tests.tui.fakes import ENDPOINT, FakeDaemon, sample_results
 from virnucpro.tui.app import DashboardApp
+from virnucpro.tui.results import Results
 from virnucpro.tui.screens.submit import SubmitScreen
 
 FROZEN = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
@@ -31,9 +32,11 @@ class Clock:
 
 
 def fake_app(daemon: FakeDaemon, *, frozen: bool = True, clock: Callable[[], float] | None = None,
-             **kwargs) -> DashboardApp:
+             reader: Callable[[str], Results] = sample_results, **kwargs) -> DashboardApp:
+    """The dashboard on `daemon`; a job's results are `reader(outdir)`: the fixed sample, or
+    `read_results` for a real folder."""
     clock = clock or ((lambda: FROZEN) if frozen else time.time)
-    app = DashboardApp(daemon.client, ENDPOINT, clock=clock, reader=sample_results, **kwargs)
+    app = DashboardApp(daemon.client, ENDPOINT, clock=clock, reader=reader, **kwargs)
     # Notice a silent daemon and retry quickly: the defaults are seconds, for people.
     app.link.liveness_s = 0.3
     app.link.backoff = (0.1, 0.2)

@@ -14,7 +14,7 @@ from tests.tui.driving import (
     text_of,
     until,
 )
-from tests.tui.fakes import make_job, memory_wave, sample_daemon, with_state
+from tests.tui.fakes import FakeDaemon, make_job, memory_wave, progress, sample_daemon, with_state
 from virnucpro.daemon.jobs import JobState
 from virnucpro.tui.screens.confirm import ConfirmScreen
 from virnucpro.tui.screens.connect import ConnectScreen
@@ -401,5 +401,72 @@ def test_tab_moves_on_when_there_is_nothing_to_complete(tmp_path, monkeypatch):
             path.value = ""
             await pilot.press(*"data/", "tab")  # a folder, whole: not its first file
             assert path.value == "data/" and app.focused is not path
+
+    run(scenario)
+
+
+SEQUENCES_HEAD = ("sequence_id\tlength\tchunks\tscored_chunks\tviral_chunks\tviral_share\t"
+                  "max_p_virus\tmean_p_virus\tcall\tflags\treason")
+REGIONS_HEAD = ("sequence_id\tregion\tstart\tend\tlength\tchunks\tviral_chunks\tmean_p_virus\t"
+                "max_p_virus\tkind")
+
+
+def _run_folder(folder, regions: list[tuple[str, str]] | None) -> str:
+    """An output folder of four sequences; with `regions` ((sequence, kind), in table order)
+    as written since regions exist (their column and regions.tsv), else as before them."""
+    folder.mkdir()
+    ids = ["s1", "s2", "s3", "s4"]
+    per = {sid: sum(1 for s, _k in regions or [] if s == sid) for sid in ids}
+    rows = [SEQUENCES_HEAD + ("\tregions" if regions is not None else "")]
+    rows += [f"{sid}\t3000\t6\t6\t4\t0.6667\t0.98\t0.7\tvirus\t\t"
+             + (f"\t{per[sid]}" if regions is not None else "") for sid in ids]
+    (folder / "sequences.tsv").write_text("\n".join(rows) + "\n")
+    if regions is not None:
+        lines = [REGIONS_HEAD]
+        for i, (sid, kind) in enumerate(regions):
+            lines.append(f"{sid}\t{i + 1}\t1\t1500\t1500\t3\t3\t0.9\t0.98\t{kind}")
+        (folder / "regions.tsv").write_text("\n".join(lines) + "\n")
+    return str(folder)
+
+
+def test_the_detail_of_a_finished_job_counts_its_regions_only_when_its_folder_has_them(tmp_path):
+    from virnucpro.tui.results import read_results
+
+    kinds = [("s1", "provirus"), ("s1", "partial"), ("s2", "whole"), ("s3", "provirus"),
+             ("s4", "whole")]
+    done = [("loading", 60.0), ("running", 50.0), ("completed", 10.0)]
+    # The daemon's counts lack the regions: what the screen shows is the folder's.
+    counts = {"sequences": 4, "sequences_virus": 4, "sequences_others": 0, "sequences_unscored": 0}
+    daemon = FakeDaemon(jobs=[
+        make_job(1, "new.fa", "completed", FROZEN, outdir=_run_folder(tmp_path / "new", kinds),
+                 steps=done, progress=progress(4, 4, counts=counts),
+                 options={"region_gap": 2, "region_min_p": None, "min_region_length": 500}),
+        make_job(2, "old.fa", "completed", FROZEN, outdir=_run_folder(tmp_path / "old", None),
+                 steps=done, progress=progress(4, 4, counts=counts))])
+    app = fake_app(daemon, reader=read_results)
+
+    async def scenario():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.state.connected)
+            shown = {}
+            for job_id in (1, 2):
+                app.queue.select(job_id)
+                await pilot.press("enter")
+                await until(pilot, lambda job_id=job_id: isinstance(app.screen, JobDetailScreen)
+                            and app.screen.job_id == job_id and app.screen.results is not None,
+                            what=f"job {job_id}'s results")
+                await pilot.pause()
+                shown[job_id] = (" ".join(text_of(app.screen.query_one("#detail-results")).split()),
+                                 " ".join(text_of(app.screen.query_one("#detail-params")).split()))
+                await pilot.press("escape")
+                await until(pilot, lambda: not isinstance(app.screen, JobDetailScreen))
+            results, params = shown[1]
+            assert "4 viral" in results
+            assert "regions 5 (2 provirus, 1 partial, 2 whole) in 4 sequences" in results
+            assert "region gap 2" in params and "min region length 500" in params
+            assert "region min P" not in params  # none given: the chunk's call
+            results, params = shown[2]
+            assert "4 viral" in results and "region" not in results
+            assert "region" not in params
 
     run(scenario)

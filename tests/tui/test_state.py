@@ -292,6 +292,32 @@ def test_results_are_read_from_every_input_folder_with_histogram_and_top_calls(t
     assert read_results(str(tmp_path / "none")).error.startswith("no sequences.tsv")
 
 
+def _regions(folder, rows):
+    lines = ["sequence_id\tregion\tstart\tend\tlength\tchunks\tviral_chunks\tmean_p_virus\t"
+             "max_p_virus\tkind"]
+    lines += [f"{sid}\t{n}\t1\t2000\t2000\t4\t4\t0.9\t0.99\t{kind}" for sid, n, kind in rows]
+    (folder / "regions.tsv").write_text("\n".join(lines) + "\n")
+
+
+def test_regions_are_counted_by_kind_over_every_folder_and_said_as_show_says_them(tmp_path):
+    from virnucpro.daemon.client_views import regions_summary
+
+    _table(tmp_path / "s1", [("a", 9000, "1", "0.97", "virus"), ("b", 500, "0", "0.12", "others")])
+    _regions(tmp_path / "s1", [("a", 1, "provirus"), ("a", 2, "partial")])
+    _table(tmp_path / "s2", [("a", 1200, "1", "0.99", "virus"), ("d", 800, "1", "0.99", "virus")])
+    _regions(tmp_path / "s2", [("a", 1, "whole"), ("d", 1, "whole")])  # "a" again: another input
+    _table(tmp_path / "s3", [("e", 1200, "0", "0.01", "others")])  # written before regions
+    results = read_results(str(tmp_path))
+    assert results.regions == {"regions": 4, "regions_whole": 2, "regions_provirus": 1,
+                               "regions_partial": 1, "sequences_with_regions": 3}
+    assert regions_summary(results.regions) == "4 (1 provirus, 1 partial, 2 whole) in 3 sequences"
+    assert read_results(str(tmp_path / "s3")).regions is None  # no regions.tsv: no regions
+    assert regions_summary({"sequences": 4}) is None
+    assert regions_summary({"regions": 0, "sequences_with_regions": 0}) == "0"
+    assert regions_summary({"regions": 1, "regions_whole": 1, "sequences_with_regions": 1}) == \
+        "1 (1 whole) in 1 sequence"
+
+
 def test_the_form_reports_every_problem_at_once_before_sending(tmp_path):
     good = tmp_path / "s1.fa.gz"
     with gzip.open(good, "wt") as fh:

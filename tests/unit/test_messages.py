@@ -120,3 +120,38 @@ def test_only_a_completed_job_is_shown_done() -> None:
     assert JOB.with_(state=JobState.COMPLETED, progress=Progress()).share_done() == 1.0
     assert JOB.with_(state=JobState.CANCELLED).share_done() == pytest.approx(4 / 9)
     assert JOB.with_(progress=Progress()).share_done() is None
+
+
+def test_the_region_options_are_accepted_and_take_the_rules_defaults() -> None:
+    full = P.check_options({"models": "tiny"})
+    assert (full["region_gap"], full["region_min_p"], full["min_region_length"]) == (1, None, 1000)
+    given = P.check_options({"region_gap": 0, "region_min_p": 0.8, "min_region_length": 500})
+    assert (given["region_gap"], given["region_min_p"], given["min_region_length"]) == (0, 0.8, 500)
+    assert P.check_options({"region_min_p": 1})["region_min_p"] == 1  # a JSON number
+    assert P.check_options({"region_min_p": None})["region_min_p"] is None  # null: the call
+
+
+@pytest.mark.parametrize(("options", "code", "named"), [
+    ({"region_gap": -1}, P.ErrorCode.INVALID, "region_gap must be at least 0"),
+    ({"region_min_p": 1.5}, P.ErrorCode.INVALID, "region_min_p must be between 0 and 1"),
+    ({"region_min_p": -0.1}, P.ErrorCode.INVALID, "region_min_p must be between 0 and 1"),
+    ({"min_region_length": 0}, P.ErrorCode.INVALID, "min_region_length must be at least 1"),
+    ({"region_gap": 1.5}, P.ErrorCode.BAD_REQUEST, "'region_gap' must be int"),
+    ({"region_gap": True}, P.ErrorCode.BAD_REQUEST, "'region_gap' must be int"),
+    ({"region_min_p": "0.5"}, P.ErrorCode.BAD_REQUEST, "'region_min_p' must be int/float/null"),
+    ({"min_region_length": None}, P.ErrorCode.BAD_REQUEST, "'min_region_length' must be int"),
+])
+def test_a_bad_region_option_is_refused_naming_it(options: dict, code: P.ErrorCode,
+                                                  named: str) -> None:
+    with pytest.raises(P.ProtocolError, match=named) as err:
+        P.check_options(options)
+    assert err.value.code is code
+
+
+def test_a_request_of_the_version_before_the_region_options_is_refused_naming_both() -> None:
+    # And a daemon of version 3 answers a client of 4 the same way (its check is this one).
+    frame = json.dumps({"v": 3, "id": "x", "type": "submit",
+                        "body": {"inputs": ["/in.fa"], "options": {"region_gap": 2}}}).encode()
+    with pytest.raises(P.ProtocolError, match="protocol version 3; this daemon speaks 4") as err:
+        P.decode_request(frame)
+    assert err.value.code is P.ErrorCode.VERSION_MISMATCH

@@ -130,3 +130,13 @@ def test_old_parameters_give_the_defaults() -> None:
     assert RegionRule.from_parameters({}) == RegionRule()
     rule = RegionRule(gap=3, min_p=0.6, min_length=200)
     assert RegionRule.from_parameters(rule.parameters()) == rule
+
+
+
+def test_lists_and_arrays_give_the_same_regions() -> None:
+    s, e, scored, viral, probs = track("oVVo-VVVoooVo", p=[0.1, 0.8, 0.6, 0.2, 0.0, 0.9, 0.7,
+                                                           0.75, 0.3, 0.1, 0.2, 0.95, 0.4])
+    for rule in (RegionRule(min_length=1), RegionRule(gap=0, min_length=1),
+                 RegionRule(min_p=0.7, min_length=1)):
+        assert find_regions(s, e, scored, viral, probs, rule) == find_regions(
+            s.tolist(), e.tolist(), scored.tolist(), viral.tolist(), probs.tolist(), rule)

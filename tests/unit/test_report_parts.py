@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
 
 import pytest
 
-from tests.report_runs import write_run
+from tests.report_runs import write_regions, write_run
 from virnucpro.errors import OutputError
+from virnucpro.outputs import SEQUENCES_COLUMNS
+from virnucpro.regions import REGIONS_COLUMNS, Region
 from virnucpro.report import write_report
-from virnucpro.report.data import Chunk, read_run, viral_bases
-from virnucpro.report.plots import bin_chunks
+from virnucpro.report.data import (
+    REGION_COLUMNS,
+    SEQUENCE_COLUMNS,
+    SEQUENCE_OPTIONAL,
+    Chunk,
+    SequenceRow,
+    Track,
+    read_run,
+    viral_bases,
+)
+from virnucpro.report.plots import bin_chunks, track_figure
 
 
 def test_viral_bases_is_the_union_of_viral_chunk_intervals():
@@ -140,3 +152,122 @@ def test_the_command_line_does_not_import_matplotlib():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60)
     assert out.stdout.strip() == "False"
+
+
+def test_the_reader_reads_every_column_the_writer_writes():
+    assert [c for c in SEQUENCES_COLUMNS if c not in (*SEQUENCE_COLUMNS, *SEQUENCE_OPTIONAL)] == []
+    assert [c for c in REGIONS_COLUMNS if c not in REGION_COLUMNS] == []
+
+
+def _hand_regions_run(tmp_path):
+    """A contig with a prophage, a phage and a contig with a partial region at its end, their
+    regions written by hand (bounds that the rule would not find, so the page can only have
+    them from regions.tsv), and a plain contig with a provirus but no viral chunk (so no
+    track: its region is only counted)."""
+    run = write_run(tmp_path / "run", [
+        ("contig", 10000, *_chunks("ooooovvvoooooooooovv"), ""),
+        ("phage", 1000, *_chunks("vv"), ""),
+        ("plain", 900, *_chunks("oo"), ""),
+    ], regions=False)
+    return write_regions(run, {"contig": [(2401, 4123, "provirus"), (9001, 10000, "partial")],
+                               "phage": [(1, 1000, "whole")], "plain": [(101, 800, "provirus")]})
+
+
+def _track_html(page: str, sid: str) -> str:
+    found = re.search(rf'<figure class="track" id="track-\d+" data-sequence-id="{sid}">'
+                      r"(.*?)</figure>", page, re.S)
+    assert found, sid
+    return found[1]
+
+
+def test_hand_written_regions_are_shaded_on_their_own_tracks_and_counted(tmp_path):
+    run = _hand_regions_run(tmp_path)
+    data = read_run(run)
+    assert {t.row.sequence_id: [(r.start, r.end, r.kind) for r in t.regions]
+            for t in data.tracks} == {"contig": [(2401, 4123, "provirus"), (9001, 10000, "partial")],
+                                      "phage": [(1, 1000, "whole")]}
+    assert [r.regions for r in data.table] == [2, 1, 1]  # contig, phage, plain
+    assert data.regions.kinds == {"whole": 1, "provirus": 2, "partial": 1}
+    assert (data.regions.sequences, data.regions.provirus_sequences) == (3, 2)
+
+    page = write_report(run).read_text()
+    contig, phage = _track_html(page, "contig"), _track_html(page, "phage")
+    assert re.search(r'id="svg-track-\d+-region-1-provirus"', contig)
+    assert re.search(r'id="svg-track-\d+-region-2-partial"', contig)
+    assert "region-1-whole" not in contig
+    assert re.search(r'id="svg-track-\d+-region-1-whole"', phage) and "provirus" not in phage
+    assert '<li data-kind="provirus" data-start="2401" data-end="4123">' in contig
+    assert "2,401&ndash;4,123 (1,723 bp" in contig
+    assert "2 proviruses in 2 sequences</strong>; 4 viral regions in 3 sequences" in page
+    assert re.search(r'<tr id="regions-provirus">.*?data-count="2"', page)
+    assert re.search(r'<tr id="regions-whole">.*?data-count="1"', page)
+    assert '<th class="n">regions</th>' in page
+    assert re.search(r'<tr><td>contig</td>.*?<td class="n" data-v="2">2</td><td></td></tr>', page)
+    assert 'id="regions-note"' not in page
+
+
+def test_a_region_band_spans_its_bases_behind_the_bars():
+    row = SequenceRow("s", 3000, 3, 3, 1, 1 / 3, 0.9, 0.4, "others", "", "", 1000, 1)
+    chunks = (Chunk(1, 1000, 0.1, "others"), Chunk(1001, 2000, 0.9, "virus"),
+              Chunk(2001, 3000, 0.1, "others"))
+    region = Region(1, 1001, 2000, 1, 1, 0.9, 0.9, "provirus")
+    ax = track_figure(Track(row, chunks, (region,))).axes[0]
+    band, strip = (next(p for p in ax.patches if p.get_gid() == gid)
+                   for gid in ("region-1-provirus", "region-1-provirus-strip"))
+    assert (band.get_x(), band.get_width()) == (1000, 1000)  # 0-based [start - 1, end)
+    assert band.get_zorder() < min(c.get_zorder() for c in ax.collections)
+    assert (strip.get_x(), strip.get_width()) == (1000, 1000) and strip.get_y() >= 1.0
+    assert "provirus region" in [t.get_text() for t in ax.get_legend().get_texts()]
+    plain = track_figure(Track(row, chunks)).axes[0]
+    assert not plain.patches and "provirus region" not in [
+        t.get_text() for t in plain.get_legend().get_texts()]
+
+
+def test_a_run_from_before_regions_opens_and_says_it_predates_them(tmp_path):
+    run = write_run(tmp_path / "run", [("contig", 10000, *_chunks("ooooovvvoooooooooooo"), "")],
+                    regions=False)
+    assert "regions" not in (run / "sequences.tsv").read_text().splitlines()[0].split("\t")
+    data = read_run(run)
+    assert data.regions is None and data.table[0].regions is None
+    assert data.tracks[0].regions == ()
+    page = write_report(run).read_text()
+    assert 'id="regions-note"' in page and "predates viral regions" in page
+    assert "virnucpro rescore" in page
+    assert 'id="regions-summary"' not in page and '<th class="n">regions</th>' not in page
+    assert "region-1-" not in page
+
+
+def test_a_run_with_regions_written_by_the_rule_shows_them(tmp_path):
+    run = write_run(tmp_path / "run", [("contig", 10000, *_chunks("ooooovvvoooooooooooo"), "")])
+    page = write_report(run).read_text()
+    assert "1 provirus in 1 sequence</strong>" in page
+    assert "by chunk call, gaps &le; 1 chunk, &ge; 1000 bp unless whole" in page
+    assert re.search(r'id="svg-track-1-region-1-provirus"', page)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda t: t.replace("\tstart\t", "\tbegin\t", 1),
+     r"regions\.tsv: no column start \(the header is"),
+    (lambda t: t.split("\n", 1)[1], r"regions\.tsv: no column"),  # no header at all
+    (lambda t: t.replace("provirus", "prophage"),
+     r"regions\.tsv: region 1 of 'contig' is of kind 'prophage'"),
+    (lambda t: t.replace("\t2401\t", "\tx\t"), r"regions\.tsv: region 1 of 'contig'"),
+    (lambda t: "\n".join(t.split("\n")[:2]) + "\n",
+     r"regions\.tsv does not match sequences\.tsv at 'contig': 1 regions, not 2"),
+    (lambda t: t + "ghost\t1\t1\t10\t10\t1\t1\t0.9\t0.9\twhole\n",
+     r"regions\.tsv: region 1 of 'ghost' follows no sequence"),
+])
+def test_a_damaged_regions_tsv_is_a_clear_error_naming_it(tmp_path, damage, message):
+    run = _hand_regions_run(tmp_path)
+    path = run / "regions.tsv"
+    path.write_text(damage(path.read_text()))
+    with pytest.raises(OutputError, match=message):
+        write_report(run)
+    assert not (run / "report.html").exists()
+
+
+def test_a_regions_column_without_regions_tsv_is_refused(tmp_path):
+    run = _hand_regions_run(tmp_path)
+    (run / "regions.tsv").unlink()
+    with pytest.raises(OutputError, match="regions.tsv is missing"):
+        read_run(run)

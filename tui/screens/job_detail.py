@@ -38,7 +38,9 @@ from virnucpro.tui.widgets.results_view import ResultsView
 LOG_POLL_S = 1.5
 OPTION_LABELS = (("chunk_size", "chunk size"), ("models", "models"), ("threshold", "threshold"),
                  ("min_length", "min length"), ("save_embeddings", "embeddings"),
-                 ("rename_duplicates", "rename duplicates"), ("report", "report"))
+                 ("rename_duplicates", "rename duplicates"), ("report", "report"),
+                 ("region_gap", "region gap"), ("region_min_p", "region min P(virus)"),
+                 ("min_region_length", "min region length"))
 
 
 def title_text(job: JobRecord, row: JobRow, heard: float | None = None) -> Text:
@@ -79,7 +81,9 @@ def parameters_table(job: JobRecord) -> Table:
         grid.add_row("inputs" if i == 0 else "", f"{item.path}  ({render.human_bytes(item.size)})")
     grid.add_row("output", job.outdir or "-")
     options = job.options
-    shown = [f"{label} {_option(options[key])}" for key, label in OPTION_LABELS if key in options]
+    # A job stored before the region options has none; region_min_p None is the chunk's call.
+    shown = [f"{label} {_option(options[key])}" for key, label in OPTION_LABELS
+             if options.get(key) is not None]
     for i in range(0, len(shown), 3):
         grid.add_row("options" if i == 0 else "", "  ·  ".join(shown[i:i + 3]))
     grid.add_row("queue", f"priority {job.priority}  ·  attempts {job.attempts}")

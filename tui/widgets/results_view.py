@@ -1,6 +1,6 @@
-"""A job's results on its detail screen: calls counted (viral / non-viral / unscored), a
-histogram of the sequences' max P(virus), the top viral calls and the report's path (the
-output folder is among the parameters, above it).
+"""A job's results on its detail screen: calls counted (viral / non-viral / unscored), the viral
+regions by kind (for a run that has them), a histogram of the sequences' max P(virus), the top
+viral calls and the report's path (the output folder is among the parameters, above it).
 
 `show(job, results, note)` draws from the daemon's counts (`progress.counts`, known even for a
 remote daemon) and, when the output could be read here, from `results.Results`.
@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from virnucpro.daemon.client_views import regions_summary
 from virnucpro.daemon.jobs import JobRecord, JobState
 from virnucpro.tui import render
 from virnucpro.tui.results import Results
@@ -35,6 +36,18 @@ def counts_line(job: JobRecord, results: Results | None) -> Text:
     text.append(f"{unscored:,} unscored", style="bold yellow" if unscored else "dim")
     total = viral + others + unscored
     text.append(f"  of {total:,} sequences", style="dim")
+    return text
+
+
+def regions_line(job: JobRecord, results: Results | None) -> Text | None:
+    """The viral regions in `virnucpro show`'s words, from the folder when it was read (a
+    folder without regions.tsv: none), else from the daemon's counts."""
+    read = results is not None and not results.error and results.sequences
+    summary = regions_summary((results.regions or {}) if read else job.progress.counts)
+    if summary is None:
+        return None
+    text = Text("regions  ", style="dim")
+    text.append(summary, style="bold")
     return text
 
 
@@ -75,6 +88,8 @@ def results_body(job: JobRecord, results: Results | None, note: str) -> Renderab
             text.append(f"\n{done_line(job)}", style="dim")
         return text
     parts: list[RenderableType] = [counts_line(job, results)]
+    if (regions := regions_line(job, results)) is not None:
+        parts.append(regions)
     if results is not None and not results.error:
         grid = Table.grid(padding=(0, 4))
         grid.add_column()

@@ -2,18 +2,23 @@
 
 No network and no server: styles, the sort script and every plot sit inside the file. Every
 piece of text that comes from the run (ids, paths, reasons, model names) goes through
-`html.escape`; numbers are formatted here. The page reads top-down: summary, how much is
-viral, how sure the model is, where the signal sits, then the table.
+`html.escape`; numbers are formatted here. The page reads top-down: summary (with the viral
+regions by kind, or a note that the run predates them), how much is viral, how sure the model
+is, where the signal sits, then the table.
 """
 
 from __future__ import annotations
 
 from html import escape
 
-from virnucpro.report.data import CALLS, RunData, SequenceRow
+from virnucpro.regions import KINDS, PARTIAL, PROVIRUS, WHOLE, Region
+from virnucpro.report.data import CALLS, RunData, SequenceRow, Track
 from virnucpro.rollup import OTHERS, UNSCORED, VIRUS
 
 LABELS = {VIRUS: "viral", OTHERS: "non-viral", UNSCORED: "unscored"}
+KIND_HELP = {PROVIRUS: "non-viral on both sides", PARTIAL: "runs to one end",
+             WHOLE: "the whole sequence"}
+MAX_LISTED_REGIONS = 12  # under one track; the rest are in regions.tsv
 
 _STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d1d1f;
@@ -29,10 +34,13 @@ td.n,th.n{text-align:right}
 .grid{display:flex;gap:40px;flex-wrap:wrap}
 svg{max-width:100%;height:auto;display:block}
 figure{margin:8px 0 18px}figcaption{color:#555;font-size:13px}
+ul.regions{margin:2px 0 0;padding-left:18px}
 .sortable th{cursor:pointer;user-select:none;background:#f5f5f7;position:sticky;top:0}
 .sortable th[data-order=asc]::after{content:" \\25B2"}
 .sortable th[data-order=desc]::after{content:" \\25BC"}
 .call{border-radius:4px;padding:0 6px;color:#fff;font-size:12px;white-space:nowrap}
+.kind{border-radius:4px;padding:0 6px;font-size:12px;white-space:nowrap}
+.kind-provirus{background:#f6c343}.kind-partial{background:#d9cdef}.kind-whole{background:#c5e8e0}
 .call-virus{background:#c8102e}.call-others{background:#2b6cb0}.call-unscored{background:#999}
 .tablewrap{max-height:720px;overflow:auto;border:1px solid #ddd}
 code{font-size:12px;word-break:break-all}
@@ -77,6 +85,39 @@ def _score(x: float | None) -> str:
     return "" if x is None else f"{x:.3f}"
 
 
+def _count(n: int, one: str, many: str) -> str:
+    return f"{_n(n)} {one if n == 1 else many}"
+
+
+def _region_rule(params: dict) -> str | None:
+    """The region rule's settings as run.json gives them; None for a run without them."""
+    if "region_gap" not in params:
+        return None
+    min_p = params.get("region_min_p")
+    counts = "chunk call" if min_p is None else f"P(virus) &ge; {escape(str(min_p))}"
+    return (f"by {counts}, gaps &le; {escape(str(params['region_gap']))} chunk, "
+            f"&ge; {escape(str(params.get('min_region_length', '?')))} bp unless whole")
+
+
+def _regions(run: RunData) -> str:
+    """The regions by kind, or a note that the run predates them."""
+    counts = run.regions
+    if counts is None:
+        return ('<p id="regions-note" class="muted">This run predates viral regions: re-score '
+                "it with <code>virnucpro rescore</code> to find them.</p>")
+    kinds = counts.kinds
+    head = (f'<p id="regions-summary"><strong>{_count(kinds[PROVIRUS], "provirus", "proviruses")}'
+            f' in {_count(counts.provirus_sequences, "sequence", "sequences")}</strong>; '
+            f'{_count(counts.total, "viral region", "viral regions")} in '
+            f'{_count(counts.sequences, "sequence", "sequences")} in all.</p>')
+    rows = "".join(
+        f'<tr id="regions-{k}"><td><span class="kind kind-{k}">{k}</span></td>'
+        f'<td class="n" data-count="{kinds[k]}">{_n(kinds[k])}</td>'
+        f'<td class="muted">{KIND_HELP[k]}</td></tr>' for k in KINDS)
+    return (f'{head}<table id="region-counts"><thead><tr><th>region</th><th class="n">count</th>'
+            f"<th></th></tr></thead><tbody>{rows}</tbody></table>")
+
+
 def _summary(run: RunData) -> str:
     info, params = run.info, run.info.get("parameters", {})
     inp, models = info.get("input", {}), info.get("models", {})
@@ -88,6 +129,7 @@ def _summary(run: RunData) -> str:
         ("chunk size", f"{escape(str(params.get('chunk_size', '?')))} bp"),
         ("threshold", f"viral share &ge; {escape(str(params.get('threshold', '?')))}"),
         ("min length", f"{escape(str(params.get('min_length', '?')))} bp"),
+        *([("regions", rule)] if (rule := _region_rule(params)) else []),
         ("finished", f"{escape(str(info.get('finished', '?')))} "
                      f"(VirNucPro {escape(str(info.get('virnucpro_version', '?')))})"),
         ("folder", f"<code>{escape(str(run.root.resolve()))}</code>"),
@@ -108,11 +150,12 @@ def _summary(run: RunData) -> str:
     # The counts first: "how much is viral" is the question a reader opens the page with.
     return ('<div class="grid"><div><table id="counts"><thead><tr><th>call</th>'
             '<th class="n">sequences</th><th class="n">%</th><th class="n">bases</th>'
-            f'<th class="n">%</th></tr></thead><tbody>{counts}</tbody></table>{why}</div>'
+            f'<th class="n">%</th></tr></thead><tbody>{counts}</tbody></table>{why}'
+            f"{_regions(run)}</div>"
             f'<table class="facts">{rows}</table></div>')
 
 
-def _table_row(row: SequenceRow) -> str:
+def _table_row(row: SequenceRow, regions: bool) -> str:
     cells = [
         f"<td>{escape(row.sequence_id)}</td>",
         f'<td class="n" data-v="{row.length}">{_n(row.length)}</td>',
@@ -124,6 +167,7 @@ def _table_row(row: SequenceRow) -> str:
         f'<td class="n" data-v="{_score(row.mean_p_virus)}">{_score(row.mean_p_virus)}</td>',
         f'<td class="n" data-v="{row.viral_chunks}">{row.viral_chunks} / {row.scored_chunks} / '
         f"{row.chunks}</td>",
+        *([f'<td class="n" data-v="{row.regions}">{row.regions}</td>'] if regions else []),
         f"<td>{escape(row.flags or row.reason)}</td>",
     ]
     return "<tr>" + "".join(cells) + "</tr>"
@@ -141,15 +185,36 @@ def _table(run: RunData) -> str:
         note += "Every sequence is in sequences.tsv. Click a column to sort."
     if not shown:
         return f'<p id="table-note" class="muted">{note} No sequence was called viral.</p>'
+    regions = run.regions is not None
     heads = ("sequence", "length", "call", "viral signal (bp)", "viral share", "max P(virus)",
-             "mean P(virus)", "viral / scored / chunks", "flags or reason")
-    numeric = {1, 3, 4, 5, 6, 7}
+             "mean P(virus)", "viral / scored / chunks", *(("regions",) if regions else ()),
+             "flags or reason")
+    numeric = {1, 3, 4, 5, 6, 7} | ({8} if regions else set())
     head = "".join(f'<th class="n">{h}</th>' if i in numeric else f"<th>{h}</th>"
                    for i, h in enumerate(heads))
-    body = "\n".join(_table_row(r) for r in run.table)
+    body = "\n".join(_table_row(r, regions) for r in run.table)
     return (f'<p id="table-note" class="muted">{note}</p><div class="tablewrap">'
             f'<table id="sequences" class="sortable"><thead><tr>{head}</tr></thead>'
             f"<tbody>\n{body}\n</tbody></table></div>")
+
+
+def _region_span(r: Region) -> str:
+    return (f'<li data-kind="{r.kind}" data-start="{r.start}" data-end="{r.end}">'
+            f'<span class="kind kind-{r.kind}">{r.kind}</span> {_n(r.start)}&ndash;{_n(r.end)} '
+            f"({_n(r.length)} bp, {r.viral_chunks} of {r.chunks} chunks viral, mean P(virus) "
+            f"{_score(r.mean_p_virus)})</li>")
+
+
+def _track(k: int, track: Track, svg: str) -> str:
+    """One track's figure, its regions listed under it (the shaded bands, in words)."""
+    listed = "".join(_region_span(r) for r in track.regions[:MAX_LISTED_REGIONS])
+    more = len(track.regions) - MAX_LISTED_REGIONS
+    if more > 0:
+        listed += f"<li>and {_n(more)} more in regions.tsv</li>"
+    caption = (f'<figcaption>Regions:<ul class="regions">{listed}</ul></figcaption>'
+               if listed else "")
+    return (f'<figure class="track" id="track-{k}" data-sequence-id="'
+            f'{escape(track.row.sequence_id)}">{svg}{caption}</figure>')
 
 
 def compose_page(run: RunData, plots: dict[str, str], top: int) -> str:
@@ -157,13 +222,14 @@ def compose_page(run: RunData, plots: dict[str, str], top: int) -> str:
     name = escape(str(run.info.get("input", {}).get("name", run.root.name)))
     warning = ('<p class="warning" id="tiny-warning">Model set <code>tiny</code>: seeded random '
                "weights for tests and demos. These calls mean nothing.</p>" if run.tiny else "")
-    tracks = [f'<figure class="track" id="track-{k}" data-sequence-id="'
-              f'{escape(t.row.sequence_id)}">{plots[f"track-{k}"]}</figure>'
-              for k, t in enumerate(run.tracks, 1)]
+    tracks = [_track(k, t, plots[f"track-{k}"]) for k, t in enumerate(run.tracks, 1)]
     if tracks:
         tracks_intro = (f"The {len(tracks)} sequence(s) with the longest viral signal (bases "
                         f"covered by chunks called viral; at most {top} shown): each chunk's "
                         "highest P(virus), coloured by its call; grey: unscored chunks; dotted: 0.5.")
+        if run.regions is not None:
+            tracks_intro += (" Light bands behind the bars: the viral regions, by kind "
+                             "(provirus, partial, whole).")
     elif top == 0:
         tracks_intro = "No tracks were asked for (--top 0)."
     else:

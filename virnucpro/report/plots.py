@@ -3,7 +3,7 @@
 Each `*_figure` function takes the records of `report.data` and returns a `Figure`; no pyplot,
 so no global backend is chosen and nothing opens a window (savefig picks the Agg or SVG
 canvas from the format). Huge runs stay fast: scores are histograms, and a track bins its
-chunks into at most `MAX_BARS` bars. Import this module only when drawing: matplotlib is slow
+chunks into at most `MAX_BARS` bars; a track's viral regions are light bands behind them. Import this module only when drawing: matplotlib is slow
 to import and `virnucpro --help` must stay instant.
 """
 
@@ -16,15 +16,22 @@ from collections.abc import Sequence
 
 import matplotlib
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import EngFormatter, MaxNLocator, PercentFormatter
 
+from virnucpro.regions import KINDS, PARTIAL, PROVIRUS, WHOLE, Region
 from virnucpro.report.data import CALLS, Chunk, RunData, Track
 from virnucpro.rollup import OTHERS, UNSCORED, VIRUS
 
 COLORS = {VIRUS: "#c8102e", OTHERS: "#2b6cb0", UNSCORED: "#b5b5b5"}
 LABELS = {VIRUS: "viral", OTHERS: "non-viral", UNSCORED: "unscored"}
+# Region bands: light, and apart from the bars' red and blue so that a bar stays readable on
+# top of one. Amber for the provirus, the kind a reader looks for.
+REGION_COLORS = {PROVIRUS: "#f6c343", PARTIAL: "#b39ddb", WHOLE: "#9fd8cb"}
+REGION_ALPHA = 0.45
 MAX_BARS = 800  # a wider track is binned: its plot area is about 830 pixels across
 PNG_DPI = 200  # print quality for --plots; the page embeds SVG
 FIG_WIDTH = 11.0  # inches: the width of the page (1,056 px at 96 px per inch)
@@ -112,12 +119,13 @@ def bin_chunks(chunks: Sequence[Chunk], length: int, max_bars: int = MAX_BARS
 
 def track_figure(track: Track, max_bars: int = MAX_BARS) -> Figure:
     """Where the signal sits: the chunks' max P(virus) along the sequence, coloured by call;
-    unscored chunks are a grey band."""
+    unscored chunks are a grey band, each viral region a light band by kind behind the bars."""
     row = track.row
     edges, heights, calls = bin_chunks(track.chunks, row.length, max_bars)
     fig = Figure(figsize=(FIG_WIDTH, 1.9))
     fig.subplots_adjust(left=0.08, right=0.87, bottom=0.17, top=0.84)
     ax = fig.subplots()
+    _shade_regions(ax, track.regions, max(row.length, edges[-1]))
     is_call = {call: np.array([c == call for c in calls], dtype=bool) for call in CALLS}
     # One step polygon per call rather than a rectangle per chunk, added without autolim
     # (the limits are set below): ax.stairs and ax.bar update the data limits vertex by
@@ -130,7 +138,10 @@ def track_figure(track: Track, max_bars: int = MAX_BARS) -> Figure:
                           autolim=False)
     ax.axhline(0.5, color="#444", linestyle=":", linewidth=0.8)
     ax.set_xlim(0, max(row.length, edges[-1]))
-    ax.set_ylim(0, 1)
+    # Room above 1 for the regions' strips; the axis itself still reads 0-1.
+    ax.set_ylim(0, 1.1 if track.regions else 1.0)
+    ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
+    ax.spines["left"].set_bounds(0, 1)
     ax.set_ylabel("max P(virus)", fontsize=8)
     ax.xaxis.set_major_formatter(EngFormatter(unit="b"))
     ax.spines[["top", "right"]].set_visible(False)
@@ -139,8 +150,33 @@ def track_figure(track: Track, max_bars: int = MAX_BARS) -> Figure:
     # parse_math=False: an id with two '$' must not be typeset as mathematics.
     ax.set_title(f"{row.sequence_id}  ({row.length:,} bp, {row.viral_bases:,} bp viral signal, "
                  f"call: {row.call}{binned})", fontsize=9, loc="left", parse_math=False)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=7)
+    handles, _labels = ax.get_legend_handles_labels()
+    kinds = {r.kind for r in track.regions}
+    # Only the kinds this track has: a legend entry for a band that is not there misleads.
+    handles += [Patch(facecolor=REGION_COLORS[k], label=f"{k} region")
+                for k in KINDS if k in kinds]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False,
+              fontsize=7)
     return fig
+
+
+def _shade_regions(ax: Axes, regions: Sequence[Region], length: float) -> None:
+    """Each region's span, [start - 1, end] in the track's 0-based coordinates: a light band
+    behind the bars, and a solid strip above them (y 1.02-1.1) labelled by kind where it is
+    wide enough. The strip is there because real viral chunks score near 1 and would hide
+    the band. Its gid (`region-N-KIND`, and `...-strip`) names each in the SVG."""
+    for r in regions:
+        x, width, color = r.start - 1, r.end - r.start + 1, REGION_COLORS[r.kind]
+        band = Rectangle((x, 0.0), width, 1.0, facecolor=color, alpha=REGION_ALPHA,
+                         linewidth=0, zorder=0)
+        band.set_gid(f"region-{r.number}-{r.kind}")
+        strip = Rectangle((x, 1.02), width, 0.08, facecolor=color, linewidth=0, zorder=2)
+        strip.set_gid(f"region-{r.number}-{r.kind}-strip")
+        ax.add_patch(band)
+        ax.add_patch(strip)
+        if length and width / length >= 0.06:  # a narrower strip has no room for the word
+            ax.text(x + width / 2, 1.06, r.kind, ha="center", va="center", fontsize=6.5,
+                    color="#333", zorder=3, clip_on=True)
 
 
 def _step_outline(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
