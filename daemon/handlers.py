@@ -124,7 +124,7 @@ def _fingerprint(path: str) -> InputFile:
 
     if not os.path.isabs(path):
         raise ProtocolError(ErrorCode.INVALID, f"{path}: input paths must be absolute")
-    p = check_path(path)  # no such file; is a folder, not a FASTA file (predict's words)
+    p = check_path(path)  # no such file; is a folder, not a FASTA or FASTQ file (predict's words)
     st = p.stat()
     return InputFile(path=str(p), size=st.st_size, mtime_ns=st.st_mtime_ns, sha256="")
 

@@ -2,8 +2,9 @@
 
 `check_submission` turns the dialog's raw fields into a `Submission` or raises `FormError` with
 every problem at once (a person fixes them in one go). It checks what can be checked here:
-files exist and start like FASTA (`virnucpro.fasta.sniff_fasta`, shared with `virnucpro submit`
-and the daemon), the chunk size is one the published model has, the priority is a number. The daemon checks again and may still refuse (model set missing, queue full); the
+files exist and start like FASTA or FASTQ (`virnucpro.fasta.sniff_fasta`, shared with
+`virnucpro submit` and the daemon), the chunk size is one the published model has, the priority
+is a number. The daemon checks again and may still refuse (model set missing, queue full); the
 dialog then shows its error.
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 from virnucpro.chunking import CHUNK_SIZES as _SIZES
 
 FASTA_SUFFIXES = (".fasta", ".fas", ".fa", ".fna", ".ffn", ".fsa", ".seq")
+FASTQ_SUFFIXES = (".fastq", ".fq")
 COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 CHUNK_SIZES = tuple(sorted(_SIZES, reverse=True))  # the dialog offers 500 first
 
@@ -49,16 +51,19 @@ def absolute(path: str) -> Path:
 
 
 def is_fasta_name(path: Path) -> bool:
+    """Whether the name is a FASTA or FASTQ one, plain or compressed (what the file tree shows;
+    the content decides what the file is)."""
     name = path.name.lower()
     for suffix in COMPRESSED:
         name = name.removesuffix(suffix)
-    return name.endswith(FASTA_SUFFIXES)
+    return name.endswith(FASTA_SUFFIXES + FASTQ_SUFFIXES)
 
 
 def fasta_problem(path: Path) -> str | None:
-    """Why `path` cannot be a FASTA input, or None: `virnucpro.fasta.sniff_fasta`, the check
-    of its first bytes that `virnucpro submit` and the daemon make too, with predict's words
-    (a folder, missing, empty, binary, no '>' header, a protein, an over-long id)."""
+    """Why `path` cannot be a FASTA or FASTQ input, or None: `virnucpro.fasta.sniff_fasta`, the
+    check of its first bytes that `virnucpro submit` and the daemon make too, with predict's
+    words (a folder, missing, empty, binary, no '>' or '@' header, a malformed FASTQ record, a
+    protein, an over-long id)."""
     from virnucpro.errors import InputError
     from virnucpro.fasta import sniff_fasta
 
@@ -81,7 +86,7 @@ def check_submission(inputs: list[str], *, chunk_size: object, models: str, outd
         elif str(path) not in paths:
             paths.append(str(path))
     if not inputs:
-        problems.append("choose at least one FASTA file")
+        problems.append("choose at least one FASTA or FASTQ file")
     try:
         size = int(str(chunk_size))
     except ValueError:

@@ -17,7 +17,7 @@ class VirNucProError(Exception):
 
 
 class InputError(VirNucProError):
-    """The input FASTA is unusable: format, alphabet, duplicates, binary data."""
+    """The input FASTA or FASTQ is unusable: format, alphabet, duplicates, binary data."""
 
     exit_code = 3
 
@@ -38,15 +38,18 @@ class InputError(VirNucProError):
 
 
 class DuplicateIdError(InputError):
-    """Several records share an id; all the duplicated ids are named."""
+    """Several records share an id; all the duplicated ids are named. `hint`, when the input
+    tells why (paired mates sharing their first word), replaces the generic way out."""
 
-    def __init__(self, ids: Iterable[str], *, path: str | Path | None = None) -> None:
+    def __init__(self, ids: Iterable[str], *, path: str | Path | None = None,
+                 hint: str | None = None) -> None:
         self.ids = sorted(set(ids))
+        self.hint = hint
         shown = ", ".join(repr(i) for i in self.ids[:20])
         more = f" and {len(self.ids) - 20} more" if len(self.ids) > 20 else ""
         super().__init__(
             f"duplicate sequence ids: {shown}{more} "
-            "(use --rename-duplicates to suffix them instead)",
+            f"({hint or 'use --rename-duplicates to suffix them instead'})",
             path=path,
         )
 

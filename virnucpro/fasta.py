@@ -1,9 +1,13 @@
-"""FASTA input: opening (plain, gzip, bzip2, xz, stdin), the validating first pass, and reading.
+"""FASTA and FASTQ input: opening (plain, gzip, bzip2, xz, stdin), the validating first pass,
+and reading.
 
+The format is told by content, like the compression: the first non-blank character is '>' for
+FASTA, '@' for FASTQ (four-line records; qualities are kept but checked only for their length).
 `scan_fasta` reads the whole input once, before any model runs, and either returns a
-`FastaIndex` (ids, lengths, renames, a content hash) or raises an `InputError` that names the
-record and the problem. `read_fasta` then streams `SeqRecord`s one at a time, so memory does
-not grow with the input; it trusts that the same file was scanned first.
+`FastaIndex` (counts, renames, a content hash) or raises an `InputError` that names the record,
+the line and the problem. `read_fasta` then streams `SeqRecord`s one at a time, so memory does
+not grow with the input; it trusts that the same file was scanned first. The line-level
+parsing of both formats is `virnucpro.fastx`; letters, ids and duplicates are checked here.
 """
 
 from __future__ import annotations
@@ -28,18 +32,16 @@ from typing import BinaryIO
 import numpy as np
 
 from virnucpro.errors import DuplicateIdError, InputError
+from virnucpro.fastx import MAX_ID_LENGTH, NUCLEOTIDE_LETTERS, RawRecord, decode_header, records_of
 
-# IUPAC nucleotide codes (both cases), U for RNA, and the gap symbols '-' and '.'.
-_NUCLEOTIDE_LETTERS = b"ACGTURYSWKMBDHVNacgturyswkmbdhvn-."
 # Letters that occur in proteins but are not nucleotide codes: seeing them means "protein".
 _PROTEIN_ONLY = set("EFILPQJOXZefilpqjoxz*")
-_WHITESPACE = b" \t\r\n\x0b\x0c"
 _MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
-# Control bytes that never occur in a text FASTA file (tab, CR, LF, VT, FF excluded).
-_BINARY_BYTES = bytes(b for b in range(32) if b not in (9, 10, 11, 12, 13)) + b"\x7f"
+_MATES_HINT = ("they look like the two mates of paired reads (interleaved, or Casava 1.8 headers "
+               "'1:...' and '2:...'), which share their first word: give the mates in separate "
+               "files, or use --rename-duplicates to suffix the second one")
 
 SHORT_SEQUENCE_BP = 150
-MAX_ID_LENGTH = 1000  # characters of a sequence id (the header's first word); every row repeats it
 SNIFF_BYTES = 64 * 1024  # what `sniff_fasta` reads (decompressed) of an input's start
 WHOLE_CHECK_BYTES = 64 * 1024 * 1024  # `check_fasta` validates inputs up to this size whole
 
@@ -53,6 +55,7 @@ class SeqRecord:
     header: str
     seq: bytes  # letters as given (case kept), whitespace removed
     original_id: str
+    quality: bytes | None = None  # FASTQ: the quality line as given, one byte a letter; FASTA: None
 
     @property
     def renamed(self) -> bool:
@@ -72,6 +75,7 @@ class FastaIndex:
     size: int = 0
     compression: str = "none"
     n_chunks: int | None = None  # chunks to score at the scan's chunk size (None: not asked)
+    format: str = "fasta"  # "fasta" or "fastq", told by the first record
 
 
 def detect_compression(path: Path) -> str:
@@ -104,72 +108,22 @@ def spool_stdin(directory: str | Path | None = None, stream: BinaryIO | None = N
     return Path(name)
 
 
-def _lines(fh: BinaryIO) -> Iterator[bytes]:
-    """Lines of a text file whatever its line ends (LF, CRLF, or old Mac CR), BOM removed."""
-    first = True
-    for line in fh:
-        if first:
-            first = False
-            if line.startswith(b"\xef\xbb\xbf"):
-                line = line[3:]
-        if b"\r" in line[:-2]:  # a lone CR inside: CR-only line ends
-            yield from line.replace(b"\r\n", b"\n").replace(b"\r", b"\n").splitlines(keepends=True)
-        else:
-            yield line
+def _iter_raw_records(path: Path, shown: str | None = None) -> Iterator[RawRecord]:
+    """Yield the raw records of a FASTA or FASTQ file, told apart by content; errors name the
+    file as `shown` (default: its path).
 
-
-def _iter_raw_records(path: Path) -> Iterator[tuple[int, bytes, bytes]]:
-    """Yield (header line number, header bytes without '>', sequence bytes) per record.
-
-    Raises InputError for binary data, an empty input and text before the first header.
+    Raises InputError for binary data, an empty input, text before the first header and a
+    malformed FASTQ record.
     """
     try:
         fh = open_binary(path)
     except OSError as exc:
-        raise InputError(f"cannot open: {exc.strerror or exc}", path=path) from exc
-    yield from _records_of(fh, path)
-
-
-def _records_of(fh: BinaryIO, path: str | Path) -> Iterator[tuple[int, bytes, bytes]]:
-    """`_iter_raw_records` of an open stream (closed at the end); `path` names it in errors."""
-    header: bytes | None = None
-    header_line = 0
-    parts: list[bytes] = []
-    seen_text = False
-    try:
-        with fh:
-            for line_no, line in enumerate(_lines(fh), start=1):
-                if line.translate(None, _BINARY_BYTES) != line:
-                    raise InputError(
-                        "binary data (control or NUL bytes): this is not a FASTA text file",
-                        path=path, line=line_no)
-                if line.startswith(b">"):
-                    if header is not None:
-                        yield header_line, header, b"".join(parts)
-                    header, header_line, parts = line[1:].strip(), line_no, []
-                    seen_text = True
-                elif header is None:
-                    if line.strip() and not line.startswith(b";"):
-                        raise InputError(
-                            "no FASTA header: the first record must start with '>'",
-                            path=path, line=line_no)
-                else:
-                    parts.append(line.translate(None, _WHITESPACE))
-    except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
-        raise InputError(f"cannot read (corrupt compressed data?): {exc}", path=path) from exc
-    if header is not None:
-        yield header_line, header, b"".join(parts)
-    elif not seen_text:
-        raise InputError("the input is empty: no FASTA record found", path=path)
-
-
-def _decode_header(raw: bytes) -> str:
-    # Headers are free text; a stray non-UTF-8 byte must not make a sequence unusable.
-    return raw.decode("utf-8", errors="replace")
+        raise InputError(f"cannot open: {exc.strerror or exc}", path=shown or path) from exc
+    yield from records_of(fh, shown or path)
 
 
 def _check_letters(seq: bytes, *, path: Path, record_id: str, line: int) -> None:
-    bad = seq.translate(None, _NUCLEOTIDE_LETTERS)
+    bad = seq.translate(None, NUCLEOTIDE_LETTERS)
     if not bad:
         return
     letters = sorted(set(bad.decode("latin-1")))
@@ -186,20 +140,38 @@ def _id_hash(record_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(record_id.encode(), digest_size=8).digest(), "little")
 
 
-def _iter_ids(path: Path) -> Iterator[str]:
-    for _line, raw_header, _seq in _iter_raw_records(path):
-        yield _decode_header(raw_header).split()[0]
+def _iter_words(path: Path) -> Iterator[list[str]]:
+    """Each record's id and (if any) the second word of its header."""
+    for _line, raw_header, _seq, _qual in _iter_raw_records(path):
+        yield decode_header(raw_header).split(None, 2)[:2]
 
 
-def _find_duplicates(path: Path, hashes: np.ndarray) -> list[str]:
-    """Ids that occur more than once. Only 8-byte hashes were kept in the first pass, so the
-    ids behind repeated hashes are collected by a second read (hash collisions drop out)."""
+def _find_duplicates(path: Path, hashes: np.ndarray, *,
+                     fastq: bool = False) -> tuple[list[str], bool]:
+    """Ids that occur more than once, and whether they look like the mates of paired reads
+    (FASTQ only: every repeated id occurs twice, in consecutive records or with Casava 1.8's
+    '1:'/'2:' second words). Only 8-byte hashes were kept in the first pass, so the ids behind
+    repeated hashes are collected by a second read (hash collisions drop out)."""
     uniq, counts = np.unique(hashes, return_counts=True)
     suspects = set(uniq[counts > 1].tolist())
     if not suspects:
-        return []
-    seen: Counter[str] = Counter(rid for rid in _iter_ids(path) if _id_hash(rid) in suspects)
-    return [rid for rid, n in seen.items() if n > 1]
+        return [], False
+    seen: Counter[str] = Counter()
+    apart: set[str] = set()  # not a pair of consecutive records
+    not_casava: set[str] = set()
+    previous = None
+    for words in _iter_words(path):
+        rid = words[0]
+        if _id_hash(rid) in suspects:
+            n = seen[rid] = seen[rid] + 1
+            if n > 2 or (n == 2 and previous != rid):
+                apart.add(rid)
+            if n > 2 or len(words) < 2 or not words[1].startswith(("1:", "2:")):
+                not_casava.add(rid)
+        previous = rid
+    dups = [rid for rid, n in seen.items() if n > 1]
+    mates = fastq and bool(dups) and (apart.isdisjoint(dups) or not_casava.isdisjoint(dups))
+    return dups, mates
 
 
 def _rename_duplicates(path: Path, hashes: np.ndarray, dups: list[str]) -> dict[int, str]:
@@ -216,7 +188,7 @@ def _rename_duplicates(path: Path, hashes: np.ndarray, dups: list[str]) -> dict[
     seen: Counter[str] = Counter()
     given: set[str] = set()
     renames: dict[int, str] = {}
-    for i, rid in enumerate(_iter_ids(path)):
+    for i, (rid, *_second) in enumerate(_iter_words(path)):
         if rid not in wanted:
             continue
         seen[rid] += 1
@@ -246,30 +218,33 @@ def scan_fasta(path: str | Path, *, rename_duplicates: bool = False,
     hashes = array("Q")
     total_bp = 0
     n_chunks = 0
-    for line, raw_header, seq in _iter_raw_records(path):
+    fastq = False
+    for line, raw_header, seq, qual in _iter_raw_records(path, shown):
+        fastq = qual is not None  # one format a file: the parsers refuse a mix
         record_id = _check_record(raw_header, seq, path=shown, line=line)
         hashes.append(_id_hash(record_id))
         total_bp += len(seq)
         if chunk_size and len(seq) >= max(1, min_length):
             n_chunks += -(-len(seq) // chunk_size)  # chunking.chunk_spans makes ceil(L / size)
     as_array = np.frombuffer(hashes, dtype=np.uint64) if hashes else np.zeros(0, np.uint64)
-    dups = _find_duplicates(path, as_array)
+    dups, mates = _find_duplicates(path, as_array, fastq=fastq)
     renames: dict[int, str] = {}
     if dups:
         if not rename_duplicates:
-            raise DuplicateIdError(dups, path=shown)
+            raise DuplicateIdError(dups, path=shown, hint=_MATES_HINT if mates else None)
         renames = _rename_duplicates(path, as_array, dups)
     return FastaIndex(path=path, n_records=len(hashes), total_bp=total_bp,
                       renames=renames, sha256=file_sha256(path),
                       size=path.stat().st_size, compression=detect_compression(path),
-                      n_chunks=n_chunks if chunk_size else None)
+                      n_chunks=n_chunks if chunk_size else None,
+                      format="fastq" if fastq else "fasta")
 
 
 def _check_record(raw_header: bytes, seq: bytes, *, path: str, line: int,
                   cut: bool = False) -> str:
     """A record's id, once its header and letters are checked (InputError otherwise); `cut`:
     the header may go on past what was read."""
-    words = _decode_header(raw_header).split()
+    words = decode_header(raw_header).split()
     if not words:
         raise InputError("a header with no sequence id", path=path, line=line)
     record_id = words[0]
@@ -291,7 +266,7 @@ def check_path(path: str | Path, display_name: str | None = None) -> Path:
     if not path.exists():
         raise InputError("no such file", path=shown)
     if path.is_dir():
-        raise InputError("is a folder, not a FASTA file", path=shown)
+        raise InputError("is a folder, not a FASTA or FASTQ file", path=shown)
     return path
 
 
@@ -299,8 +274,9 @@ def sniff_fasta(path: str | Path, *, display_name: str | None = None,
                 head_bytes: int = SNIFF_BYTES) -> None:
     """Check an input's first `head_bytes` (decompressed) as `scan_fasta` would check the
     whole, with the same errors: a folder, a missing, unreadable, empty or binary file, text
-    before the first header, a protein or an over-long id in the records it reaches. Cheap
-    (one read of the start), for a submission of any size; duplicates need the whole file."""
+    before the first header, a malformed FASTQ record, a protein or an over-long id in the
+    records it reaches. Cheap (one read of the start), for a submission of any size;
+    duplicates need the whole file."""
     shown = display_name or str(path)
     path = check_path(path, shown)
     try:
@@ -311,10 +287,13 @@ def sniff_fasta(path: str | Path, *, display_name: str | None = None,
     except (EOFError, lzma.LZMAError, zlib.error) as exc:
         raise InputError(f"cannot read (corrupt compressed data?): {exc}", path=shown) from exc
     # The last record read may be cut short (its header too): what was read of it is checked.
-    records = list(_records_of(io.BytesIO(head), shown))
     cut = len(head) == head_bytes
-    for n, (line, raw_header, seq) in enumerate(records):
-        _check_record(raw_header, seq, path=shown, line=line, cut=cut and n == len(records) - 1)
+    records = list(records_of(io.BytesIO(head), shown, cut=cut))
+    for n, (line, raw_header, seq, _qual) in enumerate(records):
+        last = cut and n == len(records) - 1
+        if last and not raw_header and not seq:
+            continue  # cut right after its '>' or '@': nothing of it was read
+        _check_record(raw_header, seq, path=shown, line=line, cut=last)
 
 
 def check_fasta(path: str | Path, *, display_name: str | None = None,
@@ -341,10 +320,10 @@ def file_sha256(path: Path) -> str:
 def read_fasta(index: FastaIndex, start: int = 0) -> Iterator[SeqRecord]:
     """Stream the records of a scanned input, with the ids (and renames) of its index, from
     record number `start` (0-based; those before it are read past, not decoded)."""
-    for i, (_line, raw_header, seq) in enumerate(_iter_raw_records(index.path)):
+    for i, (_line, raw_header, seq, qual) in enumerate(_iter_raw_records(index.path)):
         if i < start:
             continue
-        header = _decode_header(raw_header)
+        header = decode_header(raw_header)
         original = header.split()[0]
         yield SeqRecord(index=i, id=index.renames.get(i, original), header=header, seq=seq,
-                        original_id=original)
+                        original_id=original, quality=qual)

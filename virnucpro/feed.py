@@ -117,7 +117,7 @@ class ShardFeed:
                                   save_embeddings=config.save_embeddings,
                                   shard_frames=config.shard_frames, settings=config.result_key(),
                                   resume=True, regions=config.regions,
-                                  fastq=getattr(job.index, "format", "fasta") == "fastq")
+                                  fastq=job.index.format == "fastq")
         start = self.writer.position or {"record": 0, "frame": 0, "origin_record": 0,
                                          "origin_frame": 0}
         # What a resumed pass reuses, in words (a job's log says it): "" for a fresh one.

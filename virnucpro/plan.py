@@ -243,7 +243,7 @@ def iter_blocks(records: Iterable[SeqRecord], chunk_size: int, min_length: int =
                                    else chunk_spans(length, chunk_size))
         info = RecordInfo(record.index, record.id, record.header, record.original_id, seq,
                           record_flags(record, rna), reason, len(spans),
-                          getattr(record, "quality", None))
+                          record.quality)
         if length <= block_bases or not spans:
             if builder.records and builder.size + length > block_bases:
                 block = builder.build(frame0)

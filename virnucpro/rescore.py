@@ -175,7 +175,7 @@ def rescore_folder(source: Path, target: Path, settings: RescoreSettings, *,
     chunk_size = int(params["chunk_size"])
     threshold, rule = settings.apply(params)
     index, why = _input_problem(info)
-    fastq = index is not None and getattr(index, "format", "fasta") == "fastq"
+    fastq = index is not None and index.format == "fastq"
     layout = OutputLayout(target)
     writer = TableWriter(layout, threshold=threshold, save_embeddings=False,
                          shard_frames=int(params.get("shard_frames", 1)), settings={},
@@ -203,7 +203,7 @@ def rescore_folder(source: Path, target: Path, settings: RescoreSettings, *,
                 n, sid, record.header if record else sid, record.original_id if record else sid,
                 record.seq if record else b"", (flags,) if flags else (),
                 reason if n_chunks == 0 else "", n_chunks,
-                getattr(record, "quality", None) if record else None, length)
+                record.quality if record else None, length)
             _write(writer, info_, rows, chunk_size, source)
         if pending is not None:
             raise OutputError(f"frames.tsv has rows of {pending[1]!r}, which sequences.tsv "

@@ -88,6 +88,5 @@ def test_the_host_benchmark_gives_finite_positive_figures_on_every_frame(tmp_pat
         assert set(part["stages"]) == {"validate", "read", "plan", "dispatch", "tokenize", "merge",
                                        "write", "feed"}
     assert "pool / tokenizer alone" in done.stdout
-    x = r["inputs"]["contigs"]["rescore"]  # nothing timed: only that the two were measured
-    assert x["rescore_share_of_tiny_predict"] == x["rescore_s"] / x["tiny_predict_s"]
-    assert "the tiny set's predict" in done.stdout
+    assert r["inputs"]["contigs"]["rescore"]["rescore_s"] > 0  # the tiny predict: full runs only
+    assert "rescore" in done.stdout and "the tiny set's predict left out" in done.stdout

@@ -144,7 +144,7 @@ def test_short_and_empty_records_get_unscored_rows_with_reasons(tmp_path, tiny_s
 
 BAD_INPUTS = {
     "empty": (b"", "empty"),
-    "no_header": (b"ACGTACGT\n", "no FASTA header"),
+    "no_header": (b"ACGTACGT\n", "no FASTA or FASTQ header"),
     "protein": (b">p1\nMKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ\n", "looks like a protein"),
     "binary": (bytes(range(256)), "binary"),
     "duplicates": (b">a\nACGT\n>b\nACGT\n>a\nAC\n>b\nA\n", "duplicate sequence ids: 'a', 'b'"),

@@ -105,9 +105,9 @@ def test_submit_refuses_what_predict_refuses_with_its_message(daemon, tmp_path, 
 
 def test_a_folder_is_refused_as_a_folder_by_the_client_and_by_the_daemon(daemon, tmp_path):
     proc = daemon.cli("submit", tmp_path, "-o", tmp_path / "out")
-    assert proc.returncode == 7 and "is a folder, not a FASTA file" in proc.stderr, proc.stderr
+    assert proc.returncode == 7 and "is a folder, not a FASTA or FASTQ file" in proc.stderr, proc.stderr
     with daemon.client() as c:  # another client: the daemon checks the first bytes itself
-        with pytest.raises(ClientError, match="is a folder, not a FASTA file"):
+        with pytest.raises(ClientError, match="is a folder, not a FASTA or FASTQ file"):
             c.submit([str(tmp_path)], outdir=str(tmp_path / "out"))
         for name, data, message in [("e.fa", b"", "empty"), ("b.fa", b"\x00\x01", "binary"),
                                     ("p.fa", b">p\nMKLEF\n", "protein")]:

@@ -119,7 +119,7 @@ def test_form_problems_are_shown_before_anything_is_sent(tmp_path, monkeypatch):
             await open_submit_dialog(pilot, app)
             error = app.screen.query_one("#submit-error")
             await pilot.press("ctrl+s")
-            assert "choose at least one FASTA file" in text_of(error)
+            assert "choose at least one FASTA or FASTQ file" in text_of(error)
             await pilot.press(*"missing.fa", "enter")
             app.screen.query_one("#submit-priority").value = "soon"
             await pilot.press("ctrl+s")

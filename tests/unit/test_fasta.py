@@ -65,7 +65,7 @@ def test_empty_file_is_refused(tmp_path):
 
 
 def test_text_without_a_header_is_refused_with_its_line(tmp_path):
-    with pytest.raises(InputError, match="line 2.*no FASTA header"):
+    with pytest.raises(InputError, match="line 2.*no FASTA or FASTQ header"):
         scan_fasta(_write(tmp_path, "\nACGT\n>a\nACGT\n"))
 
 
@@ -183,13 +183,13 @@ def test_sniffing_the_first_bytes_gives_predicts_errors(tmp_path):
     cases = {"empty.fa": (b"", "the input is empty"),
              "protein.fa": (b">p\nMKLVEFILPQ\n", "looks like a protein"),
              "binary.fa": (b"\x00\x01\x02\x03PK", "binary data"),
-             "notes.fa": (b"hello\n", "no FASTA header")}
+             "notes.fa": (b"hello\n", "no FASTA or FASTQ header")}
     for name, (data, message) in cases.items():
         path = _write(tmp_path, data, name)
         for check in (sniff_fasta, check_fasta, scan_fasta):
             with pytest.raises(InputError, match=message):
                 check(path)
-    with pytest.raises(InputError, match="is a folder, not a FASTA file"):
+    with pytest.raises(InputError, match="is a folder, not a FASTA or FASTQ file"):
         sniff_fasta(tmp_path)
     with pytest.raises(InputError, match="no such file"):
         check_fasta(tmp_path / "missing.fa")
@@ -209,3 +209,12 @@ def test_sniffing_the_first_bytes_gives_predicts_errors(tmp_path):
     with gzip.open(gz, "wb") as fh:
         fh.write(b">a\nACGT\n")
     assert check_fasta(gz) is True
+
+
+def test_sniffing_passes_wherever_the_window_cuts_a_good_fasta(tmp_path):
+    # Also right after a '>' (nothing of that header read yet): not "a header with no id".
+    path = _write(tmp_path, "".join(f">r{i} d\nACGTN\n{'A' * i}\n" for i in range(20)))
+    for head in range(1, path.stat().st_size):
+        sniff_fasta(path, head_bytes=head)
+    with pytest.raises(InputError, match="no sequence id"):
+        sniff_fasta(_write(tmp_path, ">a\nACGT\n>  \nACGT\n" + "A" * 70_000, "noid.fa"))

@@ -1,5 +1,5 @@
-"""The submit dialog: one or more FASTA files (picked in a file tree or typed, with completion),
-chunk size, model set, output folder, priority and name.
+"""The submit dialog: one or more FASTA or FASTQ files (picked in a file tree or typed, with
+completion), chunk size, model set, output folder, priority and name.
 
 The fields are checked here first (`submission.check_submission`: every problem at once); the
 request then goes out in a thread, and if the daemon refuses, its error is shown in the dialog,
@@ -85,7 +85,7 @@ class PathInput(Input):
 
 
 class FastaTree(DirectoryTree):
-    """Folders and FASTA files (also compressed); hidden entries left out."""
+    """Folders and FASTA and FASTQ files (also compressed); hidden entries left out."""
 
     def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
         return [p for p in paths if not p.name.startswith(".") and (p.is_dir() or is_fasta_name(p))]
@@ -128,7 +128,7 @@ class SubmitScreen(ModalScreen[JobRecord | None]):
             with Horizontal(id="submit-body"):
                 yield FastaTree(self.start, id="submit-tree")
                 with Vertical(id="submit-form"):
-                    yield Label("FASTA files: Enter adds (tree or path), Delete removes")
+                    yield Label("FASTA/FASTQ files: Enter adds (tree or path), Delete removes")
                     yield OptionList(id="submit-inputs")
                     yield PathInput(placeholder="a path or a glob: ~/data/*.fa.gz  (Tab completes)",
                                     suggester=PathSuggester(), id="submit-path")
