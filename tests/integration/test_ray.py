@@ -151,3 +151,14 @@ def test_ray_writes_the_pinned_files_of_the_stand_in(tmp_path, monkeypatch, ray_
     run_predict(standin_cases.config("edge300", tmp_path / "o", engine="ray", workers=2,
                                      device="auto"))
     assert standin_cases.differences("edge300", tmp_path / "o") == []
+    # The same records as FASTQ: the same tables, and viral.fastq (issue 16).
+    from tests.integration.test_fastq_predict import TABLES, fastq_of
+
+    fastq_of(standin_cases.EDGE_INPUT, tmp_path / "edge.fq.gz")
+    spec = {**standin_cases.CASES["edge300"], "inputs": (tmp_path / "edge.fq.gz",)}
+    monkeypatch.setitem(standin_cases.CASES, "edge300-fastq", spec)
+    run_predict(standin_cases.config("edge300-fastq", tmp_path / "q", engine="ray", workers=2,
+                                     device="auto"))
+    want = standin_cases.EXPECTED / "edge300"
+    assert [n for n in TABLES if (tmp_path / "q" / n).read_bytes() != (want / n).read_bytes()] == []
+    assert (tmp_path / "q" / "viral.fastq").stat().st_size > 0

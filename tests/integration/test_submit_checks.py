@@ -89,6 +89,10 @@ def test_the_default_is_published_unless_the_daemon_names_exactly_one_set(tmp_pa
     ("binary.fa", b"\x00\x01\x02\x03PK\x03\x04", "binary data"),
     ("dups.fa", b">same\nACGT\n>same\nACGA\n", "duplicate sequence ids: 'same'"),
     ("long.fa", b">" + b"x" * 200_000 + b"\nACGT\n", "at most 1,000 are accepted"),  # 15
+    ("mates.fq", b"@M1:7 1:N:0:A\nACGT\n+\nIIII\n@M1:7 2:N:0:A\nACGA\n+\nIIII\n",
+     "look like the two mates of paired reads"),  # 16: FASTQ, checked as strictly
+    ("short-quality.fastq", b"@r1\nACGT\n+\nIII\n", "the quality line has 3 characters"),
+    ("mixed.fq", b"@r1\nACGT\n+\nIIII\n>r2\nACGT\n", "mixing FASTA and FASTQ"),
 ])
 def test_submit_refuses_what_predict_refuses_with_its_message(daemon, tmp_path, name, data, message):
     path = tmp_path / name
