@@ -36,6 +36,7 @@ def main() -> None:
 def _register() -> None:
     # Imported here so that each subcommand module stays light and `--help` stays instant.
     from virnucpro.cli.doctor import doctor
+    from virnucpro.cli.evaluate import evaluate
     from virnucpro.cli.models import models
     from virnucpro.cli.predict import predict
     from virnucpro.cli.report import report
@@ -46,6 +47,7 @@ def _register() -> None:
     main.add_command(models)
     main.add_command(report)
     main.add_command(rescore)
+    main.add_command(evaluate)
     main.add_command(doctor)
     for command in client_commands:
         main.add_command(command)

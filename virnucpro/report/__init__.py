@@ -3,7 +3,8 @@
 `write_report(outdir)` is the one entry point (the CLI, `predict` and later the daemon call
 it): it reads the run (`data`), draws the figures (`plots`, matplotlib imported only here)
 and composes the page (`page`). The page is written atomically, so a reader never sees half
-of it. A folder that does not hold a completed run raises `OutputError`.
+of it. A folder that does not hold a completed run raises `OutputError`. A folder with an
+evaluation.json (`virnucpro evaluate`) gets an Evaluation section and its two curves.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ def write_report(outdir: Path | str, html_path: Path | str | None = None, *,
     figures = {"calls": plots.calls_figure(run), "scores": plots.scores_figure(run)}
     for k, track in enumerate(run.tracks, 1):
         figures[f"track-{k}"] = plots.track_figure(track)
+    if run.evaluation is not None:
+        figures["evaluation-roc"] = plots.roc_figure(run.evaluation)
+        figures["evaluation-pr"] = plots.pr_figure(run.evaluation)
     inline = {name: plots.inline_svg(plots.render(fig, "svg", name), f"svg-{name}")
               for name, fig in figures.items()}
     target = Path(html_path) if html_path is not None else outdir / REPORT_NAME
@@ -65,7 +69,8 @@ def write_report(outdir: Path | str, html_path: Path | str | None = None, *,
 
 
 def _plot_file_stem(name: str, run_tracks: list[str]) -> str:
-    """File name (without suffix) of a plot: `calls`, `scores`, `track-01-<id>`."""
+    """File name (without suffix) of a plot: `calls`, `scores`, `track-01-<id>`,
+    `evaluation-roc`, `evaluation-pr`."""
     if not name.startswith("track-"):
         return name
     k = int(name.split("-")[1])

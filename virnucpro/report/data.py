@@ -6,12 +6,14 @@ in one streaming pass in input order. Memory stays bounded for any run size: per
 scores go into flat arrays, regions into counts per kind, and only the `top` tracks (with
 their regions) and the `max_rows` table rows are kept as records. A run written before
 regions existed (no regions.tsv, no `regions` column) reads with `RunData.regions` None.
+An evaluated run (`virnucpro evaluate`) also carries its evaluation.json, as written.
 """
 
 from __future__ import annotations
 
 import heapq
 import json
+import logging
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +27,8 @@ from virnucpro.outputs import OutputLayout
 from virnucpro.regions import KINDS, PROVIRUS, Region
 from virnucpro.rollup import OTHERS, UNSCORED, VIRUS
 
+log = logging.getLogger(__name__)
+
 CALLS = (VIRUS, OTHERS, UNSCORED)
 # The reader's own lists, not the writer's (outputs.SEQUENCES_COLUMNS): folders written by
 # older versions must still read when the writer gains a column. A test checks that every
@@ -36,6 +40,7 @@ REGION_COLUMNS = ("sequence_id", "region", "start", "end", "length", "chunks", "
                   "mean_p_virus", "max_p_virus", "kind")
 _CHUNK_COLUMNS = ("sequence_id", "start", "end", "max_p_virus", "call")
 REGIONS_FILE = "regions.tsv"
+EVALUATION_FILE = "evaluation.json"  # written by `virnucpro evaluate` (virnucpro.evaluate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +105,7 @@ class RunData:
     table_scope: str  # "all" (every sequence) or "viral" (called viral ones, maybe capped)
     viral_total: int  # sequences called viral (the table may show fewer)
     regions: RegionCounts | None = None  # None: the run predates regions
+    evaluation: dict | None = None  # evaluation.json, when the run was evaluated
 
     @property
     def total_sequences(self) -> int:
@@ -150,6 +156,31 @@ def _rows(path: Path, columns: tuple[str, ...], optional: tuple[str, ...] = ()
                 yield pick(fields)
     except OSError as exc:
         raise OutputError(f"cannot read: {exc.strerror or exc}", path=path) from exc
+
+
+def read_columns(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+    """The named columns of one of a run's tables, row by row, as text; OutputError for a
+    missing column or a malformed row."""
+    rows = _rows(path, columns)
+    # One column: itemgetter gives the field itself, not a 1-tuple.
+    return rows if len(columns) > 1 else ((row,) for row in rows)  # type: ignore[return-value]
+
+
+def read_evaluation(root: Path) -> dict | None:
+    """evaluation.json of `root`, or None when there is none; one that cannot be read is
+    logged and left out, not an error: the rest of the report does not depend on it."""
+    path = Path(root) / EVALUATION_FILE
+    if not path.is_file():
+        return None
+    try:
+        evaluation = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        log.warning("%s: unreadable, left out of the report: %s", path, exc)
+        return None
+    if not isinstance(evaluation, dict) or not isinstance(evaluation.get("levels"), dict):
+        log.warning("%s: not an evaluation written by `virnucpro evaluate`; left out", path)
+        return None
+    return evaluation
 
 
 def read_run_info(root: Path) -> dict:
@@ -228,7 +259,7 @@ def read_run(root: Path, *, top: int = 10, max_rows: int = 5000) -> RunData:
         viral_share=np.asarray(shares, dtype=float), max_p_virus=np.asarray(maxima, dtype=float),
         scored_is_viral=np.asarray(viral, dtype=bool), tracks=top_tracks,
         table=tuple(r for _, r in rows), table_scope=scope, viral_total=sequences[VIRUS],
-        regions=None if regions is None else regions.close())
+        regions=None if regions is None else regions.close(), evaluation=read_evaluation(root))
 
 
 def _sequence_regions(regions: _RegionReader | None, sid: str, count: str | None,

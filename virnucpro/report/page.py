@@ -4,7 +4,9 @@ No network and no server: styles, the sort script and every plot sit inside the 
 piece of text that comes from the run (ids, paths, reasons, model names) goes through
 `html.escape`; numbers are formatted here. The page reads top-down: summary (with the viral
 regions by kind, or a note that the run predates them), how much is viral, how sure the model
-is, where the signal sits, then the table.
+is, how well it matches the truth (only for a run evaluated by `virnucpro evaluate`: the
+figures per level from evaluation.json, a warning when the run changed since), where the
+signal sits, then the table.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from html import escape
 
 from virnucpro.regions import KINDS, PARTIAL, PROVIRUS, WHOLE, Region
-from virnucpro.report.data import CALLS, RunData, SequenceRow, Track
+from virnucpro.report.data import CALLS, EVALUATION_FILE, RunData, SequenceRow, Track
 from virnucpro.rollup import OTHERS, UNSCORED, VIRUS
 
 LABELS = {VIRUS: "viral", OTHERS: "non-viral", UNSCORED: "unscored"}
@@ -217,12 +219,101 @@ def _track(k: int, track: Track, svg: str) -> str:
             f'{escape(track.row.sequence_id)}">{svg}{caption}</figure>')
 
 
+EVALUATION_COLUMNS = (("accuracy", "accuracy"), ("precision", "precision"),
+                      ("recall", "recall"), ("specificity", "specificity"), ("f1", "F1"),
+                      ("mcc", "MCC"), ("auroc", "AUROC"), ("average_precision", "AP"))
+
+
+def _metric(entry: dict, key: str) -> str:
+    value = entry.get("metrics", {}).get(key)
+    if value is None:
+        why = escape(str(entry.get("undefined", {}).get(key, "not computed")))
+        return f'<td class="n muted" data-metric="{key}" title="{why}">&ndash;</td>'
+    return f'<td class="n" data-metric="{key}" data-v="{value!r}">{value:.3f}</td>'
+
+
+def _evaluation_row(level: str, entry: dict) -> str:
+    c = entry.get("confusion", {})
+    left = (f"{_n(int(entry.get('unscored', 0)))} unscored, "
+            f"{_n(int(entry.get('without_truth', 0)))} without truth")
+    cells = [f"<td>{escape(level)}</td>", f'<td class="n" data-n="{int(entry.get("n", 0))}">'
+             f'{_n(int(entry.get("n", 0)))}</td>',
+             f'<td class="n">{_n(int(entry.get("positives", 0)))} / '
+             f'{_n(int(entry.get("negatives", 0)))}</td>',
+             *(f'<td class="n" data-{k}="{int(c.get(k, 0))}">{_n(int(c.get(k, 0)))}</td>'
+               for k in ("tp", "fp", "tn", "fn")),
+             *(_metric(entry, key) for key, _ in EVALUATION_COLUMNS),
+             f'<td class="muted">{left}</td>']
+    return f'<tr id="evaluation-{escape(level)}">' + "".join(cells) + "</tr>"
+
+
+def _named_ids(entry: dict, what: str) -> str:
+    count = int(entry.get("count", 0)) if isinstance(entry, dict) else 0
+    if not count:
+        return ""
+    first = [escape(str(i)) for i in entry.get("first", [])]
+    more = f" and {_n(count - len(first))} more" if count > len(first) else ""
+    return f"{_n(count)} {what}: <code>{', '.join(first)}</code>{more}."
+
+
+def _evaluation_stale(run: RunData, ev: dict) -> str | None:
+    """Why the evaluation no longer describes the run's tables, or None."""
+    then, params = ev.get("run", {}), run.info.get("parameters", {})
+    if then.get("finished") != run.info.get("finished"):
+        return "the run was made again after this evaluation"
+    if then.get("rescored") != len(run.info.get("rescored", [])):
+        return (f"the run was rescored after this evaluation (threshold "
+                f"{escape(str(then.get('threshold')))} then, "
+                f"{escape(str(params.get('threshold')))} now)")
+    return None
+
+
+def _evaluation(run: RunData, plots: dict[str, str]) -> str:
+    """The Evaluation section: the figures per level, the unmatched ids, the two curves."""
+    ev = run.evaluation or {}
+    truth, levels = ev.get("truth", {}), ev.get("levels", {})
+    stale = _evaluation_stale(run, ev)
+    warning = (f'<p class="warning" id="evaluation-stale">These figures are out of date: '
+               f"{stale}. Run <code>virnucpro evaluate</code> again.</p>" if stale else "")
+    files = ", ".join(f"<code>{escape(str(f.get('path', '?')))}</code>"
+                      + (f" ({escape(str(f['label']))})" if f.get("label") else "")
+                      for f in truth.get("files", []))
+    threshold = escape(str(ev.get("run", {}).get("threshold", "?")))
+    intro = (f'<p class="muted">Against the truth in {files}: '
+             f"{_n(int(truth.get('sequences', 0)))} labelled sequences "
+             f"({_n(int(truth.get('virus', 0)))} viral, {_n(int(truth.get('others', 0)))} not); "
+             "positive = virus. The counts and the rates are of the calls; AUROC, AP (average "
+             "precision) and the curves rank the scores: a frame's P(virus), a chunk's and a "
+             "sequence's max P(virus). A sequence's call is the share rule (viral chunks / "
+             f"scored chunks &ge; {threshold}), not its score. Unscored rows and rows without "
+             "truth are left out.</p>")
+    heads = ("level", "n", "viral / not", "TP", "FP", "TN", "FN",
+             *(label for _, label in EVALUATION_COLUMNS), "left out")
+    head = "".join(f"<th>{h}</th>" if h in ("level", "left out") else f'<th class="n">{h}</th>'
+                   for h in heads)
+    rows = "".join(_evaluation_row(level, levels[level])
+                   for level in ("frame", "chunk", "sequence") if isinstance(levels.get(level), dict))
+    unmatched = " ".join(filter(None, (
+        _named_ids(ev.get("sequences_without_truth", {}), "sequences of the run have no truth"),
+        _named_ids(ev.get("truth_ids_not_in_run", {}), "truth ids are not in the run"))))
+    figures = "".join(f'<figure class="plot" id="plot-{name}">{plots[name]}</figure>'
+                      for name in ("evaluation-roc", "evaluation-pr") if name in plots)
+    return (f'{warning}{intro}<table id="evaluation-metrics"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{rows}</tbody></table>"
+            + (f'<p id="evaluation-unmatched">{unmatched}</p>' if unmatched else "")
+            + f'<div class="grid">{figures}</div>'
+            + f'<p class="muted">From <code>{escape(EVALUATION_FILE)}</code>, written '
+              f"{escape(str(ev.get('evaluated', '?')))}.</p>")
+
+
 def compose_page(run: RunData, plots: dict[str, str], top: int) -> str:
     """The whole HTML page; `plots` maps "calls", "scores" and "track-K" to inline SVG."""
     name = escape(str(run.info.get("input", {}).get("name", run.root.name)))
     warning = ('<p class="warning" id="tiny-warning">Model set <code>tiny</code>: seeded random '
                "weights for tests and demos. These calls mean nothing.</p>" if run.tiny else "")
     tracks = [_track(k, t, plots[f"track-{k}"]) for k, t in enumerate(run.tracks, 1)]
+    evaluation = ("" if run.evaluation is None else
+                  f'<h2 id="evaluation">Evaluation</h2>\n{_evaluation(run, plots)}')
     if tracks:
         tracks_intro = (f"The {len(tracks)} sequence(s) with the longest viral signal (bases "
                         f"covered by chunks called viral; at most {top} shown): each chunk's "
@@ -249,6 +340,7 @@ def compose_page(run: RunData, plots: dict[str, str], top: int) -> str:
 <p class="muted">Scored sequences only. A sequence is called viral when its viral share reaches
 the threshold (dashed line).</p>
 <figure class="plot" id="plot-scores">{plots["scores"]}</figure>
+{evaluation}
 <h2 id="tracks">Where the signal sits</h2>
 <p class="muted">{tracks_intro}</p>
 {"".join(tracks)}

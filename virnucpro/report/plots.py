@@ -3,8 +3,10 @@
 Each `*_figure` function takes the records of `report.data` and returns a `Figure`; no pyplot,
 so no global backend is chosen and nothing opens a window (savefig picks the Agg or SVG
 canvas from the format). Huge runs stay fast: scores are histograms, and a track bins its
-chunks into at most `MAX_BARS` bars; a track's viral regions are light bands behind them. Import this module only when drawing: matplotlib is slow
-to import and `virnucpro --help` must stay instant.
+chunks into at most `MAX_BARS` bars; a track's viral regions are light bands behind them. An
+evaluated run adds its ROC and precision-recall curves, one line per level (evaluation.json
+holds at most about a thousand points per curve). Import this module only when drawing:
+matplotlib is slow to import and `virnucpro --help` must stay instant.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ MAX_BARS = 800  # a wider track is binned: its plot area is about 830 pixels acr
 PNG_DPI = 200  # print quality for --plots; the page embeds SVG
 FIG_WIDTH = 11.0  # inches: the width of the page (1,056 px at 96 px per inch)
 _BINS = np.linspace(0.0, 1.0, 21)
+# The evaluation's levels: apart from the calls' red and blue, which mean virus and others.
+LEVEL_COLORS = {"frame": "#9a6fb0", "chunk": "#e08a1e", "sequence": "#1d1d1f"}
+CURVE_WIDTH = 5.2  # inches: two curves side by side fit the page's width
 
 
 def calls_figure(run: RunData) -> Figure:
@@ -157,6 +162,65 @@ def track_figure(track: Track, max_bars: int = MAX_BARS) -> Figure:
                 for k in KINDS if k in kinds]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False,
               fontsize=7)
+    return fig
+
+
+def _levels(evaluation: dict) -> list[tuple[str, dict]]:
+    levels = evaluation.get("levels", {})
+    return [(name, levels[name]) for name in LEVEL_COLORS if isinstance(levels.get(name), dict)]
+
+
+def _curve_axes(xlabel: str, ylabel: str) -> tuple[Figure, Axes]:
+    fig = Figure(figsize=(CURVE_WIDTH, 3.6))
+    fig.subplots_adjust(left=0.13, right=0.97, bottom=0.13, top=0.96)
+    ax = fig.subplots()
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_aspect("equal", adjustable="box")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig, ax
+
+
+def _curve_label(level: str, entry: dict, key: str, name: str) -> str:
+    value = entry.get("metrics", {}).get(key)
+    if value is None:
+        return f"{level}: {name} undefined ({entry.get('undefined', {}).get(key, 'no data')})"
+    return f"{level}: {name} {value:.3f} (n = {int(entry.get('n', 0)):,})"
+
+
+def roc_figure(evaluation: dict) -> Figure:
+    """ROC curves of an evaluation (virnucpro.evaluate), one line per level, AUROC in the
+    legend; the diagonal is chance. A level with one class only has its reason instead."""
+    fig, ax = _curve_axes("false positive rate (1 - specificity)", "true positive rate (recall)")
+    ax.plot([0, 1], [0, 1], color="#999", linestyle=":", linewidth=0.8)
+    for level, entry in _levels(evaluation):
+        curve = entry.get("roc")
+        x, y = (curve["fpr"], curve["tpr"]) if curve else ([], [])
+        ax.plot(x, y, color=LEVEL_COLORS[level], linewidth=1.5,
+                label=_curve_label(level, entry, "auroc", "AUROC"))
+    ax.legend(loc="lower right", frameon=False, fontsize=7.5)
+    return fig
+
+
+def pr_figure(evaluation: dict) -> Figure:
+    """Precision-recall curves of an evaluation, one line per level, average precision in
+    the legend; a dotted line at each level's share of viral rows (a random ranking)."""
+    fig, ax = _curve_axes("recall", "precision")
+    for level, entry in _levels(evaluation):
+        color = LEVEL_COLORS[level]
+        curve = entry.get("precision_recall")
+        x, y = (curve["recall"], curve["precision"]) if curve else ([], [])
+        # A step down at each threshold: precision holds over the recall it added (the sum
+        # that average precision is); the first step starts at recall 0.
+        ax.plot([0.0, *x] if x else x, [y[0], *y] if y else y, color=color, linewidth=1.5,
+                drawstyle="steps-pre", label=_curve_label(level, entry, "average_precision",
+                                                          "AP"))
+        if curve and entry.get("n"):
+            ax.axhline(entry.get("positives", 0) / entry["n"], color=color, linestyle=":",
+                       linewidth=0.8, alpha=0.8)
+    ax.legend(loc="lower left", frameon=False, fontsize=7.5)
     return fig
 
 
