@@ -190,7 +190,8 @@ def _set_files(root: Path) -> tuple[list[Path], dict]:
 
 def _check_set(entry: dict, verify: bool) -> Check:
     from virnucpro.errors import ModelError
-    from virnucpro.models.sets import scan_set_folder, verify_set
+    from virnucpro.models.set_checks import verify_set
+    from virnucpro.models.sets import scan_set_folder
 
     name, root = entry["name"], Path(entry["path"])
     published, tiny = name == "published", name == "tiny"

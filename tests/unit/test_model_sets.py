@@ -11,6 +11,7 @@ import pytest
 
 from virnucpro.errors import ChecksumError, ModelError
 from virnucpro.models import fetch, sets
+from virnucpro.models.set_checks import verify_set
 from virnucpro.models.sets import (
     PUBLISHED,
     cache_root,
@@ -20,7 +21,6 @@ from virnucpro.models.sets import (
     list_sets,
     resolve_model_set,
     scan_set_folder,
-    verify_set,
 )
 
 HUB = "zhihan1996/DNABERT-S/resolve/main"

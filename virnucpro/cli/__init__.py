@@ -41,12 +41,14 @@ def _register() -> None:
     from virnucpro.cli.predict import predict
     from virnucpro.cli.report import report
     from virnucpro.cli.rescore import rescore
+    from virnucpro.cli.train import train
     from virnucpro.daemon.client_cli import COMMANDS as client_commands
 
     main.add_command(predict)
     main.add_command(models)
     main.add_command(report)
     main.add_command(rescore)
+    main.add_command(train)
     main.add_command(evaluate)
     main.add_command(doctor)
     for command in client_commands:

@@ -73,9 +73,11 @@ def verify_cmd(ctx: click.Context, spec: str, as_json: bool) -> None:
 
     Exits with status 4 when a file is missing, changed or corrupt.
     """
-    from virnucpro.models.sets import resolve_model_set, verify_set
+    from virnucpro.models.set_checks import verify_set
+    from virnucpro.models.sets import resolve_model_set
 
-    model_set = resolve_model_set(spec, fetch_missing=False)
+    # Not checked on resolving: a trained set's stale links are problems to report here.
+    model_set = resolve_model_set(spec, fetch_missing=False, check=False)
     problems = verify_set(model_set)
     if as_json:
         click.echo(json.dumps({"name": model_set.name, "root": str(model_set.root),
@@ -99,7 +101,8 @@ def import_cmd(src: Path, name: str | None) -> None:
     """Copy (or hard-link) a folder's model files into the cache, with a manifest.
 
     DIR holds dnabert-s/, esm2_*.pt with its -contact-regression.pt, and 300_model.pth and/or
-    500_model.pth; other files are ignored. Prints the new set's folder on stdout.
+    500_model.pth; other files are ignored. A trained set's links to its base set are followed:
+    the imported set holds real files. Prints the new set's folder on stdout.
     """
     from virnucpro.models.sets import import_set
 
@@ -118,4 +121,4 @@ def path_cmd(spec: str | None) -> None:
     if spec is None:
         click.echo(str(cache_root()))
     else:
-        click.echo(str(resolve_model_set(spec, fetch_missing=False).root))
+        click.echo(str(resolve_model_set(spec, fetch_missing=False, check=False).root))

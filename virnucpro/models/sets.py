@@ -4,6 +4,9 @@ A set is a folder laid out as ARCHITECTURE.md section 3 says (`dnabert-s/`, `esm
 contact-regression file, `<chunk size>_model.pth|.safetensors`). Sets live in
 `cache_root()/sets/<name>/`, each with a `manifest.json` recording every file's size and sha256,
 written when the set is fetched, generated or imported and checked by `verify_set`.
+A trained set (`source: trained`, written by `virnucpro.training.newset`) links the big files of
+its base set (symlinks; the manifest records each target's size and mtime, checked whenever the
+set is resolved) and is complete only once its `training.json` is there.
 
 Environment: `VIRNUCPRO_HOME` (cache root), `VIRNUCPRO_HF_ENDPOINT` (or `HF_ENDPOINT`; default
 https://huggingface.co), `VIRNUCPRO_ESM_URL` (a mirror of https://dl.fbaipublicfiles.com/fair-esm
@@ -31,6 +34,8 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 TINY_MARKER = "TINY"
+TRAINING_RECORD = "training.json"
+TRAINED = "trained"  # the manifest `source` of a set written by a training
 _MANIFEST_FORMAT = 1
 _SET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _CLASSIFIER = re.compile(r"(\d+)_model\.(pth|safetensors)")
@@ -176,7 +181,12 @@ def scan_set_folder(path: Path | str, *, name: str | None = None) -> ModelSet:
     if not classifiers:
         missing.append("300_model.pth and/or 500_model.pth (a classifier)")
     if missing:
-        raise ModelError("incomplete model set, missing: " + "; ".join(missing), path=root)
+        broken = [p for d in (root, dnabert) if d.is_dir() for p in sorted(d.iterdir())
+                  if p.is_symlink() and not p.exists()]
+        note = ("; broken links: " + ", ".join(f"{p.relative_to(root)} -> {os.readlink(p)}"
+                                                for p in broken)) if broken else ""
+        raise ModelError("incomplete model set, missing: " + "; ".join(missing) + note,
+                         path=root)
     manifest = read_manifest(root)
     return ModelSet(name=name or manifest.get("name") or root.name, root=root,
                     dnabert_dir=dnabert, esm_checkpoint=esm[0], classifiers=classifiers,
@@ -218,43 +228,6 @@ def file_entry(path: Path, rel: str) -> dict:
     return entry
 
 
-def verify_set(model_set: ModelSet) -> list[str]:
-    """Recompute every hash; the problems found, empty when the set is intact."""
-    try:
-        manifest = read_manifest(model_set.root, strict=True)
-    except ModelError as exc:
-        return [str(exc)]
-    recorded: dict = manifest.get("files", {})
-    problems = []
-    if not manifest:
-        problems.append(f"no {MANIFEST}: sizes and hashes unknown "
-                        "(`virnucpro models import DIR` records them)")
-    present = {p.relative_to(model_set.root).as_posix() for p in model_set.files()}
-    if manifest:
-        problems += [f"{rel}: not in the manifest" for rel in sorted(present - set(recorded))]
-    if manifest.get("source") == "published":
-        problems += [f"{f.rel}: missing (fetch it with `virnucpro models fetch`)"
-                     for f in PUBLISHED if f.rel not in recorded]
-    # The reference classifiers are also held to FIDELITY's blob ids, not only to our record.
-    from_hub = manifest.get("source") == "published"
-    for rel, entry in sorted(recorded.items()):
-        path = model_set.root / rel
-        if not path.is_file():
-            problems.append(f"{rel}: missing")
-            continue
-        if path.stat().st_size != entry.get("size"):
-            problems.append(f"{rel}: size {path.stat().st_size}, manifest says {entry.get('size')}")
-            continue
-        published = rel in PUBLISHED_BLOB_IDS and (from_hub or entry.get("published"))
-        hashes = hash_file(path, git_blob=bool(published))
-        if hashes["sha256"] != entry.get("sha256"):
-            problems.append(f"{rel}: sha256 {hashes['sha256']}, manifest says {entry.get('sha256')}")
-        if published and hashes["git-blob-sha1"] != PUBLISHED_BLOB_IDS[rel]:
-            problems.append(f"{rel}: git blob id {hashes['git-blob-sha1']}, the published "
-                            f"file is {PUBLISHED_BLOB_IDS[rel]}")
-    return problems
-
-
 @contextlib.contextmanager
 def file_lock(path: Path) -> Iterator[None]:
     """An exclusive advisory lock (fcntl.flock) held for the block; a no-op where fcntl is absent."""
@@ -285,6 +258,11 @@ def is_complete(root: Path) -> bool:
         p = Path(root) / rel
         if not p.is_file() or p.stat().st_size != entry.get("size"):
             return False
+    # A killed training leaves no training.json; a changed base file makes the links stale.
+    from virnucpro.models.set_checks import usable_problems
+
+    if usable_problems(Path(root), manifest):
+        return False
     try:
         scan_set_folder(root)
     except ModelError:
@@ -392,6 +370,8 @@ def ensure_tiny() -> ModelSet:
 
 def _link_or_copy(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
+    # A trained set's links: the imported set holds what they point to, as real files.
+    src = src.resolve() if src.is_symlink() else src
     try:  # a hard link costs no space; verify_set notices if the source is later edited
         os.link(src, dst)
     except OSError:
@@ -409,15 +389,30 @@ def import_set(src: Path | str, name: str | None = None) -> ModelSet:
 
     Without a name, a folder holding the published files becomes `published`, any other takes
     the folder's name. A classifier named like a published one is checked against its git blob
-    id; one that differs is kept as a custom classifier, with a warning.
+    id; one that differs is kept as a custom classifier, with a warning. A trained set's links
+    are followed (the files they point to are copied) and its training.json comes along.
     """
     found = scan_set_folder(src)
+    from virnucpro.models.set_checks import usable_problems
+
+    unfinished = [p for p in usable_problems(found.root) if p.startswith(f"no {TRAINING_RECORD}")]
+    if unfinished:
+        raise ModelError(unfinished[0], path=found.root)
     if name is not None:
         _check_import_name(name)
     with _staging(".import-") as tmp:
         for path in found.files():
             _link_or_copy(path, tmp / path.relative_to(found.root))
+        # Also the reference-format twin of a safetensors classifier, and a training's record.
+        extra = [p.with_suffix(".pth") for p in found.classifiers.values()
+                 if p.suffix == ".safetensors"] + [found.root / TRAINING_RECORD]
+        for path in extra:
+            if path.is_file():
+                shutil.copy2(path.resolve(), tmp / path.name)
         files = _record(tmp)
+        for path in extra:
+            if path.suffix == ".pth" and (tmp / path.name).is_file():
+                files[path.name] = file_entry(tmp / path.name, path.name)
         is_published = found.esm_checkpoint.stem == PUBLISHED_ESM and all(
             files[p.name].get("published") for p in found.classifiers.values())
         name = name or ("published" if is_published else found.root.name)
@@ -448,9 +443,16 @@ def import_set(src: Path | str, name: str | None = None) -> ModelSet:
     return scan_set_folder(dest, name=name)
 
 
-def resolve_model_set(spec: str, *, fetch_missing: bool = True,
-                      progress: bool = True) -> ModelSet:
-    """`tiny`, `published`, a folder path, or the name of an imported set."""
+def resolve_model_set(spec: str, *, fetch_missing: bool = True, progress: bool = True,
+                      check: bool = True) -> ModelSet:
+    """`tiny`, `published`, a folder path, or the name of an imported set.
+
+    `check`: refuse a trained set whose training did not finish or whose links to its base
+    set are stale (`set_checks.check_usable`); off for commands that only report on a set
+    (`verify`).
+    """
+    from virnucpro.models.set_checks import check_usable
+
     if spec == "tiny":
         return ensure_tiny()
     if spec == "published":
@@ -463,8 +465,12 @@ def resolve_model_set(spec: str, *, fetch_missing: bool = True,
         return fetch_published(progress=progress)
     pathlike = "/" in spec or os.sep in spec or spec.startswith((".", "~"))
     if not pathlike and _SET_NAME.fullmatch(spec) and (sets_dir() / spec).is_dir():
+        if check:
+            check_usable(sets_dir() / spec)
         return scan_set_folder(sets_dir() / spec, name=spec)
     if Path(spec).expanduser().is_dir():
+        if check:
+            check_usable(Path(spec).expanduser())
         return scan_set_folder(spec)
     known = ", ".join(s["name"] for s in list_sets())
     raise ModelError(f"unknown model set {spec!r}: neither a folder nor a known set ({known})")
@@ -486,8 +492,9 @@ def list_sets() -> list[dict]:
             "complete": present and is_complete(root),
             "is_tiny": bool(manifest.get("is_tiny", name == "tiny")),
             "source": manifest.get("source"),
-            "size_bytes": sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
-            if present else 0,
+            # The set's own bytes: a trained set's links to its base count for nothing.
+            "size_bytes": sum(p.stat().st_size for p in root.rglob("*")
+                              if p.is_file() and not p.is_symlink()) if present else 0,
         })
     return out
 
