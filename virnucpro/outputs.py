@@ -101,11 +101,13 @@ class OutputLayout:
     EMBEDDING_INDEX = "embeddings/index.tsv"
     HIGHEST_UNSORTED = "highest-unsorted.txt"  # staged; sorted into the .csv at the end
     REPORT = "report.html"  # written after run.json by virnucpro.report
+    EVALUATION = "evaluation.json"  # written by `virnucpro evaluate`
 
     def owned(self) -> list[Path]:
-        """Everything a run writes here (what --force may remove)."""
+        """Everything a run writes here (what --force may remove), `evaluate`'s file too: it
+        judged the calls of the run being replaced."""
         return [self.root / f for f in (*self.FILES, *self.FASTQ_FILES, "run.json", self.REPORT,
-                                        self.EMBEDDINGS, ".virnucpro")]
+                                        self.EVALUATION, self.EMBEDDINGS, ".virnucpro")]
 
     def files(self, fastq: bool) -> tuple[str, ...]:
         """The tables and sequence files of a run of a FASTA (or a FASTQ) input."""

@@ -191,9 +191,11 @@ def test_non_empty_outdir_is_refused_unless_force(tmp_path, tiny_set_dir):
     (out / "notes.txt").write_text("mine")
     proc = run_cli("predict", VIRAL, "-o", out, "--models", "tiny", check=False)
     assert proc.returncode == 5 and "--force" in proc.stderr.decode()
+    (out / "evaluation.json").write_text("{}")  # `evaluate`'s verdict on the run replaced
     run_cli("predict", VIRAL, "-o", out, "--models", "tiny", "--force", "-q")
     assert (out / "sequences.tsv").exists()
     assert (out / "notes.txt").read_text() == "mine"  # --force removes only our own files
+    assert not (out / "evaluation.json").exists()
 
 
 def test_unknown_model_set_and_missing_file_are_clear_errors(tmp_path):

@@ -40,7 +40,7 @@ REGION_COLUMNS = ("sequence_id", "region", "start", "end", "length", "chunks", "
                   "mean_p_virus", "max_p_virus", "kind")
 _CHUNK_COLUMNS = ("sequence_id", "start", "end", "max_p_virus", "call")
 REGIONS_FILE = "regions.tsv"
-EVALUATION_FILE = "evaluation.json"  # written by `virnucpro evaluate` (virnucpro.evaluate)
+EVALUATION_FILE = OutputLayout.EVALUATION  # written by `virnucpro evaluate` (virnucpro.evaluate)
 
 
 @dataclass(frozen=True, slots=True)
