@@ -270,6 +270,18 @@ def check_path(path: str | Path, display_name: str | None = None) -> Path:
     return path
 
 
+def read_head(path: Path, n: int, shown: str) -> bytes:
+    """The first `n` bytes of an input, decompressed; InputError (naming `shown`) for a file
+    that cannot be opened or whose compressed data is corrupt."""
+    try:
+        with open_binary(path) as fh:
+            return fh.read(n)
+    except OSError as exc:  # includes gzip.BadGzipFile
+        raise InputError(f"cannot open: {exc.strerror or exc}", path=shown) from exc
+    except (EOFError, lzma.LZMAError, zlib.error) as exc:
+        raise InputError(f"cannot read (corrupt compressed data?): {exc}", path=shown) from exc
+
+
 def sniff_fasta(path: str | Path, *, display_name: str | None = None,
                 head_bytes: int = SNIFF_BYTES) -> None:
     """Check an input's first `head_bytes` (decompressed) as `scan_fasta` would check the
@@ -278,14 +290,7 @@ def sniff_fasta(path: str | Path, *, display_name: str | None = None,
     records it reaches. Cheap (one read of the start), for a submission of any size;
     duplicates need the whole file."""
     shown = display_name or str(path)
-    path = check_path(path, shown)
-    try:
-        with open_binary(path) as fh:
-            head = fh.read(head_bytes)
-    except OSError as exc:  # includes gzip.BadGzipFile
-        raise InputError(f"cannot open: {exc.strerror or exc}", path=shown) from exc
-    except (EOFError, lzma.LZMAError, zlib.error) as exc:
-        raise InputError(f"cannot read (corrupt compressed data?): {exc}", path=shown) from exc
+    head = read_head(check_path(path, shown), head_bytes, shown)
     # The last record read may be cut short (its header too): what was read of it is checked.
     cut = len(head) == head_bytes
     records = list(records_of(io.BytesIO(head), shown, cut=cut))

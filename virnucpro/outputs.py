@@ -109,6 +109,14 @@ class OutputLayout:
         return [self.root / f for f in (*self.FILES, *self.FASTQ_FILES, "run.json", self.REPORT,
                                         self.EVALUATION, self.EMBEDDINGS, ".virnucpro")]
 
+    def remove_owned(self) -> None:
+        """Remove what a run wrote here (`owned`), nothing else: what --force clears."""
+        for path in self.owned():
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+
     def files(self, fastq: bool) -> tuple[str, ...]:
         """The tables and sequence files of a run of a FASTA (or a FASTQ) input."""
         return (*self.FILES, *self.FASTQ_FILES) if fastq else self.FILES

@@ -212,11 +212,7 @@ def prepare_folder(job: InputJob, config: PredictConfig, models: dict) -> str:
             if not config.force:
                 hint = " or --resume to continue it" if state else ""
                 raise OutputError(f"is not empty; use --force to overwrite{hint}", path=root)
-            for path in layout.owned():
-                if path.is_dir():
-                    shutil.rmtree(path)
-                elif path.exists():
-                    path.unlink()
+            layout.remove_owned()
         root.mkdir(parents=True, exist_ok=True)
         if not os.access(root, os.W_OK):
             raise OutputError("is not writable", path=root)

@@ -112,11 +112,7 @@ def _claim(target: Path, force: bool) -> None:
         if target.exists() and any(target.iterdir()):
             if not force:
                 raise OutputError("is not empty; use --force to overwrite", path=target)
-            for path in layout.owned():
-                if path.is_dir():
-                    shutil.rmtree(path)
-                elif path.exists():
-                    path.unlink()
+            layout.remove_owned()
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot be used: {exc.strerror or exc}", path=target) from exc

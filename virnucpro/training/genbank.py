@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from virnucpro.errors import InputError
-from virnucpro.fasta import SNIFF_BYTES, check_path, open_binary
+from virnucpro.fasta import SNIFF_BYTES, check_path, open_binary, read_head
 from virnucpro.training.cds import format_sidecar_line, write_sidecar_header
 
 log = logging.getLogger(__name__)
@@ -58,14 +58,7 @@ def sniff_format(path: str | Path, *, display_name: str | None = None) -> str:
     line starts with `LOCUS`, `>` or `@`. A GenBank release file's header before its first
     `LOCUS` line is allowed. InputError for an empty, unreadable or unknown file."""
     shown = display_name or str(path)
-    path = check_path(path, shown)
-    try:
-        with open_binary(path) as fh:
-            head = fh.read(SNIFF_BYTES)
-    except OSError as exc:  # includes gzip.BadGzipFile
-        raise InputError(f"cannot open: {exc.strerror or exc}", path=shown) from exc
-    except (EOFError, lzma.LZMAError, zlib.error) as exc:
-        raise InputError(f"cannot read (corrupt compressed data?): {exc}", path=shown) from exc
+    head = read_head(check_path(path, shown), SNIFF_BYTES, shown)
     first = _first_line(head)
     if not first:
         raise InputError("the input is empty: no GenBank, FASTA or FASTQ record found",

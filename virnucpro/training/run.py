@@ -87,7 +87,8 @@ def _prepare(source: str, label: int, cds_filter: bool | None, cache: Path) -> T
     return TrainingInput(source, label, kind, sha, fasta, cds, use)
 
 
-def prepare_inputs(config: TrainConfig, cache: Path) -> list[TrainingInput]:
+def prepare_inputs(config: TrainConfig, cache: Path) -> tuple[list[TrainingInput], dict[str, int]]:
+    """The inputs, read whole and checked, and every record's label (record id -> 0/1)."""
     cache.mkdir(parents=True, exist_ok=True)
     if not config.viral or not config.others:
         which = "--viral" if not config.viral else "--others"
@@ -110,6 +111,7 @@ def prepare_inputs(config: TrainConfig, cache: Path) -> list[TrainingInput]:
                         item.kind.upper())
     # Record ids name the groups: one id in two inputs would tie their frames together.
     owner: dict[str, str] = {}
+    labels: dict[str, int] = {}
     for item in items:
         index = scan_fasta(item.fasta, display_name=item.source)
         if not index.n_records:
@@ -120,7 +122,8 @@ def prepare_inputs(config: TrainConfig, cache: Path) -> list[TrainingInput]:
                                  "id must be unique over all the training inputs",
                                  path=item.source)
             owner[record.id] = item.source
-    return items
+            labels[record.id] = item.label
+    return items, labels
 
 
 def run_training(config: TrainConfig) -> dict:
@@ -142,7 +145,7 @@ def run_training(config: TrainConfig) -> dict:
     dest = check_new_set_dest(config.newset, force=config.force, base=base)
     base_classifier = load_classifier(base.classifier_path(config.chunk_size))
     cache = training_cache()
-    inputs = prepare_inputs(config, cache)
+    inputs, labelled = prepare_inputs(config, cache)
 
     devices = config.engine.cluster_devices() if config.engine.engine == "ray" else \
         parse_devices(config.device)
@@ -164,7 +167,6 @@ def run_training(config: TrainConfig) -> dict:
 
     # Only records with a kept frame take part in the split: one without any cannot hold out
     # anything, and counting it would let a side of the split end up empty.
-    labelled = _record_labels(inputs)
     with_frames = set(table.records.tolist())
     all_records = {r: v for r, v in labelled.items() if r in with_frames}
     for label, name in LABEL_NAMES.items():
@@ -216,14 +218,6 @@ def run_training(config: TrainConfig) -> dict:
     }
     write_new_set(dest, base, fit.model, config.chunk_size, training, force=config.force)
     return training
-
-
-def _record_labels(inputs: list[TrainingInput]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for item in inputs:
-        for record in read_fasta(scan_fasta(item.fasta)):
-            out[record.id] = item.label
-    return out
 
 
 def _split_counts(split, groups: dict[str, str], labels: dict[str, int], y: np.ndarray,
