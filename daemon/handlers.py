@@ -107,11 +107,12 @@ def submit(d: Daemon, body: dict) -> M.Submitted:
 
 
 def _check_models(options: dict) -> None:
-    from virnucpro.models.sets import resolve_model_set
+    from virnucpro.daemon.scheduler import resolve_loadable
 
-    # Offline by design here: a daemon must not start a 12 GB download for a submission.
+    # Offline by design here: a daemon must not start a 6 GB download for a submission. The
+    # load check runs once per set (and again only when its files change).
     try:
-        model_set = resolve_model_set(options["models"], fetch_missing=False, progress=False)
+        model_set = resolve_loadable(options["models"])
         model_set.classifier_path(options["chunk_size"])
     except VirNucProError as exc:
         raise ProtocolError(ErrorCode.INVALID, str(exc)) from None

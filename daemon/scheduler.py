@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from virnucpro.daemon.jobs import JobRecord
 from virnucpro.daemon.service import JobService
-from virnucpro.errors import VirNucProError
+from virnucpro.errors import ModelError, VirNucProError
 
 if TYPE_CHECKING:
     from virnucpro.daemon.runner import RunnerConfig
@@ -41,6 +41,20 @@ def resolve_offline(models: str) -> ModelSet:
     from virnucpro.models.sets import resolve_model_set
 
     return resolve_model_set(models, fetch_missing=False, progress=False)
+
+
+def resolve_loadable(models: str) -> ModelSet:
+    """`resolve_offline`, then the load check `models verify` makes (in a child process: the
+    daemon never imports torch; the verdict is kept while the set's files are unchanged), so
+    that no job is queued, and no daemon starts, on a set that cannot load."""
+    from virnucpro.models.loadcheck import problems_in_subprocess
+
+    model_set = resolve_offline(models)
+    problems = problems_in_subprocess(model_set)
+    if problems:
+        raise ModelError(f"model set {model_set.name!r} would not load: " + "; ".join(problems)
+                         + " (`virnucpro models verify` checks it)", path=model_set.root)
+    return model_set
 
 
 class Scheduler:

@@ -31,7 +31,7 @@ from virnucpro.daemon.memory import MemoryMonitor
 from virnucpro.daemon.paths import DaemonPaths
 from virnucpro.daemon.protocol import DaemonState, ErrorCode, ProtocolError
 from virnucpro.daemon.runner import EngineCache, RunnerConfig
-from virnucpro.daemon.scheduler import RunnerThread, Scheduler, resolve_offline
+from virnucpro.daemon.scheduler import RunnerThread, Scheduler, resolve_loadable
 from virnucpro.daemon.service import JobService, UnknownJob
 from virnucpro.daemon.sockets import DaemonError, DaemonSockets
 from virnucpro.daemon.transfers import Transfers
@@ -98,8 +98,9 @@ class Daemon:
         # The lock file says who holds it, for a second start's refusal.
         self.sockets.describe(persistent=self.config.persistent, devices=self.config.devices,
                               engine=self.config.engine.engine)
-        # A set named at start that is not there is refused now, not at each job (either mode).
-        preload = [str(resolve_offline(models).root) for models in self.config.models]
+        # A set named at start that is not there, or would not load, is refused now, not at
+        # each job (either mode).
+        preload = [str(resolve_loadable(models).root) for models in self.config.models]
         self.paths.state.mkdir(parents=True, exist_ok=True)
         self.store = SqliteJobStore(self.paths.store)
         self.service = JobService(self.store, self.emit)

@@ -21,11 +21,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from virnucpro.devices import host_memory
-from virnucpro.models.sets import human_size
+from virnucpro.models.sets import PUBLISHED_DOWNLOAD, human_size
 
 OK, WARNING, PROBLEM = "ok", "warning", "problem"
 EXIT_PROBLEMS = 11  # the exit code of `virnucpro doctor` when any check is a problem
-PUBLISHED_SIZE = "about 12 GB"
+PUBLISHED_SIZE = PUBLISHED_DOWNLOAD
 _GB = 1000**3
 
 
@@ -163,7 +163,7 @@ def check_cache() -> list[Check]:
         out.append(Check("cache", "model cache", WARNING, f"{detail}; not writable",
                          "set VIRNUCPRO_HOME to a folder you can write (sets cannot be fetched "
                          "or built here)"))
-    elif usage.free < 13 * _GB and not is_complete(folder / "published"):
+    elif usage.free < 7 * _GB and not is_complete(folder / "published"):
         out.append(Check("cache", "model cache", WARNING,
                          f"{detail}; the published set needs {PUBLISHED_SIZE}",
                          "free space there, or set VIRNUCPRO_HOME to a larger disk"))
@@ -190,6 +190,7 @@ def _set_files(root: Path) -> tuple[list[Path], dict]:
 
 def _check_set(entry: dict, verify: bool) -> Check:
     from virnucpro.errors import ModelError
+    from virnucpro.models.loadcheck import load_problems
     from virnucpro.models.set_checks import verify_set
     from virnucpro.models.sets import scan_set_folder
 
@@ -211,18 +212,23 @@ def _check_set(entry: dict, verify: bool) -> Check:
     if unreadable:
         return Check("model sets", name, PROBLEM, f"{summary}; unreadable: "
                      + ", ".join(unreadable), f"fix the permissions under {root}")
+    if entry.get("state") == "partial":
+        return Check("model sets", name, WARNING, f"{summary}; partly downloaded, resumable",
+                     "`virnucpro models fetch published` resumes it")
     if not entry["complete"]:
         if tiny:
             return Check("model sets", name, WARNING, f"{summary}; incomplete or outdated",
                          "it is rebuilt on next use (`virnucpro models fetch tiny`)")
-        fix = ("`virnucpro models fetch published` resumes it" if published else
-               f"import the folder again (remove {root} first)")
-        return Check("model sets", name, PROBLEM, f"{summary}; incomplete: files missing or of "
-                     "the wrong size", fix)
+        fix = ("`virnucpro models fetch published` downloads the damaged files again"
+               if published else f"import the folder again (remove {root} first)")
+        return Check("model sets", name, PROBLEM, f"{summary}; {entry.get('state')}: files "
+                     "missing or of the wrong size", fix)
     if not verify:
-        return Check("model sets", name, OK, f"{summary}; sizes match (hashes: --verify)")
+        return Check("model sets", name, OK, f"{summary}; sizes match (hashes and a load: --verify)")
     try:
-        problems = verify_set(scan_set_folder(root, name=name))
+        model_set = scan_set_folder(root, name=name)
+        problems = verify_set(model_set)
+        problems += load_problems(model_set)  # verify means load: what predict would meet
     except (ModelError, OSError) as exc:
         problems = [str(exc)]
     if problems:
@@ -231,7 +237,7 @@ def _check_set(entry: dict, verify: bool) -> Check:
                else f"import it again (remove {root} first)")
         return Check("model sets", name, PROBLEM, f"{summary}; verify: " + "; ".join(problems),
                      fix)
-    return Check("model sets", name, OK, f"{summary}; every hash verified")
+    return Check("model sets", name, OK, f"{summary}; every hash verified, every file loads")
 
 
 def check_model_sets(verify: bool = False) -> list[Check]:

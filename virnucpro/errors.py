@@ -98,6 +98,7 @@ class FetchError(ModelError):
     def __init__(self, message: str, *, url: str) -> None:
         super().__init__(f"{message} ({url})")
         self.url = url
+        self.reason = message
 
 
 class OutputError(VirNucProError):

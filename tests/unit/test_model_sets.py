@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from virnucpro.errors import ChecksumError, ModelError
+from virnucpro.errors import ChecksumError, FetchError, ModelError
 from virnucpro.models import fetch, sets
 from virnucpro.models.set_checks import verify_set
 from virnucpro.models.sets import (
@@ -23,7 +23,7 @@ from virnucpro.models.sets import (
     scan_set_folder,
 )
 
-HUB = "zhihan1996/DNABERT-S/resolve/main"
+HUB = f"zhihan1996/DNABERT-S/resolve/{sets.DNABERT_S_REVISION}"
 REAL_BLOB_IDS = dict(sets.PUBLISHED_BLOB_IDS)
 
 
@@ -41,18 +41,31 @@ def _own_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+@pytest.fixture(scope="module")
+def published_like(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny weights written as the published files come (`build_tiny_set(published_like=
+    True)`): what the fake hub serves under the published names, so that fetched and
+    imported sets load."""
+    from virnucpro.models.tiny import build_tiny_set
+
+    folder = tmp_path_factory.mktemp("published-like")
+    build_tiny_set(folder, published_like=True)
+    return folder
+
+
 @pytest.fixture
-def hub(file_server, monkeypatch: pytest.MonkeyPatch):
-    """Fake published files on the local server, the env vars pointing at it, and the
-    classifiers' expected blob ids pointed at the fakes."""
+def hub(file_server, monkeypatch: pytest.MonkeyPatch, published_like: Path):
+    """The published-like files on the local server under the published names, the env vars
+    pointing at it, and the classifiers' blob ids and the other files' pins pointed at them."""
     served = {
-        **{f"hf/{HUB}/{name}": f"fake {name}\n".encode() for name in (
-            "config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")},
-        f"hf/{HUB}/pytorch_model.bin": b"\x01" * 5000,
-        "esm/models/esm2_t36_3B_UR50D.pt": bytes(range(256)) * 2000,
-        "esm/regression/esm2_t36_3B_UR50D-contact-regression.pt": b"regression" * 10,
-        "cls/300_model.pth": b"classifier three hundred" * 50,
-        "cls/500_model.pth": b"classifier five hundred" * 50,
+        **{f"hf/{HUB}/{name}": (published_like / "dnabert-s" / name).read_bytes() for name in (
+            "config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+            "pytorch_model.bin")},
+        "esm/models/esm2_t36_3B_UR50D.pt": (published_like / "esm2_t2_tiny.pt").read_bytes(),
+        "esm/regression/esm2_t36_3B_UR50D-contact-regression.pt":
+            (published_like / "esm2_t2_tiny-contact-regression.pt").read_bytes(),
+        "cls/300_model.pth": (published_like / "300_model.pth").read_bytes(),
+        "cls/500_model.pth": (published_like / "500_model.pth").read_bytes(),
     }
     for rel, data in served.items():
         (file_server.root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -63,14 +76,28 @@ def hub(file_server, monkeypatch: pytest.MonkeyPatch):
     for cs in (300, 500):
         monkeypatch.setitem(sets.PUBLISHED_BLOB_IDS, f"{cs}_model.pth",
                             _blob_id(served[f"cls/{cs}_model.pth"]))
+    for item in PUBLISHED:  # the pins pointed at the fakes too
+        if item.rel in sets.PUBLISHED_PINS:
+            data = served[_served_name(item.rel)]
+            monkeypatch.setitem(sets.PUBLISHED_PINS, item.rel,
+                                (len(data), hashlib.sha256(data).hexdigest()))
     file_server.served = served
     return file_server
+
+
+def _served_name(rel: str) -> str:
+    if rel.startswith("dnabert-s/"):
+        return f"hf/{HUB}/{rel.removeprefix('dnabert-s/')}"
+    if rel.endswith("-contact-regression.pt"):
+        return f"esm/regression/{rel}"
+    return f"esm/models/{rel}" if rel.endswith(".pt") else f"cls/{rel}"
 
 
 def test_the_published_urls_are_the_documented_ones():
     urls = {f.rel: f.url() for f in PUBLISHED}
     assert urls["dnabert-s/pytorch_model.bin"] == (
-        "https://huggingface.co/zhihan1996/DNABERT-S/resolve/main/pytorch_model.bin")
+        "https://huggingface.co/zhihan1996/DNABERT-S/resolve/"
+        "00e47f96cdea35e4b6f5df89e5419cbe47d490c6/pytorch_model.bin")
     assert urls["esm2_t36_3B_UR50D-contact-regression.pt"] == (
         "https://dl.fbaipublicfiles.com/fair-esm/regression/"
         "esm2_t36_3B_UR50D-contact-regression.pt")
@@ -289,3 +316,100 @@ def test_the_cache_follows_virnucpro_home_and_lists_the_sets(_own_home, tiny_set
     assert listed["published"]["present"] is False
     assert listed["tiny"]["complete"] and listed["tiny"]["is_tiny"]
     assert listed["tiny"]["size_bytes"] > 0
+
+
+# -- failed downloads leave nothing broken (issue 23) ----------------------------------------
+
+
+def _unreachable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every published URL on a local port where nothing listens."""
+    for var in ("VIRNUCPRO_HF_ENDPOINT", "VIRNUCPRO_ESM_URL", "VIRNUCPRO_CLASSIFIER_URL"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+
+
+def test_a_fetch_from_an_unreachable_address_leaves_no_folder_and_names_the_ways_out(
+        monkeypatch, _own_home):
+    from virnucpro.doctor import PROBLEM, check_model_sets
+
+    _unreachable(monkeypatch)
+    with pytest.raises(FetchError) as err:
+        fetch_published(progress=False)
+    for way_out in ("virnucpro models import DIR", "--models PATH", "--models tiny"):
+        assert way_out in str(err.value)
+    assert not (_own_home / "sets" / "published").exists()
+    listed = {s["name"]: s for s in list_sets()}
+    assert listed["published"]["state"] == "absent"
+    published = next(c for c in check_model_sets() if c.name == "published")
+    assert published.status != PROBLEM and "not in the cache" in published.detail
+
+
+def test_a_fetch_cut_off_between_files_is_partial_resumable_and_not_a_problem(hub):
+    from virnucpro.doctor import WARNING, check_model_sets
+
+    root = fetch_published(progress=False).root
+    esm = "esm2_t36_3B_UR50D.pt"
+    manifest = sets.read_manifest(root)
+    for rel in (esm, "300_model.pth", "500_model.pth"):  # as if stopped inside the ESM-2 file
+        del manifest["files"][rel]
+        (root / rel).unlink()
+    sets.write_manifest(root, manifest)
+    (root / f"{esm}.part").write_bytes(hub.served[_served_name(esm)][:100_000])
+    assert sets.set_state(root) == "partial"
+    check = next(c for c in check_model_sets() if c.name == "published")
+    assert check.status == WARNING and "partly downloaded, resumable" in check.detail
+    assert "resumes" in check.fix
+    hub.requests.clear()
+    fetch_published(progress=False)
+    assert hub.ranged(_served_name(esm)) == ["bytes=100000-"]
+    assert sets.set_state(root) == "ready"
+
+
+def test_a_recorded_file_of_the_wrong_size_is_damaged_and_a_problem(hub):
+    from virnucpro.doctor import PROBLEM, check_model_sets
+
+    root = fetch_published(progress=False).root
+    with (root / "dnabert-s" / "pytorch_model.bin").open("ab") as fh:
+        fh.write(b"\x00")
+    assert sets.set_state(root) == "damaged"
+    check = next(c for c in check_model_sets() if c.name == "published")
+    assert check.status == PROBLEM and "damaged" in check.detail
+
+
+@pytest.mark.parametrize("pin", ["sha256", "size"])
+def test_a_download_that_differs_from_its_pin_is_refused_and_not_kept(hub, monkeypatch,
+                                                                      _own_home, pin):
+    rel = "dnabert-s/pytorch_model.bin"
+    size, sha = sets.PUBLISHED_PINS[rel]
+    monkeypatch.setitem(sets.PUBLISHED_PINS, rel,
+                        (size, "0" * 64) if pin == "sha256" else (size + 1, sha))
+    with pytest.raises(ChecksumError, match="pytorch_model.bin"):
+        fetch_published(progress=False)
+    folder = _own_home / "sets" / "published" / "dnabert-s"
+    assert not (folder / "pytorch_model.bin").exists()
+    assert not (folder / "pytorch_model.bin.part").exists()
+
+
+def test_a_host_that_does_not_resolve_fails_at_once_without_retries(monkeypatch):
+    import socket
+
+    calls = []
+
+    def no_dns(*args, **kwargs):
+        calls.append(args[0])
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    monkeypatch.setattr(fetch, "RETRY_DELAYS_S", (600.0, 600.0, 600.0))  # a retry would hang
+    with pytest.raises(FetchError, match="no network") as err:
+        fetch_published(progress=False)
+    assert len(calls) == 1 and calls[0] == "huggingface.co"
+    assert "virnucpro models import DIR" in str(err.value)
+
+
+def test_the_pins_are_the_published_files_where_the_repository_has_them():
+    data = Path(__file__).resolve().parents[1] / "data" / "published-dnabert-s"
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json",
+                 "special_tokens_map.json"):
+        body = (data / name).read_bytes()
+        assert sets.PUBLISHED_PINS[f"dnabert-s/{name}"] == (
+            len(body), hashlib.sha256(body).hexdigest()), name

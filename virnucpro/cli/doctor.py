@@ -52,7 +52,8 @@ _MARK = {OK: "ok", WARNING: "WARNING", PROBLEM: "PROBLEM"}
 @click.command("doctor")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--verify", is_flag=True,
-              help="Recompute every model file's sha256 (slow for the published set).")
+              help="Recompute every model file's sha256 (slow for the published set) and open "
+                   "each file through the loaders predict uses (weights mapped, not read).")
 @click.option("--no-run", is_flag=True, help="Skip the end-to-end run of the tiny set.")
 @click.pass_context
 def doctor(ctx: click.Context, as_json: bool, verify: bool, no_run: bool) -> None:

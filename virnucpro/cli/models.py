@@ -42,7 +42,7 @@ def list_cmd(as_json: bool) -> None:
         return
     click.echo(f"{'NAME':<16} {'STATE':<11} {'KIND':<10} {'SIZE':>9}  PATH")
     for s in sets:
-        state = "ready" if s["complete"] else ("incomplete" if s["present"] else "absent")
+        state = s["state"]
         kind = "tiny" if s["is_tiny"] else (s["source"] or "-")
         click.echo(f"{s['name']:<16} {state:<11} {kind:<10} {human_size(s['size_bytes']):>9}  "
                    f"{s['path']}")
@@ -69,16 +69,20 @@ def fetch_cmd(name: str, quiet: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.pass_context
 def verify_cmd(ctx: click.Context, spec: str, as_json: bool) -> None:
-    """Recompute every file's hash against the set's manifest (and the published ids).
+    """Recompute every file's hash against the set's manifest (and the published ids), then
+    open every file through the loaders `predict` uses: the config, the tokenizer (a probe
+    encoding), each checkpoint's keys and shapes against its architecture (weights mapped, not
+    read), the classifiers.
 
-    Exits with status 4 when a file is missing, changed or corrupt.
+    Exits with status 4 when a file is missing, changed, corrupt or would not load.
     """
+    from virnucpro.models.loadcheck import load_problems
     from virnucpro.models.set_checks import verify_set
     from virnucpro.models.sets import resolve_model_set
 
     # Not checked on resolving: a trained set's stale links are problems to report here.
     model_set = resolve_model_set(spec, fetch_missing=False, check=False)
-    problems = verify_set(model_set)
+    problems = verify_set(model_set) + load_problems(model_set)
     if as_json:
         click.echo(json.dumps({"name": model_set.name, "root": str(model_set.root),
                                "ok": not problems, "problems": problems}, indent=2))
@@ -86,7 +90,7 @@ def verify_cmd(ctx: click.Context, spec: str, as_json: bool) -> None:
         for problem in problems:
             click.echo(problem)
     else:
-        click.echo(f"ok: {len(model_set.files())} files verified in {model_set.root}")
+        click.echo(f"ok: {len(model_set.files())} files verified and loaded in {model_set.root}")
     if problems:
         click.echo(f"model set {model_set.name!r}: {len(problems)} problem(s)", err=True)
         ctx.exit(ModelError.exit_code)
@@ -98,7 +102,8 @@ def verify_cmd(ctx: click.Context, spec: str, as_json: bool) -> None:
 @click.option("--name", help="Name of the set in the cache (default: `published` for the "
                              "published files, else the folder's name).")
 def import_cmd(src: Path, name: str | None) -> None:
-    """Copy (or hard-link) a folder's model files into the cache, with a manifest.
+    """Copy (or hard-link) a folder's model files into the cache, with a manifest, once every
+    file loads (as `models verify` loads them: a set that would fail at run time is refused).
 
     DIR holds dnabert-s/, esm2_*.pt with its -contact-regression.pt, and 300_model.pth and/or
     500_model.pth; other files are ignored. A trained set's links to its base set are followed:

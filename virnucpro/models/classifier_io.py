@@ -9,12 +9,13 @@ keys and shapes are checked strictly. Writers produce the same formats for tests
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -202,15 +203,20 @@ _MAIN_MLP = type(
 )
 
 
-def write_reference_classifier(path: Path, model: MLPClassifier) -> None:
-    """Save `model` as the reference script does: torch.save of the whole module."""
+def write_reference_classifier(path: Path, model: MLPClassifier, *,
+                               location: str | None = None) -> None:
+    """Save `model` as the reference script does: torch.save of the whole module.
+
+    `location` tags every storage with that device, as a save after `.cuda()` does (the
+    published files say `cuda:0`); the bytes are the CPU's, so no GPU is needed to write it.
+    """
     clone = copy.deepcopy(model).to("cpu")
     clone.__class__ = _MAIN_MLP
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     main = sys.modules["__main__"]
     missing = object()
-    with _LOCK:
+    with _LOCK, _storages_tagged(location):
         # pickle looks the class up by name to check it, so __main__ must hold it while saving.
         previous = getattr(main, "MLPClassifier", missing)
         main.MLPClassifier = _MAIN_MLP
@@ -222,6 +228,23 @@ def write_reference_classifier(path: Path, model: MLPClassifier) -> None:
             else:
                 main.MLPClassifier = previous
     os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _storages_tagged(location: str | None) -> Iterator[None]:
+    """torch.save tags each storage through `torch.serialization.location_tag`, looked up at
+    call time; replaced for the block (under `_LOCK`), every storage is tagged `location`."""
+    if location is None:
+        yield
+        return
+    import torch.serialization as serialization
+
+    original = serialization.location_tag
+    serialization.location_tag = lambda storage: location
+    try:
+        yield
+    finally:
+        serialization.location_tag = original
 
 
 def save_classifier_safetensors(path: Path, model: MLPClassifier) -> None:

@@ -72,8 +72,8 @@ def load_dnabert(
     folder = Path(folder)
     if not folder.is_dir():
         raise ModelError("DNABERT-S model folder not found", path=folder)
-    config = _read_config(folder / CONFIG_FILE)
-    tokenizer = _read_tokenizer(folder / TOKENIZER_FILE, config)
+    config = read_config(folder / CONFIG_FILE)
+    tokenizer = read_tokenizer(folder / TOKENIZER_FILE, config)
     weights_path = _weights_file(folder)
     state = _read_state_dict(weights_path)
     # Built directly on a real device: the hub code's meta-device init is what loses its ALiBi.
@@ -84,7 +84,7 @@ def load_dnabert(
     return DnaBertBundle(model=model, tokenizer=tokenizer, config=config)
 
 
-def _read_config(path: Path) -> DnaBertConfig:
+def read_config(path: Path) -> DnaBertConfig:
     if not path.is_file():
         raise ModelError("config.json not found", path=path)
     try:
@@ -93,11 +93,11 @@ def _read_config(path: Path) -> DnaBertConfig:
         raise ModelError(f"unusable config: {exc}", path=path) from exc
 
 
-def _read_tokenizer(path: Path, config: DnaBertConfig) -> Tokenizer:
+def read_tokenizer(path: Path, config: DnaBertConfig) -> Tokenizer:
     if not path.is_file():
         raise ModelError("tokenizer.json not found", path=path)
     try:
-        tokenizer = Tokenizer.from_file(str(path))
+        tokenizer = Tokenizer.from_str(_inference_json(path))
     except Exception as exc:  # tokenizers raises a bare Exception on a malformed file
         raise ModelError(f"unreadable tokenizer: {exc}", path=path) from exc
     wrong = [
@@ -109,17 +109,65 @@ def _read_tokenizer(path: Path, config: DnaBertConfig) -> Tokenizer:
         raise ModelError(
             "tokenizer special ids differ from DNABERT-S: " + ", ".join(wrong), path=path
         )
-    ids = tokenizer.encode("A").ids
+    ids = tokenizer.encode("ACGT").ids
     if ids[0] != SPECIAL_TOKENS["[CLS]"] or ids[-1] != SPECIAL_TOKENS["[SEP]"]:
-        raise ModelError("tokenizer does not add [CLS] ... [SEP]", path=path)
+        raise ModelError("tokenizer does not add [CLS] ... [SEP] around a sequence", path=path)
+    if SPECIAL_TOKENS["[PAD]"] in ids:
+        raise ModelError("tokenizer pads a sequence on its own", path=path)
     if tokenizer.get_vocab_size(with_added_tokens=True) > config.vocab_size:
         raise ModelError(
             f"tokenizer has more tokens than vocab_size {config.vocab_size}", path=path
         )
-    # The published file has neither; either would change the features.
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
     return tokenizer
+
+
+# Fields of a BPE model that newer `tokenizers` write with their default value; an older
+# library that does not know one refuses the whole file, and at its default it changes nothing.
+_DEFAULT_MODEL_FIELDS = {"byte_fallback": False, "ignore_merges": False}
+
+
+def _inference_json(path: Path) -> str:
+    """The file's JSON as the reference ran it: no truncation, no padding.
+
+    The published tokenizer.json carries truncation at 2000 and fixed padding to 2000 (what
+    `save_pretrained` writes after a padded training run). The reference called the tokenizer
+    through transformers with default arguments, which switch both off for every call; left on,
+    every chunk would gain [PAD] tokens and long sequences would be cut. They are dropped before
+    the tokenizer is built, so no probe or encoding ever sees them.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelError(f"unreadable tokenizer: {exc}", path=path) from exc
+    if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
+        raise ModelError("unreadable tokenizer: not a tokenizers JSON file", path=path)
+    for setting in ("truncation", "padding"):
+        if data.get(setting) is not None:
+            logger.debug("%s: ignoring its saved %s (%s)", path, setting, data[setting])
+        data[setting] = None
+    model = data["model"]
+    for name, default in _DEFAULT_MODEL_FIELDS.items():
+        if name in model and model[name] == default:
+            del model[name]
+    return json.dumps(data)
+
+
+def check_dnabert(folder: Path) -> DnaBertConfig:
+    """What `load_dnabert` checks, without the weights: the config, the tokenizer (a probe
+    encoding) and every checkpoint key and shape against the architecture built on the meta
+    device. The checkpoint is mapped, not read (a .bin in torch's zip format; safetensors by
+    its header), so a 468 MB file costs next to no memory. Raises ModelError subclasses."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelError("DNABERT-S model folder not found", path=folder)
+    config = read_config(folder / CONFIG_FILE)
+    read_tokenizer(folder / TOKENIZER_FILE, config)
+    weights_path = _weights_file(folder)
+    state = _read_state_dict(weights_path, shapes_only=True)
+    with torch.device("meta"):
+        model = DnaBertModel(config)
+    _fit_state_dict(state, model, weights_path)
+    return config
 
 
 def _weights_file(folder: Path) -> Path:
@@ -129,21 +177,40 @@ def _weights_file(folder: Path) -> Path:
     raise ModelError(f"no {SAFETENSORS_FILE} or {BIN_FILE}", path=folder)
 
 
-def _read_state_dict(path: Path) -> dict[str, Any]:
+def _read_state_dict(path: Path, *, shapes_only: bool = False) -> dict[str, Any]:
+    """The weights; with `shapes_only`, tensors whose bytes are not read (meta tensors for
+    safetensors, mapped file pages for a .bin)."""
     if path.name.endswith(".safetensors"):
+        from safetensors import safe_open
         from safetensors.torch import load_file
 
         try:
-            state = load_file(str(path), device="cpu")
+            if shapes_only:
+                with safe_open(str(path), framework="pt") as fh:
+                    state = {k: _meta_like(fh.get_slice(k)) for k in fh.keys()}  # noqa: SIM118
+            else:
+                state = load_file(str(path), device="cpu")
         except Exception as exc:  # corrupt or truncated
             raise ModelError(f"cannot read weights: {exc}", path=path) from exc
     else:
         # A plain state dict: tensors and torch's containers only, any other global refused
         # (virnucpro.models.safe_pickle, no inert records).
-        state = safe_pickle.load(path, what="weights")
+        state = safe_pickle.load(path, what="weights", mmap=shapes_only)
     if not isinstance(state, dict):
         raise ModelError(f"weights are a {type(state).__name__}, not a state dict", path=path)
     return state
+
+
+_SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16,
+                      "BF16": torch.bfloat16, "I64": torch.int64, "I32": torch.int32,
+                      "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
+
+
+def _meta_like(view: Any) -> torch.Tensor:
+    """A meta tensor of a safetensors entry's shape and dtype (from the header alone)."""
+    return torch.empty(view.get_shape(), dtype=_SAFETENSORS_DTYPES.get(view.get_dtype(),
+                                                                        torch.float32),
+                       device="meta")
 
 
 def _fit_state_dict(state: dict[str, Any], model: DnaBertModel, path: Path) -> dict[str, Any]:

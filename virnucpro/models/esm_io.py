@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from virnucpro.errors import ModelError
+from virnucpro.errors import ModelError, StateDictError
 from virnucpro.models import safe_pickle
 from virnucpro.models.transfer import to_device
 
@@ -91,10 +91,8 @@ def _plain_cfg(cfg: Any, path: Path) -> dict[str, Any]:
     return {"model": argparse.Namespace(**{f: fields[f] for f in _CFG_FIELDS})}
 
 
-def load_esm(checkpoint: Path, device: str | torch.device = "cpu") -> EsmBundle:
-    """Load an `esm2_*.pt` checkpoint (and its contact-regression file) onto `device`."""
-
-    checkpoint = Path(checkpoint)
+def _checkpoint_files(checkpoint: Path) -> tuple[Path, Path]:
+    """The checkpoint and its contact-regression file, both present, or a ModelError."""
     # fair-esm picks its ESM-2 loader by the name; any other name would go to the ESM-1 loader.
     if not (checkpoint.name.startswith("esm2") and checkpoint.suffix == ".pt"):
         raise ModelError("an ESM-2 checkpoint must be named esm2_*.pt", path=checkpoint)
@@ -102,6 +100,36 @@ def load_esm(checkpoint: Path, device: str | torch.device = "cpu") -> EsmBundle:
     for needed in (checkpoint, regression):
         if not needed.is_file():
             raise ModelError("ESM-2 checkpoint file is missing", path=needed)
+    return checkpoint, regression
+
+
+def check_esm(checkpoint: Path) -> int:
+    """What `load_esm` checks, without the weights: both files read through the restricted
+    unpickler, the checkpoint mapped (its tensors never read: the published 5.7 GB file costs
+    no memory), the architecture of its `cfg` built on the meta device and every key and
+    shape compared with it. Returns the embedding size; raises ModelError subclasses."""
+    checkpoint, regression = _checkpoint_files(Path(checkpoint))
+    model_data = _torch_load(checkpoint, mmap=True)
+    regression_data = _torch_load(regression)
+    try:
+        model, _alphabet, state = _build_on_meta(model_data, regression_data)
+    except Exception as exc:  # odd cfg values, a "model" that is not a mapping
+        raise ModelError(f"not a usable ESM-2 checkpoint: {exc}", path=checkpoint) from exc
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+    mismatched = [f"{k} {got[k]} vs model {expected[k]}" for k in expected.keys() & got.keys()
+                  if got[k] != expected[k]]
+    unexpected = [k for k in state if k not in expected or k not in got]
+    missing = [k for k in expected if k not in state]
+    if missing or unexpected or mismatched:
+        raise StateDictError("ESM-2", missing=missing, unexpected=unexpected,
+                             mismatched=mismatched, path=checkpoint)
+    return int(model.embed_dim)
+
+
+def load_esm(checkpoint: Path, device: str | torch.device = "cpu") -> EsmBundle:
+    """Load an `esm2_*.pt` checkpoint (and its contact-regression file) onto `device`."""
+    checkpoint, regression = _checkpoint_files(Path(checkpoint))
     # For a GPU the file is mapped, not read into memory first: its tensors are copied
     # straight to the device (for the published 3B file: 5.7 GB of host memory a worker spared,
     # and the page cache shared by the workers of a machine). On the CPU they are read: mapped
@@ -153,12 +181,10 @@ def _build_without_init(model_data: dict, regression_data: dict) -> tuple[Any, A
     """
     import esm.pretrained
 
-    build = getattr(esm.pretrained, "_load_model_and_alphabet_core_v2", None)
-    if build is None:  # another fair-esm: its public loader, with the initial draw
+    if getattr(esm.pretrained, "_load_model_and_alphabet_core_v2", None) is None:
+        # Another fair-esm: its public loader, with the initial draw.
         return esm.pretrained.load_model_and_alphabet_core("esm2", model_data, regression_data)
-    model_data["model"].update(regression_data["model"])
-    with torch.device("meta"):
-        model, alphabet, state = build(model_data)
+    model, alphabet, state = _build_on_meta(model_data, regression_data)
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     model.load_state_dict(state, strict=True, assign=True)
     # Tied again as ESM2 builds them. fair-esm's copy into the shared tensor loads lm_head last
@@ -168,6 +194,18 @@ def _build_without_init(model_data: dict, regression_data: dict) -> tuple[Any, A
     if left:
         raise RuntimeError(f"no value in the checkpoint for {left[:5]}")
     return model, alphabet
+
+
+def _build_on_meta(model_data: dict, regression_data: dict) -> tuple[Any, Any, dict]:
+    """fair-esm's own ESM-2 v2 builder run on the meta device: the model without storage, its
+    alphabet, and the checkpoint's state dict (regression weights merged, fairseq prefixes
+    stripped) as fair-esm would load it."""
+    import esm.pretrained
+
+    build = esm.pretrained._load_model_and_alphabet_core_v2
+    model_data["model"].update(regression_data["model"])
+    with torch.device("meta"):
+        return build(model_data)
 
 
 def embed_protein_batch(
@@ -214,9 +252,11 @@ def write_tiny_esm(
     embed_dim: int = 40,
     attention_heads: int = 4,
     dtype: torch.dtype = torch.float32,
+    training_cfg: bool = False,
 ) -> Path:
     """Write a deterministic random ESM-2 in the published file format; returns the .pt path.
-    `dtype` is the stored precision of the weights (the published 3B file stores float16)."""
+    `dtype` is the stored precision of the weights (the published 3B file stores float16).
+    `training_cfg`: `cfg` as fair-esm's training wrote it (`training_cfg_sections`)."""
     import esm
     from esm.model.esm2 import ESM2
 
@@ -270,6 +310,30 @@ def write_tiny_esm(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"esm2_t{num_layers}_tiny.pt"
-    torch.save({"model": model_state, "cfg": {"model": cfg}}, path)
+    full_cfg = training_cfg_sections(cfg) if training_cfg else {"model": cfg}
+    torch.save({"model": model_state, "cfg": full_cfg}, path)
     torch.save({"model": regression}, regression_path(path))
     return path
+
+
+def training_cfg_sections(model_cfg: argparse.Namespace) -> dict[str, Any]:
+    """A `cfg` shaped as fair-esm's training saved it: what is known of the published files is
+    that `cfg["model"]` is an argparse.Namespace beside other sections of plain data; the
+    model section also carries fields the builder never reads."""
+    model = argparse.Namespace(**vars(model_cfg), arch="esm2", activation_fn="gelu",
+                               encoder_normalize_before=True, encoder_learned_pos=False,
+                               layerdrop=0.0, untie_weights_roberta=False, checkpoint_activations=False)
+    return {
+        "_name": None,
+        "common": {"fp16": True, "seed": 1, "log_interval": 100, "tensorboard_logdir": None},
+        "distributed_training": {"distributed_world_size": 512, "ddp_backend": "c10d"},
+        "dataset": argparse.Namespace(max_tokens=4096, batch_size=None, num_workers=1),
+        "optimization": {"max_update": 500000, "lr": [0.0004], "clip_norm": 0.0},
+        "checkpoint": {"save_dir": "checkpoints", "keep_last_epochs": -1},
+        "model": model,
+        "task": argparse.Namespace(_name="masked_lm", sample_break_mode="eos",
+                                   tokens_per_sample=1024, mask_prob=0.15),
+        "criterion": {"_name": "masked_lm", "tpu": False},
+        "optimizer": {"_name": "adam", "adam_betas": "(0.9, 0.98)", "weight_decay": 0.01},
+        "lr_scheduler": {"_name": "polynomial_decay", "warmup_updates": 2000},
+    }

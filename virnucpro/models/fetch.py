@@ -9,11 +9,13 @@ so a retry starts clean). Only the standard library's urllib is used: no extra d
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import http.client
 import logging
 import os
 import re
+import socket
 import sys
 import time
 import urllib.error
@@ -72,14 +74,21 @@ def hash_file(path: Path, *, git_blob: bool = False) -> dict[str, str]:
     return out
 
 
-def download(url: str, dest: Path, *, expected: Checksum | None = None, progress: bool = True,
-             timeout: float = 60) -> str:
-    """Download `url` to `dest` (resuming `dest.part`), verify it, return its sha256."""
+def download(url: str, dest: Path, *, expected: Checksum | None = None,
+             size: int | None = None, progress: bool = True, timeout: float = 60) -> str:
+    """Download `url` to `dest` (resuming `dest.part`), verify it, return its sha256.
+
+    `size`, when known, is checked before the hash; a file of another size or hash is removed
+    with its `.part` and refused. The folder of `dest` is made only once a byte arrives.
+    """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     with _progress_bar(dest.name, enabled=progress) as bar:
         _transfer(url, part, bar, timeout)
+    if size is not None and part.stat().st_size != size:
+        got = part.stat().st_size
+        part.unlink(missing_ok=True)
+        raise ChecksumError(dest, expected=f"{size:,} bytes", actual=f"{got:,} bytes")
     hashes = hash_file(part, git_blob=expected is not None and expected.kind == "git-blob-sha1")
     if expected is not None and hashes[expected.kind] != expected.hex:
         part.unlink(missing_ok=True)
@@ -107,7 +116,11 @@ def _transfer(url: str, part: Path, bar: _Bar, timeout: float) -> None:
         except ValueError as exc:  # urllib's word for a malformed url or unknown scheme
             raise FetchError(f"cannot download: {exc}", url=url) from exc
         except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-            reason = str(getattr(exc, "reason", exc)) or type(exc).__name__
+            cause = getattr(exc, "reason", exc)
+            reason = str(cause) or type(exc).__name__
+            if _no_network(cause):
+                # Retrying cannot help a machine that cannot resolve or route to the host.
+                raise FetchError(f"no network: {reason}", url=url) from exc
         new_size = part.stat().st_size if part.exists() else 0
         if new_size <= offset:  # no progress: this attempt counts
             if failures >= len(RETRY_DELAYS_S):
@@ -119,6 +132,16 @@ def _transfer(url: str, part: Path, bar: _Bar, timeout: float) -> None:
             delay = RETRY_DELAYS_S[0] if RETRY_DELAYS_S else 0.0
         log.warning("%s: %s; retrying from byte %d in %.0f s", url, reason, new_size, delay)
         time.sleep(delay)
+
+
+_NO_ROUTE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN}
+
+
+def _no_network(cause: object) -> bool:
+    """The host's name does not resolve, or no route leads to it: what an offline machine
+    meets. A refused or reset connection is retried: a server can come back."""
+    return isinstance(cause, socket.gaierror) or (
+        isinstance(cause, OSError) and cause.errno in _NO_ROUTE)
 
 
 def _attempt(url: str, part: Path, offset: int, bar: _Bar, timeout: float) -> bool:
@@ -152,6 +175,7 @@ def _attempt(url: str, part: Path, offset: int, bar: _Bar, timeout: float) -> bo
         length = resp.headers.get("Content-Length")
         total = start + int(length) if length is not None else None
         bar.start(total, start)
+        part.parent.mkdir(parents=True, exist_ok=True)
         with open(part, "r+b" if start else "wb") as fh:
             fh.seek(start)
             fh.truncate()

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from virnucpro.errors import ChecksumError, ModelError
+from virnucpro.errors import ChecksumError, FetchError, ModelError
 from virnucpro.models.fetch import Checksum, download, hash_file
 
 log = logging.getLogger(__name__)
@@ -68,12 +68,40 @@ class PublishedFile:
         return f"{(base or self.default_base).rstrip('/')}/{self.remote}"
 
 
+# The hub revision of DNABERT-S whose files are pinned below: the one other projects pin. Its
+# file table (sizes, sha256) agrees with the LFS pointer of pytorch_model.bin in a public copy
+# and with the text files in tests/data/published-dnabert-s/. fair-esm's files have no
+# revisions; their sizes and sha256 are those other projects pin for the same URLs.
+DNABERT_S_REVISION = "00e47f96cdea35e4b6f5df89e5419cbe47d490c6"
+
+# Size and sha256 of each published file where known: a download that differs is refused, not
+# trusted on first fetch. The classifiers are held to their git blob ids instead. A dict, read
+# at call time, so that tests can point it at their fake files.
+PUBLISHED_PINS: dict[str, tuple[int, str]] = {
+    "dnabert-s/config.json":
+        (1025, "d54c142114563aa34ef7c2b54ccc921d08e50cd7c3cd69c439d5e0d2bbcfcdee"),
+    "dnabert-s/pytorch_model.bin":
+        (468_320_053, "f3cfc3d0541859df64759e758cc4bc40fe1d5760799a7d098a9f9f09501c1e5f"),
+    "dnabert-s/tokenizer.json":
+        (168_203, "667f5a0e6e9630f7052b004784dda7c7aeba395cc4ca3c01b11b02e6aa29d7b1"),
+    "dnabert-s/tokenizer_config.json":
+        (268, "f13dbe9968de35aff25b06965f18e30449ec37ed94811bd0c7f97990f3b18ebb"),
+    "dnabert-s/special_tokens_map.json":
+        (125, "b6d346be366a7d1d48332dbc9fdf3bf8960b5d879522b7799ddba59e76237ee3"),
+    f"{PUBLISHED_ESM}.pt":
+        (5_678_116_398, "7de8b4082ba15891959ab368b77ce3886697af1efb16d3c9e9e7b0c5d3f07500"),
+    f"{PUBLISHED_ESM}-contact-regression.pt":
+        (6759, "4da500eab246481dc9c8c95bc7b1d02f2803d761c380b0e95186d4a07d0fc84e"),
+}
+# What a fetch downloads, for messages: the pinned files, plus the classifiers' few MB.
+PUBLISHED_DOWNLOAD = "about 6.2 GB"
+
 _HF = ("VIRNUCPRO_HF_ENDPOINT", "https://huggingface.co")
 _ESM = ("VIRNUCPRO_ESM_URL", "https://dl.fbaipublicfiles.com/fair-esm")
 _CLS = ("VIRNUCPRO_CLASSIFIER_URL", "https://raw.githubusercontent.com/Li-Jing-1997/VirNucPro/"
         "0f93f2755a7ea1acd3ff1bcf182892f960ef3326")
 PUBLISHED: tuple[PublishedFile, ...] = (
-    *(PublishedFile(f"dnabert-s/{f}", *_HF, f"zhihan1996/DNABERT-S/resolve/main/{f}")
+    *(PublishedFile(f"dnabert-s/{f}", *_HF, f"zhihan1996/DNABERT-S/resolve/{DNABERT_S_REVISION}/{f}")
       for f in ("config.json", "pytorch_model.bin", "tokenizer.json", "tokenizer_config.json",
                 "special_tokens_map.json")),
     PublishedFile(f"{PUBLISHED_ESM}.pt", *_ESM, f"models/{PUBLISHED_ESM}.pt"),
@@ -303,47 +331,84 @@ def is_offline() -> bool:
                for v in ("VIRNUCPRO_OFFLINE", "HF_HUB_OFFLINE"))
 
 
+OFFLINE_WAYS_OUT = (
+    "Without network: fetch the set where there is network (`virnucpro models fetch`), copy "
+    "that folder here and run `virnucpro models import DIR`; or point --models at a set folder "
+    "(`--models PATH`); or try the program with `--models tiny` (random weights: its calls mean "
+    "nothing)")
+
+
 def fetch_published(progress: bool = True) -> ModelSet:
-    """Download what the published set lacks (resuming partial files); check what is there."""
+    """Download what the published set lacks (resuming partial files); check what is there.
+
+    A fetch that fails keeps only what a resume uses (whole files in the manifest, non-empty
+    `.part` files); the folders it made for nothing are removed, so that `models list` and
+    `doctor` tell a partial download from a damaged set (`set_state`).
+    """
     root = sets_dir() / "published"
     if is_offline():
         if is_complete(root):
             return scan_set_folder(root, name="published")
         raise ModelError(
             "the published model set is not in the cache and downloads are off "
-            "(VIRNUCPRO_OFFLINE / HF_HUB_OFFLINE). Fetch it where there is network "
-            "(`virnucpro models fetch`), copy that folder here, then run "
-            "`virnucpro models import DIR`", path=root)
-    root.mkdir(parents=True, exist_ok=True)
+            "(VIRNUCPRO_OFFLINE / HF_HUB_OFFLINE). " + OFFLINE_WAYS_OUT, path=root)
     with file_lock(sets_dir() / ".published.lock"):
-        files: dict = read_manifest(root).get("files", {})
-
-        def record() -> None:
-            write_manifest(root, {"name": "published", "source": "published",
-                                  "is_tiny": False, "files": files})
-
-        for item in PUBLISHED:
-            dest, known = root / item.rel, files.get(item.rel)
-            blob = PUBLISHED_BLOB_IDS.get(item.rel)
-            if dest.is_file():
-                entry = file_entry(dest, item.rel)
-                bad = (blob and entry["git_blob_sha1"] != blob) or (
-                    known and known.get("sha256") != entry["sha256"])
-                if not bad:
-                    files[item.rel] = {**(known or {}), **entry}
-                    continue
-                log.warning("%s does not match its known hash; downloading it again", dest)
-                dest.unlink()
-            # Known hash: the classifiers' blob ids; the others are trusted on first fetch.
-            expected = (Checksum("git-blob-sha1", blob) if blob else
-                        Checksum("sha256", known["sha256"]) if known else None)
-            sha = download(item.url(), dest, expected=expected, progress=progress)
-            files[item.rel] = {"size": dest.stat().st_size, "sha256": sha, "url": item.url()}
-            if blob:
-                files[item.rel].update(git_blob_sha1=blob, published=True)
-            record()  # after every file, so that a 6 GB download is never hashed for nothing
-        record()
+        try:
+            _fetch_missing(root, progress)
+        except FetchError as exc:
+            raise FetchError(f"{exc.reason}. {OFFLINE_WAYS_OUT}", url=exc.url) from exc
+        finally:
+            _tidy_partial(root)
     return scan_set_folder(root, name="published")
+
+
+def _fetch_missing(root: Path, progress: bool) -> None:
+    files: dict = read_manifest(root).get("files", {})
+
+    def record() -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        write_manifest(root, {"name": "published", "source": "published",
+                              "is_tiny": False, "files": files})
+
+    for item in PUBLISHED:
+        dest, known = root / item.rel, files.get(item.rel)
+        blob = PUBLISHED_BLOB_IDS.get(item.rel)
+        size, pinned = PUBLISHED_PINS.get(item.rel, (None, None))
+        if dest.is_file():
+            entry = file_entry(dest, item.rel)
+            bad = (blob and entry["git_blob_sha1"] != blob) or (
+                pinned and entry["sha256"] != pinned) or (
+                known and known.get("sha256") != entry["sha256"])
+            if not bad:
+                files[item.rel] = {**(known or {}), **entry}
+                continue
+            log.warning("%s does not match its known hash; downloading it again", dest)
+            dest.unlink()
+        # Known hashes: the classifiers' blob ids and the pinned sha256; else what an earlier
+        # fetch recorded.
+        expected = (Checksum("git-blob-sha1", blob) if blob else
+                    Checksum("sha256", pinned) if pinned else
+                    Checksum("sha256", known["sha256"]) if known else None)
+        sha = download(item.url(), dest, expected=expected, size=size, progress=progress)
+        files[item.rel] = {"size": dest.stat().st_size, "sha256": sha, "url": item.url()}
+        if blob:
+            files[item.rel].update(git_blob_sha1=blob, published=True)
+        record()  # after every file, so that a 6 GB download is never hashed for nothing
+    record()
+
+
+def _tidy_partial(root: Path) -> None:
+    """Remove what a resume would not use: empty `.part` files and empty folders."""
+    if not root.is_dir():
+        return
+    for part in root.rglob("*.part"):
+        if part.is_file() and part.stat().st_size == 0:
+            part.unlink()
+    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), reverse=True):
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only succeeds when empty
+    with contextlib.suppress(OSError):
+        root.rmdir()
 
 
 def ensure_tiny() -> ModelSet:
@@ -431,6 +496,11 @@ def import_set(src: Path | str, name: str | None = None) -> ModelSet:
         if differ:
             raise ChecksumError(found.root / MANIFEST, expected="the hashes in this manifest",
                                 actual="different files: " + ", ".join(differ))
+        # Verify means load: a set that would fail at run time is refused here, naming the
+        # file of the folder imported from.
+        from virnucpro.models.loadcheck import check_loadable
+
+        check_loadable(found)
         dest = sets_dir() / name
         with file_lock(sets_dir() / f".{name}.lock"):
             if dest.exists():
@@ -476,8 +546,38 @@ def resolve_model_set(spec: str, *, fetch_missing: bool = True, progress: bool =
     raise ModelError(f"unknown model set {spec!r}: neither a folder nor a known set ({known})")
 
 
+READY, PARTIAL, DAMAGED, INCOMPLETE, ABSENT = (
+    "ready", "partial", "damaged", "incomplete", "absent")
+
+
+def set_state(root: Path) -> str:
+    """Where a set's folder stands, without hashing: `ready`; `absent` (no file in it);
+    for the published set `partial` (a download to resume: every recorded file whole, the rest
+    missing or in `.part` files) or `damaged` (a recorded or pinned file of the wrong size, or
+    an unreadable manifest); for another set `incomplete`."""
+    root = Path(root)
+    if not root.is_dir() or not any(p.is_file() for p in root.rglob("*")):
+        return ABSENT
+    if is_complete(root):
+        return READY
+    try:
+        manifest = read_manifest(root, strict=True)
+    except ModelError:
+        return DAMAGED
+    if manifest.get("source", "published" if root.name == "published" else None) != "published":
+        return INCOMPLETE
+    for rel, entry in manifest.get("files", {}).items():
+        p = root / rel
+        if not p.is_file() or p.stat().st_size != entry.get("size"):
+            return DAMAGED
+    for rel, (size, _sha) in PUBLISHED_PINS.items():
+        if (root / rel).is_file() and (root / rel).stat().st_size != size:
+            return DAMAGED
+    return PARTIAL
+
+
 def list_sets() -> list[dict]:
-    """`published`, `tiny` and every imported set, with where they stand."""
+    """`published`, `tiny` and every imported set, with where they stand (`set_state`)."""
     base = sets_dir()
     names = {"published", "tiny"}
     if base.is_dir():
@@ -486,10 +586,11 @@ def list_sets() -> list[dict]:
     for name in sorted(names, key=lambda n: (n not in ("published", "tiny"), n)):
         root = base / name
         manifest = read_manifest(root)
-        present = root.is_dir()
+        state = set_state(root)
+        present = state != ABSENT
         out.append({
-            "name": name, "path": str(root), "present": present,
-            "complete": present and is_complete(root),
+            "name": name, "path": str(root), "present": present, "state": state,
+            "complete": state == READY,
             "is_tiny": bool(manifest.get("is_tiny", name == "tiny")),
             "source": manifest.get("source"),
             # The set's own bytes: a trained set's links to its base count for nothing.

@@ -27,8 +27,12 @@ MARKER_TEXT = (
 )
 
 
-def build_tiny_set(folder: Path) -> None:
-    """Write the tiny set into `folder` (created if needed), with its `TINY` marker."""
+def build_tiny_set(folder: Path, *, published_like: bool = False) -> None:
+    """Write the tiny set into `folder` (created if needed), with its `TINY` marker.
+
+    `published_like`: the same weights written as the published files come (see
+    `_as_published`); a run gives the same tables as with the plain tiny set.
+    """
     # Imported here: each pulls torch (and fair-esm), which `virnucpro --help` must not pay for.
     from virnucpro.models.classifier_io import make_tiny_classifier, write_reference_classifier
     from virnucpro.models.dnabert_io import write_tiny_dnabert
@@ -38,15 +42,47 @@ def build_tiny_set(folder: Path) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_tiny_dnabert(folder / "dnabert-s", seed=SEEDS["dnabert"])
-    checkpoint = write_tiny_esm(folder, seed=SEEDS["esm"])
+    if published_like:
+        _as_published(folder / "dnabert-s")
+    checkpoint = write_tiny_esm(folder, seed=SEEDS["esm"], training_cfg=published_like)
     features = _calibration_features(folder / "dnabert-s", checkpoint)
     input_dim = features.shape[1]
     for chunk_size in CHUNK_SIZES:
         model = make_tiny_classifier(input_dim, seed=SEEDS[chunk_size])
         calibrate_classifier(model, features)
-        write_reference_classifier(folder / f"{chunk_size}_model.pth", model)
+        write_reference_classifier(folder / f"{chunk_size}_model.pth", model,
+                                   location="cuda:0" if published_like else None)
     (folder / TINY_MARKER).write_text(MARKER_TEXT)
     log.info("wrote the tiny model set in %s (classifier input %d)", folder, input_dim)
+
+
+def _as_published(dnabert_dir: Path) -> None:
+    """Rewrite a DNABERT-S folder's text files as the published ones come: the tokenizer saved
+    with truncation at 2000 and fixed padding to 2000 (as `save_pretrained` leaves it after a
+    padded training run), config.json with the hub's `auto_map`, `_name_or_path` and
+    `transformers_version`. (The classifiers are tagged `cuda:0` and ESM-2's `cfg` has its
+    training sections: `build_tiny_set` asks their writers.)"""
+    import json
+
+    from tokenizers import Tokenizer
+
+    from virnucpro.models.dnabert_io import SPECIAL_TOKENS
+
+    tokenizer = Tokenizer.from_file(str(dnabert_dir / "tokenizer.json"))
+    tokenizer.enable_truncation(max_length=2000)
+    tokenizer.enable_padding(length=2000, pad_id=SPECIAL_TOKENS["[PAD]"], pad_token="[PAD]")
+    tokenizer.save(str(dnabert_dir / "tokenizer.json"))
+    config = json.loads((dnabert_dir / "config.json").read_text())
+    config.update({
+        "_name_or_path": "zhihan1996/DNABERT-2-117M",
+        "auto_map": {"AutoConfig": "configuration_bert.BertConfig",
+                     "AutoModel": "bert_layers.BertModel",
+                     "AutoModelForMaskedLM": "bert_layers.BertForMaskedLM",
+                     "AutoModelForSequenceClassification":
+                         "bert_layers.BertForSequenceClassification"},
+        "transformers_version": "4.28.0",
+    })
+    (dnabert_dir / "config.json").write_text(json.dumps(config, indent=4, sort_keys=True))
 
 
 def _calibration_features(dnabert_dir: Path, checkpoint: Path):
