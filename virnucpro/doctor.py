@@ -204,7 +204,7 @@ def _check_set(entry: dict, verify: bool) -> Check:
         return Check("model sets", name, OK if tiny else WARNING,
                      "not built yet: made on first use" if tiny else "absent")
     files, recorded = _set_files(root)
-    size = sum(p.stat().st_size for p in files)
+    size = entry["size_bytes"]  # as `models list` counts it: the set's own bytes on disk
     hashed = sum(1 for e in recorded.values() if e.get("sha256"))
     summary = (f"{len(files)} files, {human_size(size)}, {hashed} recorded sha256 "
                f"({entry['source'] or 'no manifest'})")

@@ -95,8 +95,8 @@ class ChecksumError(ModelError):
 class FetchError(ModelError):
     """A model file could not be downloaded."""
 
-    def __init__(self, message: str, *, url: str) -> None:
-        super().__init__(f"{message} ({url})")
+    def __init__(self, message: str, *, url: str, hint: str | None = None) -> None:
+        super().__init__(f"{message} ({url})" + (f". {hint}" if hint else ""))
         self.url = url
         self.reason = message
 

@@ -377,7 +377,7 @@ def evaluate(outdir: str | Path, truth: Truth, *, report: bool = True) -> dict:
         from virnucpro.report import write_report
 
         try:
-            write_report(root)
+            write_report(root, writer="virnucpro evaluate")
         except Exception as exc:  # noqa: BLE001 - evaluation.json is written; redo the report
             log.warning("%s: no report written (%s); run `virnucpro report %s` to retry",
                         root, exc, root)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import sys
 import time
@@ -25,6 +26,7 @@ from virnucpro.engine_config import EngineConfig
 from virnucpro.errors import OutputError, VirNucProError
 from virnucpro.fasta import SHORT_SEQUENCE_BP, FastaIndex, check_path, scan_fasta, spool_stdin
 from virnucpro.feed import ShardFeed
+from virnucpro.logs import NOTE
 from virnucpro.outputs import OutputLayout, write_json_atomic
 from virnucpro.regions import RegionRule
 from virnucpro.shards import DEFAULT_SHARD_FRAMES
@@ -92,9 +94,14 @@ class InputJob:
 
 
 def input_name(source: str) -> str:
-    """Folder name for an input: the file name without FASTA and compression suffixes."""
+    """Folder name for an input: the file name without FASTA and compression suffixes;
+    `stdin` for `-`, `pipe-N` for a shell's process substitution (`<(zcat x.gz)` is
+    /dev/fd/N, whose bare number would say nothing of where it came from)."""
     if source == "-":
         return "stdin"
+    parent = os.path.dirname(os.path.normpath(source))
+    if parent in ("/dev/fd", "/proc/self/fd") or re.fullmatch(r"/proc/\d+/fd", parent):
+        return f"pipe-{Path(source).name}"
     name = Path(source).name
     lower = name.lower()
     for suffix in _COMPRESSION_SUFFIXES:
@@ -297,7 +304,7 @@ def _add_report(job: InputJob, info: dict) -> None:
 
     t0 = time.perf_counter()
     try:
-        write_report(job.layout.root)
+        write_report(job.layout.root, writer="virnucpro predict")
     except Exception as exc:  # noqa: BLE001 (hours of scoring must not be lost to a plot)
         log.warning("%s: no report written (%s); run `virnucpro report %s` to retry",
                     job.source, exc, job.layout.root, exc_info=log.isEnabledFor(logging.DEBUG))
@@ -353,10 +360,10 @@ def run_predict(config: PredictConfig, *, reporter=None, engine: Engine | None =
 def run_input(job: InputJob, mode: str, config: PredictConfig, engine: Engine, model_set,
               models_key: dict, started_at: datetime, reporter) -> dict:
     if mode == "done":
-        log.warning("%s: already complete in %s (nothing to resume)", job.source, job.layout.root)
+        log.log(NOTE, "%s: already complete in %s (nothing to resume)", job.source, job.layout.root)
         return _read_json(job.layout.run_json) or {}
     if mode == "resume":
-        log.warning("%s: resuming in %s", job.source, job.layout.root)
+        log.log(NOTE, "%s: resuming in %s", job.source, job.layout.root)
     t0 = time.perf_counter()
     if reporter is not None:
         reporter.start(job.name, job.index.n_records)

@@ -314,7 +314,7 @@ def _publish(source: Path, target: Path, writer: TableWriter, info: dict, thresh
         from virnucpro.report import REPORT_NAME, write_report
 
         try:
-            write_report(target)
+            write_report(target, writer="virnucpro rescore")
         except Exception as exc:  # noqa: BLE001 - the tables are done; the report can be redone
             log.warning("%s: no report written (%s); run `virnucpro report %s` to retry",
                         target, exc, target)

@@ -90,3 +90,13 @@ def test_the_host_benchmark_gives_finite_positive_figures_on_every_frame(tmp_pat
     assert "pool / tokenizer alone" in done.stdout
     assert r["inputs"]["contigs"]["rescore"]["rescore_s"] > 0  # the tiny predict: full runs only
     assert "rescore" in done.stdout and "the tiny set's predict left out" in done.stdout
+
+
+def test_the_verify_memory_benchmark_reports_its_figures_on_a_set(tiny_set_dir: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "benchmarks.verify_memory", str(tiny_set_dir)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    r = json.loads(done.stdout)
+    assert r["problems"] == []  # the check itself ran to its end on a loadable set
+    assert r["check_peak_mb"] > r["imports_peak_mb"] > 0
+    assert r["check_extra_mb"] == r["check_peak_mb"] - r["imports_peak_mb"]

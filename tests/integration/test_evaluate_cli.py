@@ -84,9 +84,11 @@ def test_the_table_on_stdout_has_the_three_levels_and_the_report_its_section(eva
     out, done = evaluated
     ev = json.loads((out / "evaluation.json").read_text())
     lines = [line.split() for line in done.stdout.splitlines()]
-    assert lines[0] == ["level", "n", "accuracy", "precision", "recall", "F1", "MCC", "AUROC"]
-    assert [(row[0], int(row[1])) for row in lines[1:]] == [
-        (level, ev["levels"][level]["n"]) for level in TABLES]
+    assert lines[0] == ["level", "n", "unscored", "no-truth", "accuracy", "precision", "recall",
+                        "F1", "MCC", "AUROC"]
+    assert [tuple(row[:4]) for row in lines[1:]] == [
+        (level, *(str(ev["levels"][level][k]) for k in ("n", "unscored", "without_truth")))
+        for level in TABLES]
     assert "max_p_virus" in done.stderr
     page = (out / "report.html").read_text(encoding="utf-8")
     assert '<h2 id="evaluation">Evaluation</h2>' in page

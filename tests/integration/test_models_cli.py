@@ -97,3 +97,28 @@ def test_the_installed_command_runs_in_a_subprocess(home):
     out = subprocess.run([sys.executable, "-m", "virnucpro", "models", "path", "tiny"],
                          capture_output=True, text=True, env=env, timeout=60, check=True)
     assert out.stdout == f"{home / 'sets' / 'tiny'}\n"
+
+
+def test_predict_without_models_on_a_machine_that_cannot_reach_the_hub(home, tmp_path,
+                                                                        monkeypatch):
+    """The default set cannot be fetched: exit 4 naming the ways out; afterwards nothing in the
+    cache looks broken (`models list`, `doctor`)."""
+    from virnucpro.models import fetch
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.delenv("VIRNUCPRO_OFFLINE", raising=False)
+    monkeypatch.setattr(fetch, "RETRY_DELAYS_S", (0.0, 0.0, 0.0))
+    for var in ("VIRNUCPRO_HF_ENDPOINT", "VIRNUCPRO_ESM_URL", "VIRNUCPRO_CLASSIFIER_URL"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")  # nothing listens there
+    fasta = Path(__file__).resolve().parents[1] / "data" / "viral_reference.fasta"
+    result = CliRunner().invoke(main, ["predict", str(fasta), "-o", str(tmp_path / "out"), "-q"])
+    assert result.exit_code == 4, result.output
+    for way_out in ("virnucpro models import DIR", "--models PATH", "--models tiny"):
+        assert way_out in result.stderr
+    listed = {s["name"]: s for s in json.loads(run("list", "--json").stdout)}
+    assert listed["published"]["state"] == "absent"
+    assert not (home / "sets" / "published").exists()
+    doctor = CliRunner().invoke(main, ["doctor", "--no-run", "--json"])
+    checks = json.loads(doctor.stdout)["checks"]
+    published = next(c for c in checks if c["name"] == "published")
+    assert published["status"] == "warning" and doctor.exit_code == 0, doctor.stdout

@@ -356,13 +356,15 @@ def test_the_command_prints_a_table_and_writes_evaluation_json(hand_run, truth_t
     done = _cli(hand_run, "--truth", truth_tsv, "--no-report")
     assert done.exit_code == 0, done.output
     lines = [line.split() for line in done.stdout.splitlines()]
-    assert lines[0] == ["level", "n", "accuracy", "precision", "recall", "F1", "MCC", "AUROC"]
-    assert lines[1:] == [["frame", "8", "0.7500", "0.7500", "0.7500", "0.7500", "0.5000",
-                          "0.8438"],
-                         ["chunk", "6", "0.6667", "0.6667", "0.6667", "0.6667", "0.3333",
-                          "0.8333"],
-                         ["sequence", "5", "0.8000", "0.6667", "1.0000", "0.8000", "0.6667",
-                          "0.9167"]]
+    assert lines[0] == ["level", "n", "unscored", "no-truth", "accuracy", "precision", "recall",
+                        "F1", "MCC", "AUROC"]
+    # What was left out is said beside what was counted (the JSON's unscored, without_truth).
+    assert lines[1:] == [["frame", "8", "1", "1", "0.7500", "0.7500", "0.7500", "0.7500",
+                          "0.5000", "0.8438"],
+                         ["chunk", "6", "1", "1", "0.6667", "0.6667", "0.6667", "0.6667",
+                          "0.3333", "0.8333"],
+                         ["sequence", "5", "1", "1", "0.8000", "0.6667", "1.0000", "0.8000",
+                          "0.6667", "0.9167"]]
     assert "AUROC ranks max_p_virus" in done.stderr and "ghost" in done.stderr
     assert (hand_run / "evaluation.json").is_file() and not (hand_run / "report.html").exists()
 
@@ -377,8 +379,8 @@ def test_json_prints_the_content_of_evaluation_json(hand_run, truth_tsv):
 def test_an_undefined_figure_is_a_dash_in_the_table(hand_run, tmp_path):
     (tmp_path / "o.tsv").write_text("s4\tothers\ns6\tothers\n")
     done = _cli(hand_run, "--truth", tmp_path / "o.tsv", "--no-report", "-q")
-    assert done.stdout.splitlines()[3].split() == ["sequence", "2", "1.0000", "-", "-", "-",
-                                                   "-", "-"]
+    assert done.stdout.splitlines()[3].split() == ["sequence", "2", "0", "5", "1.0000", "-",
+                                                   "-", "-", "-", "-"]
 
 
 @pytest.mark.parametrize("args", [[], ["--truth", "t.tsv", "--viral", "v.fa"]])

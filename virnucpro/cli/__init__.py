@@ -17,7 +17,9 @@ from virnucpro.clicommon import ErrorExitGroup
 
 
 def _setup_logging(verbosity: int) -> None:
-    levels = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}
+    from virnucpro.logs import NOTE
+
+    levels = {-1: logging.ERROR, 0: NOTE, 1: logging.INFO}  # by default notes and warnings
     level = levels.get(verbosity, logging.DEBUG)
     fmt = "%(levelname)s: %(message)s" if verbosity < 2 else "%(levelname)s %(name)s: %(message)s"
     logging.basicConfig(level=level, format=fmt, stream=sys.stderr, force=True)

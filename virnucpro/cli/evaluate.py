@@ -17,11 +17,14 @@ def _cell(value: float | None) -> str:
 
 
 def format_table(evaluation: dict) -> str:
-    """The short table on stdout: one line per level, columns aligned with spaces (split on
-    whitespace to parse it), undefined figures `-`."""
-    rows = [("level", "n", *(label for _, label in _TABLE))]
+    """The short table on stdout: one line per level (the rows counted, the unscored rows
+    and the rows without truth that were left out, then the figures), columns aligned with
+    spaces (split on whitespace to parse it), undefined figures `-`."""
+    # The rows left out beside the rows counted: unscored ones and those without a truth label.
+    rows = [("level", "n", "unscored", "no-truth", *(label for _, label in _TABLE))]
     for level, entry in evaluation["levels"].items():
-        rows.append((level, str(entry["n"]), *(_cell(entry["metrics"][key]) for key, _ in _TABLE)))
+        rows.append((level, str(entry["n"]), str(entry["unscored"]), str(entry["without_truth"]),
+                     *(_cell(entry["metrics"][key]) for key, _ in _TABLE)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
                      for row in rows)

@@ -110,13 +110,10 @@ def predict(inputs: tuple[str, ...], outdir: Path, chunk_size: str, models_spec:
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     elif not quiet:
+        from virnucpro.cli.summary import summary_line
+
         for s in summary:
-            click.echo(f"{s['input']}: {s.get('sequences', 0)} sequences, "
-                       f"{s.get('sequences_virus', 0)} viral, {s.get('sequences_others', 0)} "
-                       f"non-viral, {s.get('sequences_unscored', 0)} unscored, "
-                       f"{s.get('regions', 0)} viral regions "
-                       f"({s.get('regions_provirus', 0)} proviruses) -> {s['outdir']}",
-                       err=True)
+            click.echo(summary_line(s), err=True)
 
 
 def _outdir(config, run: dict) -> Path:

@@ -73,8 +73,7 @@ def rescore(outdir: Path, newdir: Path | None, in_place: bool, threshold: float 
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     elif not quiet:
+        from virnucpro.cli.summary import summary_line
+
         for s in summary:
-            click.echo(f"{s['input']}: {s.get('sequences', 0)} sequences, "
-                       f"{s.get('sequences_virus', 0)} viral, {s.get('regions', 0)} viral "
-                       f"regions ({s.get('regions_provirus', 0)} proviruses) -> {s['outdir']}",
-                       err=True)
+            click.echo(summary_line(s, unscored=False), err=True)

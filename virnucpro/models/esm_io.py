@@ -288,8 +288,9 @@ def write_tiny_esm(
             state[key] = torch.randn(shape, generator=gen) / shape[1] ** 0.5
         else:
             state[key] = torch.randn(shape, generator=gen)
+        # Narrowed as drawn: a 3B model in float16 never holds its float32 draw whole.
+        state[key] = state[key].to(dtype)
     state["lm_head.weight"] = state["embed_tokens.weight"].clone()  # tied, as in ESM2
-    state = {k: v.to(dtype) for k, v in state.items()}
     regression = {k: state.pop(k) for k in list(state) if k.startswith("contact_head.")}
     # The published files keep fairseq's prefixes; fair-esm's upgrade_state_dict strips them.
     model_state = {

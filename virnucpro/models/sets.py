@@ -356,7 +356,7 @@ def fetch_published(progress: bool = True) -> ModelSet:
         try:
             _fetch_missing(root, progress)
         except FetchError as exc:
-            raise FetchError(f"{exc.reason}. {OFFLINE_WAYS_OUT}", url=exc.url) from exc
+            raise FetchError(exc.reason, url=exc.url, hint=OFFLINE_WAYS_OUT) from exc
         finally:
             _tidy_partial(root)
     return scan_set_folder(root, name="published")

@@ -31,8 +31,11 @@ DEFAULT_MAX_ROWS = 5000
 
 def write_report(outdir: Path | str, html_path: Path | str | None = None, *,
                  top: int = DEFAULT_TOP, plots_dir: Path | str | None = None,
-                 max_rows: int = DEFAULT_MAX_ROWS) -> Path:
+                 max_rows: int = DEFAULT_MAX_ROWS, writer: str = "virnucpro report") -> Path:
     """Write the report of the finished run in `outdir`; return the page's path.
+
+    `writer`: the command the page's footer names as its author (`predict` writes it at the
+    end of a run, `rescore` and `evaluate` rewrite it, `virnucpro report` on demand).
 
     `html_path` defaults to `outdir/report.html`. `top`: how many sequences get a track.
     `plots_dir`: also write every plot there as PNG and SVG. `max_rows`: a run with more
@@ -59,7 +62,7 @@ def write_report(outdir: Path | str, html_path: Path | str | None = None, *,
             _write_plot_files(Path(plots_dir), figures, run)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_text(compose_page(run, inline, top), encoding="utf-8")
+        tmp.write_text(compose_page(run, inline, top, writer), encoding="utf-8")
         os.replace(tmp, target)
     except OSError as exc:
         raise OutputError(f"cannot write the report: {exc.strerror or exc}",

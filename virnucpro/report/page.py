@@ -306,8 +306,10 @@ def _evaluation(run: RunData, plots: dict[str, str]) -> str:
               f"{escape(str(ev.get('evaluated', '?')))}.</p>")
 
 
-def compose_page(run: RunData, plots: dict[str, str], top: int) -> str:
-    """The whole HTML page; `plots` maps "calls", "scores" and "track-K" to inline SVG."""
+def compose_page(run: RunData, plots: dict[str, str], top: int,
+                 writer: str = "virnucpro report") -> str:
+    """The whole HTML page; `plots` maps "calls", "scores" and "track-K" to inline SVG;
+    `writer` is the command named in the footer."""
     name = escape(str(run.info.get("input", {}).get("name", run.root.name)))
     warning = ('<p class="warning" id="tiny-warning">Model set <code>tiny</code>: seeded random '
                "weights for tests and demos. These calls mean nothing.</p>" if run.tiny else "")
@@ -346,7 +348,7 @@ the threshold (dashed line).</p>
 {"".join(tracks)}
 <h2 id="table">Sequences</h2>
 {_table(run)}
-<p class="muted">Written by <code>virnucpro report</code> from the files of this folder.</p>
+<p class="muted">Written by <code>{escape(writer)}</code> from the files of this folder.</p>
 <script>{_SCRIPT}</script>
 </body></html>
 """

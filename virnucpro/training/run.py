@@ -26,6 +26,7 @@ from virnucpro import __version__
 from virnucpro.engine_config import EngineConfig
 from virnucpro.errors import InputError, VirNucProError
 from virnucpro.fasta import check_path, file_sha256, read_fasta, scan_fasta
+from virnucpro.logs import NOTE
 from virnucpro.shards import DEFAULT_SHARD_FRAMES
 from virnucpro.training.features import LABEL_NAMES, OTHERS, VIRAL, TrainingInput
 
@@ -105,9 +106,9 @@ def prepare_inputs(config: TrainConfig, cache: Path) -> tuple[list[TrainingInput
     for item in items:
         if item.kind == "genbank":
             state = "on" if item.cds_filter else "off (--no-cds-filter)"
-            log.warning("%s: GenBank, the CDS filter is %s", item.source, state)
+            log.log(NOTE, "%s: GenBank, the CDS filter is %s", item.source, state)
         else:
-            log.warning("%s: %s, no CDS filter (it needs GenBank annotations)", item.source,
+            log.log(NOTE, "%s: %s, no CDS filter (it needs GenBank annotations)", item.source,
                         item.kind.upper())
     # Record ids name the groups: one id in two inputs would tie their frames together.
     owner: dict[str, str] = {}
@@ -163,7 +164,7 @@ def run_training(config: TrainConfig) -> dict:
     embed_s = time.perf_counter() - t_embed
     scored = sum(s["shards_scored"] for s in table.stats.values())
     reused = sum(s["shards_reused"] for s in table.stats.values())
-    log.warning("features: %d shard(s) embedded now, %d reused from the cache", scored, reused)
+    log.log(NOTE, "features: %d shard(s) embedded now, %d reused from the cache", scored, reused)
 
     # Only records with a kept frame take part in the split: one without any cannot hold out
     # anything, and counting it would let a side of the split end up empty.
