@@ -143,6 +143,13 @@ def cancel(d: Daemon, body: dict) -> M.JobReply:
 
 
 def retry(d: Daemon, body: dict) -> M.JobReply:
+    from virnucpro.daemon.runner import changed_inputs
+
+    # An input that changed since the submission would fail the new attempt at once with the
+    # same reason: refused here, naming it, and the job keeps its state.
+    if changed := changed_inputs(d.service.get(body["job_id"])):
+        raise ProtocolError(ErrorCode.CONFLICT, f"job {body['job_id']} cannot be retried: its "
+                            f"input changed since submission: {changed}; submit it again")
     # The overrides a failure's hint names. --force applies to the next attempt only: a plain
     # retry resumes the shards the job finished, whatever its submit said.
     options = {"force": body.get("force", False)}

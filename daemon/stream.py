@@ -210,7 +210,12 @@ class JobStream:
         from virnucpro.daemon.runner import changed_content, changed_inputs
 
         self.last = job
-        self.service.log(job.id, f"attempt {job.attempts}: model set {job.options['models']!r}")
+        # Attempts count again from 1 after a retry (the crash cap is per run): the log says
+        # which run, so that "attempt 1" after "attempt 2" reads as what it is.
+        retries = sum(h.reason == "retry requested" for h in job.history)
+        run = f"retry {retries}, " if retries else ""
+        self.service.log(job.id, f"{run}attempt {job.attempts}: model set "
+                                 f"{job.options['models']!r}")
         ctx = _Job(record=job)
         self.jobs.append(ctx)
         try:

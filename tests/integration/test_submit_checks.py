@@ -193,6 +193,9 @@ def test_retry_rename_duplicates_does_what_the_failure_says(daemon, tmp_path):
     assert "--rename-duplicates" in _ok(daemon.cli("retry", "--help")).stdout
     _ok(daemon.cli("retry", job.id, "--rename-duplicates"))
     _ok(daemon.cli("watch", job.id))
+    # The retry's first attempt is named as such, not "attempt 1" right after "attempt 1".
+    lines = _ok(daemon.cli("logs", job.id)).stdout
+    assert "attempt 1: model set" in lines and "retry 1, attempt 1: model set" in lines
     done = json.loads(_ok(daemon.cli("show", job.id, "--json")).stdout)
     assert done["state"] == "completed" and done["options"]["rename_duplicates"] is True
     assert done["progress"]["counts"]["sequences"] == 2
@@ -298,3 +301,22 @@ def test_a_failed_job_followed_with_json_is_one_error_object_with_its_record(slo
     error = json.loads(out)["error"]  # one JSON document on stdout
     assert error["code"] == "failed" and error["exit"] == 9
     assert error["job"]["state"] == "failed" and "no longer exists" in error["job"]["reason"]
+
+
+def test_retry_of_a_job_whose_input_changed_is_refused_up_front(slow, tmp_path):
+    """Issue 24, item 18: accepted, the retry failed at once with the same reason."""
+    small = _small(tmp_path / "s.fa")
+    with slow.client() as c:
+        ahead = c.submit([str(VIRAL)], outdir=str(tmp_path / "ahead"))
+        wait_for(c, ahead.id, states=("running",))
+        behind = c.submit([str(small)], outdir=str(tmp_path / "out"))
+        with small.open("a") as fh:  # changed while it waits in the queue
+            fh.write(">two\nACGTACGTACGT\n")
+        c.cancel(ahead.id)
+        failed = wait_for(c, behind.id)
+        assert failed.state.value == "failed" and "input changed" in failed.reason
+    proc = slow.cli("retry", behind.id)
+    assert proc.returncode == 7, proc.stderr
+    assert "cannot be retried" in proc.stderr and str(small) in proc.stderr
+    with slow.client() as c:
+        assert c.show(behind.id).state.value == "failed"
