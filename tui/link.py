@@ -138,11 +138,14 @@ class DaemonLink:
 
 
 def start_daemon(*, persistent: bool, devices: str, endpoint: str | None,
-                 cancelled: Callable[[], bool] = lambda: False) -> str:
+                 models: str | None = None, cancelled: Callable[[], bool] = lambda: False) -> str:
     """`virnucpro-daemon start` (it returns once the daemon answers); its message, or raise
-    RuntimeError with what it printed. The same interpreter runs it, so no PATH is assumed."""
+    RuntimeError with what it printed. The same interpreter runs it, so no PATH is assumed.
+    `models`: the set it starts with (`--models`), the default of the submits it takes."""
     args = [sys.executable, "-m", "virnucpro.daemon.cli", "start", "--devices", devices,
             "--persistent-models" if persistent else "--no-persistent-models"]
+    if models:
+        args += ["--models", models]
     if endpoint:
         args += ["--endpoint", endpoint]
     proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

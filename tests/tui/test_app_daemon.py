@@ -194,10 +194,15 @@ def test_with_no_daemon_it_starts_one_from_the_offer_and_connects(tmp_path, tiny
             await until(pilot, lambda: isinstance(app.screen, ConnectScreen), what="the offer")
             await pilot.pause()
             app.screen.query_one("#connect-devices").value = "cpu"
+            # Offline, with no published set in the cache, the offer is the tiny set (not a
+            # daemon whose default is a set it cannot load).
+            models = app.screen.query_one("#connect-models")
+            assert models.value == "tiny"
             await pilot.click("#start-per-job")
             await until(pilot, lambda: app.state.connected, timeout=60, what="the started daemon")
             assert not isinstance(app.screen, ConnectScreen) and not app.banner.display
             assert "models loaded per job" in text_of(app.status_bar)
+            assert app.state.daemon.default_models == "tiny"
             pid = app.state.daemon.pid
 
     try:

@@ -378,7 +378,8 @@ def test_tab_completes_a_typed_path_at_once_then_moves_on(tmp_path, monkeypatch)
     run(scenario)
 
 
-def test_tab_moves_on_when_there_is_nothing_to_complete(tmp_path, monkeypatch):
+def test_tab_lists_several_names_then_moves_on_when_there_is_nothing_to_complete(
+        tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     data = tmp_path / "data"
     data.mkdir()
@@ -392,9 +393,20 @@ def test_tab_moves_on_when_there_is_nothing_to_complete(tmp_path, monkeypatch):
             await until(pilot, lambda: app.state.connected)
             await open_submit_dialog(pilot, app)
             path = app.screen.query_one("#submit-path")
+            matches = app.screen.query_one("#submit-matches")
             await pilot.press(*"data/sa", "tab")  # two names: what they share
             assert path.value == "data/sample_" and app.focused is path
-            await pilot.press("tab")  # still two: nothing more to add, so the next field
+            assert not matches.display
+            await pilot.press("tab")  # still two, nothing to add: listed, as a shell lists them
+            await pilot.pause()
+            assert path.value == "data/sample_" and app.focused is path
+            assert matches.display and "sample_one.fa  sample_two.fa" in str(matches.render())
+            await pilot.press("o")  # typing goes on in the field, and the list goes away
+            await pilot.pause()
+            assert path.value == "data/sample_o" and not matches.display
+            await pilot.press("backspace", "tab")
+            await pilot.pause()
+            await pilot.press("tab")  # a second Tab on the same text: the next field
             assert path.value == "data/sample_"
             assert app.focused is app.screen.query_one("#submit-chunk")
             path.focus()

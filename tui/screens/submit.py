@@ -50,37 +50,63 @@ class PathSuggester(Suggester):
         return self.complete(value)
 
     def complete(self, value: str) -> str | None:
-        head, _, prefix = value.rpartition("/")
-        if not prefix:
-            return None  # empty, or a folder already: Tab moves on instead of picking a file
-        folder = Path(os.path.expanduser(head + "/" if head or value.startswith("/") else "."))
-        try:
-            names = sorted(e.name + ("/" if e.is_dir() else "") for e in os.scandir(folder)
-                           if e.name.startswith(prefix) and (prefix.startswith(".") or not e.name.startswith("."))
-                           and (e.is_dir() or not self.folders_only))
-        except OSError:
-            return None
+        names = self.matches(value)
+        prefix = value.rpartition("/")[2]
         common = os.path.commonprefix(names) if names else ""
         if len(common) <= len(prefix):
             return None
         return value[: len(value) - len(prefix)] + common
 
+    def matches(self, value: str) -> list[str]:
+        """The names the last part of `value` can be (folders end with '/'); none for an
+        empty last part (a folder already: Tab moves on instead of listing it)."""
+        head, _, prefix = value.rpartition("/")
+        if not prefix:
+            return []
+        folder = Path(os.path.expanduser(head + "/" if head or value.startswith("/") else "."))
+        try:
+            return sorted(e.name + ("/" if e.is_dir() else "") for e in os.scandir(folder)
+                          if e.name.startswith(prefix)
+                          and (prefix.startswith(".") or not e.name.startswith("."))
+                          and (e.is_dir() or not self.folders_only))
+        except OSError:
+            return []
+
 
 class PathInput(Input):
-    """An Input whose Tab takes the completion (like a shell) when there is one, and otherwise
-    moves on to the next field."""
+    """An Input whose Tab works as a shell's: it takes the completion when there is one; with
+    several names and nothing to add, it lists them (`Listed`) and keeps the focus; a Tab
+    again on the same text, or with nothing to complete, moves on to the next field."""
 
     BINDINGS = [Binding("tab", "complete", "Complete", show=False)]
+
+    class Listed(Message):
+        """The names a Tab found (empty: clear the list)."""
+
+        def __init__(self, field: PathInput, names: list[str]) -> None:
+            super().__init__()
+            self.field = field
+            self.names = names
+
+    listed_for: str | None = None  # the text whose names the last Tab listed
 
     def action_complete(self) -> None:
         # Computed here, not taken from the inline hint: that one comes from a worker, and a Tab
         # typed right after a letter would otherwise arrive first and move the focus away.
         suggester = self.suggester
         completion = suggester.complete(self.value) if isinstance(suggester, PathSuggester) else None
+        names = suggester.matches(self.value) if isinstance(suggester, PathSuggester) else []
         if completion and self.cursor_at_end and completion != self.value:
             self.value = completion
             self.cursor_position = len(self.value)
+            self.listed_for = None
+            self.post_message(self.Listed(self, []))
+        elif len(names) > 1 and self.cursor_at_end and self.listed_for != self.value:
+            self.listed_for = self.value
+            self.post_message(self.Listed(self, names))
         else:
+            self.listed_for = None
+            self.post_message(self.Listed(self, []))
             self.screen.focus_next()
 
 
@@ -132,6 +158,7 @@ class SubmitScreen(ModalScreen[JobRecord | None]):
                     yield OptionList(id="submit-inputs")
                     yield PathInput(placeholder="a path or a glob: ~/data/*.fa.gz  (Tab completes)",
                                     suggester=PathSuggester(), id="submit-path")
+                    yield Static(id="submit-matches")
                     with Horizontal(classes="submit-row"):
                         with Vertical():
                             yield Label("chunk size")
@@ -159,6 +186,22 @@ class SubmitScreen(ModalScreen[JobRecord | None]):
         self.query_one("#submit-tree").border_title = str(self.start)
         self.query_one("#submit-path").focus()
         self._show_error("")
+        self.query_one("#submit-matches", Static).display = False
+
+    @on(PathInput.Listed)
+    def _listed(self, message: PathInput.Listed) -> None:
+        """A Tab's names, under the field, as a shell lists them (at most 30)."""
+        matches = self.query_one("#submit-matches", Static)
+        shown = message.names[:30]
+        more = f"  … {len(message.names) - len(shown)} more" if len(message.names) > 30 else ""
+        matches.update(Text("  ".join(shown) + more, style="dim"))
+        matches.display = bool(shown)
+
+    @on(Input.Changed, "#submit-path, #submit-outdir")
+    def _typing(self, event: Input.Changed) -> None:
+        if isinstance(event.input, PathInput) and event.input.listed_for != event.value:
+            event.input.listed_for = None  # other text: its first Tab lists again
+            self.query_one("#submit-matches", Static).display = False
 
     # -- choosing files --------------------------------------------------------------------
 
