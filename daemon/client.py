@@ -27,7 +27,7 @@ from virnucpro.daemon import messages as M
 from virnucpro.daemon import protocol as P
 from virnucpro.daemon.follow import Follower, JobWatch
 from virnucpro.daemon.jobs import JobRecord
-from virnucpro.daemon.paths import DaemonPaths, events_endpoint_for, ipc_listening
+from virnucpro.daemon.paths import DaemonPaths, events_endpoint_for, ipc_listening, real_path
 from virnucpro.daemon.wire import WireError
 from virnucpro.errors import VirNucProError
 
@@ -176,16 +176,17 @@ class Client:
     def submit(self, inputs: list[str], *, outdir: str | None = None, name: str | None = None,
                priority: int = 0, options: dict | None = None,
                client_request_id: str | None = None, upload: bool = False) -> JobRecord:
-        """Submit a job; relative paths are made absolute here, where they make sense. With
+        """Submit a job; relative paths are made absolute here, where they make sense (as the
+        file system reads them: `paths.real_path`). With
         `upload`, the files' content is sent instead (a daemon on another host)."""
         body: dict = {"priority": priority, "options": options or {},
                       "client_request_id": client_request_id or os.urandom(12).hex()}
         if upload:
             body["uploads"] = [self.upload(p) for p in inputs]
         else:
-            body["inputs"] = [str(Path(p).expanduser().absolute()) for p in inputs]
+            body["inputs"] = [real_path(str(p), keep_name=True) for p in inputs]
         if outdir:
-            body["outdir"] = str(Path(outdir).expanduser().absolute())
+            body["outdir"] = real_path(str(outdir), keep_name=True)
         if name:
             body["name"] = name
         return self.request("submit", body).job

@@ -1,4 +1,5 @@
-"""Where the daemon keeps its sockets, lock, pid, log and job store, and its default endpoints.
+"""Where the daemon keeps its sockets, lock, pid, log and job store, its default endpoints, and
+how a client's path is resolved (`real_path`).
 
 platformdirs decides (so XDG_RUNTIME_DIR / XDG_STATE_HOME move everything, which is how tests
 isolate a daemon): sockets, lock and pid in the user runtime folder, mode 0700; jobs and logs in
@@ -50,6 +51,18 @@ def state_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_state_dir("virnucpro"))
+
+
+def real_path(path: str, *, keep_name: bool = False) -> str:
+    """An absolute path resolved as the file system resolves it (`realpath`): `link/..` is the
+    link target's parent, not the folder holding the link, as `normpath` would say. With
+    `keep_name` the last part is kept as given (an input's name names its output subfolder, as
+    in `predict`, even when the file is a link)."""
+    path = os.path.expanduser(path)
+    head, name = os.path.split(path)
+    if keep_name and name not in ("", ".", ".."):
+        return os.path.join(os.path.realpath(head or "."), name)
+    return os.path.realpath(path)
 
 
 @dataclass(frozen=True)

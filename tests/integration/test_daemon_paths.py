@@ -1,0 +1,129 @@
+"""The daemon's paths and permissions (issue 24, items 7-12), as a user and an operator meet
+them: the installed `virnucpro-daemon` and `virnucpro` entry points, real daemon processes
+(in the background where a user starts them so), real sockets and files in temp folders.
+
+Paths are resolved as the file system resolves them (a link's `..`, a link to a live job's
+folder); an endpoint on a path that is not a dead daemon's socket is refused and left alone;
+the /tmp fallback runtime folder is accepted only when it is ours alone; the state folder,
+store, log and key secrets are the user's only; a tcp start with keys returns once its daemon
+answers; another user's socket is "permission denied" at once. CI runs as root: another user
+is uid 65534 (`os.chown`, and a client process run as that uid).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.daemon_helpers import DAEMON, DaemonHandle, daemon_env, start_daemon, wait_for
+from tests.daemon_helpers import run_daemon as run
+from tests.helpers import DATA
+from tests.integration.test_daemon import _free_port
+from tests.integration.test_daemon_start import documented_exit_code, log_of, start_background
+
+VIRAL = DATA / "viral_reference.fasta"
+SLOW = {"VIRNUCPRO_TEST_SCORER": "tests.fakes:SlowScorer", "FAKE_DELAY": "0.3"}
+OTHER_UID = 65534  # nobody
+
+
+@pytest.fixture(scope="module")
+def slow(tmp_path_factory: pytest.TempPathFactory, tiny_set_dir: Path) -> Iterator[DaemonHandle]:
+    """Jobs of one-frame shards at 0.3 s each: the viral reference stays live for seconds."""
+    handle = start_daemon(tmp_path_factory.mktemp("slow"), "--persistent-models", "--models",
+                          "tiny", "--shard-frames", "1", env_extra=SLOW)
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A folder under /tmp whose socket paths fit in 107 bytes (pytest's tmp_path may not),
+    open to others (0755) so that another uid can reach a socket in it."""
+    folder = Path(tempfile.mkdtemp(prefix="vnp-", dir="/tmp"))
+    os.chmod(folder, 0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
+    return proc
+
+
+def _small(path: Path) -> Path:
+    """One record of one chunk: a job of a few shards."""
+    path.write_text(">one\n" + VIRAL.read_text().split("\n", 2)[1][:200] + "\n")
+    return path
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def _cli(env: dict[str, str], *args: object) -> subprocess.CompletedProcess:
+    """`virnucpro ARGS` (the client verbs, the installed entry point)."""
+    return subprocess.run([str(DAEMON.with_name("virnucpro")), *map(str, args)], env=env,
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def _kill_daemon_of(runtime: Path) -> None:
+    """SIGKILL the daemon whose pid file is in `runtime`, if any (a test that failed)."""
+    with contextlib.suppress(OSError, ValueError):
+        os.kill(int((runtime / "daemon.pid").read_text()), signal.SIGKILL)
+
+
+# -- 7: paths resolved as the file system does ---------------------------------------------------
+
+
+def test_submit_reads_dotdot_after_a_link_as_predict_does(slow, tmp_path):
+    """`lnkdeep -> deep/a`: `lnkdeep/../out` is deep/out for the file system and for predict,
+    so for submit too (a normpath made it ./out)."""
+    (tmp_path / "deep" / "a").mkdir(parents=True)
+    (tmp_path / "lnkdeep").symlink_to(tmp_path / "deep" / "a")
+    _small(tmp_path / "s.fa")
+    _ok(slow.cli("predict", "s.fa", "-o", "lnkdeep/../by-predict", "--models", "tiny", "-q",
+                 cwd=tmp_path))
+    job = json.loads(_ok(slow.cli("submit", "s.fa", "-o", "lnkdeep/../by-submit", "--wait",
+                                  "--json", cwd=tmp_path)).stdout)
+    deep = Path(os.path.realpath(tmp_path / "deep"))
+    assert job["outdir"] == str(deep / "by-submit")
+    for name in ("by-predict", "by-submit"):
+        assert (deep / name / "sequences.tsv").is_file(), name
+        assert not (tmp_path / name).exists(), name
+
+
+def test_a_link_to_a_live_jobs_folder_is_refused_as_that_folder(slow, tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    alias = tmp_path / "alias"
+    alias.symlink_to(real)
+    with slow.client() as c:
+        live = c.submit([str(VIRAL)], outdir=str(real / "v"))
+        try:
+            for outdir, word in [(alias / "v", "is"), (alias, "holds"),
+                                 (alias / "v" / "inner", "lies inside")]:
+                proc = slow.cli("submit", VIRAL, "-o", outdir, "--threshold", "0.9")
+                assert proc.returncode == 7, (outdir, proc.returncode, proc.stderr)
+                assert f"{word} the output folder of live job {live.id}" in proc.stderr, proc.stderr
+            # A job submitted through the link is recorded in the folder the link names.
+            through = c.submit([str(VIRAL)], outdir=str(alias / "w"))
+            assert through.outdir == os.path.realpath(real / "w")
+            c.cancel(through.id)
+        finally:
+            c.cancel(live.id)
+            wait_for(c, live.id)
