@@ -127,3 +127,39 @@ def test_a_link_to_a_live_jobs_folder_is_refused_as_that_folder(slow, tmp_path):
         finally:
             c.cancel(live.id)
             wait_for(c, live.id)
+
+
+# -- 8: an endpoint's path that is not this daemon's socket --------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["background", "foreground"])
+@pytest.mark.parametrize("which", ["requests", "events"])
+def test_an_endpoint_on_a_file_that_is_not_a_socket_is_refused_and_left_alone(env, short_dir,
+                                                                               mode, which):
+    requests = short_dir / "d.sock"
+    kept = requests if which == "requests" else short_dir / "d-events.sock"
+    kept.write_text("precious notes\n")
+    args = ["start", "--devices", "cpu", "--endpoint", f"ipc://{requests}"]
+    done = run(env, *args, *(["--foreground"] if mode == "foreground" else []), timeout=60)
+    assert done.returncode == documented_exit_code("the daemon cannot start"), done.stderr
+    assert f"{kept} exists and is not a socket" in done.stderr, done.stderr
+    assert stat.S_ISREG(os.lstat(kept).st_mode) and kept.read_text() == "precious notes\n"
+    assert sorted(os.listdir(short_dir)) == [kept.name]  # the other socket was not made either
+
+
+def test_an_endpoint_another_daemon_listens_on_is_refused(env, short_dir, tmp_path):
+    """Two runtime folders, so two locks: only the socket can tell that the path is taken."""
+    endpoint = f"ipc://{short_dir / 'shared.sock'}"
+    first = start_background(env, "--endpoint", endpoint)
+    (tmp_path / "other").mkdir()
+    other = daemon_env(tmp_path / "other")
+    try:
+        done = run(other, "start", "--devices", "cpu", "--endpoint", endpoint, timeout=60)
+        assert done.returncode == 6, done.stderr
+        assert f"{short_dir / 'shared.sock'} is in use" in done.stderr, done.stderr
+        status = _ok(run(env, "status", "--json", "--endpoint", endpoint))
+        assert json.loads(status.stdout)["pid"] == first  # still reached
+        _ok(run(env, "stop", "--endpoint", endpoint, "--timeout", "60", timeout=90))
+        assert os.listdir(short_dir) == []  # its stop unlinked its own sockets
+    finally:
+        _kill_daemon_of(Path(other["XDG_RUNTIME_DIR"]) / "virnucpro")
