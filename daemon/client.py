@@ -27,7 +27,14 @@ from virnucpro.daemon import messages as M
 from virnucpro.daemon import protocol as P
 from virnucpro.daemon.follow import Follower, JobWatch
 from virnucpro.daemon.jobs import JobRecord
-from virnucpro.daemon.paths import DaemonPaths, events_endpoint_for, ipc_listening, real_path
+from virnucpro.daemon.paths import (
+    DaemonPaths,
+    UnsafeFolder,
+    events_endpoint_for,
+    ipc_listening,
+    real_path,
+    state_dir,
+)
 from virnucpro.daemon.wire import WireError
 from virnucpro.errors import VirNucProError
 
@@ -50,8 +57,12 @@ class DaemonUnavailable(VirNucProError):
 def default_endpoint() -> str:
     """The running daemon's endpoint if it wrote one, else the default ipc socket. A file left
     by a daemon that was killed (its pid gone) is ignored: over tcp nothing else could tell
-    that nobody listens, and every request would wait out its timeout."""
-    paths = DaemonPaths.default()
+    that nobody listens, and every request would wait out its timeout. A runtime folder that
+    is not safely ours (`paths.UnsafeFolder`) holds no socket we should talk to."""
+    try:
+        paths = DaemonPaths.default()
+    except UnsafeFolder as exc:
+        raise DaemonUnavailable(str(exc)) from None
     try:
         written = json.loads(paths.endpoint_file.read_text())
         endpoint, pid = written["requests"], int(written["pid"])
@@ -83,7 +94,7 @@ class Client:
             return
         import zmq.auth
 
-        keys = self.curve_keys or Path(os.environ.get("VIRNUCPRO_KEYS", DaemonPaths.default().keys))
+        keys = self.curve_keys or Path(os.environ.get("VIRNUCPRO_KEYS", state_dir() / "keys"))
         try:
             public, secret = zmq.auth.load_certificate(str(keys / "client.key_secret"))
             server_public, _ = zmq.auth.load_certificate(str(keys / "server.key"))

@@ -1,10 +1,11 @@
 """Where the daemon keeps its sockets, lock, pid, log and job store, its default endpoints, and
-how a client's path is resolved (`real_path`).
+how a client's path is resolved.
 
 platformdirs decides (so XDG_RUNTIME_DIR / XDG_STATE_HOME move everything, which is how tests
 isolate a daemon): sockets, lock and pid in the user runtime folder, mode 0700; jobs and logs in
-the user state folder. An ipc:// path must fit in 107 bytes; when the runtime folder's would
-not, or there is none, a short 0700 folder under /tmp named for the user is used instead.
+the user state folder. An ipc:// path must fit in 107 bytes; when the runtime
+folder's would not, or there is none, a short folder under /tmp named for the user is used
+instead, made or accepted as tmux and ssh-agent do (`private_dir`), else `UnsafeFolder`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,22 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from virnucpro.errors import VirNucProError
+
 IPC_PATH_LIMIT = 107
+
+
+class UnsafeFolder(VirNucProError):
+    """A folder for the daemon's sockets that someone else could control: not ours, open to
+    others, a symbolic link or not a folder. Exit code 6 (the daemon cannot start); a client
+    says it as `DaemonUnavailable`."""
+
+    exit_code = 6
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"{path}: {problem}; refusing to use it for the daemon's sockets "
+                         f"(remove it, or set XDG_RUNTIME_DIR to a private folder)")
+        self.path = str(path)
 
 
 def _runtime_root() -> Path | None:
@@ -28,14 +44,28 @@ def _runtime_root() -> Path | None:
     return Path(platformdirs.user_runtime_dir("virnucpro"))
 
 
-def _private_dir(path: Path) -> Path:
-    """Create `path` with mode 0700 and refuse one owned by someone else or open to others."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    info = path.stat()
+def private_dir(path: Path) -> Path:
+    """`path`, a folder only we can use: made with mode 0700, or, when it exists, checked
+    without following a link (lstat): a folder, not a symbolic link, ours, no group or other
+    bits. Anything else raises `UnsafeFolder` and is left as it is. Rejected: chmod of a folder
+    found open (the old way): in /tmp it may be another user's, planted to receive our sockets
+    (or a link to their folder), and its mode is not ours to change."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.mkdir(path, 0o700)
+        return path
+    except FileExistsError:
+        pass
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode):
+        raise UnsafeFolder(path, f"is a symbolic link (to {os.readlink(path)})")
+    if not stat.S_ISDIR(info.st_mode):
+        raise UnsafeFolder(path, "exists and is not a folder")
     if info.st_uid != os.getuid():
-        raise PermissionError(f"{path} belongs to another user; refusing to put sockets there")
-    if stat.S_IMODE(info.st_mode) & 0o077:
-        os.chmod(path, 0o700)
+        raise UnsafeFolder(path, f"belongs to another user (uid {info.st_uid})")
+    if mode := stat.S_IMODE(info.st_mode) & 0o077:
+        raise UnsafeFolder(path, f"is open to others (mode {stat.S_IMODE(info.st_mode):04o}, "
+                                 f"group/other bits {mode:03o}; `chmod 700` it if it is yours)")
     return path
 
 
@@ -43,8 +73,8 @@ def runtime_dir() -> Path:
     root = _runtime_root()
     # The longest socket name decides (the events socket, daemon-events.sock).
     if root is not None and len(f"ipc://{root}/daemon-events.sock") <= IPC_PATH_LIMIT:
-        return _private_dir(root)
-    return _private_dir(Path("/tmp") / f"virnucpro-{getpass.getuser()}")
+        return private_dir(root)
+    return private_dir(Path("/tmp") / f"virnucpro-{getpass.getuser()}")
 
 
 def state_dir() -> Path:

@@ -163,3 +163,81 @@ def test_an_endpoint_another_daemon_listens_on_is_refused(env, short_dir, tmp_pa
         assert os.listdir(short_dir) == []  # its stop unlinked its own sockets
     finally:
         _kill_daemon_of(Path(other["XDG_RUNTIME_DIR"]) / "virnucpro")
+
+
+# -- 9: the /tmp fallback runtime folder ---------------------------------------------------------
+
+
+@pytest.fixture
+def fallback(env) -> Iterator[tuple[dict[str, str], Path]]:
+    """An environment without XDG_RUNTIME_DIR, so the daemon and its clients use
+    /tmp/virnucpro-USER; USER (getpass reads it) is a fresh name, so the folder is this test's."""
+    name = f"vnpt{uuid.uuid4().hex[:10]}"
+    fenv = {k: v for k, v in env.items() if k != "XDG_RUNTIME_DIR"}
+    fenv.update(USER=name, LOGNAME=name)
+    folder = Path("/tmp") / f"virnucpro-{name}"
+    yield fenv, folder
+    if folder.is_symlink() or folder.is_file():
+        folder.unlink()
+    elif folder.is_dir():
+        if folder.stat().st_uid == os.getuid():
+            _kill_daemon_of(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _another_users_folder(path: Path, mode: int) -> Path:
+    path.mkdir(mode=mode)
+    os.chmod(path, mode)
+    try:
+        os.chown(path, OTHER_UID, OTHER_UID)
+    except PermissionError:
+        pytest.skip("giving a folder to another uid needs root (CI runs as root)")
+    return path
+
+
+def _plant(kind: str, folder: Path, spare: Path) -> tuple[str, Path]:
+    """What another user (or a careless one) left at /tmp/virnucpro-USER; the problem named,
+    and the path whose mode and contents must not change."""
+    if kind == "a link to another user's folder":
+        folder.symlink_to(_another_users_folder(spare, 0o755))
+        return "is a symbolic link", spare
+    if kind == "another user's folder":
+        return f"belongs to another user (uid {OTHER_UID})", _another_users_folder(folder, 0o700)
+    if kind == "our folder open to others":
+        folder.mkdir()
+        os.chmod(folder, 0o755)
+        return "is open to others (mode 0755", folder
+    folder.write_text("not a folder\n")
+    return "exists and is not a folder", folder
+
+
+@pytest.mark.parametrize("kind", ["a link to another user's folder", "another user's folder",
+                                  "our folder open to others", "a file"])
+def test_an_unsafe_fallback_runtime_folder_is_refused_and_left_as_found(fallback, short_dir, kind):
+    fenv, folder = fallback
+    problem, untouched = _plant(kind, folder, short_dir / "theirs")
+    before = os.lstat(untouched)
+    for args in (("start", "--devices", "cpu"), ("start", "--devices", "cpu", "--foreground")):
+        done = run(fenv, *args, timeout=60)
+        assert done.returncode == documented_exit_code("the daemon cannot start"), done.stderr
+        assert f"{folder}: {problem}" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr and "started" not in done.stderr
+    # A client gets the same reason in one line, not a PermissionError's traceback.
+    for proc in (run(fenv, "status", timeout=60), _cli(fenv, "jobs")):
+        assert proc.returncode == 8, (proc.returncode, proc.stderr)
+        assert f"{folder}: {problem}" in proc.stderr and "Traceback" not in proc.stderr
+    after = os.lstat(untouched)
+    assert (after.st_mode, after.st_uid) == (before.st_mode, before.st_uid)
+    if stat.S_ISDIR(after.st_mode):
+        assert os.listdir(untouched) == []  # no socket, lock or pid put there
+
+
+def test_a_missing_fallback_runtime_folder_is_made_ours_alone(fallback):
+    fenv, folder = fallback
+    pid = start_background(fenv)
+    info = os.lstat(folder)
+    assert stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and _mode(folder) == 0o700
+    assert (folder / "daemon.sock").exists()
+    _ok(run(fenv, "stop", "--timeout", "60", timeout=90))
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
