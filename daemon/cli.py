@@ -178,11 +178,12 @@ def _this_start(paths, offset: int, pid: int) -> list[str]:
 
 def _start_background(paths, endpoint: str | None) -> None:
     from virnucpro.daemon.client import Client, DaemonUnavailable
+    from virnucpro.daemon.paths import make_state_dir, open_private
     from virnucpro.daemon.server import DaemonError
 
     args = [a for a in sys.argv[sys.argv.index("start") + 1:] if a != "--foreground"]
-    paths.state.mkdir(parents=True, exist_ok=True)
-    with open(paths.log, "ab") as log_fh:
+    make_state_dir(paths.state)
+    with os.fdopen(open_private(paths.log), "ab") as log_fh:
         offset = log_fh.seek(0, os.SEEK_END)
         proc = subprocess.Popen([sys.executable, "-m", "virnucpro.daemon.cli", "start",
                                  "--foreground", *args], stdin=subprocess.DEVNULL, stdout=log_fh,
@@ -284,19 +285,19 @@ def drain(endpoint: str | None) -> None:
               help="Where to write the keys (default: the state folder's keys/).")
 def keygen(folder: Path | None) -> None:
     """Create CurveZMQ keys for a tcp endpoint: the server's pair, a client's pair, and the
-    authorized/ folder holding the client public keys the daemon accepts."""
+    authorized/ folder holding the client public keys the daemon accepts. The folder is 0700
+    and the secrets 0600 from their first byte."""
     import shutil
 
-    import zmq.auth
+    from virnucpro.daemon.curve_keys import write_key_pair
+    from virnucpro.daemon.paths import make_state_dir, state_dir
 
-    from virnucpro.daemon.paths import DaemonPaths
-
-    folder = folder or DaemonPaths.default().keys
+    if folder is None:
+        folder = make_state_dir(state_dir()) / "keys"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     (folder / "authorized").mkdir(exist_ok=True)
     for name in ("server", "client"):
-        if not (folder / f"{name}.key_secret").exists():
-            zmq.auth.create_certificates(str(folder), name)
+        write_key_pair(folder, name)
     shutil.copy(folder / "client.key", folder / "authorized" / "client.key")
     click.echo(str(folder))
     click.echo("give clients server.key and their own client.key_secret; add more client public "

@@ -3,7 +3,7 @@ how a client's path is resolved.
 
 platformdirs decides (so XDG_RUNTIME_DIR / XDG_STATE_HOME move everything, which is how tests
 isolate a daemon): sockets, lock and pid in the user runtime folder, mode 0700; jobs and logs in
-the user state folder. An ipc:// path must fit in 107 bytes; when the runtime
+the user state folder, mode 0700. An ipc:// path must fit in 107 bytes; when the runtime
 folder's would not, or there is none, a short folder under /tmp named for the user is used
 instead, made or accepted as tmux and ssh-agent do (`private_dir`), else `UnsafeFolder`.
 """
@@ -81,6 +81,27 @@ def state_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_state_dir("virnucpro"))
+
+
+def make_state_dir(path: Path) -> Path:
+    """The state folder (job store, log, uploads, results, keys), mode 0700. One made by an
+    earlier version (0755) is tightened when it is ours; another user's is left alone."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, exist_ok=True)
+    info = os.stat(path)
+    if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077:
+        os.chmod(path, 0o700)
+    return path
+
+
+def open_private(path: Path, flags: int = os.O_WRONLY | os.O_APPEND) -> int:
+    """A file descriptor on `path`, created with mode 0600 (never wider for a moment, whatever
+    the umask), and an existing file of ours tightened to 0600 (written by an earlier version)."""
+    fd = os.open(path, flags | os.O_CREAT, 0o600)
+    info = os.fstat(fd)
+    if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077:
+        os.fchmod(fd, 0o600)
+    return fd
 
 
 def real_path(path: str, *, keep_name: bool = False) -> str:

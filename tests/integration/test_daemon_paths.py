@@ -241,3 +241,49 @@ def test_a_missing_fallback_runtime_folder_is_made_ours_alone(fallback):
     _ok(run(fenv, "stop", "--timeout", "60", timeout=90))
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+# -- 10: file modes ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _umask(mask: int) -> Iterator[None]:
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.parametrize("found", ["nothing", "an earlier version's files"])
+def test_the_state_folder_store_and_log_are_the_users_only(env, found):
+    state = log_of(env).parent
+    if found == "an earlier version's files":  # what 0.1 left: 0755 and 0644
+        state.mkdir(parents=True, mode=0o755)
+        os.chmod(state, 0o755)
+        for name in ("daemon.log", "jobs.sqlite3"):
+            (state / name).touch()
+            os.chmod(state / name, 0o644)
+    with _umask(0o022):
+        start_background(env)
+    assert _mode(state) == 0o700
+    store = state / "jobs.sqlite3"
+    files = [state / "daemon.log", store, *(p for p in (Path(f"{store}-wal"), Path(f"{store}-shm"))
+                                             if p.exists())]
+    assert Path(f"{store}-wal").exists()  # WAL: the running daemon's store has one
+    assert {p.name: _mode(p) for p in files} == {p.name: 0o600 for p in files}
+
+
+def test_keygen_writes_secrets_readable_by_the_user_only(env, tmp_path):
+    import zmq.auth
+
+    with _umask(0o022):
+        for keys in (tmp_path / "given" / "keys", None):
+            done = _ok(run(env, "keygen", *(["--dir", str(keys)] if keys else [])))
+            keys = Path(done.stdout.strip())
+            assert _mode(keys) == 0o700
+            for name in ("server", "client"):
+                assert _mode(keys / f"{name}.key_secret") == 0o600
+                public, secret = zmq.auth.load_certificate(str(keys / f"{name}.key_secret"))
+                assert secret and zmq.auth.load_certificate(str(keys / f"{name}.key"))[0] == public
+    assert _mode(log_of(env).parent) == 0o700  # the default keys/ is in the state folder
