@@ -126,7 +126,7 @@ def start(persistent_models: bool, devices: str, preload: tuple[str, ...], endpo
         raise click.UsageError(problem)
 
     if not foreground:
-        _start_background(DaemonPaths.default(), endpoint)
+        _start_background(DaemonPaths.default(), endpoint, keys)
         return
     import sqlite3
 
@@ -176,7 +176,7 @@ def _this_start(paths, offset: int, pid: int) -> list[str]:
     return lines
 
 
-def _start_background(paths, endpoint: str | None) -> None:
+def _start_background(paths, endpoint: str | None, keys: Path | None) -> None:
     from virnucpro.daemon.client import Client, DaemonUnavailable
     from virnucpro.daemon.paths import make_state_dir, open_private
     from virnucpro.daemon.server import DaemonError
@@ -188,14 +188,19 @@ def _start_background(paths, endpoint: str | None) -> None:
         proc = subprocess.Popen([sys.executable, "-m", "virnucpro.daemon.cli", "start",
                                  "--foreground", *args], stdin=subprocess.DEVNULL, stdout=log_fh,
                                 stderr=log_fh, start_new_session=True)
+    # Over tcp the probe is a CurveZMQ client: the client pair keygen wrote beside the
+    # server's in --keys, else the client's usual keys ($VIRNUCPRO_KEYS, the state folder's).
+    probe_keys = keys if keys is not None and (keys / "client.key_secret").is_file() else None
     deadline = time.monotonic() + 120
+    why = ""
     while time.monotonic() < deadline:
         if (code := proc.poll()) is not None:
             raise _start_failed(paths, offset, proc.pid, code)
         try:
-            with Client(endpoint, timeout=1.0) as client:
+            with Client(endpoint, timeout=1.0, curve_keys=probe_keys) as client:
                 status = client.status()
-        except DaemonUnavailable:
+        except DaemonUnavailable as exc:
+            why = str(exc)
             time.sleep(0.2)
             continue
         if status.pid == proc.pid:
@@ -204,7 +209,8 @@ def _start_background(paths, endpoint: str | None) -> None:
             return
         # Another daemon answers: ours will refuse (the lock) and exit; wait for its word.
         time.sleep(0.2)
-    raise DaemonError(f"the daemon (pid {proc.pid}) did not answer within 120 s; see {paths.log}")
+    raise DaemonError(f"the daemon (pid {proc.pid}) did not answer within 120 s ({why}); see "
+                      f"{paths.log}")
 
 
 def _start_failed(paths, offset: int, pid: int, code: int) -> VirNucProError:

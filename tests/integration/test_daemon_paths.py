@@ -287,3 +287,20 @@ def test_keygen_writes_secrets_readable_by_the_user_only(env, tmp_path):
                 public, secret = zmq.auth.load_certificate(str(keys / f"{name}.key_secret"))
                 assert secret and zmq.auth.load_certificate(str(keys / f"{name}.key"))[0] == public
     assert _mode(log_of(env).parent) == 0o700  # the default keys/ is in the state folder
+
+
+# -- 11: a tcp start with --keys -----------------------------------------------------------------
+
+
+def test_a_tcp_start_with_keys_returns_once_its_daemon_answers(env, tmp_path):
+    keys = tmp_path / "keys"
+    _ok(run(env, "keygen", "--dir", str(keys)))
+    endpoint = f"tcp://127.0.0.1:{_free_port()}"
+    assert "VIRNUCPRO_KEYS" not in env  # the probe must use --keys, nothing else
+    t0 = time.monotonic()
+    pid = start_background(env, "--endpoint", endpoint, "--keys", str(keys))
+    assert time.monotonic() - t0 < 60
+    client_env = {**env, "VIRNUCPRO_KEYS": str(keys)}
+    status = _ok(run(client_env, "status", "--json", "--endpoint", endpoint))
+    assert json.loads(status.stdout)["pid"] == pid
+    _ok(run(client_env, "stop", "--endpoint", endpoint, "--timeout", "60", timeout=90))
