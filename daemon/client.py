@@ -115,8 +115,15 @@ class Client:
 
     def check_reachable(self) -> None:
         """Raise DaemonUnavailable at once when a local daemon is not running (no socket
-        file, or nothing listening on it), instead of after a whole timeout."""
-        if not ipc_listening(self.endpoint):
+        file, or nothing listening on it) or its socket is not ours to use (permission
+        denied), instead of after a whole timeout."""
+        try:
+            listening = ipc_listening(self.endpoint)
+        except PermissionError as exc:
+            raise DaemonUnavailable(f"permission denied on the daemon's socket "
+                                    f"{exc.filename or self.endpoint[6:]}: it is another user's "
+                                    f"daemon, or its folder is not yours") from None
+        if not listening:
             raise DaemonUnavailable(f"the daemon is not running (nothing listens on "
                                     f"{self.endpoint}); start it with `virnucpro-daemon start`")
 

@@ -184,16 +184,20 @@ def events_endpoint_for(requests: str) -> str:
 def ipc_listening(endpoint: str) -> bool:
     """Whether something accepts connections on an ipc endpoint's socket file (True for any
     other endpoint: only a request can tell). zmq's connect never fails (it retries in the
-    background), so without this a stopped local daemon would cost a whole request timeout."""
+    background), so without this a stopped local daemon would cost a whole request timeout.
+    PermissionError (another user's socket, or a folder we cannot enter) goes to the caller:
+    zmq would retry it silently too, and the request would end in a timeout."""
     if not endpoint.startswith("ipc://"):
         return True
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(endpoint[6:])
         return True
-    except (FileNotFoundError, ConnectionRefusedError):
+    except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
         return False
+    except PermissionError:
+        raise
     except OSError:
-        return True  # permissions and the like: let the request say what is wrong
+        return True  # anything else: let the request say what is wrong
     finally:
         sock.close()

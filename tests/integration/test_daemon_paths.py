@@ -304,3 +304,64 @@ def test_a_tcp_start_with_keys_returns_once_its_daemon_answers(env, tmp_path):
     status = _ok(run(client_env, "status", "--json", "--endpoint", endpoint))
     assert json.loads(status.stdout)["pid"] == pid
     _ok(run(client_env, "stop", "--endpoint", endpoint, "--timeout", "60", timeout=90))
+
+
+# -- 12: another user's socket -------------------------------------------------------------------
+
+# Run as root, an entry point's `main` with its imports done, then as OTHER_UID: the interpreter
+# of a pyenv or venv under /root cannot be started by another uid, and the client's modules are
+# imported once (against a socket that does not exist) before the uid changes.
+AS_OTHER_USER = """
+import contextlib, io, os, sys
+from importlib import import_module
+main = import_module(sys.argv[1]).main
+def once(args):
+    try:
+        main.main(args, prog_name="virnucpro", standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code
+    return 0
+with contextlib.redirect_stderr(io.StringIO()):
+    once([a if not a.startswith("ipc://") else "ipc:///nonexistent-vnp/d.sock" for a in sys.argv[3:]])
+os.setgroups([])
+os.setgid(int(sys.argv[2]))
+os.setuid(int(sys.argv[2]))
+sys.exit(once(sys.argv[3:]))
+"""
+
+
+def _as_another_user(env: dict[str, str], module: str, *args: str) -> subprocess.CompletedProcess:
+    """The entry point `module:main` with ARGS, run as OTHER_UID (root only)."""
+    return subprocess.run([sys.executable, "-c", AS_OTHER_USER, module, str(OTHER_UID), *args],
+                          env=env, capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_another_users_socket_is_permission_denied_at_once(tmp_path, short_dir, tiny_set_dir):
+    socket_path = short_dir / "d.sock"
+    endpoint = f"ipc://{socket_path}"
+    with start_daemon(tmp_path, "--endpoint", endpoint) as daemon:
+        client_env = {k: v for k, v in daemon.env.items() if not k.startswith("XDG_")}
+        client_env["HOME"] = str(short_dir)
+        if os.getuid() == 0:  # the daemon's socket is 0600, but root may use any socket
+            def client(module: str, *args: str) -> subprocess.CompletedProcess:
+                return _as_another_user(client_env, module, *args)
+        else:
+            os.chmod(socket_path, 0)
+
+            def client(module: str, *args: str) -> subprocess.CompletedProcess:
+                name = "virnucpro-daemon" if module == "virnucpro.daemon.cli" else "virnucpro"
+                return subprocess.run([str(DAEMON.with_name(name)), *args], env=client_env,
+                                      capture_output=True, text=True, timeout=60)
+        for module, args in [("virnucpro.cli", ("jobs", "--endpoint", endpoint)),
+                             ("virnucpro.cli", ("show", "1", "--endpoint", endpoint)),
+                             ("virnucpro.daemon.cli", ("status", "--endpoint", endpoint))]:
+            t0 = time.monotonic()
+            proc = client(module, *args)
+            took = time.monotonic() - t0
+            assert proc.returncode == 8, (args, proc.returncode, proc.stderr)
+            assert f"permission denied on the daemon's socket {socket_path}" in proc.stderr, \
+                proc.stderr
+            assert "Traceback" not in proc.stderr, proc.stderr
+            assert took < 5, (args, took)
+        assert daemon.proc.poll() is None  # the daemon itself is fine
