@@ -112,7 +112,7 @@ def start(persistent_models: bool, devices: str, preload: tuple[str, ...], endpo
 
     A start that cannot (another daemon runs, a set of --models is not installed, tcp without
     keys, the endpoint in use) says why on stderr and exits with code 6."""
-    from virnucpro.daemon.paths import DaemonPaths
+    from virnucpro.daemon.paths import DaemonPaths, UnsafeFolder
     from virnucpro.ray_cluster import check_ray_options
 
     if foreground:
@@ -147,8 +147,8 @@ def start(persistent_models: bool, devices: str, preload: tuple[str, ...], endpo
     try:
         daemon = Daemon(config, DaemonPaths.default())
         daemon.start()
-    except DaemonError:
-        raise
+    except (DaemonError, UnsafeFolder):
+        raise  # already one line saying why, as a background start says it
     except (VirNucProError, OSError, sqlite3.Error, zmq.ZMQError) as exc:
         # One line and the exit code of "the daemon cannot start", whatever stopped it.
         raise DaemonError(f"the daemon cannot start: {exc}") from exc

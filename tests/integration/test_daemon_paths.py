@@ -222,8 +222,10 @@ def test_an_unsafe_fallback_runtime_folder_is_refused_and_left_as_found(fallback
         assert done.returncode == documented_exit_code("the daemon cannot start"), done.stderr
         assert f"{folder}: {problem}" in done.stderr, done.stderr
         assert "Traceback" not in done.stderr and "started" not in done.stderr
-    # A client gets the same reason in one line, not a PermissionError's traceback.
-    for proc in (run(fenv, "status", timeout=60), _cli(fenv, "jobs")):
+    # A client (the dashboard too) gets the same reason in one line, not a traceback.
+    tui = subprocess.run([str(DAEMON.with_name("virnucpro-tui"))], env=fenv, capture_output=True,
+                         text=True, timeout=60, stdin=subprocess.DEVNULL)
+    for proc in (run(fenv, "status", timeout=60), _cli(fenv, "jobs"), tui):
         assert proc.returncode == 8, (proc.returncode, proc.stderr)
         assert f"{folder}: {problem}" in proc.stderr and "Traceback" not in proc.stderr
     after = os.lstat(untouched)
