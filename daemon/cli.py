@@ -112,7 +112,7 @@ def start(persistent_models: bool, devices: str, preload: tuple[str, ...], endpo
 
     A start that cannot (another daemon runs, a set of --models is not installed, tcp without
     keys, the endpoint in use) says why on stderr and exits with code 6."""
-    from virnucpro.daemon.paths import DaemonPaths
+    from virnucpro.daemon.paths import DaemonPaths, UnsafeFolder
     from virnucpro.ray_cluster import check_ray_options
 
     if foreground:
@@ -126,7 +126,7 @@ def start(persistent_models: bool, devices: str, preload: tuple[str, ...], endpo
         raise click.UsageError(problem)
 
     if not foreground:
-        _start_background(DaemonPaths.default(), endpoint)
+        _start_background(DaemonPaths.default(), endpoint, keys)
         return
     import sqlite3
 
@@ -147,8 +147,8 @@ def start(persistent_models: bool, devices: str, preload: tuple[str, ...], endpo
     try:
         daemon = Daemon(config, DaemonPaths.default())
         daemon.start()
-    except DaemonError:
-        raise
+    except (DaemonError, UnsafeFolder):
+        raise  # already one line saying why, as a background start says it
     except (VirNucProError, OSError, sqlite3.Error, zmq.ZMQError) as exc:
         # One line and the exit code of "the daemon cannot start", whatever stopped it.
         raise DaemonError(f"the daemon cannot start: {exc}") from exc
@@ -176,25 +176,31 @@ def _this_start(paths, offset: int, pid: int) -> list[str]:
     return lines
 
 
-def _start_background(paths, endpoint: str | None) -> None:
+def _start_background(paths, endpoint: str | None, keys: Path | None) -> None:
     from virnucpro.daemon.client import Client, DaemonUnavailable
+    from virnucpro.daemon.paths import make_state_dir, open_private
     from virnucpro.daemon.server import DaemonError
 
     args = [a for a in sys.argv[sys.argv.index("start") + 1:] if a != "--foreground"]
-    paths.state.mkdir(parents=True, exist_ok=True)
-    with open(paths.log, "ab") as log_fh:
+    make_state_dir(paths.state)
+    with os.fdopen(open_private(paths.log), "ab") as log_fh:
         offset = log_fh.seek(0, os.SEEK_END)
         proc = subprocess.Popen([sys.executable, "-m", "virnucpro.daemon.cli", "start",
                                  "--foreground", *args], stdin=subprocess.DEVNULL, stdout=log_fh,
                                 stderr=log_fh, start_new_session=True)
+    # Over tcp the probe is a CurveZMQ client: the client pair keygen wrote beside the
+    # server's in --keys, else the client's usual keys ($VIRNUCPRO_KEYS, the state folder's).
+    probe_keys = keys if keys is not None and (keys / "client.key_secret").is_file() else None
     deadline = time.monotonic() + 120
+    why = ""
     while time.monotonic() < deadline:
         if (code := proc.poll()) is not None:
             raise _start_failed(paths, offset, proc.pid, code)
         try:
-            with Client(endpoint, timeout=1.0) as client:
+            with Client(endpoint, timeout=1.0, curve_keys=probe_keys) as client:
                 status = client.status()
-        except DaemonUnavailable:
+        except DaemonUnavailable as exc:
+            why = str(exc)
             time.sleep(0.2)
             continue
         if status.pid == proc.pid:
@@ -203,7 +209,8 @@ def _start_background(paths, endpoint: str | None) -> None:
             return
         # Another daemon answers: ours will refuse (the lock) and exit; wait for its word.
         time.sleep(0.2)
-    raise DaemonError(f"the daemon (pid {proc.pid}) did not answer within 120 s; see {paths.log}")
+    raise DaemonError(f"the daemon (pid {proc.pid}) did not answer within 120 s ({why}); see "
+                      f"{paths.log}")
 
 
 def _start_failed(paths, offset: int, pid: int, code: int) -> VirNucProError:
@@ -284,19 +291,19 @@ def drain(endpoint: str | None) -> None:
               help="Where to write the keys (default: the state folder's keys/).")
 def keygen(folder: Path | None) -> None:
     """Create CurveZMQ keys for a tcp endpoint: the server's pair, a client's pair, and the
-    authorized/ folder holding the client public keys the daemon accepts."""
+    authorized/ folder holding the client public keys the daemon accepts. The folder is 0700
+    and the secrets 0600 from their first byte."""
     import shutil
 
-    import zmq.auth
+    from virnucpro.daemon.curve_keys import write_key_pair
+    from virnucpro.daemon.paths import make_state_dir, state_dir
 
-    from virnucpro.daemon.paths import DaemonPaths
-
-    folder = folder or DaemonPaths.default().keys
+    if folder is None:
+        folder = make_state_dir(state_dir()) / "keys"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     (folder / "authorized").mkdir(exist_ok=True)
     for name in ("server", "client"):
-        if not (folder / f"{name}.key_secret").exists():
-            zmq.auth.create_certificates(str(folder), name)
+        write_key_pair(folder, name)
     shutil.copy(folder / "client.key", folder / "authorized" / "client.key")
     click.echo(str(folder))
     click.echo("give clients server.key and their own client.key_secret; add more client public "

@@ -27,7 +27,14 @@ from virnucpro.daemon import messages as M
 from virnucpro.daemon import protocol as P
 from virnucpro.daemon.follow import Follower, JobWatch
 from virnucpro.daemon.jobs import JobRecord
-from virnucpro.daemon.paths import DaemonPaths, events_endpoint_for, ipc_listening
+from virnucpro.daemon.paths import (
+    DaemonPaths,
+    UnsafeFolder,
+    events_endpoint_for,
+    ipc_listening,
+    real_path,
+    state_dir,
+)
 from virnucpro.daemon.wire import WireError
 from virnucpro.errors import VirNucProError
 
@@ -50,8 +57,12 @@ class DaemonUnavailable(VirNucProError):
 def default_endpoint() -> str:
     """The running daemon's endpoint if it wrote one, else the default ipc socket. A file left
     by a daemon that was killed (its pid gone) is ignored: over tcp nothing else could tell
-    that nobody listens, and every request would wait out its timeout."""
-    paths = DaemonPaths.default()
+    that nobody listens, and every request would wait out its timeout. A runtime folder that
+    is not safely ours (`paths.UnsafeFolder`) holds no socket we should talk to."""
+    try:
+        paths = DaemonPaths.default()
+    except UnsafeFolder as exc:
+        raise DaemonUnavailable(str(exc)) from None
     try:
         written = json.loads(paths.endpoint_file.read_text())
         endpoint, pid = written["requests"], int(written["pid"])
@@ -83,7 +94,7 @@ class Client:
             return
         import zmq.auth
 
-        keys = self.curve_keys or Path(os.environ.get("VIRNUCPRO_KEYS", DaemonPaths.default().keys))
+        keys = self.curve_keys or Path(os.environ.get("VIRNUCPRO_KEYS", state_dir() / "keys"))
         try:
             public, secret = zmq.auth.load_certificate(str(keys / "client.key_secret"))
             server_public, _ = zmq.auth.load_certificate(str(keys / "server.key"))
@@ -104,8 +115,15 @@ class Client:
 
     def check_reachable(self) -> None:
         """Raise DaemonUnavailable at once when a local daemon is not running (no socket
-        file, or nothing listening on it), instead of after a whole timeout."""
-        if not ipc_listening(self.endpoint):
+        file, or nothing listening on it) or its socket is not ours to use (permission
+        denied), instead of after a whole timeout."""
+        try:
+            listening = ipc_listening(self.endpoint)
+        except PermissionError as exc:
+            raise DaemonUnavailable(f"permission denied on the daemon's socket "
+                                    f"{exc.filename or self.endpoint[6:]}: it is another user's "
+                                    f"daemon, or its folder is not yours") from None
+        if not listening:
             raise DaemonUnavailable(f"the daemon is not running (nothing listens on "
                                     f"{self.endpoint}); start it with `virnucpro-daemon start`")
 
@@ -176,16 +194,17 @@ class Client:
     def submit(self, inputs: list[str], *, outdir: str | None = None, name: str | None = None,
                priority: int = 0, options: dict | None = None,
                client_request_id: str | None = None, upload: bool = False) -> JobRecord:
-        """Submit a job; relative paths are made absolute here, where they make sense. With
+        """Submit a job; relative paths are made absolute here, where they make sense (as the
+        file system reads them: `paths.real_path`). With
         `upload`, the files' content is sent instead (a daemon on another host)."""
         body: dict = {"priority": priority, "options": options or {},
                       "client_request_id": client_request_id or os.urandom(12).hex()}
         if upload:
             body["uploads"] = [self.upload(p) for p in inputs]
         else:
-            body["inputs"] = [str(Path(p).expanduser().absolute()) for p in inputs]
+            body["inputs"] = [real_path(str(p), keep_name=True) for p in inputs]
         if outdir:
-            body["outdir"] = str(Path(outdir).expanduser().absolute())
+            body["outdir"] = real_path(str(outdir), keep_name=True)
         if name:
             body["name"] = name
         return self.request("submit", body).job

@@ -26,7 +26,12 @@ def check_inputs(inputs: tuple[str, ...], *, rename_duplicates: bool) -> None:
 
 
 def absolute(path: str) -> str:
-    return str(Path(path).expanduser().absolute())
+    """The path made absolute here, where it was typed, as the file system reads it: `..`
+    after a link is the link target's parent (`paths.real_path`; `normpath` would drop the
+    link and its `..` both). The last part is kept (an input's name names its subfolder)."""
+    from virnucpro.daemon.paths import real_path
+
+    return real_path(path, keep_name=True)
 
 
 def models_spec_of(spec: str) -> str:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from virnucpro.daemon import messages as M
 from virnucpro.daemon import protocol as P
 from virnucpro.daemon.jobs import InputFile, JobRecord, JobState
+from virnucpro.daemon.paths import real_path
 from virnucpro.daemon.protocol import DaemonState, ErrorCode, ProtocolError
 from virnucpro.daemon.transfers import read_chunk
 from virnucpro.errors import VirNucProError
@@ -72,6 +73,7 @@ def submit(d: Daemon, body: dict) -> M.Submitted:
     if not paths:
         raise ProtocolError(ErrorCode.INVALID, "a job needs at least one input")
     inputs = tuple(_fingerprint(p) for p in paths)
+    paths = [i.path for i in inputs]  # resolved: what the job reads is what was checked
     for path in paths:  # the cheap checks of any client: its first bytes, as predict says it
         sniff_fasta(path)
     _check_models(options)
@@ -81,11 +83,13 @@ def submit(d: Daemon, body: dict) -> M.Submitted:
     if outdir is not None and not os.path.isabs(outdir):
         raise ProtocolError(ErrorCode.INVALID, "outdir must be an absolute path")
     if outdir is not None:
-        outdir = os.path.normpath(outdir)
+        # As the file system resolves it (as predict's would be): `link/..` is the link
+        # target's parent, and a link to a live job's folder is that folder.
+        outdir = real_path(outdir)
         # Two live jobs in one folder (or one inside the other's) would claim, or --force
-        # away, each other's shards.
+        # away, each other's shards. Theirs is resolved again: a link may have changed.
         for j in d.store.list(include_finished=False):
-            theirs = os.path.normpath(j.outdir)
+            theirs = real_path(j.outdir)
             if os.path.commonpath([outdir, theirs]) in (outdir, theirs):
                 where = "is" if theirs == outdir else ("holds" if theirs.startswith(outdir)
                                                        else "lies inside")
@@ -125,7 +129,7 @@ def _fingerprint(path: str) -> InputFile:
 
     if not os.path.isabs(path):
         raise ProtocolError(ErrorCode.INVALID, f"{path}: input paths must be absolute")
-    p = check_path(path)  # no such file; is a folder, not a FASTA or FASTQ file (predict's words)
+    p = check_path(real_path(path, keep_name=True), display_name=path)  # no such file; is a folder, not a FASTA or FASTQ file (predict's words)
     st = p.stat()
     return InputFile(path=str(p), size=st.st_size, mtime_ns=st.st_mtime_ns, sha256="")
 

@@ -1,9 +1,11 @@
-"""Where the daemon keeps its sockets, lock, pid, log and job store, and its default endpoints.
+"""Where the daemon keeps its sockets, lock, pid, log and job store, its default endpoints, and
+how a client's path is resolved.
 
 platformdirs decides (so XDG_RUNTIME_DIR / XDG_STATE_HOME move everything, which is how tests
 isolate a daemon): sockets, lock and pid in the user runtime folder, mode 0700; jobs and logs in
-the user state folder. An ipc:// path must fit in 107 bytes; when the runtime folder's would
-not, or there is none, a short 0700 folder under /tmp named for the user is used instead.
+the user state folder, mode 0700. An ipc:// path must fit in 107 bytes; when the runtime
+folder's would not, or there is none, a short folder under /tmp named for the user is used
+instead, made or accepted as tmux and ssh-agent do (`private_dir`), else `UnsafeFolder`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,22 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from virnucpro.errors import VirNucProError
+
 IPC_PATH_LIMIT = 107
+
+
+class UnsafeFolder(VirNucProError):
+    """A folder for the daemon's sockets that someone else could control: not ours, open to
+    others, a symbolic link or not a folder. Exit code 6 (the daemon cannot start); a client
+    says it as `DaemonUnavailable`."""
+
+    exit_code = 6
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"{path}: {problem}; refusing to use it for the daemon's sockets "
+                         f"(remove it, or set XDG_RUNTIME_DIR to a private folder)")
+        self.path = str(path)
 
 
 def _runtime_root() -> Path | None:
@@ -27,14 +44,28 @@ def _runtime_root() -> Path | None:
     return Path(platformdirs.user_runtime_dir("virnucpro"))
 
 
-def _private_dir(path: Path) -> Path:
-    """Create `path` with mode 0700 and refuse one owned by someone else or open to others."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    info = path.stat()
+def private_dir(path: Path) -> Path:
+    """`path`, a folder only we can use: made with mode 0700, or, when it exists, checked
+    without following a link (lstat): a folder, not a symbolic link, ours, no group or other
+    bits. Anything else raises `UnsafeFolder` and is left as it is. Rejected: chmod of a folder
+    found open (the old way): in /tmp it may be another user's, planted to receive our sockets
+    (or a link to their folder), and its mode is not ours to change."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.mkdir(path, 0o700)
+        return path
+    except FileExistsError:
+        pass
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode):
+        raise UnsafeFolder(path, f"is a symbolic link (to {os.readlink(path)})")
+    if not stat.S_ISDIR(info.st_mode):
+        raise UnsafeFolder(path, "exists and is not a folder")
     if info.st_uid != os.getuid():
-        raise PermissionError(f"{path} belongs to another user; refusing to put sockets there")
-    if stat.S_IMODE(info.st_mode) & 0o077:
-        os.chmod(path, 0o700)
+        raise UnsafeFolder(path, f"belongs to another user (uid {info.st_uid})")
+    if mode := stat.S_IMODE(info.st_mode) & 0o077:
+        raise UnsafeFolder(path, f"is open to others (mode {stat.S_IMODE(info.st_mode):04o}, "
+                                 f"group/other bits {mode:03o}; `chmod 700` it if it is yours)")
     return path
 
 
@@ -42,14 +73,47 @@ def runtime_dir() -> Path:
     root = _runtime_root()
     # The longest socket name decides (the events socket, daemon-events.sock).
     if root is not None and len(f"ipc://{root}/daemon-events.sock") <= IPC_PATH_LIMIT:
-        return _private_dir(root)
-    return _private_dir(Path("/tmp") / f"virnucpro-{getpass.getuser()}")
+        return private_dir(root)
+    return private_dir(Path("/tmp") / f"virnucpro-{getpass.getuser()}")
 
 
 def state_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_state_dir("virnucpro"))
+
+
+def make_state_dir(path: Path) -> Path:
+    """The state folder (job store, log, uploads, results, keys), mode 0700. One made by an
+    earlier version (0755) is tightened when it is ours; another user's is left alone."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, exist_ok=True)
+    info = os.stat(path)
+    if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077:
+        os.chmod(path, 0o700)
+    return path
+
+
+def open_private(path: Path, flags: int = os.O_WRONLY | os.O_APPEND) -> int:
+    """A file descriptor on `path`, created with mode 0600 (never wider for a moment, whatever
+    the umask), and an existing file of ours tightened to 0600 (written by an earlier version)."""
+    fd = os.open(path, flags | os.O_CREAT, 0o600)
+    info = os.fstat(fd)
+    if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077:
+        os.fchmod(fd, 0o600)
+    return fd
+
+
+def real_path(path: str, *, keep_name: bool = False) -> str:
+    """An absolute path resolved as the file system resolves it (`realpath`): `link/..` is the
+    link target's parent, not the folder holding the link, as `normpath` would say. With
+    `keep_name` the last part is kept as given (an input's name names its output subfolder, as
+    in `predict`, even when the file is a link)."""
+    path = os.path.expanduser(path)
+    head, name = os.path.split(path)
+    if keep_name and name not in ("", ".", ".."):
+        return os.path.join(os.path.realpath(head or "."), name)
+    return os.path.realpath(path)
 
 
 @dataclass(frozen=True)
@@ -120,16 +184,20 @@ def events_endpoint_for(requests: str) -> str:
 def ipc_listening(endpoint: str) -> bool:
     """Whether something accepts connections on an ipc endpoint's socket file (True for any
     other endpoint: only a request can tell). zmq's connect never fails (it retries in the
-    background), so without this a stopped local daemon would cost a whole request timeout."""
+    background), so without this a stopped local daemon would cost a whole request timeout.
+    PermissionError (another user's socket, or a folder we cannot enter) goes to the caller:
+    zmq would retry it silently too, and the request would end in a timeout."""
     if not endpoint.startswith("ipc://"):
         return True
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(endpoint[6:])
         return True
-    except (FileNotFoundError, ConnectionRefusedError):
+    except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
         return False
+    except PermissionError:
+        raise
     except OSError:
-        return True  # permissions and the like: let the request say what is wrong
+        return True  # anything else: let the request say what is wrong
     finally:
         sock.close()

@@ -28,7 +28,7 @@ from virnucpro.daemon import protocol as P
 from virnucpro.daemon.handlers import HANDLERS, default_models
 from virnucpro.daemon.jobs import IllegalMove, JobState
 from virnucpro.daemon.memory import MemoryMonitor
-from virnucpro.daemon.paths import DaemonPaths
+from virnucpro.daemon.paths import DaemonPaths, make_state_dir
 from virnucpro.daemon.protocol import DaemonState, ErrorCode, ProtocolError
 from virnucpro.daemon.runner import EngineCache, RunnerConfig
 from virnucpro.daemon.scheduler import RunnerThread, Scheduler, resolve_loadable
@@ -101,7 +101,7 @@ class Daemon:
         # A set named at start that is not there, or would not load, is refused now, not at
         # each job (either mode).
         preload = [str(resolve_loadable(models).root) for models in self.config.models]
-        self.paths.state.mkdir(parents=True, exist_ok=True)
+        make_state_dir(self.paths.state)  # 0700: the store and the log are the user's own
         self.store = SqliteJobStore(self.paths.store)
         self.service = JobService(self.store, self.emit)
         runner_config = RunnerConfig(devices=self.config.devices, persistent=self.config.persistent,

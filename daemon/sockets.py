@@ -11,6 +11,7 @@ import fcntl
 import json
 import logging
 import os
+import stat
 import time
 from pathlib import Path
 from typing import IO
@@ -18,7 +19,7 @@ from typing import IO
 import zmq
 
 from virnucpro.daemon import protocol as P
-from virnucpro.daemon.paths import DaemonPaths, events_endpoint_for
+from virnucpro.daemon.paths import DaemonPaths, events_endpoint_for, ipc_listening
 from virnucpro.errors import VirNucProError
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,27 @@ class DaemonError(VirNucProError):
 
 def _ipc_file(endpoint: str) -> Path | None:
     return Path(endpoint[6:]) if endpoint.startswith("ipc://") else None
+
+
+def _check_socket_path(path: Path) -> None:
+    """Refuse an endpoint's path that is not a socket file left by a dead daemon: a regular
+    file (or anything else) would be replaced by our socket and unlinked at stop, and a socket
+    something listens on is another daemon's (one with another runtime folder, so another lock),
+    which unlinking would cut off."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(info.st_mode):
+        raise DaemonError(f"{path} exists and is not a socket; refusing to replace it (choose "
+                          f"another --endpoint)")
+    try:
+        listening = ipc_listening(f"ipc://{path}")
+    except PermissionError:
+        listening = True  # another user's socket: not ours to remove either
+    if listening:
+        raise DaemonError(f"{path} is in use: another process listens on it (choose another "
+                          f"--endpoint, or stop that daemon)")
 
 
 def _read_description(fh: IO[str]) -> dict:
@@ -75,6 +97,7 @@ class DaemonSockets:
         self.router: zmq.Socket | None = None
         self.pub: zmq.Socket | None = None
         self._auth = None
+        self._bound: dict[Path, tuple[int, int]] = {}  # socket files we made: (device, inode)
 
     # -- taking ----------------------------------------------------------------------------
 
@@ -131,15 +154,19 @@ class DaemonSockets:
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 0)
         if self.requests_endpoint.startswith("tcp://"):
             self._setup_curve()
-        for endpoint in (self.requests_endpoint, self.events_endpoint):
-            if (path := _ipc_file(endpoint)) is not None:
-                # A socket file left by a killed daemon: ours to remove, we hold the lock.
-                path.unlink(missing_ok=True)
+        files = [p for e in (self.requests_endpoint, self.events_endpoint)
+                 if (p := _ipc_file(e)) is not None]
+        for path in files:  # both checked before either is touched
+            _check_socket_path(path)
+        for path in files:
+            # A socket file left by a killed daemon: nothing listens, and we hold the lock.
+            path.unlink(missing_ok=True)
         self.router.bind(self.requests_endpoint)
         self.pub.bind(self.events_endpoint)
-        for endpoint in (self.requests_endpoint, self.events_endpoint):
-            if (path := _ipc_file(endpoint)) is not None:
-                os.chmod(path, 0o600)
+        for path in files:
+            os.chmod(path, 0o600)
+            info = os.lstat(path)
+            self._bound[path] = (info.st_dev, info.st_ino)
         self.paths.pid.write_text(str(os.getpid()))
         self.paths.endpoint_file.write_text(json.dumps(
             {"requests": self.requests_endpoint, "events": self.events_endpoint,
@@ -194,9 +221,13 @@ class DaemonSockets:
             self.ctx.term()
         if self._lock_fh is None:
             return  # never held the lock: the files are another daemon's
-        for endpoint in (self.requests_endpoint, self.events_endpoint):
-            if (path := _ipc_file(endpoint)) is not None:
-                path.unlink(missing_ok=True)
+        for path, identity in self._bound.items():
+            # Only the socket we bound: whatever has its name now (replaced since) is not ours.
+            with contextlib.suppress(OSError):
+                info = os.lstat(path)
+                if (info.st_dev, info.st_ino) == identity:
+                    path.unlink()
+        self._bound.clear()
         for path in (self.paths.pid, self.paths.endpoint_file, self.paths.lock):
             path.unlink(missing_ok=True)
         # Unlinked before the lock is dropped: a daemon starting now takes a fresh file.

@@ -5,8 +5,10 @@ interface and the in-memory version). A state change is on disk when `transition
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import sqlite3
 import threading
 from collections import defaultdict
@@ -15,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from virnucpro.daemon.jobs import HistoryEntry, InputFile, JobRecord, JobState, Progress
+from virnucpro.daemon.paths import open_private
 from virnucpro.daemon.store import (
     LOG_CAP,
     SCHEMA_VERSION,
@@ -67,6 +70,17 @@ def _record(row: tuple, history: Iterable[tuple[float, str, str]]) -> JobRecord:
                         "history": tuple(HistoryEntry(t, JobState(s), r) for t, s, r in history)})
 
 
+def _make_private(path: Path) -> None:
+    """The store's file exists with mode 0600 before SQLite opens it: SQLite makes its -wal
+    and -shm files with the database file's mode, so they are 0600 from their start too (they
+    hold every job's paths and log lines). Left by an earlier version at 0644: tightened."""
+    os.close(open_private(path, os.O_RDWR))
+    for extra in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            if extra.stat().st_uid == os.getuid():
+                os.chmod(extra, 0o600)
+
+
 class SqliteJobStore(JobStore):
     """One connection shared by both daemon threads behind a lock. Rejected: a connection per
     thread. The daemon's traffic is a few writes a second, so WAL's concurrent readers buy
@@ -80,6 +94,7 @@ class SqliteJobStore(JobStore):
         self._sync = ""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            _make_private(self.path)
             # isolation_level=None: we write BEGIN IMMEDIATE/COMMIT ourselves, so a transaction
             # takes the write lock up front instead of failing on upgrade.
             self._db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None,

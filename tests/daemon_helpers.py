@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+DAEMON = Path(sys.executable).with_name("virnucpro-daemon")  # the installed entry point
 IPC_PATH_LIMIT = 107  # bytes in a unix socket path, as daemon/paths.py counts them
 READY_TIMEOUT_S = 60.0
 
@@ -149,3 +150,9 @@ def wait_for(client, job_id: int, states: tuple[str, ...] = ENDED, timeout: floa
         if time.monotonic() >= deadline:
             raise AssertionError(f"job {job_id} still {job.state.value}")
         time.sleep(0.05)
+
+
+def run_daemon(env: dict[str, str], *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
+    """`virnucpro-daemon ARGS` (the installed entry point) in `env`; text output, any exit."""
+    return subprocess.run([str(DAEMON), *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)

@@ -11,6 +11,7 @@ same app. Never imports torch.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -326,7 +327,11 @@ def main(endpoint: str | None, keys: Path | None) -> None:
 
     # Without --endpoint, resolve on every connection: a daemon started later with another
     # endpoint writes it where Client() looks.
-    shown = endpoint or os.environ.get("VIRNUCPRO_ENDPOINT") or Client(None).endpoint
+    try:
+        shown = endpoint or os.environ.get("VIRNUCPRO_ENDPOINT") or Client(None).endpoint
+    except DaemonUnavailable as exc:  # a runtime folder that is not safely ours: say it, once
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
     DashboardApp(lambda timeout: Client(endpoint, timeout=timeout, curve_keys=keys), shown,
                  start_endpoint=endpoint).run()
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import bz2
 import gzip
 import lzma
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,8 +45,11 @@ class Submission:
 
 
 def absolute(path: str) -> Path:
-    """`~` expanded and `..` resolved (the daemon shows paths as given; `a/../b` reads badly)."""
-    return Path(os.path.abspath(os.path.expanduser(path)))
+    """`~` expanded and `..` resolved as the file system does (`link/..` is the link target's
+    parent; `abspath` would say otherwise), the last part kept: `paths.real_path`."""
+    from virnucpro.daemon.paths import real_path
+
+    return Path(real_path(path, keep_name=True))
 
 
 def is_fasta_name(path: Path) -> bool:

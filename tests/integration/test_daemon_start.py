@@ -9,29 +9,19 @@ that ends, cleanly or not, leaves no socket, lock or pid file.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import click
 import pytest
 
-from tests.daemon_helpers import REPO, daemon_env
+from tests.daemon_helpers import REPO
+from tests.daemon_helpers import run_daemon as run
 
-DAEMON = Path(sys.executable).with_name("virnucpro-daemon")  # the installed entry point
 LEFTOVERS = ("daemon.sock", "daemon-events.sock", "daemon.lock", "daemon.pid", "endpoints.json")
-
-
-
-def run(env: dict[str, str], *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
-    return subprocess.run([str(DAEMON), *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
 
 
 def documented_exit_code(meaning: str) -> int:
@@ -41,18 +31,6 @@ def documented_exit_code(meaning: str) -> int:
         if m and m.group(2).startswith(meaning):
             return int(m.group(1))
     raise AssertionError(f"README has no exit code for {meaning!r}")
-
-
-@pytest.fixture
-def env(tmp_path: Path, tiny_set_dir: Path):
-    """The environment of an isolated daemon; whatever daemon a test leaves is stopped."""
-    env = daemon_env(tmp_path)
-    yield env
-    runtime = Path(env["XDG_RUNTIME_DIR"]) / "virnucpro"
-    if (runtime / "daemon.sock").exists():
-        run(env, "stop", "--timeout", "30", timeout=60)
-    with contextlib.suppress(OSError, ValueError):  # one that would not stop
-        os.kill(int((runtime / "daemon.pid").read_text()), signal.SIGKILL)
 
 
 def runtime_of(env: dict[str, str]) -> Path:
