@@ -210,7 +210,8 @@ class _BlockBuilder:
                     f_plen.append(len(p))
                     prots.append(p.decode("ascii"))
                 c_frames.append(len(frame_ids))
-                c_ambiguous.append(not codons)
+                # Under 3 bases there is no codon to be ambiguous about.
+                c_ambiguous.append(not codons and length >= 3)
             base += len(bases)
             p_chunks.append(len(chunk_ids))
             p_frames.append(len(frame_ids))
