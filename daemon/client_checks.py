@@ -13,14 +13,21 @@ def check_inputs(inputs: tuple[str, ...], *, rename_duplicates: bool) -> None:
     """What `predict` would refuse, before a job exists, with its messages: a folder, a
     missing, empty, binary or protein file, an over-long id (the first bytes of any file); and
     for files of up to 64 MB, the whole first pass (duplicate ids...). Larger files are read
-    whole when the job starts. Refused as the daemon would refuse it (`invalid`, exit 7)."""
+    whole when the job starts. A pipe or a device (/dev/zero, `<(cmd)`) is refused unread: the
+    daemon opens inputs later, by path, and an upload sends a file's size in bytes, so neither
+    could read it. Refused as the daemon would refuse it (`invalid`, exit 7)."""
     from virnucpro.daemon.client import ClientError
     from virnucpro.fasta import check_fasta
 
     for path in inputs:
+        given = Path(path).expanduser()
+        if given.exists() and not given.is_dir() and not given.is_file():
+            raise ClientError("invalid", f"{path}: not a regular file (a pipe, a device or a "
+                              "process substitution): the daemon reads inputs later, by path, "
+                              "so save it to a file first, or use `virnucpro predict`, which "
+                              "reads a stream")
         try:
-            check_fasta(Path(path).expanduser(), display_name=path,
-                        rename_duplicates=rename_duplicates)
+            check_fasta(given, display_name=path, rename_duplicates=rename_duplicates)
         except VirNucProError as exc:
             raise ClientError("invalid", str(exc)) from None
 

@@ -1,7 +1,8 @@
 """Errors raised by the library, one base class and a few that carry their fields.
 
 Library code raises these; only the CLI (and later the daemon's dispatch) turns them into exit
-codes or error replies. Each class fixes the exit code the command line uses for it.
+codes or error replies. Each class fixes the exit code the command line uses for it, and the
+`code` that `--json` names it by.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ class VirNucProError(Exception):
     """Base of every error this project raises on purpose."""
 
     exit_code = 1
+    code = "error"
 
 
 class InputError(VirNucProError):
     """The input FASTA or FASTQ is unusable: format, alphabet, duplicates, binary data."""
 
     exit_code = 3
+    code = "input"
 
     def __init__(self, message: str, *, path: str | Path | None = None,
                  record_id: str | None = None, line: int | None = None) -> None:
@@ -54,10 +57,27 @@ class DuplicateIdError(InputError):
         )
 
 
+class InputChangedError(VirNucProError):
+    """The input file changed while the run read it (appended to, truncated, rewritten): the
+    results would mix two versions, so none are published. `change` says what differs."""
+
+    exit_code = 12
+    code = "input_changed"
+
+    def __init__(self, path: str | Path, change: str, *, when: str = "while the run read it"
+                 ) -> None:
+        super().__init__(f"{path}: the input changed {when} ({change}); its results would mix "
+                         "two versions of it, so none were published: run again once the "
+                         "file no longer changes (copy it first if something still writes it)")
+        self.path = str(path)
+        self.change = change
+
+
 class ModelError(VirNucProError):
     """A model set or one of its files is missing, corrupt or does not match."""
 
     exit_code = 4
+    code = "models"
 
     def __init__(self, message: str, *, path: str | Path | None = None) -> None:
         super().__init__(f"{path}: {message}" if path is not None else message)
@@ -105,6 +125,7 @@ class OutputError(VirNucProError):
     """The output folder cannot be used as asked (exists, not writable, not resumable)."""
 
     exit_code = 5
+    code = "output"
 
     def __init__(self, message: str, *, path: str | Path | None = None) -> None:
         super().__init__(f"{path}: {message}" if path is not None else message)

@@ -17,25 +17,32 @@ import gzip
 import hashlib
 import io
 import lzma
-import os
-import shutil
-import sys
-import tempfile
+import re
 import zlib
 from array import array
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
-from virnucpro.errors import DuplicateIdError, InputError
-from virnucpro.fastx import MAX_ID_LENGTH, NUCLEOTIDE_LETTERS, RawRecord, decode_header, records_of
+from virnucpro.errors import DuplicateIdError, InputChangedError, InputError
+from virnucpro.fastx import (
+    MAX_ID_LENGTH,
+    NUCLEOTIDE_LETTERS,
+    RawRecord,
+    check_text,
+    decode_header,
+    letter_line,
+    records_of,
+)
+from virnucpro.input_watch import HashedFile, Stamp, changes
 
 # Letters that occur in proteins but are not nucleotide codes: seeing them means "protein".
 _PROTEIN_ONLY = set("EFILPQJOXZefilpqjoxz*")
+_NOT_NUCLEOTIDE = re.compile(b"[^" + re.escape(NUCLEOTIDE_LETTERS) + b"]")
 _MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
 _MATES_HINT = ("they look like the two mates of paired reads (interleaved, or Casava 1.8 headers "
                "'1:...' and '2:...'), which share their first word: give the mates in separate "
@@ -56,6 +63,7 @@ class SeqRecord:
     seq: bytes  # letters as given (case kept), whitespace removed
     original_id: str
     quality: bytes | None = None  # FASTQ: the quality line as given, one byte a letter; FASTA: None
+    raw_header: bytes = b""  # the header's bytes as given (`header` decodes them, lossily)
 
     @property
     def renamed(self) -> bool:
@@ -76,6 +84,12 @@ class FastaIndex:
     compression: str = "none"
     n_chunks: int | None = None  # chunks to score at the scan's chunk size (None: not asked)
     format: str = "fasta"  # "fasta" or "fastq", told by the first record
+    mtime_ns: int = 0  # the file's modification time when it was validated
+
+    @property
+    def stamp(self) -> Stamp:
+        """The file as validated: a later read must find the same."""
+        return Stamp(self.size, self.mtime_ns, self.sha256)
 
 
 def detect_compression(path: Path) -> str:
@@ -99,13 +113,34 @@ def open_binary(path: Path) -> BinaryIO:
     return open(path, "rb")
 
 
-def spool_stdin(directory: str | Path | None = None, stream: BinaryIO | None = None) -> Path:
-    """Copy standard input to a temporary file so that it can be read twice."""
-    src = stream if stream is not None else sys.stdin.buffer
-    fd, name = tempfile.mkstemp(prefix="virnucpro-stdin-", suffix=".fasta", dir=directory)
-    with os.fdopen(fd, "wb") as out:
-        shutil.copyfileobj(src, out, length=1 << 20)
-    return Path(name)
+def _decompressing(raw: BinaryIO, kind: str) -> BinaryIO:
+    """A reader of `raw`'s decompressed bytes (closing it leaves `raw` open)."""
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    if kind == "bzip2":
+        return bz2.BZ2File(raw, "rb")  # type: ignore[return-value]
+    if kind == "xz":
+        return lzma.LZMAFile(raw, "rb")  # type: ignore[return-value]
+    return raw
+
+
+def _open_hashed(path: Path, shown: str | Path) -> HashedFile:
+    try:
+        return HashedFile(path)
+    except OSError as exc:
+        raise InputError(f"cannot open: {exc.strerror or exc}", path=shown) from exc
+
+
+def _hashed_records(hashed: HashedFile, path: Path, shown: str | Path) -> Iterator[RawRecord]:
+    """The raw records of an input read through `hashed` (released at the end), whose hash
+    covers the whole file once the last record is out."""
+    try:
+        raw = io.BufferedReader(hashed, buffer_size=1 << 20)
+        fh = _decompressing(raw, detect_compression(path))
+        yield from records_of(fh, shown)
+        hashed.drain()
+    finally:
+        hashed.release()
 
 
 def _iter_raw_records(path: Path, shown: str | None = None) -> Iterator[RawRecord]:
@@ -122,10 +157,15 @@ def _iter_raw_records(path: Path, shown: str | None = None) -> Iterator[RawRecor
     yield from records_of(fh, shown or path)
 
 
-def _check_letters(seq: bytes, *, path: Path, record_id: str, line: int) -> None:
+def _check_letters(seq: bytes, *, path: str, record_id: str, line: int,
+                   source: Callable[[], BinaryIO] | None) -> None:
+    """InputError for a letter that is no nucleotide code, naming the line of the first one
+    (`source` reopens the input to find it; None: the header's line is named)."""
     bad = seq.translate(None, NUCLEOTIDE_LETTERS)
     if not bad:
         return
+    if source is not None:
+        line = letter_line(source(), line, _NOT_NUCLEOTIDE.search(seq).start())
     letters = sorted(set(bad.decode("latin-1")))
     shown = ", ".join(repr(c) for c in letters[:10])
     if any(c in _PROTEIN_ONLY for c in letters):
@@ -215,17 +255,27 @@ def scan_fasta(path: str | Path, *, rename_duplicates: bool = False,
     """
     path = Path(path)
     shown = display_name or str(path)
+    # Binary data before the line parser: a binary file may hold no line end for gigabytes.
+    check_text(read_head(path, SNIFF_BYTES, shown), shown)
+    before = Stamp.of(path)
     hashes = array("Q")
     total_bp = 0
     n_chunks = 0
     fastq = False
-    for line, raw_header, seq, qual in _iter_raw_records(path, shown):
+    hashed = _open_hashed(path, shown)
+    for line, raw_header, seq, qual in _hashed_records(hashed, path, shown):
         fastq = qual is not None  # one format a file: the parsers refuse a mix
-        record_id = _check_record(raw_header, seq, path=shown, line=line)
+        record_id = _check_record(raw_header, seq, path=shown, line=line,
+                                  source=lambda: open_binary(path))
         hashes.append(_id_hash(record_id))
         total_bp += len(seq)
         if chunk_size and len(seq) >= max(1, min_length):
             n_chunks += -(-len(seq) // chunk_size)  # chunking.chunk_spans makes ceil(L / size)
+    if path.is_file():  # a spooled stream is a file; a device's size says nothing
+        after = Stamp.after(path, hashed, before)
+        if what := changes(before, after) or changes(Stamp(hashed.bytes_read, 0),
+                                                     Stamp(after.size, 0)):
+            raise InputChangedError(shown, what, when="while it was validated")
     as_array = np.frombuffer(hashes, dtype=np.uint64) if hashes else np.zeros(0, np.uint64)
     dups, mates = _find_duplicates(path, as_array, fastq=fastq)
     renames: dict[int, str] = {}
@@ -234,16 +284,17 @@ def scan_fasta(path: str | Path, *, rename_duplicates: bool = False,
             raise DuplicateIdError(dups, path=shown, hint=_MATES_HINT if mates else None)
         renames = _rename_duplicates(path, as_array, dups)
     return FastaIndex(path=path, n_records=len(hashes), total_bp=total_bp,
-                      renames=renames, sha256=file_sha256(path),
-                      size=path.stat().st_size, compression=detect_compression(path),
+                      renames=renames, sha256=hashed.digest.hexdigest(),
+                      size=hashed.bytes_read, compression=detect_compression(path),
                       n_chunks=n_chunks if chunk_size else None,
-                      format="fastq" if fastq else "fasta")
+                      format="fastq" if fastq else "fasta", mtime_ns=before.mtime_ns)
 
 
 def _check_record(raw_header: bytes, seq: bytes, *, path: str, line: int,
-                  cut: bool = False) -> str:
+                  cut: bool = False, source: Callable[[], BinaryIO] | None = None) -> str:
     """A record's id, once its header and letters are checked (InputError otherwise); `cut`:
-    the header may go on past what was read."""
+    the header may go on past what was read; `source` reopens the input (decompressed) to
+    name the line of a bad letter."""
     words = decode_header(raw_header).split()
     if not words:
         raise InputError("a header with no sequence id", path=path, line=line)
@@ -255,7 +306,7 @@ def _check_record(raw_header: bytes, seq: bytes, *, path: str, line: int,
                          f"{MAX_ID_LENGTH:,} are accepted (the id is the header's first word; "
                          "put the rest after a space)",
                          path=path, record_id=record_id[:40] + "...", line=line)
-    _check_letters(seq, path=path, record_id=record_id, line=line)
+    _check_letters(seq, path=path, record_id=record_id, line=line, source=source)
     return record_id
 
 
@@ -298,16 +349,18 @@ def sniff_fasta(path: str | Path, *, display_name: str | None = None,
         last = cut and n == len(records) - 1
         if last and not raw_header and not seq:
             continue  # cut right after its '>' or '@': nothing of it was read
-        _check_record(raw_header, seq, path=shown, line=line, cut=last)
+        _check_record(raw_header, seq, path=shown, line=line, cut=last,
+                      source=lambda: io.BytesIO(head))
 
 
 def check_fasta(path: str | Path, *, display_name: str | None = None,
                 rename_duplicates: bool = False, whole_limit: int = WHOLE_CHECK_BYTES) -> bool:
     """What can be known of an input before a job runs it: for a file of at most
-    `whole_limit` bytes (as stored), the whole of `scan_fasta`; else `sniff_fasta`. True if
-    checked whole."""
+    `whole_limit` bytes (as stored), the whole of `scan_fasta`; else (a larger file, or not a
+    regular file) `sniff_fasta`. True if checked whole."""
     path = check_path(path, display_name)
-    if path.stat().st_size > whole_limit:
+    # A pipe or a device (/dev/zero) is never read whole: its size says nothing of its end.
+    if not path.is_file() or path.stat().st_size > whole_limit:
         sniff_fasta(path, display_name=display_name)
         return False
     scan_fasta(path, rename_duplicates=rename_duplicates, display_name=display_name)
@@ -322,13 +375,36 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_fasta(index: FastaIndex, start: int = 0) -> Iterator[SeqRecord]:
+def read_fasta(index: FastaIndex, start: int = 0, *,
+               on_change: Callable[[InputChangedError], None] | None = None
+               ) -> Iterator[SeqRecord]:
     """Stream the records of a scanned input, with the ids (and renames) of its index, from
-    record number `start` (0-based; those before it are read past, not decoded)."""
-    for i, (_line, raw_header, seq, qual) in enumerate(_iter_raw_records(index.path)):
-        if i < start:
-            continue
-        header = decode_header(raw_header)
-        original = header.split()[0]
-        yield SeqRecord(index=i, id=index.renames.get(i, original), header=header, seq=seq,
-                        original_id=original, quality=qual)
+    record number `start` (0-based; those before it are read past, not decoded).
+
+    Its bytes are hashed as they are read: after the last record, a file whose size,
+    modification time or SHA-256 is not the index's raises InputChangedError, or hands it to
+    `on_change` (a caller that must first finish what the records started); a record that
+    no longer parses because the file changed raises it too."""
+    hashed = _open_hashed(index.path, index.path)
+    try:
+        for i, (_line, raw_header, seq, qual) in enumerate(
+                _hashed_records(hashed, index.path, index.path)):
+            if i < start:
+                continue
+            header = decode_header(raw_header)
+            original = header.split()[0]
+            yield SeqRecord(index=i, id=index.renames.get(i, original), header=header, seq=seq,
+                            original_id=original, quality=qual, raw_header=raw_header)
+    except InputError as exc:
+        try:
+            what = changes(index.stamp, Stamp.of(index.path))
+        except OSError:
+            what = "it was removed"
+        if what:
+            raise InputChangedError(index.path, what) from exc
+        raise
+    if what := changes(index.stamp, Stamp.after(index.path, hashed, index.stamp)):
+        error = InputChangedError(index.path, what)
+        if on_change is None:
+            raise error
+        on_change(error)

@@ -9,7 +9,9 @@ formats. Letters and ids are checked by the caller (`virnucpro.fasta`).
 
 from __future__ import annotations
 
+import io
 import lzma
+import re
 import zlib
 from collections.abc import Iterator
 from itertools import chain, islice
@@ -24,6 +26,7 @@ MAX_ID_LENGTH = 1000  # characters of a sequence id (the header's first word); e
 _WHITESPACE = b" \t\r\n\x0b\x0c"
 # Control bytes that never occur in a text FASTA or FASTQ file (tab, CR, LF, VT, FF excluded).
 _BINARY_BYTES = bytes(b for b in range(32) if b not in (9, 10, 11, 12, 13)) + b"\x7f"
+_BINARY_BYTE = re.compile(b"[" + re.escape(_BINARY_BYTES) + b"]")
 _LINE_ENDS = (b"\n", b"\r")
 _NO_HEADER = ("no FASTA or FASTQ header: the first record must start with '>' (FASTA) "
               "or '@' (FASTQ)")
@@ -178,6 +181,35 @@ def _blank(at: tuple[int, bytes] | None) -> bool:
 def _rest_blank(lines: Iterator[tuple[int, bytes]]) -> bool:
     """Whether nothing but blank lines is left (read on error paths only: it consumes)."""
     return not any(text.strip() for _at, text in lines)
+
+
+def letter_line(fh: BinaryIO, header_line: int, offset: int) -> int:
+    """The line that holds letter `offset` (0-based, whitespace not counted) of the record
+    whose header is on line `header_line` of the stream (read on error paths only)."""
+    with fh:
+        for line_no, line in enumerate(_lines(fh), start=1):
+            if line_no <= header_line:
+                continue
+            n = len(line.translate(None, _WHITESPACE))
+            if offset < n:
+                return line_no
+            offset -= n
+    return header_line
+
+
+def check_text(data: bytes, path: str | Path) -> None:
+    """InputError ("binary data", naming the line and record) when `data`, the start of an
+    input, holds a byte that no text FASTA or FASTQ file holds. Checked before the line
+    parsers read the whole: a binary file may have no line end for gigabytes."""
+    found = _BINARY_BYTE.search(data)
+    if found is None:
+        return
+    end = data.find(b"\n", found.start())
+    # The parsers, on the start up to that line, raise what a whole read would raise first
+    # (with the record's id).
+    for _record in records_of(io.BytesIO(data[:None if end < 0 else end + 1]), path, cut=True):
+        pass
+    raise _binary(path, data.count(b"\n", 0, found.start()) + 1, None)
 
 
 def _binary(path: str | Path, line: int, header: bytes | None) -> InputError:

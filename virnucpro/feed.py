@@ -21,8 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from virnucpro.errors import InputChangedError
 from virnucpro.fasta import read_fasta
 from virnucpro.features import ShardScores
+from virnucpro.input_watch import Stamp, changes
 from virnucpro.outputs import TableWriter
 from virnucpro.plan import PlanBlock, iter_blocks
 from virnucpro.shards import ShardStore
@@ -103,7 +105,9 @@ class _Pending:
 class ShardFeed:
     """The shard tasks of one input that are not on disk yet; see the module doc. A caller
     iterates it (into an engine), passes each result to `done`, and once `complete`, calls
-    `writer.close()` and publishes; `abandon` leaves the staged files for a resume."""
+    `writer.close()` and publishes; `abandon` leaves the staged files for a resume.
+    `input_change` is set (not raised) when the input is seen to differ from its index: the
+    caller then publishes nothing."""
 
     def __init__(self, job, config, batch_tokens: int,
                  progress: Callable[[int, int], None] = lambda records, chunks: None) -> None:
@@ -137,7 +141,12 @@ class ShardFeed:
         self._cutter = ShardCutter(self.size, start["frame"] // self.size)
         self._merge_shard = self._cutter.next
         self._merged = self._cutter.next * self.size  # frames merged, counted from the input's first
-        records = read_fasta(job.index, start=start["origin_record"])
+        # A change of the input is kept, not raised, so that the last block is still planned
+        # and the feed completes: its caller refuses to publish (finish_input). Raising out
+        # of a daemon's task stream would fail every job sharing it.
+        self.input_change: InputChangedError | None = None
+        records = read_fasta(job.index, start=start["origin_record"],
+                             on_change=self._input_changed)
         self._blocks = iter_blocks(records, config.chunk_size, config.min_length,
                                    frame0=start["origin_frame"])
         self._pending: deque[_Pending] = deque()
@@ -156,6 +165,7 @@ class ShardFeed:
 
     def __iter__(self) -> Iterator:
         for block in self._blocks:
+            self._watch_input()
             pending = self._add(block)
 
             def started(k: int, j: int, pending: _Pending = pending) -> None:
@@ -198,6 +208,29 @@ class ShardFeed:
                         nucleotides=shard.nucleotides, proteins=shard.proteins,
                         batch_tokens=self.batch_tokens, keep_features=self.config.save_embeddings,
                         chunk_size=self.config.chunk_size)
+
+    def _input_changed(self, error: InputChangedError) -> None:
+        self.input_change = self.input_change or error
+
+    def check_input(self) -> InputChangedError | None:
+        """Whether the input changed since it was validated (read to its end, or stat now):
+        once the last shard is in, a change after the input was read counts too, so that no
+        run.json claims a file that is no longer there as it was."""
+        self._watch_input()
+        return self.input_change
+
+    def _watch_input(self) -> None:
+        """A stat of the input per block (microseconds): an append or a rewrite is seen while
+        the run goes on, not only once the input is read to its end."""
+        index = self.job.index
+        if self.input_change is not None:
+            return
+        try:
+            now = Stamp.of(index.path)
+        except OSError:
+            return  # removed or renamed: the open file is still read, and hashed, to its end
+        if what := changes(Stamp(index.size, index.mtime_ns), now):
+            self.input_change = InputChangedError(index.path, what)
 
     # -- results ---------------------------------------------------------------------------
 

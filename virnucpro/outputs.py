@@ -152,7 +152,8 @@ def _concat(parts: list[ChunkColumns]) -> ChunkColumns:
     if len(parts) == 1:
         return parts[0]
     return ChunkColumns(*(np.concatenate([getattr(p, name) for p in parts])
-                          for name in ("kept", "scored", "max_p_virus", "max_p_others", "viral")))
+                          for name in ("kept", "scored", "max_p_virus", "max_p_others", "viral",
+                                       "ambiguous")))
 
 
 class TableWriter:
@@ -294,7 +295,8 @@ class TableWriter:
         c_offsets = block.chunk_frames[ca:cb + 1] - fa
         if n:
             self._write_frames(block, fa, fb, ca, cb, probs, status, ok, ids[frame_piece], c_offsets)
-        chunks = call_chunks(c_offsets, probs, ok)
+        chunks = call_chunks(c_offsets, probs, ok, None if block.chunk_ambiguous is None
+                             else block.chunk_ambiguous[ca:cb])
         self._write_chunks(block.chunk_ids[ca:cb], ids[chunk_piece], block.chunk_index[ca:cb],
                            block.chunk_start[ca:cb], block.chunk_end[ca:cb], chunks)
         offsets = (block.piece_chunks[p0:p1 + 1] - ca).tolist()
@@ -306,7 +308,8 @@ class TableWriter:
                 if small is None:
                     small = (chunks.scored.tolist(), chunks.viral.tolist(),
                              chunks.max_p_virus.tolist(), chunks.kept.tolist(),
-                             block.chunk_start[ca:cb].tolist(), block.chunk_end[ca:cb].tolist())
+                             block.chunk_start[ca:cb].tolist(), block.chunk_end[ca:cb].tolist(),
+                             chunks.ambiguous.tolist())
                 self._finish_small(block.records[p], lo, hi, small)
                 continue
             self._add_piece(block.records[p], last[i], block.chunk_start[ca + lo:ca + hi],
@@ -410,10 +413,11 @@ class TableWriter:
                                                   self.threshold,
                                                   unscored_reason=info.unscored_reason), [])
             return
-        scored, viral, p, kept, start, end = (c[lo] for c in cols)
+        scored, viral, p, kept, start, end, ambiguous = (c[lo] for c in cols)
         seq = call_sequence(info.id, info.length, info.n_chunks, (p,) if scored else (),
                             int(viral), self.threshold, unscored_reason=info.unscored_reason,
-                            failed_chunks=int(kept > 0 and not scored))
+                            failed_chunks=int(kept > 0 and not scored),
+                            ambiguous_chunks=int(ambiguous))
         self._record_rows(info, seq, find_regions((start,), (end,), (scored > 0,), (viral,),
                                                   (p,), self.regions))
 
@@ -423,7 +427,8 @@ class TableWriter:
         seq = call_sequence(info.id, info.length, info.n_chunks, chunks.max_p_virus[good],
                             int(np.count_nonzero(chunks.viral)), self.threshold,
                             unscored_reason=info.unscored_reason,
-                            failed_chunks=int(np.count_nonzero(chunks.kept[~good])))
+                            failed_chunks=int(np.count_nonzero(chunks.kept[~good])),
+                            ambiguous_chunks=int(np.count_nonzero(chunks.ambiguous)))
         regions = find_regions(chunk_start, chunk_end, good, chunks.viral, chunks.max_p_virus,
                                self.regions) if len(good) else []
         self._record_rows(info, seq, regions)
@@ -503,12 +508,14 @@ class TableWriter:
 
 def _slice(chunks: ChunkColumns, lo: int, hi: int) -> ChunkColumns:
     return ChunkColumns(chunks.kept[lo:hi], chunks.scored[lo:hi], chunks.max_p_virus[lo:hi],
-                        chunks.max_p_others[lo:hi], chunks.viral[lo:hi])
+                        chunks.max_p_others[lo:hi], chunks.viral[lo:hi], chunks.ambiguous[lo:hi])
 
 
 def _header(info: RecordInfo) -> bytes:
-    """The input's header line (its text after '>' or '@'), the new id first if renamed."""
-    return (info.header if not info.renamed else f"{info.id} {info.header}").encode("utf-8")
+    """The input's header line (its text after '>' or '@') byte for byte, the new id first if
+    renamed: a header in Latin-1 or another encoding is kept, not decoded."""
+    raw = info.raw_header if info.raw_header is not None else info.header.encode("utf-8")
+    return raw if not info.renamed else info.id.encode("utf-8") + b" " + raw
 
 
 def _wrapped(seq: bytes) -> bytes:

@@ -23,13 +23,14 @@ from typing import TYPE_CHECKING
 from virnucpro import __version__
 from virnucpro.chunking import CHUNK_SIZES
 from virnucpro.engine_config import EngineConfig
-from virnucpro.errors import OutputError, VirNucProError
-from virnucpro.fasta import SHORT_SEQUENCE_BP, FastaIndex, check_path, scan_fasta, spool_stdin
+from virnucpro.errors import InputError, OutputError, VirNucProError
+from virnucpro.fasta import SHORT_SEQUENCE_BP, FastaIndex, check_path, scan_fasta
 from virnucpro.feed import ShardFeed
 from virnucpro.logs import NOTE
 from virnucpro.outputs import OutputLayout, write_json_atomic
 from virnucpro.regions import RegionRule
 from virnucpro.shards import DEFAULT_SHARD_FRAMES
+from virnucpro.spool import spool_input
 
 if TYPE_CHECKING:
     from virnucpro.engine import Engine
@@ -142,13 +143,16 @@ def validate_inputs(config: PredictConfig, spool_dir: Path) -> list[InputJob]:
     for source, name in zip(sources, names, strict=True):
         started = time.perf_counter()
         if source == "-":
-            path = spool_stdin(spool_dir)
+            path = spool_input(spool_dir)
         else:
             path = check_path(source)  # no such file; a folder
             if not path.is_file():
-                # A pipe or process substitution (<(zcat x.gz)) can be read only once.
-                with open(path, "rb") as stream:
-                    path = spool_stdin(spool_dir, stream)
+                # A pipe, a device or process substitution (<(zcat x.gz)) can be read only once.
+                try:
+                    with open(path, "rb") as stream:
+                        path = spool_input(spool_dir, stream, shown=source)
+                except OSError as exc:
+                    raise InputError(f"cannot read: {exc.strerror or exc}", path=source) from exc
         index = scan_fasta(path, rename_duplicates=config.rename_duplicates,
                            display_name="<stdin>" if source == "-" else source,
                            chunk_size=config.chunk_size, min_length=config.min_length)
@@ -284,6 +288,8 @@ def score_input(job: InputJob, config: PredictConfig, engine: Engine,
     try:
         for task, scores in engine.map(feed):
             feed.done(task, scores)
+            if feed.input_change is not None:  # no more device time on a changed input
+                raise feed.input_change
     except BaseException:
         feed.abandon()  # the staged tables stay: --resume goes on from their checkpoint
         raise
@@ -386,6 +392,11 @@ def finish_input(job: InputJob, mode: str, config: PredictConfig, engine: Engine
     run.json and the report."""
     if engine.load_seconds is not None:
         job.timings["load_models_s"] = round(engine.load_seconds, 3)
+    if (change := feed.check_input()) is not None:
+        # Nothing may claim to be complete: the staged tables stay, unpublished, and a
+        # --resume finds a different input and says so.
+        feed.abandon()
+        raise change
     t1 = time.perf_counter()
     writer = feed.writer
     writer.close()

@@ -67,6 +67,7 @@ class RecordInfo:
     n_chunks: int
     quality: bytes | None = None  # a FASTQ record's qualities, for viral.fastq
     known_length: int = -1  # the length when `seq` is not at hand (rescore without the input)
+    raw_header: bytes | None = None  # the header's bytes as given, for the sequence files
 
     @property
     def length(self) -> int:
@@ -101,6 +102,8 @@ class PlanBlock:
     protein_length: np.ndarray
     nucleotides: list[str] | None  # dropped (None) once handed to the shards
     proteins: list[str] | None
+    # [chunks] bool: no frame has a codon of A, C, G, T only (all N...), so none could be kept
+    chunk_ambiguous: np.ndarray | None = None
 
     @property
     def n_frames(self) -> int:
@@ -156,6 +159,7 @@ class _BlockBuilder:
         c_start: list[int] = []
         c_end: list[int] = []
         c_frames = [0]
+        c_ambiguous: list[bool] = []
         frame_ids: list[str] = []
         f_code: list[int] = []
         f_start: list[int] = []
@@ -179,6 +183,7 @@ class _BlockBuilder:
                 e = s + (end - start)
                 length = end - start
                 stop = s - 1 if s else None  # reverse codons run down to the chunk's start
+                codons = False
                 for code in range(6):
                     f = code % 3
                     if length - f < 3:
@@ -186,6 +191,7 @@ class _BlockBuilder:
                     p = aa_fwd[s + f:e - 2:3] if code < 3 else aa_rev[e - 3 - f:stop:-3]
                     if not clean:
                         p = p.translate(None, b"-")
+                    codons = codons or bool(p)
                     if not p or b"*" in p:
                         continue
                     m = min(3 * len(p) + 1, length - f)
@@ -204,6 +210,8 @@ class _BlockBuilder:
                     f_plen.append(len(p))
                     prots.append(p.decode("ascii"))
                 c_frames.append(len(frame_ids))
+                # Under 3 bases there is no codon to be ambiguous about.
+                c_ambiguous.append(not codons and length >= 3)
             base += len(bases)
             p_chunks.append(len(chunk_ids))
             p_frames.append(len(frame_ids))
@@ -218,7 +226,7 @@ class _BlockBuilder:
             chunk_frames=np.array(c_frames, dtype=i64), frame_ids=frame_ids,
             frame_code=np.array(f_code, dtype=np.int8), frame_start=np.array(f_start, dtype=i64),
             frame_end=np.array(f_end, dtype=i64), protein_length=np.array(f_plen, dtype=i64),
-            nucleotides=nts, proteins=prots)
+            nucleotides=nts, proteins=prots, chunk_ambiguous=np.array(c_ambiguous, dtype=bool))
 
 
 def iter_blocks(records: Iterable[SeqRecord], chunk_size: int, min_length: int = 1, *,
@@ -243,7 +251,7 @@ def iter_blocks(records: Iterable[SeqRecord], chunk_size: int, min_length: int =
                                    else chunk_spans(length, chunk_size))
         info = RecordInfo(record.index, record.id, record.header, record.original_id, seq,
                           record_flags(record, rna), reason, len(spans),
-                          record.quality)
+                          record.quality, raw_header=record.raw_header or None)
         if length <= block_bases or not spans:
             if builder.records and builder.size + length > block_bases:
                 block = builder.build(frame0)

@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from virnucpro.chunking import chunk_spans
 from virnucpro.errors import InputError, OutputError
 from virnucpro.fasta import read_fasta, scan_fasta
 from virnucpro.outputs import (
+    CHUNKS_COLUMNS,
     FRAMES_COLUMNS,
     SEQUENCES_COLUMNS,
     OutputLayout,
@@ -36,7 +38,7 @@ from virnucpro.outputs import (
 )
 from virnucpro.plan import RecordInfo
 from virnucpro.regions import RegionRule
-from virnucpro.rollup import call_chunks
+from virnucpro.rollup import AMBIGUOUS, call_chunks
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +181,9 @@ def rescore_folder(source: Path, target: Path, settings: RescoreSettings, *,
                          sequence_files=index is not None)
     records = read_fasta(index) if index is not None else None
     frames = _tsv(source / "frames.tsv", FRAMES_COLUMNS)
+    # Which chunks had no codon of A, C, G, T only is a fact of the input, not of the
+    # scores: it is read back from the run's own chunks.tsv (the input may be gone).
+    chunk_rows = _tsv(source / "chunks.tsv", CHUNKS_COLUMNS)
     pending = next(frames, None)
     frames_read = 0
     try:
@@ -199,8 +204,14 @@ def rescore_folder(source: Path, target: Path, settings: RescoreSettings, *,
                 n, sid, record.header if record else sid, record.original_id if record else sid,
                 record.seq if record else b"", (flags,) if flags else (),
                 reason if n_chunks == 0 else "", n_chunks,
-                record.quality if record else None, length)
-            _write(writer, info_, rows, chunk_size, source)
+                record.quality if record else None, length,
+                raw_header=record.raw_header if record else None)
+            chunks = list(islice(chunk_rows, n_chunks))
+            if len(chunks) != n_chunks or any(c[1] != sid for c in chunks):
+                raise OutputError(f"chunks.tsv does not hold the {n_chunks} chunk rows of "
+                                  f"{sid!r} in their place", path=source / "chunks.tsv")
+            ambiguous = np.array([c[9] == AMBIGUOUS for c in chunks], dtype=bool)
+            _write(writer, info_, rows, chunk_size, source, ambiguous)
         if pending is not None:
             raise OutputError(f"frames.tsv has rows of {pending[1]!r}, which sequences.tsv "
                               "does not list in that place", path=source / "frames.tsv")
@@ -217,7 +228,7 @@ def rescore_folder(source: Path, target: Path, settings: RescoreSettings, *,
 
 
 def _write(writer: TableWriter, info: RecordInfo, rows: list[list[str]], chunk_size: int,
-           source: Path) -> None:
+           source: Path, ambiguous: np.ndarray) -> None:
     n = info.n_chunks
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
@@ -248,7 +259,7 @@ def _write(writer: TableWriter, info: RecordInfo, rows: list[list[str]], chunk_s
                       for r in rows], dtype=np.float32).reshape(-1, 2)
     ok = np.fromiter((r[11] == "ok" for r in rows), dtype=bool, count=len(rows))
     writer.write_record(info, [f"{info.id}_chunk_{k + 1}" for k in range(n)], starts, ends,
-                        call_chunks(offsets, probs, ok))
+                        call_chunks(offsets, probs, ok, ambiguous))
 
 
 def _link_or_copy(src: str | Path, dst: str | Path) -> None:

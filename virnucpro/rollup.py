@@ -16,6 +16,9 @@ import numpy as np
 
 VIRUS, OTHERS, UNSCORED = "virus", "others", "unscored"
 NO_KEPT_FRAME = "no reading frame without a stop codon"
+# A frame is kept when it has a codon of A, C, G, T only and no stop; a chunk of N (or other
+# IUPAC codes) has no such codon in any frame: it is ambiguous, not full of stops.
+AMBIGUOUS = "ambiguous: no codon of A, C, G, T only in any reading frame"
 SCORING_FAILED = "scoring failed"
 
 
@@ -53,6 +56,7 @@ class ChunkColumns:
     max_p_virus: np.ndarray  # float32, NaN where the chunk is unscored
     max_p_others: np.ndarray
     viral: np.ndarray  # bool: called virus (False where unscored)
+    ambiguous: np.ndarray  # bool: no codon of A, C, G, T only in any frame (see AMBIGUOUS)
 
     @property
     def is_scored(self) -> np.ndarray:
@@ -65,8 +69,9 @@ class ChunkColumns:
 
     def reasons(self) -> np.ndarray:
         """Per chunk: why it is unscored, empty where it is scored (object array of str)."""
-        return np.where(self.is_scored, "", np.where(self.kept > 0, SCORING_FAILED,
-                                                     NO_KEPT_FRAME)).astype(object)
+        return np.where(self.is_scored, "", np.where(
+            self.kept > 0, SCORING_FAILED,
+            np.where(self.ambiguous, AMBIGUOUS, NO_KEPT_FRAME))).astype(object)
 
 
 def frame_calls(probs: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -81,9 +86,11 @@ def frame_call(p_others: float, p_virus: float) -> str:
     return VIRUS if p_virus > p_others else OTHERS
 
 
-def call_chunks(frame_offsets: np.ndarray, probs: np.ndarray, ok: np.ndarray) -> ChunkColumns:
+def call_chunks(frame_offsets: np.ndarray, probs: np.ndarray, ok: np.ndarray,
+                ambiguous: np.ndarray | None = None) -> ChunkColumns:
     """Roll frames up into chunks. Chunk i holds frames frame_offsets[i]:frame_offsets[i+1]
-    (offsets from 0, len(probs) last); `ok` is False for failed frames."""
+    (offsets from 0, len(probs) last); `ok` is False for failed frames; `ambiguous` marks the
+    chunks without any codon of A, C, G, T only (None: none known)."""
     kept = np.diff(frame_offsets)
     n = len(kept)
     scored = np.zeros(n, dtype=np.int64)
@@ -100,8 +107,10 @@ def call_chunks(frame_offsets: np.ndarray, probs: np.ndarray, ok: np.ndarray) ->
     max_v[~good] = np.nan
     max_o[~good] = np.nan
     viral = good & (max_v >= max_o)
+    if ambiguous is None:
+        ambiguous = np.zeros(n, dtype=bool)
     return ChunkColumns(kept=kept, scored=scored, max_p_virus=max_v, max_p_others=max_o,
-                        viral=viral)
+                        viral=viral, ambiguous=np.asarray(ambiguous, dtype=bool))
 
 
 def call_chunk(chunk_id: str, probs: np.ndarray, ok: Sequence[bool]) -> ChunkCall:
@@ -117,17 +126,18 @@ def call_chunk(chunk_id: str, probs: np.ndarray, ok: Sequence[bool]) -> ChunkCal
 
 def call_sequence(sequence_id: str, length: int, n_chunks: int, maxima: np.ndarray | Sequence[float],
                   viral_chunks: int, threshold: float, *, unscored_reason: str = "",
-                  failed_chunks: int = 0) -> SequenceCall:
+                  failed_chunks: int = 0, ambiguous_chunks: int = 0) -> SequenceCall:
     """The sequence call from its scored chunks: `maxima` holds each scored chunk's highest
     P(virus) (float32), `viral_chunks` how many of them are viral; `failed_chunks` counts
-    chunks whose every frame failed. `unscored_reason` marks a sequence never chunked."""
+    chunks whose every frame failed, `ambiguous_chunks` those without a codon of A, C, G, T
+    only. `unscored_reason` marks a sequence never chunked."""
     if unscored_reason:
         return SequenceCall(sequence_id, length, 0, 0, 0, None, None, None, UNSCORED,
                             unscored_reason)
     scored = len(maxima)
     if not scored:
         reason = ("scoring failed for every chunk" if failed_chunks
-                  else "no chunk has a reading frame without a stop codon")
+                  else _no_frame_reason(n_chunks, ambiguous_chunks))
         return SequenceCall(sequence_id, length, n_chunks, 0, 0, None, None, None, UNSCORED,
                             reason)
     share = viral_chunks / scored
@@ -139,3 +149,15 @@ def call_sequence(sequence_id: str, length: int, n_chunks: int, maxima: np.ndarr
         mean = float(np.mean(maxima.astype(np.float64)))
     return SequenceCall(sequence_id, length, n_chunks, scored, viral_chunks, share, top, mean,
                         VIRUS if share >= threshold else OTHERS)
+
+
+def _no_frame_reason(n_chunks: int, ambiguous: int) -> str:
+    """Why no chunk of a sequence has a kept frame, by the rule (a codon of A, C, G, T only,
+    no stop): ambiguous letters, stops, or some chunks of each."""
+    if ambiguous >= n_chunks:
+        return ("every chunk is ambiguous: no codon of A, C, G, T only in any reading frame "
+                "(N or other IUPAC codes)")
+    if ambiguous:
+        return (f"no chunk has a reading frame to score: {ambiguous} of {n_chunks} are ambiguous "
+                "(no codon of A, C, G, T only), the others have a stop codon in every frame")
+    return "no chunk has a reading frame without a stop codon"

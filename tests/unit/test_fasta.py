@@ -15,7 +15,6 @@ from virnucpro.fasta import (
     read_fasta,
     scan_fasta,
     sniff_fasta,
-    spool_stdin,
 )
 
 
@@ -122,7 +121,9 @@ def test_a_header_without_id_is_refused(tmp_path):
 
 
 def test_stdin_is_spooled_to_a_file(tmp_path):
-    path = spool_stdin(tmp_path, io.BytesIO(b">s\nACGT\n"))
+    from virnucpro.spool import spool_input
+
+    path = spool_input(tmp_path, io.BytesIO(b">s\nACGT\n"))
     assert ids_of(scan_fasta(path)) == ["s"]
 
 

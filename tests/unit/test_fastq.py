@@ -138,7 +138,7 @@ def test_binary_empty_and_blank_inputs_are_refused(tmp_path):
 
 def test_protein_letters_are_refused_with_the_fasta_words(tmp_path):
     err = _refused(tmp_path, "@ok\nACGT\n+\nIIII\n@p1 protein\nMKLVEFQ\n+\nIIIIIII\n")
-    assert (err.line, err.record_id) == (5, "p1")
+    assert (err.line, err.record_id) == (6, "p1")  # the sequence line, not the header
     assert "looks like a protein" in str(err)
     digits = _refused(tmp_path, "@d1\nAC1T\n+\nIIII\n")
     assert digits.record_id == "d1" and "'1'" in str(digits) and "nucleotide codes" in str(digits)

@@ -9,6 +9,14 @@ from pathlib import Path
 import click
 
 from virnucpro.chunking import CHUNK_SIZES
+from virnucpro.clicommon import json_errors
+
+
+def _json_errors(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    # Errors as JSON too: a script reading stdout learns why (exit 12: the input changed).
+    if value:
+        json_errors(ctx, lambda exc: {"code": exc.code, "message": str(exc)})
+    return value
 
 
 @click.command()
@@ -68,7 +76,9 @@ from virnucpro.chunking import CHUNK_SIZES
               help="Frames per shard (the unit of resume); for tests and tuning.")
 @click.option("--report/--no-report", "write_report", default=True, show_default=True,
               help="Write OUTDIR/report.html (one per input folder) at the end of the run.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@click.option("--json", "as_json", is_flag=True, callback=_json_errors,
+              help='Print a JSON summary on stdout; an error as {"error": {"code", "exit", '
+              '"message"}}.')
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, only errors.")
 @click.option("-v", "--verbose", count=True, help="More log lines (-vv for debug).")
 def predict(inputs: tuple[str, ...], outdir: Path, chunk_size: str, models_spec: str, device: str,
