@@ -8,6 +8,7 @@ unknown job into `unknown_job`.
 from __future__ import annotations
 
 import os
+import stat
 import time
 import uuid
 from collections.abc import Callable
@@ -131,6 +132,11 @@ def _fingerprint(path: str) -> InputFile:
         raise ProtocolError(ErrorCode.INVALID, f"{path}: input paths must be absolute")
     p = check_path(real_path(path, keep_name=True), display_name=path)  # no such file; is a folder, not a FASTA or FASTQ file (predict's words)
     st = p.stat()
+    if not stat.S_ISREG(st.st_mode):
+        # A pipe or a device would block the request loop on its first read (every client
+        # waits), and a job reads its inputs again later, by path.
+        raise ProtocolError(ErrorCode.INVALID, f"{path}: not a regular file (a pipe, a device "
+                            "or a socket); save it to a file first, or use `virnucpro predict`")
     return InputFile(path=str(p), size=st.st_size, mtime_ns=st.st_mtime_ns, sha256="")
 
 

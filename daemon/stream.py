@@ -176,6 +176,9 @@ class JobStream:
             info = finish_input(ctx.items[n], ctx.modes[n], ctx.config, self.engine,
                                 self.engine.model_set, ctx.models_key, ctx.started, feed)
         except Exception as exc:  # noqa: BLE001 - this job fails; the stream goes on
+            if isinstance(exc, VirNucProError):  # said as predict says it (a changed input...)
+                self._fail(ctx, str(exc))
+                return
             log.exception("job %d: writing results failed", ctx.id)
             self._fail(ctx, f"writing results failed: {type(exc).__name__}: {exc}")
             return

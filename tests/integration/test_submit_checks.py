@@ -320,3 +320,18 @@ def test_retry_of_a_job_whose_input_changed_is_refused_up_front(slow, tmp_path):
     assert "cannot be retried" in proc.stderr and str(small) in proc.stderr
     with slow.client() as c:
         assert c.show(behind.id).state.value == "failed"
+
+
+def test_a_pipe_submitted_by_a_client_is_refused_without_blocking_the_daemon(daemon, tmp_path):
+    """Another client than ours may name a FIFO: the daemon must not read it (its first read
+    would block the request loop, every client waiting)."""
+    import os
+
+    fifo = tmp_path / "reads.fa"
+    os.mkfifo(fifo)
+    with daemon.client() as c:
+        before = len(c.jobs(all=True))
+        with pytest.raises(ClientError) as err:
+            c.submit([str(fifo)], outdir=str(tmp_path / "out"))
+        assert "not a regular file" in str(err.value) and str(fifo) in str(err.value)
+        assert len(c.jobs(all=True)) == before and c.status().state == "running"
