@@ -336,11 +336,13 @@ def working_memory(models_root: str, dev: str, work: Path, sequences: int, runs:
         write_input(fasta, sequences * factor, 3000, seed=factor)
         probes = []
         for run in range(runs):
-            line = subprocess.run([sys.executable, "-m", "benchmarks.memory_probe", str(fasta),
+            done = subprocess.run([sys.executable, "-m", "benchmarks.memory_probe", str(fasta),
                                    str(work / f"mem-out{factor}-{run}"), "--models", models_root,
-                                   "--devices", dev], capture_output=True, text=True, check=True,
-                                  cwd=REPO).stdout.strip().splitlines()[-1]
-            probes.append(json.loads(line))
+                                   "--devices", dev], capture_output=True, text=True, cwd=REPO)
+            if done.returncode != 0:  # say why: a CalledProcessError would hide the probe's stderr
+                raise RuntimeError(f"memory probe {factor}x run {run} exited {done.returncode}:\n"
+                                   f"{done.stderr[-2000:]}")
+            probes.append(json.loads(done.stdout.strip().splitlines()[-1]))
         median = statistics.median_low([p["working_bytes"] for p in probes])
         res[factor] = {**next(p for p in probes if p["working_bytes"] == median),
                        "runs_working_bytes": [p["working_bytes"] for p in probes]}

@@ -160,6 +160,9 @@ class JobStream:
         try:
             feed.done(task, scores)
         except Exception as exc:  # noqa: BLE001 - its own job fails (a full disk...), not the stream
+            if (full := self._no_space(exc, ctx, n)) is not None:
+                self._fail(ctx, full)
+                return
             log.exception("job %d: a shard could not be written", ctx.id)
             self._fail(ctx, f"writing a shard failed: {type(exc).__name__}: {exc}")
             return
@@ -179,10 +182,24 @@ class JobStream:
             if isinstance(exc, VirNucProError):  # said as predict says it (a changed input...)
                 self._fail(ctx, str(exc))
                 return
+            if (full := self._no_space(exc, ctx, n)) is not None:
+                self._fail(ctx, full)
+                return
             log.exception("job %d: writing results failed", ctx.id)
             self._fail(ctx, f"writing results failed: {type(exc).__name__}: {exc}")
             return
         self._record(ctx, n, info)
+
+    @staticmethod
+    def _no_space(exc: BaseException, ctx: _Job, n: int) -> str | None:
+        """predict's one line for a full disk (`pipeline.no_space`), or None for another error;
+        a retry resumes from the shards written."""
+        from virnucpro.pipeline import no_space
+
+        item = ctx.items[n]
+        full = no_space(exc, item.layout.root, item.index.total_bp)
+        return None if full is None else str(full).replace("run the same command with "
+                                                           "--resume", "retry the job")
 
     def _record(self, ctx: _Job, n: int, info: dict) -> None:
         report = info.get("outputs", {}).get("report.html")

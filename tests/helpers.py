@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 DATA = Path(__file__).parent / "data"
@@ -26,3 +29,19 @@ def read_table(path: Path) -> list[dict[str, str]]:
 def columns(frames) -> tuple[list[str], list[str]]:
     """The nucleotides and proteins of frames (translation.Frame), as the scorer takes them."""
     return [f.nucleotides for f in frames], [f.protein for f in frames]
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(mount: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of `size` (mount's syntax: 64m, 300k) at `mount`, unmounted after: a file system
+    whose free space a test knows. Root only (CI runs as root): skips otherwise."""
+    import pytest
+
+    mount.mkdir(parents=True, exist_ok=True)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (not root)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)

@@ -8,6 +8,7 @@ click and `virnucpro.errors` (tests/unit/test_boundaries.py checks it).
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from collections.abc import Callable
 
@@ -25,6 +26,25 @@ ErrorNamer = Callable[[VirNucProError], dict]
 def json_errors(ctx: click.Context, namer: ErrorNamer) -> None:
     """Make the errors of this command JSON on stdout: {"error": {"code", "exit", "message"}}."""
     ctx.meta[JSON_ERRORS] = namer
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch system's kill, `kill PID`) turned into the stop Ctrl-C makes: the same
+    clean-up on the way out (workers stopped, temporary folders removed, finished shards kept),
+    then exit 128 + the signal, as the shell reports a process killed by it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def stop_cleanly_on_sigterm() -> None:
+    """For long commands: SIGTERM raises `Terminated` in the main thread."""
+
+    def handler(signum: int, _frame: object) -> None:
+        raise Terminated(signum)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 class ErrorExitGroup(click.Group):
@@ -52,6 +72,6 @@ class ErrorExitGroup(click.Group):
             click.echo(json.dumps({"error": {"code": "usage", "exit": exc.exit_code,
                                              "message": exc.format_message()}}))
             sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             click.echo(self.interrupt_message, err=True)
-            sys.exit(130)
+            sys.exit(128 + exc.signum if isinstance(exc, Terminated) else 130)

@@ -130,3 +130,11 @@ class OutputError(VirNucProError):
     def __init__(self, message: str, *, path: str | Path | None = None) -> None:
         super().__init__(f"{path}: {message}" if path is not None else message)
         self.path = str(path) if path is not None else None
+
+
+class NoSpaceError(OutputError):
+    """The file system of the output (or of the spool) is full: the finished shards are kept,
+    and `--resume` goes on once there is space."""
+
+    exit_code = 13
+    code = "no_space"

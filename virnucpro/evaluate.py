@@ -379,6 +379,6 @@ def evaluate(outdir: str | Path, truth: Truth, *, report: bool = True) -> dict:
         try:
             write_report(root, writer="virnucpro evaluate")
         except Exception as exc:  # noqa: BLE001 - evaluation.json is written; redo the report
-            log.warning("%s: no report written (%s); run `virnucpro report %s` to retry",
+            log.error("%s: no report written (%s); the tables are complete: run `virnucpro report %s` to retry",
                         root, exc, root)
     return evaluation

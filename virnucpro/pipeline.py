@@ -8,6 +8,7 @@ and its rows staged in the tables as it comes in); at the end the tables move in
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -23,10 +24,11 @@ from typing import TYPE_CHECKING
 from virnucpro import __version__
 from virnucpro.chunking import CHUNK_SIZES
 from virnucpro.engine_config import EngineConfig
-from virnucpro.errors import InputError, OutputError, VirNucProError
+from virnucpro.errors import InputError, NoSpaceError, OutputError, VirNucProError
 from virnucpro.fasta import SHORT_SEQUENCE_BP, FastaIndex, check_path, scan_fasta
 from virnucpro.feed import ShardFeed
 from virnucpro.logs import NOTE
+from virnucpro.models.sets import human_size
 from virnucpro.outputs import OutputLayout, write_json_atomic
 from virnucpro.regions import RegionRule
 from virnucpro.shards import DEFAULT_SHARD_FRAMES
@@ -191,7 +193,12 @@ def resume_key(job: InputJob, config: PredictConfig, models: dict) -> dict:
 def _differs(old: dict, new: dict) -> str:
     for part in ("input", "parameters", "models"):
         if old.get(part) != new[part]:
-            return {"input": "a different input", "parameters": "other parameters",
+            if part == "parameters":  # name them: --chunk-size 300, not "other parameters"
+                theirs, ours = old.get(part) or {}, new[part]
+                named = [f"--{k.replace('_', '-')} {theirs.get(k)} (now {ours.get(k)})"
+                         for k in sorted(set(theirs) | set(ours)) if theirs.get(k) != ours.get(k)]
+                return "other settings that shape its shards: " + ", ".join(named)
+            return {"input": "a different input",
                     "models": "other model files or precision"}[part]
     return ""
 
@@ -207,7 +214,9 @@ def prepare_folder(job: InputJob, config: PredictConfig, models: dict) -> str:
     state = _read_json(layout.state)
     run = _read_json(layout.run_json)
     expected = resume_key(job, config, models)
-    if config.resume and run and run.get("status") == "completed" and not state:
+    # run.json is written last: a completed one means a finished run, even when a kill right
+    # after it left the work folder (reuse_finished removes it).
+    if config.resume and run and run.get("status") == "completed":
         if why := _differs(run.get("resume_key") or {}, expected):
             raise OutputError(f"holds a finished run of {why}; use --force to start over", path=root)
         return "done"
@@ -230,7 +239,8 @@ def prepare_folder(job: InputJob, config: PredictConfig, models: dict) -> str:
         layout.work.mkdir(exist_ok=True)
         write_json_atomic(layout.state, expected)
     except OSError as exc:
-        raise OutputError(f"cannot be used: {exc.strerror or exc}", path=root) from exc
+        raise (no_space(exc, root, job.index.total_bp)
+               or OutputError(f"cannot be used: {exc.strerror or exc}", path=root)) from exc
     return "fresh"
 
 
@@ -312,12 +322,78 @@ def _add_report(job: InputJob, info: dict) -> None:
     try:
         write_report(job.layout.root, writer="virnucpro predict")
     except Exception as exc:  # noqa: BLE001 (hours of scoring must not be lost to a plot)
-        log.warning("%s: no report written (%s); run `virnucpro report %s` to retry",
+        log.error("%s: no report written (%s); the tables are complete: run `virnucpro report %s` to retry",
                     job.source, exc, job.layout.root, exc_info=log.isEnabledFor(logging.DEBUG))
         return
     info["timings"]["report_s"] = round(time.perf_counter() - t0, 3)
     info["outputs"][REPORT_NAME] = REPORT_NAME
     write_json_atomic(job.layout.run_json, info)
+
+
+# What only the tables depend on: --resume applies them to a finished run from its stored
+# scores (as `virnucpro rescore` does) instead of scoring again.
+TABLE_SETTINGS = ("threshold", "region_gap", "region_min_p", "min_region_length")
+
+
+def reuse_finished(job: InputJob, config: PredictConfig) -> dict:
+    """A finished run found by --resume (the input, models and shard settings are the same):
+    what a kill after its run.json left is removed, the table-only settings that differ are
+    applied from the stored scores, a missing report is written; its run.json, as it now is."""
+    layout = job.layout
+    info = _read_json(layout.run_json) or {}
+    if layout.work.exists():
+        size = sum(p.stat().st_size for p in layout.work.rglob("*") if p.is_file())
+        shutil.rmtree(layout.work, ignore_errors=True)
+        log.log(NOTE, "%s: removed what the finished run left in %s (%s)", job.source,
+                layout.work, human_size(size))
+    params = info.get("parameters", {})
+    defaults = PredictConfig(inputs=(), outdir=layout.root)
+    changed = {k: (params.get(k, getattr(defaults, k)), getattr(config, k))
+               for k in TABLE_SETTINGS if params.get(k, getattr(defaults, k)) != getattr(config, k)}
+    if changed:
+        from virnucpro.rescore import RescoreSettings, rescore_folder
+
+        settings = RescoreSettings(
+            threshold=config.threshold, region_gap=config.region_gap,
+            region_min_p="call" if config.region_min_p is None else config.region_min_p,
+            min_region_length=config.min_region_length)
+        info = rescore_folder(layout.root, layout.root, settings, report=config.report)
+        log.log(NOTE, "%s: already complete in %s; its tables rewritten from the stored scores "
+                "with %s", job.source, layout.root,
+                ", ".join(f"--{k.replace('_', '-')} {new} (was {old})"
+                          for k, (old, new) in changed.items()))
+        return info
+    if config.report and not (layout.root / "report.html").is_file():
+        info.setdefault("timings", {})
+        _add_report(job, info)
+        write_json_atomic(layout.run_json, info)
+        log.log(NOTE, "%s: already complete in %s; its missing report written", job.source,
+                layout.root)
+        return info
+    log.log(NOTE, "%s: already complete in %s (nothing to resume)", job.source, layout.root)
+    return info
+
+
+def no_space(exc: BaseException, root: Path, bases: int | None = None, *,
+             spool: bool = False) -> NoSpaceError | None:
+    """The error to give for a full file system under `root`, or None if `exc` is another.
+    `bases`: the input's size, for the estimate of what a run needs (its tables, FASTA outputs
+    and shards: about 2 bytes a base)."""
+    if not (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)):
+        return None
+    where = Path(root)
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        free = f"{human_size(shutil.disk_usage(where).free)} free"
+    except OSError:
+        free = "free space unknown"
+    needs = f"; a run of this input needs about {human_size(2 * bases)}" if bases else ""
+    then = ("then run it again, or set TMPDIR to a larger disk (the copy of a pipe is made "
+            "there)" if spool else "then run the same command with --resume (the finished "
+            "shards are kept)")
+    return NoSpaceError(f"no space left on its file system ({free}{needs}): free some space, "
+                        f"{then}", path=root)
 
 
 def default_batch_tokens(devices: list[str]) -> int:
@@ -337,7 +413,12 @@ def run_predict(config: PredictConfig, *, reporter=None, engine: Engine | None =
 
     started_at = datetime.now(timezone.utc)
     with tempfile.TemporaryDirectory(prefix="virnucpro-") as spool:
-        jobs = validate_inputs(config, Path(spool))
+        try:
+            jobs = validate_inputs(config, Path(spool))
+        except OSError as exc:  # a pipe's copy that filled the temporary folder
+            if (full := no_space(exc, Path(spool), spool=True)) is not None:
+                raise full from exc
+            raise
         model_set = resolve_model_set(config.models, progress=config.progress)
         if model_set.is_tiny:
             log.warning("model set 'tiny' has seeded random weights: its calls mean nothing "
@@ -356,8 +437,16 @@ def run_predict(config: PredictConfig, *, reporter=None, engine: Engine | None =
         if own:
             engine = make_engine(config.engine, model_set, devices, config.chunk_size)
         try:
-            return [run_input(job, mode, config, engine, model_set, models_key, started_at, reporter)
-                    for job, mode in zip(jobs, modes, strict=True)]
+            results = []
+            for job, mode in zip(jobs, modes, strict=True):
+                try:
+                    results.append(run_input(job, mode, config, engine, model_set, models_key,
+                                             started_at, reporter))
+                except OSError as exc:
+                    if (full := no_space(exc, job.layout.root, job.index.total_bp)) is not None:
+                        raise full from exc
+                    raise
+            return results
         finally:
             if own:
                 engine.close()
@@ -366,8 +455,7 @@ def run_predict(config: PredictConfig, *, reporter=None, engine: Engine | None =
 def run_input(job: InputJob, mode: str, config: PredictConfig, engine: Engine, model_set,
               models_key: dict, started_at: datetime, reporter) -> dict:
     if mode == "done":
-        log.log(NOTE, "%s: already complete in %s (nothing to resume)", job.source, job.layout.root)
-        return _read_json(job.layout.run_json) or {}
+        return reuse_finished(job, config)
     if mode == "resume":
         log.log(NOTE, "%s: resuming in %s", job.source, job.layout.root)
     t0 = time.perf_counter()

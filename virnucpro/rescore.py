@@ -327,7 +327,7 @@ def _publish(source: Path, target: Path, writer: TableWriter, info: dict, thresh
         try:
             write_report(target, writer="virnucpro rescore")
         except Exception as exc:  # noqa: BLE001 - the tables are done; the report can be redone
-            log.warning("%s: no report written (%s); run `virnucpro report %s` to retry",
+            log.error("%s: no report written (%s); the tables are complete: run `virnucpro report %s` to retry",
                         target, exc, target)
         else:
             new["outputs"][REPORT_NAME] = REPORT_NAME

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import DATA, read_table
+from tests.helpers import DATA, mounted_tmpfs, read_table
 
 VIRNUCPRO = str(Path(sys.executable).with_name("virnucpro"))
 REPO = Path(__file__).resolve().parents[2]
@@ -33,15 +33,8 @@ def predict(*args: object, timeout: float = 120, env: dict | None = None,
 def tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A tmpfs of 1 GiB + 16 MiB (root only): with the bound of 1 GiB kept free, a spool may
     take 16 MiB of it (memory is used only as it is written)."""
-    mount = tmp_path / "tmpfs"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1040m", "tmpfs", str(mount)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (not root)")
-    try:
+    with mounted_tmpfs(tmp_path / "tmpfs", "1040m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
 
 
 # -- item 1: endless input -------------------------------------------------------------------

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import gzip
 import io
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import mounted_tmpfs
 from virnucpro import spool
 from virnucpro.errors import InputError
 
@@ -36,15 +36,8 @@ class Endless(io.RawIOBase):
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
     """A 64 MiB tmpfs (root only): a file system whose free space the test knows."""
-    mount = tmp_path / "fs"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (not root)")
-    try:
+    with mounted_tmpfs(tmp_path / "fs", "64m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
 
 
 def test_binary_data_is_refused_before_anything_is_written(tmp_path):

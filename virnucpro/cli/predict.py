@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from virnucpro.chunking import CHUNK_SIZES
-from virnucpro.clicommon import json_errors
+from virnucpro.clicommon import json_errors, stop_cleanly_on_sigterm
 
 
 def _json_errors(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
@@ -98,6 +98,7 @@ def predict(inputs: tuple[str, ...], outdir: Path, chunk_size: str, models_spec:
     from virnucpro.ray_cluster import check_ray_options
 
     _setup_logging(-1 if quiet else verbose)
+    stop_cleanly_on_sigterm()
     if force and resume:
         raise click.UsageError("--force and --resume exclude each other")
     if problem := check_ray_options(engine, ray_address, workers, gpus_per_worker, device):

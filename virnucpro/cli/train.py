@@ -72,6 +72,9 @@ def train(viral: tuple[str, ...], others: tuple[str, ...], newset: Path, chunk_s
     from virnucpro.training.run import TrainConfig, run_training
 
     _setup_logging(-1 if quiet else verbose)
+    from virnucpro.clicommon import stop_cleanly_on_sigterm
+
+    stop_cleanly_on_sigterm()
     config = TrainConfig(
         viral=viral, others=others, newset=newset, chunk_size=int(chunk_size),
         models=models_spec, cds_filter=cds_filter, groups=groups, val_fraction=val_fraction,

@@ -9,6 +9,7 @@ evaluation.json (`virnucpro evaluate`) gets an Evaluation section and its two cu
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -57,14 +58,16 @@ def write_report(outdir: Path | str, html_path: Path | str | None = None, *,
     inline = {name: plots.inline_svg(plots.render(fig, "svg", name), f"svg-{name}")
               for name, fig in figures.items()}
     target = Path(html_path) if html_path is not None else outdir / REPORT_NAME
+    tmp = target.with_name(f".{target.name}.tmp")
     try:
         if plots_dir is not None:
             _write_plot_files(Path(plots_dir), figures, run)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
         tmp.write_text(compose_page(run, inline, top, writer), encoding="utf-8")
         os.replace(tmp, target)
     except OSError as exc:
+        with contextlib.suppress(OSError):  # a half-written page is nobody's file
+            tmp.unlink()
         raise OutputError(f"cannot write the report: {exc.strerror or exc}",
                           path=exc.filename or target) from exc
     log.info("report written to %s", target)
