@@ -131,6 +131,10 @@ def _watch_to_end(client: Client, job_id: int) -> JobRecord:
 @click.option("--rename-duplicates", is_flag=True, help="Suffix repeated sequence ids.")
 @click.option("--force", is_flag=True,
               help="Overwrite a non-empty output folder (one that holds a finished run too).")
+@click.option("--resume", is_flag=True,
+              help="Take up the finished run in the output folder: its table-only settings "
+              "(--threshold, the region options) applied from its stored scores, as "
+              "`predict --resume` does.")
 @click.option("--no-report", is_flag=True, help="Ask for no report (option report=false).")
 @click.option("--priority", type=int, default=0, show_default=True, help="Higher runs first.")
 @click.option("--name", default=None, help="Job name [default: the first input's file name].")
@@ -141,7 +145,7 @@ def _watch_to_end(client: Client, job_id: int) -> JobRecord:
 def submit(inputs: tuple[str, ...], outdir: str | None, chunk_size: str | None,
            models_spec: str | None, threshold: float | None, min_length: int | None,
            region_gap: int | None, region_min_p: float | None, min_region_length: int | None,
-           save_embeddings: bool, rename_duplicates: bool, force: bool, no_report: bool,
+           save_embeddings: bool, rename_duplicates: bool, force: bool, resume: bool, no_report: bool,
            priority: int, name: str | None, wait: bool, upload: bool, as_json: bool,
            endpoint: str | None) -> None:
     """Queue a prediction of FILE... in the daemon.
@@ -165,8 +169,10 @@ def submit(inputs: tuple[str, ...], outdir: str | None, chunk_size: str | None,
                        ("region_min_p", region_min_p), ("min_region_length", min_region_length)):
         if value is not None:
             options[key] = value
+    if force and resume:
+        raise click.UsageError("--force and --resume exclude each other")
     for key, flag in (("save_embeddings", save_embeddings), ("rename_duplicates", rename_duplicates),
-                      ("force", force)):
+                      ("force", force), ("resume", resume)):
         if flag:
             options[key] = True
     if no_report:

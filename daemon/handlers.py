@@ -96,7 +96,10 @@ def submit(d: Daemon, body: dict) -> M.Submitted:
                                                        else "lies inside")
                 raise ProtocolError(ErrorCode.INVALID, f"{outdir} {where} the output folder of "
                                     f"live job {j.id}; choose another or wait for it")
-        check_output_folder(outdir, paths, force=options["force"])  # as predict refuses it
+        if options["force"] and options["resume"]:
+            raise ProtocolError(ErrorCode.INVALID, "force and resume exclude each other")
+        # As predict refuses it; with resume, a finished run there is taken up.
+        check_output_folder(outdir, paths, force=options["force"], resume=options["resume"])
     first = uploads[0].name if uploads else Path(paths[0]).name
     # Without an outdir: a fresh folder in the daemon's results, named before the job has
     # an id so that its history records one "queued", not two.

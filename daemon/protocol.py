@@ -20,7 +20,7 @@ from typing import Any
 from virnucpro.chunking import CHUNK_SIZES
 from virnucpro.daemon.jobs import JobState  # noqa: F401 - the protocol's states are the lifecycle's
 
-PROTOCOL_VERSION = 4  # docs/protocol.md, "History"
+PROTOCOL_VERSION = 5  # docs/protocol.md, "History"
 MAX_MESSAGE_BYTES = 1 << 20  # 1 MiB: a request, a reply or an upload chunk
 UPLOAD_CHUNK_BYTES = 512 * 1024  # raw bytes per upload/download chunk (base64 fits the limit)
 MAX_ID_LENGTH = 128
@@ -71,6 +71,9 @@ SUBMIT_OPTIONS: dict[str, tuple[tuple[type, ...], Any]] = {
     "save_embeddings": (_BOOL, False),
     "rename_duplicates": (_BOOL, False),
     "force": (_BOOL, False),
+    # A finished run in the output folder is taken as done, its table-only settings applied
+    # from its stored scores (as predict --resume; version 5). Without it, it is refused.
+    "resume": (_BOOL, False),
     "report": (_BOOL, True),
     # The viral regions' rule (virnucpro.regions.RegionRule; version 4).
     "region_gap": (_INT, 1),

@@ -86,13 +86,21 @@ class JobStream:
 
     def _tasks(self, ctx: _Job):
         from virnucpro.feed import ShardFeed
-        from virnucpro.pipeline import _read_json, default_batch_tokens
+        from virnucpro.pipeline import default_batch_tokens, reuse_finished
 
         budget = ctx.config.batch_tokens or default_batch_tokens(self.engine.devices)
         before = Progress()  # the work of the inputs before this one
         for n, (item, mode) in enumerate(zip(ctx.items, ctx.modes, strict=True)):
-            if mode == "done":  # finished by an earlier attempt: its run.json has the counts
-                self._record(ctx, n, _read_json(item.layout.run_json) or {})
+            if mode == "done":  # finished (by an earlier attempt, or a run taken up with
+                # resume): its table-only settings applied, as predict --resume does
+                try:
+                    info = reuse_finished(item, ctx.config)
+                except Exception as exc:  # noqa: BLE001 - this job fails; the stream goes on
+                    log.exception("job %d: taking up the finished run failed", ctx.id)
+                    self._fail(ctx, str(exc) if isinstance(exc, VirNucProError) else
+                               f"taking up the finished run failed: {type(exc).__name__}: {exc}")
+                    return
+                self._record(ctx, n, info)
             else:
                 feed = ShardFeed(item, ctx.config, budget, self._reporter(ctx, before))
                 ctx.feeds.append(feed)

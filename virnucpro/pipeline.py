@@ -244,7 +244,8 @@ def prepare_folder(job: InputJob, config: PredictConfig, models: dict) -> str:
     return "fresh"
 
 
-def check_output_folder(outdir: str | Path, sources: list[str], *, force: bool = False) -> str:
+def check_output_folder(outdir: str | Path, sources: list[str], *, force: bool = False,
+                        resume: bool = False) -> str:
     """The checks a submission's output folder gets before any job is queued, with the
     messages of `prepare_folder` (OutputError): it is (or can be made) a writable folder, and,
     without `force`, each input's folder in it is empty or holds an unfinished run to resume
@@ -275,7 +276,11 @@ def check_output_folder(outdir: str | Path, sources: list[str], *, force: bool =
             mode = "resume"
             continue
         done = (_read_json(layout.run_json) or {}).get("status") == "completed"
-        what = " (it holds a finished run)" if done else ""
+        if done and resume:  # taken up by the job: its table-only settings applied
+            mode = "resume"
+            continue
+        what = " (it holds a finished run; --resume applies other table settings to it)" \
+            if done else ""
         raise OutputError(f"is not empty{what}; use --force to overwrite", path=folder)
     return mode
 

@@ -158,7 +158,8 @@ def test_a_folder_with_a_finished_run_is_refused_unless_force(daemon, tmp_path):
     first = _ok(daemon.cli("submit", "x.fa", "-o", "out", "--wait", cwd=tmp_path)).stdout.strip()
     proc = daemon.cli("submit", "x.fa", "-o", "out", "--wait", cwd=tmp_path)
     assert proc.returncode == 7, proc.stderr
-    assert "out: is not empty (it holds a finished run); use --force to overwrite" in proc.stderr
+    assert ("out: is not empty (it holds a finished run; --resume applies other table "
+            "settings to it); use --force to overwrite") in proc.stderr
     again = _ok(daemon.cli("submit", "x.fa", "-o", "out", "--wait", "--force", cwd=tmp_path))
     assert again.stdout.strip() != first
     lines = _ok(daemon.cli("logs", again.stdout.strip())).stdout
@@ -335,3 +336,26 @@ def test_a_pipe_submitted_by_a_client_is_refused_without_blocking_the_daemon(dae
             c.submit([str(fifo)], outdir=str(tmp_path / "out"))
         assert "not a regular file" in str(err.value) and str(fifo) in str(err.value)
         assert len(c.jobs(all=True)) == before and c.status().state == "running"
+
+
+def test_submit_resume_takes_up_a_finished_run_with_other_table_settings(daemon, tmp_path):
+    """Issue 24, item 4, in the daemon: a finished folder is refused without --resume; with it,
+    the job applies the table-only settings from the stored scores, as predict --resume does,
+    and refuses a setting that shapes the shards, naming it."""
+    shutil.copy(VIRAL, tmp_path / "x.fa")
+    _ok(daemon.cli("submit", "x.fa", "-o", "out", "--wait", cwd=tmp_path))
+    _ok(daemon.cli("predict", "x.fa", "-o", "fresh", "--models", "tiny", "--threshold", "0.9",
+                   "-q", cwd=tmp_path))
+    job = _ok(daemon.cli("submit", "x.fa", "-o", "out", "--resume", "--threshold", "0.9",
+                         "--wait", "--json", cwd=tmp_path))
+    done = json.loads(job.stdout)
+    assert done["state"] == "completed", done
+    for table in ("sequences.tsv", "chunks.tsv", "regions.tsv"):
+        assert (tmp_path / "out" / table).read_bytes() == \
+            (tmp_path / "fresh" / table).read_bytes(), table
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["parameters"]["threshold"] == 0.9 and run["rescored"]
+    other = daemon.cli("submit", "x.fa", "-o", "out", "--resume", "--chunk-size", "300",
+                       "--wait", "--json", cwd=tmp_path)
+    assert other.returncode == 9, other.stderr
+    assert "--chunk-size 500 (now 300)" in other.stdout + other.stderr
