@@ -96,8 +96,9 @@ def read_config(path: Path) -> DnaBertConfig:
 def read_tokenizer(path: Path, config: DnaBertConfig) -> Tokenizer:
     if not path.is_file():
         raise ModelError("tokenizer.json not found", path=path)
+    text = _inference_json(path)  # ModelError naming the file when it is not JSON
     try:
-        tokenizer = Tokenizer.from_str(_inference_json(path))
+        tokenizer = Tokenizer.from_str(text)
     except Exception as exc:  # tokenizers raises a bare Exception on a malformed file
         raise ModelError(f"unreadable tokenizer: {exc}", path=path) from exc
     wrong = [
