@@ -44,10 +44,10 @@ def main() -> None:
     base, base_s, _ = _child_peak([sys.executable, "-c", _IMPORTS])
     peak, seconds, out = _child_peak([sys.executable, "-m", "virnucpro.models.loadcheck",
                                       str(args.folder), "--json"])
-    mb = 1e6
-    print(json.dumps({"set": str(args.folder), "set_mb": round(size / mb),
-                      "imports_peak_mb": round(base / mb), "check_peak_mb": round(peak / mb),
-                      "check_extra_mb": round((peak - base) / mb),
+    base_mb, peak_mb = round(base / 1e6), round(peak / 1e6)
+    print(json.dumps({"set": str(args.folder), "set_mb": round(size / 1e6),
+                      "imports_peak_mb": base_mb, "check_peak_mb": peak_mb,
+                      "check_extra_mb": peak_mb - base_mb,
                       "imports_s": round(base_s, 1), "check_s": round(seconds, 1),
                       "problems": json.loads(out)["problems"] if out.startswith("{") else out}))
 

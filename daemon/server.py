@@ -119,9 +119,20 @@ class Daemon:
                 self.engines.get(root).start()
         self.runner = RunnerThread(self.scheduler, self.wake)
         self.runner.start()
+        if not self.config.models:  # those of --models were checked above
+            threading.Thread(target=self._check_default_set, name="set-check", daemon=True).start()
         log.info("daemon %s ready on %s (events %s), %s models, devices %s", __version__,
                  self.sockets.requests_endpoint, self.sockets.events_endpoint,
                  "persistent" if self.config.persistent else "per-job", ",".join(self.config.devices))
+
+    def _check_default_set(self) -> None:
+        """The default set's load check (a child process: seconds), made in the background
+        now, so that the first submit without --models finds its verdict kept instead of
+        holding the request loop while it is made."""
+        try:
+            resolve_loadable(default_models(self))
+        except Exception as exc:  # noqa: BLE001 - a submit on that set says why, then
+            log.info("the default model set cannot be used yet: %s", exc)
 
     def _abandon_start(self) -> None:
         """What a failed start took, given back in reverse (the runner never started)."""

@@ -308,6 +308,8 @@ def test_tcp_needs_curve_and_refuses_clients_without_an_allowed_key(tmp_path, da
     assert not plain.poll(1500)
     plain.close(0)
     # Upload and download over tcp: a remote client sends content instead of paths.
+    # The first submit on a set waits for its load check (a child process: seconds).
+    allowed.timeout = 30
     job = allowed.submit([str(VIRAL)], outdir=str(tmp_path / "remote-out"),
                          options={"models": "tiny"}, upload=True)
     done = wait_for(allowed, job.id)

@@ -111,7 +111,8 @@ def test_predict_without_models_on_a_machine_that_cannot_reach_the_hub(home, tmp
     for var in ("VIRNUCPRO_HF_ENDPOINT", "VIRNUCPRO_ESM_URL", "VIRNUCPRO_CLASSIFIER_URL"):
         monkeypatch.setenv(var, "http://127.0.0.1:9")  # nothing listens there
     fasta = Path(__file__).resolve().parents[1] / "data" / "viral_reference.fasta"
-    result = CliRunner().invoke(main, ["predict", str(fasta), "-o", str(tmp_path / "out"), "-q"])
+    # Not -q: the in-process CLI sets the root logger's level, which later tests would inherit.
+    result = CliRunner().invoke(main, ["predict", str(fasta), "-o", str(tmp_path / "out")])
     assert result.exit_code == 4, result.output
     for way_out in ("virnucpro models import DIR", "--models PATH", "--models tiny"):
         assert way_out in result.stderr

@@ -99,7 +99,8 @@ def test_resume_refuses_other_parameters(tmp_path, monkeypatch, reference_run):
     _interrupted_at_the_first_shard(config, monkeypatch)
     from virnucpro.errors import OutputError
 
-    with pytest.raises(OutputError, match="other parameters"):
+    with pytest.raises(OutputError, match=r"other settings that shape its shards: --chunk-size "
+                       r"500 \(now 300\)"):
         run_predict(PredictConfig(**{**config.__dict__, "resume": True, "chunk_size": 300}))
 
 
@@ -163,7 +164,8 @@ def test_resume_of_a_finished_run_with_other_parameters_is_refused(tmp_path, ref
     run_predict(config)
     from virnucpro.errors import OutputError
 
-    with pytest.raises(OutputError, match="finished run of other parameters"):
+    with pytest.raises(OutputError, match=r"finished run of other settings that shape its "
+                       r"shards: --chunk-size 500 \(now 300\)"):
         run_predict(PredictConfig(**{**config.__dict__, "resume": True, "chunk_size": 300}))
 
 

@@ -152,6 +152,6 @@ def test_a_request_of_the_version_before_the_region_options_is_refused_naming_bo
     # And a daemon of version 3 answers a client of 4 the same way (its check is this one).
     frame = json.dumps({"v": 3, "id": "x", "type": "submit",
                         "body": {"inputs": ["/in.fa"], "options": {"region_gap": 2}}}).encode()
-    with pytest.raises(P.ProtocolError, match="protocol version 3; this daemon speaks 4") as err:
+    with pytest.raises(P.ProtocolError, match=f"protocol version 3; this daemon speaks {P.PROTOCOL_VERSION}") as err:
         P.decode_request(frame)
     assert err.value.code is P.ErrorCode.VERSION_MISMATCH
