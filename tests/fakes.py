@@ -105,6 +105,14 @@ class HangingScorer(ModelScorer):
         time.sleep(3600)
 
 
+class SlowLoadScorer(ModelScorer):
+    """Takes $FAKE_LOAD_DELAY seconds more to load (the published set takes tens of seconds)."""
+
+    def __init__(self, spec, device):
+        time.sleep(float(os.environ.get("FAKE_LOAD_DELAY", "5")))
+        super().__init__(spec, device)
+
+
 class BrokenScorer(ModelScorer):
     """Fails to load, as a corrupt model file would."""
 
