@@ -113,6 +113,19 @@ class SlowLoadScorer(ModelScorer):
         super().__init__(spec, device)
 
 
+class GateScorer(HashScorer):
+    """The stand-in scorer, which waits at shard $FAKE_GATE_SHARD until the file
+    $FAKE_STATE_DIR/go exists: a test sees the job with exactly the shards before on disk."""
+
+    def score(self, task: ShardTask, stop=None):
+        if task.key[1] == int(os.environ["FAKE_GATE_SHARD"]):
+            gate = Path(os.environ["FAKE_STATE_DIR"]) / "go"
+            deadline = time.monotonic() + 120
+            while not gate.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        return super().score(task, stop)
+
+
 class BrokenScorer(ModelScorer):
     """Fails to load, as a corrupt model file would."""
 
