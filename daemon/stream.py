@@ -52,7 +52,8 @@ class _Job:
     started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     spool: tempfile.TemporaryDirectory | None = None
     progress: Progress = field(default_factory=Progress)
-    publisher: Throttle[Progress] | None = None  # stores and publishes `progress`, throttled
+    publisher: Throttle[Progress] | None = None
+    advanced: bool = False  # this attempt wrote a shard  # stores and publishes `progress`, throttled
 
     @property
     def id(self) -> int:
@@ -159,6 +160,9 @@ class JobStream:
             return  # a cancelled or failed job: its late shards are dropped
         try:
             feed.done(task, scores)
+            if not ctx.advanced:  # this attempt wrote a shard: it is not a stalled one
+                ctx.advanced = True
+                self.service.advanced(ctx.id)
         except Exception as exc:  # noqa: BLE001 - its own job fails (a full disk...), not the stream
             log.exception("job %d: a shard could not be written", ctx.id)
             self._fail(ctx, f"writing a shard failed: {type(exc).__name__}: {exc}")

@@ -54,3 +54,32 @@ def test_a_written_shard_shows_in_jobs_at_once(tmp_path, tiny_set_dir) -> None:
         assert row[2] == "running" and row[3] != "0%", row
         (gate / "go").touch()
         assert wait_for(c, job.id, timeout=60).state.value == "completed"
+
+
+def test_a_job_that_advances_at_every_restart_is_never_failed_for_them(tmp_path, tiny_set_dir
+                                                                        ) -> None:
+    """The daemon killed three times, each time after the job wrote a new shard: the job
+    resumes and completes (it failed "interrupted 3 times"); only attempts in a row that wrote
+    nothing count against the cap."""
+    env = {"VIRNUCPRO_TEST_SCORER": "tests.fakes:SlowScorer", "FAKE_DELAY": "1.0"}
+    args = ("--persistent-models", "--models", "tiny", "--shard-frames", "2")
+    outdir = tmp_path / "out"
+    job_id, written = None, 0
+    for _ in range(3):
+        daemon = start_daemon(tmp_path / "d", *args, env_extra=env)
+        try:
+            with daemon.client() as c:
+                if job_id is None:
+                    job_id = c.submit([str(VIRAL)], outdir=str(outdir),
+                                      options={"models": "tiny"}).id
+            deadline = time.monotonic() + 60
+            while shards_on_disk(outdir) <= written and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert shards_on_disk(outdir) > written, "no new shard in this attempt"
+            written = shards_on_disk(outdir)
+        finally:
+            daemon.kill()  # a crash: the job stays running in the store
+    with start_daemon(tmp_path / "d", *args, env_extra=env) as daemon, daemon.client() as c:
+        done = wait_for(c, job_id, timeout=120)
+        assert done.state.value == "completed", done.reason
+        assert done.attempts == 4
