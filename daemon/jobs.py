@@ -138,6 +138,9 @@ class JobRecord:
     client_request_id: str | None = None
     reason: str = ""
     attempts: int = 0
+    # Attempts in a row that wrote no new shard (the one running counts until it writes one):
+    # what the crash-loop cap counts, so that restarts of a job that advances never fail it.
+    stalls: int = 0
     created: float = 0.0
     started: float | None = None
     finished: float | None = None

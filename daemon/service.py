@@ -22,7 +22,9 @@ from virnucpro.daemon.store import JobStore
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 3  # a job interrupted this many times (daemon crashes) fails instead of looping
+# A job interrupted this many times in a row (daemon crashes) without writing a new shard
+# fails instead of looping; an attempt that wrote one does not count (JobRecord.stalls).
+MAX_ATTEMPTS = 3
 Emit = Callable[[str, object], None]  # (topic, record): the server publishes it
 
 
@@ -110,7 +112,7 @@ class JobService:
             if job.state not in (JobState.FAILED, JobState.CANCELLED):
                 raise IllegalMove(job_id, job.state, JobState.QUEUED,
                                   "only failed or cancelled jobs can be retried")
-            return self._move(job_id, JobState.QUEUED, "retry requested", attempts=0,
+            return self._move(job_id, JobState.QUEUED, "retry requested", attempts=0, stalls=0,
                               finished=None, options={**job.options, **(options or {})})
 
     # -- from the scheduler ------------------------------------------------------------------
@@ -122,7 +124,8 @@ class JobService:
             job = self.store.next_queued()
             if job is None or (accept is not None and not accept(job)):
                 return None
-            return self._move(job.id, JobState.LOADING, attempts=job.attempts + 1)
+            return self._move(job.id, JobState.LOADING, attempts=job.attempts + 1,
+                              stalls=job.stalls + 1)
 
     def start(self, job_id: int, inputs: tuple[InputFile, ...], progress: Progress
               ) -> JobRecord | None:
@@ -136,6 +139,10 @@ class JobService:
             self.store.set_progress(job_id, progress)
         self.emit("progress", JobProgress(job_id, progress))
         return job.with_(progress=progress)
+
+    def advanced(self, job_id: int) -> None:
+        """The running attempt wrote a new shard: it is not a stalled one."""
+        self.store.clear_stalls(job_id)
 
     def progress(self, job_id: int, progress: Progress) -> None:
         self.store.set_progress(job_id, progress)
@@ -167,13 +174,15 @@ class JobService:
     # -- at start ------------------------------------------------------------------------------
 
     def reconcile(self, max_attempts: int = MAX_ATTEMPTS) -> None:
-        """After a crash: a job that was loading or running goes back to the queue (its attempt
-        counts when it starts again; at `max_attempts` it fails instead), a cancelling one ends
+        """After a crash: a job that was loading or running goes back to the queue; one whose
+        last `max_attempts` attempts in a row wrote no new shard fails instead (a job that
+        advances is resumed however often the daemon restarts); a cancelling one ends
         cancelled."""
         for job in self.store.list(include_finished=False):
             if job.state in (JobState.LOADING, JobState.RUNNING):
-                if job.attempts >= max_attempts:
-                    self.fail(job.id, f"interrupted {job.attempts} times; giving up")
+                if job.stalls >= max_attempts:
+                    self.fail(job.id, f"interrupted {job.stalls} times in a row without "
+                                      "writing a new shard; giving up")
                 else:
                     self.requeue(job.id, "daemon restarted; resuming")
             elif job.state is JobState.CANCELLING:

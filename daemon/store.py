@@ -26,7 +26,7 @@ LOG_CAP = 10_000  # lines kept per job: a chatty job must not fill the disk
 SCHEMA_VERSION = 1
 # What `transition` may change; id, state, created, client_request_id and history are the store's.
 _SETTABLE = frozenset({"name", "inputs", "outdir", "options", "priority", "attempts",
-                       "started", "finished", "progress"})
+                       "stalls", "started", "finished", "progress"})
 
 
 class StoreError(Exception):
@@ -108,6 +108,10 @@ class JobStore(abc.ABC):
 
     @abc.abstractmethod
     def set_progress(self, job_id: int, progress: Progress) -> None: ...
+
+    @abc.abstractmethod
+    def clear_stalls(self, job_id: int) -> None:
+        """The running attempt wrote a shard: it no longer counts against the cap."""
 
     @abc.abstractmethod
     def next_queued(self) -> JobRecord | None: ...
@@ -194,6 +198,10 @@ class MemoryJobStore(JobStore):
     def set_progress(self, job_id: int, progress: Progress) -> None:
         with self._lock:
             self._jobs[job_id] = self._job(job_id).with_(progress=progress)
+
+    def clear_stalls(self, job_id: int) -> None:
+        with self._lock:
+            self._jobs[job_id] = self._job(job_id).with_(stalls=0)
 
     def next_queued(self) -> JobRecord | None:
         with self._lock:

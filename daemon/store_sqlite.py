@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   name TEXT NOT NULL, state TEXT NOT NULL, inputs TEXT NOT NULL, outdir TEXT NOT NULL,
   options TEXT NOT NULL, priority INTEGER NOT NULL, client_request_id TEXT UNIQUE,
   reason TEXT NOT NULL, attempts INTEGER NOT NULL, created REAL NOT NULL, started REAL,
-  finished REAL, progress TEXT NOT NULL);
+  finished REAL, progress TEXT NOT NULL, stalls INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS jobs_run_order ON jobs (state, priority DESC, id);
 CREATE TABLE IF NOT EXISTS history (
   seq INTEGER PRIMARY KEY, job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS logs (
   time REAL NOT NULL, line TEXT NOT NULL, PRIMARY KEY (job_id, n)) WITHOUT ROWID;
 """
 _COLS = ("id", "name", "state", "inputs", "outdir", "options", "priority", "client_request_id",
-         "reason", "attempts", "created", "started", "finished", "progress")
+         "reason", "attempts", "created", "started", "finished", "progress", "stalls")
 _SELECT = f"SELECT {', '.join(_COLS)} FROM jobs"
 
 
@@ -59,7 +59,7 @@ def _row(rec: JobRecord) -> tuple:
     return (rec.name, rec.state.value, json.dumps(to_wire(rec.inputs)), rec.outdir,
             json.dumps(rec.options), rec.priority, rec.client_request_id, rec.reason,
             rec.attempts, rec.created, rec.started, rec.finished,
-            json.dumps(rec.progress.to_dict()))
+            json.dumps(rec.progress.to_dict()), rec.stalls)
 
 
 def _record(row: tuple, history: Iterable[tuple[float, str, str]]) -> JobRecord:
@@ -122,6 +122,12 @@ class SqliteJobStore(JobStore):
         if version < SCHEMA_VERSION:
             db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} "
                              f"PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+        # Stores written before `stalls` existed counted every attempt against the cap: their
+        # attempts are taken as stalled ones (what they knew), so a crash loop still ends.
+        columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+        if "stalls" not in columns:
+            db.executescript("BEGIN IMMEDIATE; ALTER TABLE jobs ADD COLUMN stalls INTEGER NOT "
+                             "NULL DEFAULT 0; UPDATE jobs SET stalls = attempts; COMMIT;")
         # A damaged page would otherwise surface mid-job, or never (an index nobody reads);
         # the file is small (logs are capped), so a full quick_check at start is cheap.
         problems = [row[0] for row in db.execute("PRAGMA quick_check(5)")]
@@ -224,6 +230,11 @@ class SqliteJobStore(JobStore):
             cur = db.execute("UPDATE jobs SET progress = ? WHERE id = ?",
                              (json.dumps(progress.to_dict()), job_id))
             if cur.rowcount == 0:
+                raise KeyError(job_id)
+
+    def clear_stalls(self, job_id: int) -> None:
+        with self._tx("FULL") as db:  # what a crash loop's cap reads after a crash
+            if db.execute("UPDATE jobs SET stalls = 0 WHERE id = ?", (job_id,)).rowcount == 0:
                 raise KeyError(job_id)
 
     def next_queued(self) -> JobRecord | None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from virnucpro.daemon.jobs import JobRecord, Progress
+from virnucpro.daemon.throttle import Throttle
 from virnucpro.errors import VirNucProError
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PROGRESS_EVERY_S = 0.5  # at most this often a job's progress is stored and published
+PROGRESS_EVERY_S = 0.5  # at most this often a job's progress is stored and published (throttle.py)
 
 
 @dataclass
@@ -51,6 +52,8 @@ class _Job:
     started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     spool: tempfile.TemporaryDirectory | None = None
     progress: Progress = field(default_factory=Progress)
+    publisher: Throttle[Progress] | None = None
+    advanced: bool = False  # this attempt wrote a shard  # stores and publishes `progress`, throttled
 
     @property
     def id(self) -> int:
@@ -126,20 +129,18 @@ class JobStream:
             self._end(ctx, self.service.halt)
         return ctx.ended or self.s.stopping.is_set()
 
-    def _reporter(self, ctx: _Job, before: Progress) -> Callable[[int, int], None]:
+    def _reporter(self, ctx: _Job, before: Progress) -> Callable[..., None]:
         """The feed's progress callback (sequences and chunks written so far in one input):
-        the job's progress, stored and published at most every PROGRESS_EVERY_S."""
-        last = [float("-inf")]
+        the job's progress, stored and published through the job's throttle when it changed
+        (the feed also calls it while handing out shards, with nothing new)."""
 
-        def update(sequences: int, chunks: int) -> None:
+        def update(sequences: int, chunks: int, *_scored: int) -> None:
             p = ctx.progress
             ctx.progress = p.with_(
                 chunks_done=max(p.chunks_done, before.chunks_done + chunks),
                 sequences_done=max(p.sequences_done, before.sequences_done + sequences))
-            now = self.service.clock()
-            if now - last[0] >= PROGRESS_EVERY_S and not ctx.ended:
-                last[0] = now
-                self.service.progress(ctx.id, ctx.progress)
+            if ctx.progress != p and ctx.publisher is not None and not ctx.ended:
+                ctx.publisher.push(ctx.progress)
 
         return update
 
@@ -167,6 +168,9 @@ class JobStream:
             return  # a cancelled or failed job: its late shards are dropped
         try:
             feed.done(task, scores)
+            if not ctx.advanced:  # this attempt wrote a shard: it is not a stalled one
+                ctx.advanced = True
+                self.service.advanced(ctx.id)
         except Exception as exc:  # noqa: BLE001 - its own job fails (a full disk...), not the stream
             if (full := self._no_space(exc, ctx, n)) is not None:
                 self._fail(ctx, full)
@@ -285,6 +289,8 @@ class JobStream:
             self._end(ctx, None)
             return None
         ctx.record = self.last = started
+        ctx.publisher = Throttle(lambda p, job_id=job.id: self.service.progress(job_id, p),
+                                 PROGRESS_EVERY_S)
         return ctx
 
     def _fail(self, ctx: _Job, reason: str) -> None:
@@ -295,6 +301,8 @@ class JobStream:
         if ctx.ended:
             return
         ctx.ended = True
+        if ctx.publisher is not None:  # no late progress after the verb's own record
+            ctx.publisher.close()
         for feed in ctx.feeds:
             if not feed.complete:
                 feed.abandon()  # its staged tables stay for the next attempt

@@ -105,6 +105,27 @@ class HangingScorer(ModelScorer):
         time.sleep(3600)
 
 
+class SlowLoadScorer(ModelScorer):
+    """Takes $FAKE_LOAD_DELAY seconds more to load (the published set takes tens of seconds)."""
+
+    def __init__(self, spec, device):
+        time.sleep(float(os.environ.get("FAKE_LOAD_DELAY", "5")))
+        super().__init__(spec, device)
+
+
+class GateScorer(HashScorer):
+    """The stand-in scorer, which waits at shard $FAKE_GATE_SHARD until the file
+    $FAKE_STATE_DIR/go exists: a test sees the job with exactly the shards before on disk."""
+
+    def score(self, task: ShardTask, stop=None):
+        if task.key[1] == int(os.environ["FAKE_GATE_SHARD"]):
+            gate = Path(os.environ["FAKE_STATE_DIR"]) / "go"
+            deadline = time.monotonic() + 120
+            while not gate.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        return super().score(task, stop)
+
+
 class BrokenScorer(ModelScorer):
     """Fails to load, as a corrupt model file would."""
 

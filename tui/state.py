@@ -89,12 +89,16 @@ def run_key(job: JobRecord) -> int:
 def recent_rate(samples: Iterable[tuple[float, int]], window: float = RATE_WINDOW_S) -> float | None:
     """Chunks per second between the newest sample and the oldest of the last `window`
     seconds (the one just before them when the newest is alone in it); None without two at
-    least MIN_SPAN_S apart. The samples of a run's first SETTLE_S are left out: a resumed run
-    first writes the rows of the shards already on disk, in a burst that is not scoring."""
+    least MIN_SPAN_S apart. A run's first SETTLE_S are its starting point: a resumed run
+    first writes the rows of the shards already on disk, in a burst that is not scoring, so
+    only the last sample of those seconds is kept, as the point the rate is measured from.
+    Rejected: leaving them all out, which left a rate unknown until the third shard written
+    (minutes with the published models on a CPU)."""
     samples = list(samples)
     if samples:
         settled = samples[0][0] + SETTLE_S
-        samples = [s for s in samples if s[0] >= settled]
+        start = max(i for i, s in enumerate(samples) if s[0] < settled)
+        samples = samples[start:]
     if len(samples) < 2 or samples[-1][0] - samples[0][0] < MIN_SPAN_S:
         return None
     t1, c1 = samples[-1]

@@ -110,7 +110,7 @@ class ShardFeed:
     caller then publishes nothing."""
 
     def __init__(self, job, config, batch_tokens: int,
-                 progress: Callable[[int, int], None] = lambda records, chunks: None) -> None:
+                 progress: Callable[[int, int, int], None] = lambda *counts: None) -> None:
         self.job = job
         self.config = config
         self.batch_tokens = batch_tokens
@@ -294,7 +294,9 @@ class ShardFeed:
             self.writer.checkpoint(self._restart)
             self._checkpointed = time.monotonic()
             self._restart = None
-        self.progress(self.writer.counts["sequences"], self.writer.counts["chunks"])
+        # Sequences and chunks in the tables, and the shards scored by this pass (not read
+        # from disk): what those count before the first is where this run's speed starts.
+        self.progress(self.writer.counts["sequences"], self.writer.counts["chunks"], self.scored)
 
     def _restart_at(self, record: int, frame: int) -> None:
         """Where a resumed run restarts if the tables end before `record` (whose first

@@ -295,7 +295,7 @@ def _read_json(path: Path) -> dict | None:
 
 
 def score_input(job: InputJob, config: PredictConfig, engine: Engine,
-                progress: Callable[[int, int], None]) -> ShardFeed:
+                progress: Callable[[int, int, int], None]) -> ShardFeed:
     """Score every shard not yet on disk, the tables written as the shards come in; the
     feed, complete (its tables staged, to be published by `finish_input`)."""
     feed = ShardFeed(job, config, config.batch_tokens or default_batch_tokens(engine.devices),
@@ -465,8 +465,8 @@ def run_input(job: InputJob, mode: str, config: PredictConfig, engine: Engine, m
         log.log(NOTE, "%s: resuming in %s", job.source, job.layout.root)
     t0 = time.perf_counter()
     if reporter is not None:
-        reporter.start(job.name, job.index.n_records)
-    update = reporter.update if reporter is not None else (lambda records, chunks: None)
+        reporter.start(job.name, job.index.n_records, job.index.n_chunks)
+    update = reporter.update if reporter is not None else (lambda *counts: None)
     try:
         feed = score_input(job, config, engine, update)
     finally:

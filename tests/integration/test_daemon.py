@@ -421,7 +421,8 @@ def test_a_daemon_opens_the_job_store_of_version_0_1_0_and_serves_its_history(tm
     # cancelled, the one on its third attempt failed, the running one went back to the queue
     # (its input is gone, so it then fails, and so does the queued one).
     assert wait_for(c, jobs["cancelling"].id).reason == "cancelled (daemon restarted)"
-    assert wait_for(c, jobs["flaky"].id).reason == "interrupted 3 times; giving up"
+    assert wait_for(c, jobs["flaky"].id).reason == (
+        "interrupted 3 times in a row without writing a new shard; giving up")
     for name in ("stopped", "waiting"):
         ended = wait_for(c, jobs[name].id)
         assert ended.state.value == "failed" and "no longer exists" in ended.reason

@@ -211,3 +211,38 @@ def test_ctrl_c_stops_workers_cleanly_and_the_run_resumes(tmp_path, inputs, sing
     assert not list(shards.glob("*.tmp")) and not (out / "frames.tsv").exists()
     subprocess.run([*cmd, "--resume"], env=env, check=True, timeout=300)
     assert_same_results(out, single_process / "both")
+
+
+def test_a_predict_killed_while_its_workers_start_leaves_no_process_and_no_traceback(
+        tmp_path, inputs, tiny_set_dir):
+    """SIGKILL as soon as the workers exist: they are still starting (importing torch, then
+    loading models for FAKE_LOAD_DELAY s); every child of `predict` must be gone long before
+    the load would end, and none may print a broken-pipe traceback."""
+    virnucpro = Path(sys.executable).with_name("virnucpro")  # the installed entry point
+    env = {**os.environ, "PYTHONPATH": str(REPO), SCORER: "tests.fakes:SlowLoadScorer",
+           "FAKE_LOAD_DELAY": "30"}
+    err = tmp_path / "stderr"
+    with open(err, "wb") as stderr:
+        proc = subprocess.Popen([str(virnucpro), "predict", inputs[0], "-o", str(tmp_path / "o"),
+                                 "--models", "tiny", "--engine", "pool", "--devices", "cpu,cpu"],
+                                env=env, stderr=stderr)
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            workers = [p for p in _children(proc.pid) if "spawn_main" in _cmdline(p)]
+            time.sleep(0.01)
+        assert len(workers) == 2, err.read_text()
+        children = _children(proc.pid)  # the workers and multiprocessing's resource tracker
+        proc.kill()
+        proc.wait(10)
+        deadline = time.monotonic() + 15  # half the load: a worker that waited for it is seen
+        while time.monotonic() < deadline and any(_alive(p) for p in children):
+            time.sleep(0.1)
+        left = {p: _cmdline(p) for p in children if _alive(p)}
+        assert not left, f"outlived the killed predict: {left}"
+        assert "Traceback" not in err.read_text()
+    finally:
+        for pid in workers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

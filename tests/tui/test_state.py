@@ -191,7 +191,7 @@ def test_the_rate_is_that_of_the_last_30_seconds_and_starts_again_with_each_run(
     clock[0] += 2
     state.apply(event(seq + 3, "progress", {"job_id": 1, "progress": {
         "chunks_done": chunks + 7, "chunks_total": 10_000}}))
-    assert state.rows()[0].rate is None  # a run's first 2 s are its start, not its rate
+    assert state.rows()[0].rate == pytest.approx(3.0)  # from the new run's first sample
     clock[0] += 2
     state.apply(event(seq + 4, "progress", {"job_id": 1, "progress": {
         "chunks_done": chunks + 13, "chunks_total": 10_000}}))
@@ -209,7 +209,25 @@ def test_the_burst_of_a_resumed_runs_first_rows_is_not_its_rate():
         clock[0] = NOW + after
         state.apply(event(seq, "progress", {"job_id": 1, "progress": {
             "chunks_done": chunks, "chunks_total": 360}}))
-    assert state.rows()[0].rate == pytest.approx(2.0)  # not (310 - 210) / 5 = 20, nor 450
+    # From the burst's end: not (310 - 210) / 5 = 20, nor 450.
+    assert state.rows()[0].rate == pytest.approx((310 - 300) / 4.8)
+
+
+def test_a_rate_and_an_eta_are_known_at_the_second_shard_however_long_shards_take():
+    """Shards 90 s apart (the published models on a CPU): the first shard is the starting
+    point, the second gives the rate (it took the third, a shard behind, 6 minutes)."""
+    clock = [NOW]
+    state = DashboardState(lambda: clock[0])
+    job = make_job(1, "a.fa", "running", NOW, steps=[("running", 1.0)],
+                   progress={"chunks_done": 0, "chunks_total": 1000})
+    state.apply(snapshot([job]))
+    for seq, (after, chunks) in enumerate([(0.0, 0), (90.0, 100), (180.0, 200)], 11):
+        clock[0] = NOW + after
+        state.apply(event(seq, "progress", {"job_id": 1, "progress": {
+            "chunks_done": chunks, "chunks_total": 1000}}))
+    row = state.rows()[0]
+    assert row.rate == pytest.approx(100 / 90)
+    assert row.eta == pytest.approx(800 / (100 / 90))
 
 
 def test_while_the_daemon_is_lost_the_rows_are_as_last_heard_without_an_eta():

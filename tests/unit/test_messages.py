@@ -27,7 +27,7 @@ def test_a_job_record_survives_its_json_form_and_keeps_the_shape_of_0_1() -> Non
     assert JobRecord.from_dict(wire) == JOB
     assert set(wire) == {"id", "name", "state", "inputs", "outdir", "options", "priority",
                          "client_request_id", "reason", "attempts", "created", "started",
-                         "finished", "progress", "history"}
+                         "finished", "progress", "history"} | {"stalls"}  # 0.1's, and one added
     assert wire["state"] == "running" and wire["inputs"][0]["sha256"] == "ab" * 32
     assert wire["history"][-1] == {"time": 2.5, "state": "running", "reason": "go"}
     assert wire["progress"]["chunks_total"] == 9

@@ -404,3 +404,25 @@ def test_the_design_documents_every_move_of_the_lifecycle_and_no_other() -> None
         for current in row[0].split(", "):
             documented.add((JobState(current), JobState(row[1]), row[2]))
     assert documented == {(a, b, verb) for (a, b), verb in MOVES.items()}
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_only_attempts_in_a_row_that_wrote_no_shard_count_against_the_crash_cap(tmp_path, kind):
+    from virnucpro.daemon.service import JobService
+
+    store = MemoryJobStore() if kind == "memory" else SqliteJobStore(tmp_path / "jobs.sqlite3")
+    service = JobService(store, emit=lambda topic, body: None)
+    for name in ("advancing", "stuck"):
+        service.submit(JobRecord(id=0, name=name, state=JobState.QUEUED, inputs=(),
+                                 outdir=f"/o/{name}", options={}))
+    for _crash in range(4):
+        for job_id in (1, 2):
+            if store.get(job_id).state is JobState.QUEUED:
+                service.claim(lambda job, job_id=job_id: job.id == job_id)
+        service.advanced(1)  # job 1 writes a shard in every attempt; job 2 never does
+        service.reconcile()
+    advancing, stuck = store.get(1), store.get(2)
+    assert (advancing.state, advancing.attempts, advancing.stalls) == (JobState.QUEUED, 4, 0)
+    assert stuck.state is JobState.FAILED and stuck.attempts == 3
+    assert stuck.reason == "interrupted 3 times in a row without writing a new shard; giving up"
+    store.close()

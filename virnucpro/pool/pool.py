@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing as mp
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -91,7 +92,9 @@ class PersistentWorkerPool:
     def _spawn(self, spec: WorkerSpec) -> Worker:
         task_recv, task_send = self._ctx.Pipe(duplex=False)
         out_recv, out_send = self._ctx.Pipe(duplex=False)
-        proc = self._ctx.Process(target=worker_main, args=(spec, task_recv, out_send),
+        # Our pid goes with it: the worker watches this process from its first line on.
+        proc = self._ctx.Process(target=worker_main,
+                                 args=(spec, task_recv, out_send, os.getpid()),
                                  name=f"virnucpro-worker-{spec.worker_id}", daemon=True)
         proc.start()
         # The child holds its own ends; closing ours lets EOF reach the other side.

@@ -6,7 +6,10 @@ only break its own pipe, never a queue shared with the others:
   out: ("ready", info) | ("fatal", text) | ("start", key) | ("result", key, ShardScores)
        | ("error", key, text)
 A reader thread drains the task pipe, so the supervisor never blocks on a send while the worker
-is busy sending a large result. The worker exits when told to stop or when its parent is gone.
+is busy sending a large result. The worker exits when told to stop or when its supervisor is
+gone (whose pid it is given: `worker_main` watches it before any heavy import, so a supervisor
+killed while the worker still imports torch or loads models leaves nothing behind). This module
+imports nothing heavy at the top for that reason.
 
 Test-only hook: the environment variable VIRNUCPRO_TEST_SCORER ("module:Class", e.g.
 "virnucpro.standin:HashScorer" or "tests.fakes:SlowScorer") replaces the real scorer
@@ -28,10 +31,12 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from virnucpro.features import ShardCancelled, ShardScores
 from virnucpro.heap import pin_for_cpu_scoring
+
+if TYPE_CHECKING:
+    from virnucpro.features import ShardScores
 
 DEFAULT_SCORER = "virnucpro.pool.worker:ModelScorer"
 TEST_SCORER_ENV = "VIRNUCPRO_TEST_SCORER"  # tests and benchmarks only: see the module doc
@@ -174,15 +179,26 @@ PARENT_CHECK_S = 0.5
 
 def _watch_parent(parent: int) -> None:
     """Exit as soon as the supervisor is gone (this process is then re-parented), even while
-    the models load: a SIGKILLed daemon must not leave a worker holding a GPU."""
+    the models load: a SIGKILLed supervisor must not leave a worker holding a GPU. `parent`
+    comes from the supervisor: read here, it would already be the new parent when the
+    supervisor died while this process was still starting."""
     while os.getppid() == parent:
         time.sleep(PARENT_CHECK_S)
     os._exit(0)
 
 
-def worker_main(spec: WorkerSpec, tasks: Any, out: Any) -> None:
-    """Entry point of a spawned worker process."""
-    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True,
+def _send(out: Any, message: tuple) -> None:
+    """Send to the supervisor; a broken pipe means it is gone, and the worker leaves quietly
+    (its watch would end it within PARENT_CHECK_S anyway: no traceback for that race)."""
+    try:
+        out.send(message)
+    except (OSError, EOFError):
+        os._exit(0)
+
+
+def worker_main(spec: WorkerSpec, tasks: Any, out: Any, parent: int | None = None) -> None:
+    """Entry point of a spawned worker process; `parent`: the supervisor's pid."""
+    threading.Thread(target=_watch_parent, args=(parent or os.getppid(),), daemon=True,
                      name="virnucpro-parent-watch").start()
     # Ctrl-C goes to the whole process group; the supervisor decides, workers just stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -205,13 +221,16 @@ def worker_main(spec: WorkerSpec, tasks: Any, out: Any) -> None:
             memory = int(torch.cuda.memory_allocated())
         else:
             memory = max(0, _resident_bytes() - before)
-        out.send(("ready", {"worker": spec.worker_id, "device": spec.device, "pid": os.getpid(),
-                            "load_seconds": round(time.perf_counter() - started, 3),
-                            "memory_bytes": memory, "threads": spec.threads,
-                            "feature_dim": getattr(scorer, "feature_dim", None)}))
+        ready = {"worker": spec.worker_id, "device": spec.device, "pid": os.getpid(),
+                 "load_seconds": round(time.perf_counter() - started, 3),
+                 "memory_bytes": memory, "threads": spec.threads,
+                 "feature_dim": getattr(scorer, "feature_dim", None)}
     except BaseException as exc:  # noqa: BLE001 - reported to the supervisor, which decides
-        out.send(("fatal", f"{type(exc).__name__}: {exc}"))
+        _send(out, ("fatal", f"{type(exc).__name__}: {exc}"))
         return
+    _send(out, ("ready", ready))
+    from virnucpro.features import ShardCancelled
+
     inbox: queue.Queue = queue.Queue()
     cancelled: set = set()  # shard keys whose job was cancelled (the reader adds them)
     threading.Thread(target=_reader, args=(tasks, inbox, cancelled), daemon=True).start()
@@ -220,19 +239,19 @@ def worker_main(spec: WorkerSpec, tasks: Any, out: Any) -> None:
         key = task.key
         if key in cancelled:
             cancelled.discard(key)
-            out.send(("cancelled", key, None))
+            _send(out, ("cancelled", key, None))
             continue
-        out.send(("start", key))
+        _send(out, ("start", key))
         try:
             result = scorer.score(task, stop=lambda key=key: key in cancelled)
         except ShardCancelled:
             cancelled.discard(key)
-            out.send(("cancelled", key, None))
+            _send(out, ("cancelled", key, None))
             continue
         except Exception:  # noqa: BLE001 - a scoring bug is reported, the worker lives on
-            out.send(("error", key, traceback.format_exc(limit=8)))
+            _send(out, ("error", key, traceback.format_exc(limit=8)))
             continue
-        out.send(("result", key, result))
+        _send(out, ("result", key, result))
         done += 1
         if spec.cache_clear_interval and done % spec.cache_clear_interval == 0:
             scorer.clear_cache()
