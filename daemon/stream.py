@@ -52,8 +52,8 @@ class _Job:
     started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     spool: tempfile.TemporaryDirectory | None = None
     progress: Progress = field(default_factory=Progress)
-    publisher: Throttle[Progress] | None = None
-    advanced: bool = False  # this attempt wrote a shard  # stores and publishes `progress`, throttled
+    publisher: Throttle[Progress] | None = None  # stores and publishes `progress`, throttled
+    advanced: bool = False  # this attempt wrote a shard
 
     @property
     def id(self) -> int:
