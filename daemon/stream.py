@@ -97,7 +97,8 @@ class JobStream:
             if mode == "done":  # finished (by an earlier attempt, or a run taken up with
                 # resume): its table-only settings applied, as predict --resume does
                 try:
-                    info = reuse_finished(item, ctx.config)
+                    info = reuse_finished(item, ctx.config,
+                                          say=lambda line: self.service.log(ctx.id, line))
                 except Exception as exc:  # noqa: BLE001 - this job fails; the stream goes on
                     log.exception("job %d: taking up the finished run failed", ctx.id)
                     self._fail(ctx, str(exc) if isinstance(exc, VirNucProError) else

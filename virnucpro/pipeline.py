@@ -340,17 +340,24 @@ def _add_report(job: InputJob, info: dict) -> None:
 TABLE_SETTINGS = ("threshold", "region_gap", "region_min_p", "min_region_length")
 
 
-def reuse_finished(job: InputJob, config: PredictConfig) -> dict:
+def reuse_finished(job: InputJob, config: PredictConfig,
+                   say: Callable[[str], None] | None = None) -> dict:
     """A finished run found by --resume (the input, models and shard settings are the same):
     what a kill after its run.json left is removed, the table-only settings that differ are
-    applied from the stored scores, a missing report is written; its run.json, as it now is."""
+    applied from the stored scores, a missing report is written; its run.json, as it now is.
+    What was done is logged as a NOTE, and also given to `say` (the daemon's job log)."""
     layout = job.layout
+
+    def note(message: str) -> None:
+        log.log(NOTE, "%s: %s", job.source, message)
+        if say is not None:
+            say(f"{job.name}: {message}")
+
     info = _read_json(layout.run_json) or {}
     if layout.work.exists():
         size = sum(p.stat().st_size for p in layout.work.rglob("*") if p.is_file())
         shutil.rmtree(layout.work, ignore_errors=True)
-        log.log(NOTE, "%s: removed what the finished run left in %s (%s)", job.source,
-                layout.work, human_size(size))
+        note(f"removed what the finished run left in {layout.work} ({human_size(size)})")
     params = info.get("parameters", {})
     defaults = PredictConfig(inputs=(), outdir=layout.root)
     changed = {k: (params.get(k, getattr(defaults, k)), getattr(config, k))
@@ -363,19 +370,17 @@ def reuse_finished(job: InputJob, config: PredictConfig) -> dict:
             region_min_p="call" if config.region_min_p is None else config.region_min_p,
             min_region_length=config.min_region_length)
         info = rescore_folder(layout.root, layout.root, settings, report=config.report)
-        log.log(NOTE, "%s: already complete in %s; its tables rewritten from the stored scores "
-                "with %s", job.source, layout.root,
-                ", ".join(f"--{k.replace('_', '-')} {new} (was {old})"
-                          for k, (old, new) in changed.items()))
+        note(f"already complete in {layout.root}; its tables rewritten from the stored scores "
+             "with " + ", ".join(f"--{k.replace('_', '-')} {new} (was {old})"
+                                 for k, (old, new) in changed.items()))
         return info
     if config.report and not (layout.root / "report.html").is_file():
         info.setdefault("timings", {})
         _add_report(job, info)
         write_json_atomic(layout.run_json, info)
-        log.log(NOTE, "%s: already complete in %s; its missing report written", job.source,
-                layout.root)
+        note(f"already complete in {layout.root}; its missing report written")
         return info
-    log.log(NOTE, "%s: already complete in %s (nothing to resume)", job.source, layout.root)
+    note(f"already complete in {layout.root} (nothing to resume)")
     return info
 
 

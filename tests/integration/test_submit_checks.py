@@ -355,6 +355,8 @@ def test_submit_resume_takes_up_a_finished_run_with_other_table_settings(daemon,
             (tmp_path / "fresh" / table).read_bytes(), table
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run["parameters"]["threshold"] == 0.9 and run["rescored"]
+    lines = _ok(daemon.cli("logs", str(done["id"]))).stdout
+    assert "tables rewritten from the stored scores with --threshold 0.9 (was 0.5)" in lines
     other = daemon.cli("submit", "x.fa", "-o", "out", "--resume", "--chunk-size", "300",
                        "--wait", "--json", cwd=tmp_path)
     assert other.returncode == 9, other.stderr
