@@ -141,6 +141,8 @@ class DashboardApp(App):
             self.action_connect(message.reason)
 
     def _tick(self) -> None:
+        if not self.screen_stack:  # the app is closing: its last tick finds no screen
+            return
         self._show_jobs()
         self._show_status()
         if isinstance(self.screen, JobDetailScreen):
