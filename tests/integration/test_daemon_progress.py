@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.daemon_helpers import start_daemon, wait_for
 from tests.helpers import DATA
 
@@ -56,6 +58,7 @@ def test_a_written_shard_shows_in_jobs_at_once(tmp_path, tiny_set_dir) -> None:
         assert wait_for(c, job.id, timeout=60).state.value == "completed"
 
 
+@pytest.mark.slow
 def test_a_job_that_advances_at_every_restart_is_never_failed_for_them(tmp_path, tiny_set_dir
                                                                         ) -> None:
     """The daemon killed three times, each time after the job wrote a new shard: the job

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from tests.helpers import DATA
@@ -56,6 +57,7 @@ def run_in_terminal(cmd: list[str], env: dict[str, str]) -> tuple[int, str]:
     return proc.wait(60), ANSI.sub("", seen.decode(errors="replace"))
 
 
+@pytest.mark.slow
 def test_after_resume_the_speed_counts_only_chunks_scored_in_this_run(tmp_path, tiny_set_dir):
     fasta, out = ten_times_viral(tmp_path), tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "160",

@@ -115,6 +115,7 @@ def test_resume_of_a_finished_run_does_nothing(tmp_path, reference_run):
     assert (out / "run.json").stat().st_mtime_ns == before
 
 
+@pytest.mark.slow
 def test_a_killed_process_resumes_with_the_same_files(tmp_path, tiny_set_dir):
     fasta = _big_input(tmp_path, 25)
     base = [sys.executable, "-m", "virnucpro", "predict", str(fasta), "--models", "tiny",
