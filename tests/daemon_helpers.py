@@ -156,3 +156,18 @@ def run_daemon(env: dict[str, str], *args: str, timeout: float = 120.0) -> subpr
     """`virnucpro-daemon ARGS` (the installed entry point) in `env`; text output, any exit."""
     return subprocess.run([str(DAEMON), *args], env=env, capture_output=True, text=True,
                           timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    """`proc`, asserted to have exited 0 (its output in the failure message)."""
+    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
+    return proc
+
+
+def small_input(path: Path) -> Path:
+    """One record of one chunk (phiX174's first 200 bp): a job of a few shards."""
+    from tests.helpers import DATA
+
+    path.write_text(">one\n" + (DATA / "viral_reference.fasta").read_text().split("\n", 2)[1][:200]
+                    + "\n")
+    return path

@@ -45,3 +45,15 @@ def mounted_tmpfs(mount: Path, size: str) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", str(mount)], check=True)
+
+
+def ten_times_viral(tmp_path: Path) -> Path:
+    """The bundled viral FASTA ten times over, ids made unique (40 sequences, 360 chunks)."""
+    records = (DATA / "viral_reference.fasta").read_text().split(">")[1:]
+    path = tmp_path / "viral10.fasta"
+    with open(path, "w") as fh:
+        for k in range(10):
+            for rec in records:
+                head, _, seq = rec.partition("\n")
+                fh.write(f">c{k}_{head.split()[0]}\n{seq}")
+    return path

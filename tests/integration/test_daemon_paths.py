@@ -28,7 +28,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon_helpers import DAEMON, DaemonHandle, daemon_env, start_daemon, wait_for
+from tests.daemon_helpers import (
+    DAEMON,
+    DaemonHandle,
+    daemon_env,
+    ok,
+    small_input,
+    start_daemon,
+    wait_for,
+)
 from tests.daemon_helpers import run_daemon as run
 from tests.helpers import DATA
 from tests.integration.test_daemon import _free_port
@@ -60,15 +68,6 @@ def short_dir() -> Iterator[Path]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def _ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
-    return proc
-
-
-def _small(path: Path) -> Path:
-    """One record of one chunk: a job of a few shards."""
-    path.write_text(">one\n" + VIRAL.read_text().split("\n", 2)[1][:200] + "\n")
-    return path
 
 
 def _mode(path: Path) -> int:
@@ -95,10 +94,10 @@ def test_submit_reads_dotdot_after_a_link_as_predict_does(slow, tmp_path):
     so for submit too (a normpath made it ./out)."""
     (tmp_path / "deep" / "a").mkdir(parents=True)
     (tmp_path / "lnkdeep").symlink_to(tmp_path / "deep" / "a")
-    _small(tmp_path / "s.fa")
-    _ok(slow.cli("predict", "s.fa", "-o", "lnkdeep/../by-predict", "--models", "tiny", "-q",
+    small_input(tmp_path / "s.fa")
+    ok(slow.cli("predict", "s.fa", "-o", "lnkdeep/../by-predict", "--models", "tiny", "-q",
                  cwd=tmp_path))
-    job = json.loads(_ok(slow.cli("submit", "s.fa", "-o", "lnkdeep/../by-submit", "--wait",
+    job = json.loads(ok(slow.cli("submit", "s.fa", "-o", "lnkdeep/../by-submit", "--wait",
                                   "--json", cwd=tmp_path)).stdout)
     deep = Path(os.path.realpath(tmp_path / "deep"))
     assert job["outdir"] == str(deep / "by-submit")
@@ -157,9 +156,9 @@ def test_an_endpoint_another_daemon_listens_on_is_refused(env, short_dir, tmp_pa
         done = run(other, "start", "--devices", "cpu", "--endpoint", endpoint, timeout=60)
         assert done.returncode == 6, done.stderr
         assert f"{short_dir / 'shared.sock'} is in use" in done.stderr, done.stderr
-        status = _ok(run(env, "status", "--json", "--endpoint", endpoint))
+        status = ok(run(env, "status", "--json", "--endpoint", endpoint))
         assert json.loads(status.stdout)["pid"] == first  # still reached
-        _ok(run(env, "stop", "--endpoint", endpoint, "--timeout", "60", timeout=90))
+        ok(run(env, "stop", "--endpoint", endpoint, "--timeout", "60", timeout=90))
         assert os.listdir(short_dir) == []  # its stop unlinked its own sockets
     finally:
         _kill_daemon_of(Path(other["XDG_RUNTIME_DIR"]) / "virnucpro")
@@ -240,7 +239,7 @@ def test_a_missing_fallback_runtime_folder_is_made_ours_alone(fallback):
     info = os.lstat(folder)
     assert stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and _mode(folder) == 0o700
     assert (folder / "daemon.sock").exists()
-    _ok(run(fenv, "stop", "--timeout", "60", timeout=90))
+    ok(run(fenv, "stop", "--timeout", "60", timeout=90))
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
 
@@ -281,7 +280,7 @@ def test_keygen_writes_secrets_readable_by_the_user_only(env, tmp_path):
 
     with _umask(0o022):
         for keys in (tmp_path / "given" / "keys", None):
-            done = _ok(run(env, "keygen", *(["--dir", str(keys)] if keys else [])))
+            done = ok(run(env, "keygen", *(["--dir", str(keys)] if keys else [])))
             keys = Path(done.stdout.strip())
             assert _mode(keys) == 0o700
             for name in ("server", "client"):
@@ -296,16 +295,16 @@ def test_keygen_writes_secrets_readable_by_the_user_only(env, tmp_path):
 
 def test_a_tcp_start_with_keys_returns_once_its_daemon_answers(env, tmp_path):
     keys = tmp_path / "keys"
-    _ok(run(env, "keygen", "--dir", str(keys)))
+    ok(run(env, "keygen", "--dir", str(keys)))
     endpoint = f"tcp://127.0.0.1:{_free_port()}"
     assert "VIRNUCPRO_KEYS" not in env  # the probe must use --keys, nothing else
     t0 = time.monotonic()
     pid = start_background(env, "--endpoint", endpoint, "--keys", str(keys))
     assert time.monotonic() - t0 < 60
     client_env = {**env, "VIRNUCPRO_KEYS": str(keys)}
-    status = _ok(run(client_env, "status", "--json", "--endpoint", endpoint))
+    status = ok(run(client_env, "status", "--json", "--endpoint", endpoint))
     assert json.loads(status.stdout)["pid"] == pid
-    _ok(run(client_env, "stop", "--endpoint", endpoint, "--timeout", "60", timeout=90))
+    ok(run(client_env, "stop", "--endpoint", endpoint, "--timeout", "60", timeout=90))
 
 
 # -- 12: another user's socket -------------------------------------------------------------------

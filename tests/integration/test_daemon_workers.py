@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.daemon_helpers import start_daemon, wait_for
-from tests.helpers import DATA
+from tests.helpers import DATA, ten_times_viral
 from virnucpro.daemon.jobs import JobState
 
 VIRAL = DATA / "viral_reference.fasta"
@@ -23,14 +23,7 @@ VIRAL = DATA / "viral_reference.fasta"
 def many_frames(tmp_path: Path) -> Path:
     """The viral reference ten times over (new ids): one shard of a few hundred frames, dozens
     of model batches at the CPU's token budget."""
-    records = VIRAL.read_text().split(">")[1:]
-    path = tmp_path / "viral10.fasta"
-    with open(path, "w") as fh:
-        for k in range(10):
-            for rec in records:
-                head, _, seq = rec.partition("\n")
-                fh.write(f">c{k}_{head.split()[0]}\n{seq}")
-    return path
+    return ten_times_viral(tmp_path)
 
 
 def children(pid: int) -> set[int]:

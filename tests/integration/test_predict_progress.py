@@ -17,24 +17,12 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from tests.helpers import DATA
+from tests.helpers import ten_times_viral
 from virnucpro.cli.progress import ProgressReporter
 
 REPO = Path(__file__).resolve().parents[2]
 VIRNUCPRO = Path(sys.executable).with_name("virnucpro")  # the installed entry point
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-def ten_times_viral(tmp_path: Path) -> Path:
-    """40 sequences, 360 chunks: a few dozen shards of 16 frames."""
-    records = (DATA / "viral_reference.fasta").read_text().split(">")[1:]
-    path = tmp_path / "viral10.fasta"
-    with open(path, "w") as fh:
-        for k in range(10):
-            for rec in records:
-                head, _, seq = rec.partition("\n")
-                fh.write(f">c{k}_{head.split()[0]}\n{seq}")
-    return path
 
 
 def run_in_terminal(cmd: list[str], env: dict[str, str]) -> tuple[int, str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 import pytest
 
-from tests.daemon_helpers import DaemonHandle, daemon_env, start_daemon, wait_for
+from tests.daemon_helpers import DaemonHandle, daemon_env, ok, small_input, start_daemon, wait_for
 from tests.helpers import DATA
 from virnucpro.daemon.client import ClientError
 
@@ -35,15 +35,6 @@ def slow(tmp_path_factory: pytest.TempPathFactory, tiny_set_dir: Path) -> Iterat
         handle.stop()
 
 
-def _ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
-    return proc
-
-
-def _small(path: Path) -> Path:
-    """One record of one chunk: a job of a few shards."""
-    path.write_text(">one\n" + VIRAL.read_text().split("\n", 2)[1][:200] + "\n")
-    return path
 
 
 def _count(daemon: DaemonHandle) -> int:
@@ -56,7 +47,7 @@ def _count(daemon: DaemonHandle) -> int:
 
 def test_submit_without_models_uses_the_set_the_daemon_was_started_with(daemon, tmp_path):
     shutil.copy(VIRAL, tmp_path / "x.fa")
-    proc = _ok(daemon.cli("submit", "x.fa", "-o", "out", "--wait", "--json", cwd=tmp_path))
+    proc = ok(daemon.cli("submit", "x.fa", "-o", "out", "--wait", "--json", cwd=tmp_path))
     job = json.loads(proc.stdout)
     assert job["state"] == "completed" and job["options"]["models"] == "tiny"  # recorded at submit
     with daemon.client() as c:
@@ -74,7 +65,7 @@ def test_the_default_is_published_unless_the_daemon_names_exactly_one_set(tmp_pa
             assert c.status().default_models == "published"
         with named.client() as c:
             assert c.status().default_models == "tiny"  # persistent or not
-        status = json.loads(_ok(subprocess.run(
+        status = json.loads(ok(subprocess.run(
             [sys.executable, "-m", "virnucpro.daemon.cli", "status", "--json"], env=named.env,
             capture_output=True, text=True, timeout=60)).stdout)
         assert status["default_models"] == "tiny"
@@ -122,7 +113,7 @@ def test_a_folder_is_refused_as_a_folder_by_the_client_and_by_the_daemon(daemon,
 
 
 def test_an_unusable_output_location_is_refused(daemon, tmp_path):
-    small = _small(tmp_path / "s.fa")
+    small = small_input(tmp_path / "s.fa")
     (tmp_path / "a-file").write_text("x")
     for outdir, message in [(tmp_path / "a-file", "exists and is not a folder"),
                             (tmp_path / "a-file" / "out", "a-file is not a folder")]:
@@ -155,14 +146,14 @@ def test_output_folders_of_live_jobs_are_not_shared_nor_nested(slow, tmp_path):
 
 def test_a_folder_with_a_finished_run_is_refused_unless_force(daemon, tmp_path):
     shutil.copy(VIRAL, tmp_path / "x.fa")
-    first = _ok(daemon.cli("submit", "x.fa", "-o", "out", "--wait", cwd=tmp_path)).stdout.strip()
+    first = ok(daemon.cli("submit", "x.fa", "-o", "out", "--wait", cwd=tmp_path)).stdout.strip()
     proc = daemon.cli("submit", "x.fa", "-o", "out", "--wait", cwd=tmp_path)
     assert proc.returncode == 7, proc.stderr
     assert ("out: is not empty (it holds a finished run; --resume applies other table "
             "settings to it); use --force to overwrite") in proc.stderr
-    again = _ok(daemon.cli("submit", "x.fa", "-o", "out", "--wait", "--force", cwd=tmp_path))
+    again = ok(daemon.cli("submit", "x.fa", "-o", "out", "--wait", "--force", cwd=tmp_path))
     assert again.stdout.strip() != first
-    lines = _ok(daemon.cli("logs", again.stdout.strip())).stdout
+    lines = ok(daemon.cli("logs", again.stdout.strip())).stdout
     assert "reusing" not in lines and "completed: 4 sequences" in lines  # scored again
 
 
@@ -176,8 +167,8 @@ def test_a_job_that_resumes_an_earlier_run_says_so_in_its_log(slow, tmp_path):
         c.cancel(first.id)
         assert wait_for(c, first.id).state.value == "cancelled"
     # The folder holds an unfinished run: a new job takes it up and says so.
-    proc = _ok(slow.cli("submit", VIRAL, "-o", tmp_path / "o", "--wait", timeout=120))
-    lines = _ok(slow.cli("logs", proc.stdout.strip())).stdout
+    proc = ok(slow.cli("submit", VIRAL, "-o", tmp_path / "o", "--wait", timeout=120))
+    lines = ok(slow.cli("logs", proc.stdout.strip())).stdout
     assert f"reusing {tmp_path / 'o'}: 0 of 1 input(s) already complete, 1 resumed" in lines
 
 
@@ -191,19 +182,19 @@ def test_retry_rename_duplicates_does_what_the_failure_says(daemon, tmp_path):
         job = c.submit([str(dups)], outdir=str(tmp_path / "out"))
         failed = wait_for(c, job.id)
     assert failed.state.value == "failed" and "use --rename-duplicates" in failed.reason
-    assert "--rename-duplicates" in _ok(daemon.cli("retry", "--help")).stdout
-    _ok(daemon.cli("retry", job.id, "--rename-duplicates"))
-    _ok(daemon.cli("watch", job.id))
+    assert "--rename-duplicates" in ok(daemon.cli("retry", "--help")).stdout
+    ok(daemon.cli("retry", job.id, "--rename-duplicates"))
+    ok(daemon.cli("watch", job.id))
     # The retry's first attempt is named as such, not "attempt 1" right after "attempt 1".
-    lines = _ok(daemon.cli("logs", job.id)).stdout
+    lines = ok(daemon.cli("logs", job.id)).stdout
     assert "attempt 1: model set" in lines and "retry 1, attempt 1: model set" in lines
-    done = json.loads(_ok(daemon.cli("show", job.id, "--json")).stdout)
+    done = json.loads(ok(daemon.cli("show", job.id, "--json")).stdout)
     assert done["state"] == "completed" and done["options"]["rename_duplicates"] is True
     assert done["progress"]["counts"]["sequences"] == 2
 
 
 def test_retry_force_overwrites_the_folder_its_failure_names(slow, tmp_path):
-    small = _small(tmp_path / "s.fa")
+    small = small_input(tmp_path / "s.fa")
     with slow.client() as c:
         ahead = c.submit([str(VIRAL)], outdir=str(tmp_path / "ahead"))
         wait_for(c, ahead.id, states=("running",))
@@ -213,9 +204,9 @@ def test_retry_force_overwrites_the_folder_its_failure_names(slow, tmp_path):
         c.cancel(ahead.id)
         failed = wait_for(c, behind.id)
         assert failed.state.value == "failed" and "use --force to overwrite" in failed.reason
-        _ok(slow.cli("retry", behind.id))  # no --force: it fails the same way
+        ok(slow.cli("retry", behind.id))  # no --force: it fails the same way
         assert wait_for(c, behind.id).state.value == "failed"
-        proc = _ok(slow.cli("retry", behind.id, "--force", "--json"))
+        proc = ok(slow.cli("retry", behind.id, "--force", "--json"))
         assert json.loads(proc.stdout)["options"]["force"] is True
         assert wait_for(c, behind.id).state.value == "completed"
         assert (tmp_path / "out" / "frames.tsv").exists()
@@ -225,16 +216,16 @@ def test_retry_force_overwrites_the_folder_its_failure_names(slow, tmp_path):
 
 
 def test_jobs_lists_the_running_job_above_a_queued_one_of_higher_priority(slow, tmp_path):
-    small = _small(tmp_path / "s.fa")
+    small = small_input(tmp_path / "s.fa")
     with slow.client() as c:
         running = c.submit([str(VIRAL)], outdir=str(tmp_path / "a"))
         wait_for(c, running.id, states=("running",))
         queued = c.submit([str(small)], outdir=str(tmp_path / "b"), priority=5)
         low = c.submit([str(small)], outdir=str(tmp_path / "c"), priority=0)
         try:
-            listed = json.loads(_ok(slow.cli("jobs", "--json")).stdout)
+            listed = json.loads(ok(slow.cli("jobs", "--json")).stdout)
             assert [j["id"] for j in listed] == [running.id, queued.id, low.id]
-            table = _ok(slow.cli("jobs")).stdout.splitlines()
+            table = ok(slow.cli("jobs")).stdout.splitlines()
             assert [row.split()[0] for row in table[1:]] == [str(running.id), str(queued.id),
                                                              str(low.id)]
         finally:
@@ -284,7 +275,7 @@ def test_json_errors_say_unavailable_when_no_daemon_answers(tmp_path):
 
 
 def test_a_failed_job_followed_with_json_is_one_error_object_with_its_record(slow, tmp_path):
-    small = _small(tmp_path / "s.fa")
+    small = small_input(tmp_path / "s.fa")
     with slow.client() as c:
         ahead = c.submit([str(VIRAL)], outdir=str(tmp_path / "ahead"))
         wait_for(c, ahead.id, states=("running",))
@@ -306,7 +297,7 @@ def test_a_failed_job_followed_with_json_is_one_error_object_with_its_record(slo
 
 def test_retry_of_a_job_whose_input_changed_is_refused_up_front(slow, tmp_path):
     """Issue 24, item 18: accepted, the retry failed at once with the same reason."""
-    small = _small(tmp_path / "s.fa")
+    small = small_input(tmp_path / "s.fa")
     with slow.client() as c:
         ahead = c.submit([str(VIRAL)], outdir=str(tmp_path / "ahead"))
         wait_for(c, ahead.id, states=("running",))
@@ -343,10 +334,10 @@ def test_submit_resume_takes_up_a_finished_run_with_other_table_settings(daemon,
     the job applies the table-only settings from the stored scores, as predict --resume does,
     and refuses a setting that shapes the shards, naming it."""
     shutil.copy(VIRAL, tmp_path / "x.fa")
-    _ok(daemon.cli("submit", "x.fa", "-o", "out", "--wait", cwd=tmp_path))
-    _ok(daemon.cli("predict", "x.fa", "-o", "fresh", "--models", "tiny", "--threshold", "0.9",
+    ok(daemon.cli("submit", "x.fa", "-o", "out", "--wait", cwd=tmp_path))
+    ok(daemon.cli("predict", "x.fa", "-o", "fresh", "--models", "tiny", "--threshold", "0.9",
                    "-q", cwd=tmp_path))
-    job = _ok(daemon.cli("submit", "x.fa", "-o", "out", "--resume", "--threshold", "0.9",
+    job = ok(daemon.cli("submit", "x.fa", "-o", "out", "--resume", "--threshold", "0.9",
                          "--wait", "--json", cwd=tmp_path))
     done = json.loads(job.stdout)
     assert done["state"] == "completed", done
@@ -355,7 +346,7 @@ def test_submit_resume_takes_up_a_finished_run_with_other_table_settings(daemon,
             (tmp_path / "fresh" / table).read_bytes(), table
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run["parameters"]["threshold"] == 0.9 and run["rescored"]
-    lines = _ok(daemon.cli("logs", str(done["id"]))).stdout
+    lines = ok(daemon.cli("logs", str(done["id"]))).stdout
     assert "tables rewritten from the stored scores with --threshold 0.9 (was 0.5)" in lines
     other = daemon.cli("submit", "x.fa", "-o", "out", "--resume", "--chunk-size", "300",
                        "--wait", "--json", cwd=tmp_path)
