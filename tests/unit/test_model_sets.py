@@ -413,3 +413,12 @@ def test_the_pins_are_the_published_files_where_the_repository_has_them():
         body = (data / name).read_bytes()
         assert sets.PUBLISHED_PINS[f"dnabert-s/{name}"] == (
             len(body), hashlib.sha256(body).hexdigest()), name
+
+
+def test_verify_holds_a_fetched_published_file_to_its_pin(hub, monkeypatch):
+    model_set = fetch_published(progress=False)
+    assert verify_set(model_set) == []
+    rel = "dnabert-s/config.json"
+    monkeypatch.setitem(sets.PUBLISHED_PINS, rel, (sets.PUBLISHED_PINS[rel][0], "0" * 64))
+    (problem,) = verify_set(model_set)
+    assert problem.startswith(f"{rel}: sha256 ") and "pinned" in problem

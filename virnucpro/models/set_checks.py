@@ -13,6 +13,7 @@ from virnucpro.models.sets import (
     MANIFEST,
     PUBLISHED,
     PUBLISHED_BLOB_IDS,
+    PUBLISHED_PINS,
     TRAINED,
     TRAINING_RECORD,
     ModelSet,
@@ -59,6 +60,10 @@ def verify_set(model_set: ModelSet) -> list[str]:
         elif linked and path.stat().st_mtime_ns != entry.get("mtime_ns"):
             problems.append(f"{rel}: the content is unchanged (sha256 matches), only the base "
                             "file's modification time differs")
+        pin = PUBLISHED_PINS.get(rel) if from_hub else None
+        if pin is not None and hashes["sha256"] != pin[1]:
+            problems.append(f"{rel}: sha256 {hashes['sha256']}, the published file (pinned) is "
+                            f"{pin[1]}: `virnucpro models fetch` downloads it again")
         if published and hashes["git-blob-sha1"] != PUBLISHED_BLOB_IDS[rel]:
             problems.append(f"{rel}: git blob id {hashes['git-blob-sha1']}, the published "
                             f"file is {PUBLISHED_BLOB_IDS[rel]}")
