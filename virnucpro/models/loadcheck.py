@@ -76,7 +76,10 @@ def problems_in_subprocess(model_set: ModelSet, *, timeout: float = SUBPROCESS_T
                            ) -> list[str]:
     """`load_problems` run in a child Python (torch is imported there, not here); the verdict
     is kept while none of the set's files changes."""
-    key = _signature(model_set)
+    try:
+        key = _signature(model_set)
+    except OSError as exc:  # a file gone since the set was found (a broken link...)
+        return [f"{exc.filename}: {exc.strerror or exc}"]
     with _lock:  # one check of a set at a time; the others wait for its verdict
         if key in _verdicts:
             return _verdicts[key]
