@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import stat
 from pathlib import Path
 
 _HEADER = ("#   ****  Generated on {now} by virnucpro-daemon keygen  ****\n"
@@ -32,11 +31,11 @@ def write_key_pair(folder: Path, name: str) -> bool:
     exists (False; an existing one of ours left 0644 by an earlier keygen is made 0600)."""
     import zmq
 
+    from virnucpro.daemon.paths import tighten
+
     secret_file = folder / f"{name}.key_secret"
     if secret_file.exists():
-        info = secret_file.stat()
-        if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077:
-            os.chmod(secret_file, 0o600)
+        tighten(secret_file, 0o600)
         return False
     public, secret = (k.decode() for k in zmq.curve_keypair())
     fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -83,14 +83,20 @@ def state_dir() -> Path:
     return Path(platformdirs.user_state_dir("virnucpro"))
 
 
+def tighten(path: Path, mode: int) -> None:
+    """An existing file or folder of ours that others may read (left by an earlier version)
+    made `mode`; another user's is left alone."""
+    info = os.stat(path)
+    if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077:
+        os.chmod(path, mode)
+
+
 def make_state_dir(path: Path) -> Path:
     """The state folder (job store, log, uploads, results, keys), mode 0700. One made by an
     earlier version (0755) is tightened when it is ours; another user's is left alone."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.mkdir(mode=0o700, exist_ok=True)
-    info = os.stat(path)
-    if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077:
-        os.chmod(path, 0o700)
+    tighten(path, 0o700)
     return path
 
 

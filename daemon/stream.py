@@ -210,9 +210,9 @@ class JobStream:
         from virnucpro.pipeline import no_space
 
         item = ctx.items[n]
-        full = no_space(exc, item.layout.root, item.index.total_bp)
-        return None if full is None else str(full).replace("run the same command with "
-                                                           "--resume", "retry the job")
+        full = no_space(exc, item.layout.root, item.index.total_bp,
+                        then="then retry the job (the finished shards are kept)")
+        return None if full is None else str(full)
 
     def _record(self, ctx: _Job, n: int, info: dict) -> None:
         report = info.get("outputs", {}).get("report.html")

@@ -140,17 +140,13 @@ def check_devices(gpu_count: Callable[[], int] | None = None) -> list[Check]:
 
 # -- the cache --------------------------------------------------------------------------------
 
-def _existing(path: Path) -> Path:
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
 def check_cache() -> list[Check]:
     from virnucpro.models.sets import is_complete, is_offline, sets_dir
 
     folder = sets_dir()
-    base = _existing(folder)
+    from virnucpro.outputs import existing_ancestor
+
+    base = existing_ancestor(folder)
     out = []
     try:
         usage = shutil.disk_usage(base)

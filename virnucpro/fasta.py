@@ -92,14 +92,16 @@ class FastaIndex:
         return Stamp(self.size, self.mtime_ns, self.sha256)
 
 
+def compression_of(head: bytes) -> str:
+    """The compression a stream's first bytes (6 are enough) announce: gzip, bzip2, xz or
+    none."""
+    return next((kind for magic, kind in _MAGIC.items() if head.startswith(magic)), "none")
+
+
 def detect_compression(path: Path) -> str:
     """Tell the compression from the file's first bytes, not from its name."""
     with open(path, "rb") as fh:
-        head = fh.read(6)
-    for magic, kind in _MAGIC.items():
-        if head.startswith(magic):
-            return kind
-    return "none"
+        return compression_of(fh.read(6))
 
 
 def open_binary(path: Path) -> BinaryIO:

@@ -62,6 +62,15 @@ def fmt_share(x: float | None) -> str:
     return "" if x is None else f"{x:.6g}"
 
 
+def existing_ancestor(path: Path) -> Path:
+    """`path` itself, or its nearest ancestor that exists: where a folder to be made would go
+    (its file system, its permissions)."""
+    path = Path(path)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
 @dataclass(frozen=True)
 class OutputLayout:
     """Every path of one input's output folder."""

@@ -29,7 +29,7 @@ from virnucpro.fasta import SHORT_SEQUENCE_BP, FastaIndex, check_path, scan_fast
 from virnucpro.feed import ShardFeed
 from virnucpro.logs import NOTE
 from virnucpro.models.sets import human_size
-from virnucpro.outputs import OutputLayout, write_json_atomic
+from virnucpro.outputs import OutputLayout, existing_ancestor, write_json_atomic
 from virnucpro.regions import RegionRule
 from virnucpro.shards import DEFAULT_SHARD_FRAMES
 from virnucpro.spool import spool_input
@@ -190,12 +190,17 @@ def resume_key(job: InputJob, config: PredictConfig, models: dict) -> dict:
     return {"input": _fingerprint(job.index), "parameters": config.result_key(), "models": models}
 
 
+def _flag(name: str) -> str:
+    """A setting's command-line option: chunk_size -> --chunk-size."""
+    return "--" + name.replace("_", "-")
+
+
 def _differs(old: dict, new: dict) -> str:
     for part in ("input", "parameters", "models"):
         if old.get(part) != new[part]:
             if part == "parameters":  # name them: --chunk-size 300, not "other parameters"
                 theirs, ours = old.get(part) or {}, new[part]
-                named = [f"--{k.replace('_', '-')} {theirs.get(k)} (now {ours.get(k)})"
+                named = [f"{_flag(k)} {theirs.get(k)} (now {ours.get(k)})"
                          for k in sorted(set(theirs) | set(ours)) if theirs.get(k) != ours.get(k)]
                 return "other settings that shape its shards: " + ", ".join(named)
             return {"input": "a different input",
@@ -253,9 +258,7 @@ def check_output_folder(outdir: str | Path, sources: list[str], *, force: bool =
     root = Path(outdir)
     if root.exists() and not root.is_dir():
         raise OutputError("exists and is not a folder", path=root)
-    existing = root
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    existing = existing_ancestor(root)
     if not existing.is_dir():
         raise OutputError(f"cannot be created: {existing} is not a folder", path=root)
     if not os.access(existing, os.W_OK | os.X_OK):
@@ -371,10 +374,10 @@ def reuse_finished(job: InputJob, config: PredictConfig,
             min_region_length=config.min_region_length)
         info = rescore_folder(layout.root, layout.root, settings, report=config.report)
         note(f"already complete in {layout.root}; its tables rewritten from the stored scores "
-             "with " + ", ".join(f"--{k.replace('_', '-')} {new} (was {old})"
+             "with " + ", ".join(f"{_flag(k)} {new} (was {old})"
                                  for k, (old, new) in changed.items()))
         return info
-    if config.report and not (layout.root / "report.html").is_file():
+    if config.report and not (layout.root / layout.REPORT).is_file():
         info.setdefault("timings", {})
         _add_report(job, info)
         write_json_atomic(layout.run_json, info)
@@ -384,24 +387,23 @@ def reuse_finished(job: InputJob, config: PredictConfig,
     return info
 
 
+RESUME_WAY_ON = "then run the same command with --resume (the finished shards are kept)"
+SPOOL_WAY_ON = ("then run it again, or set TMPDIR to a larger disk (the copy of a pipe is made "
+                "there)")
+
+
 def no_space(exc: BaseException, root: Path, bases: int | None = None, *,
-             spool: bool = False) -> NoSpaceError | None:
+             then: str = RESUME_WAY_ON) -> NoSpaceError | None:
     """The error to give for a full file system under `root`, or None if `exc` is another.
     `bases`: the input's size, for the estimate of what a run needs (its tables, FASTA outputs
-    and shards: about 2 bytes a base)."""
+    and shards: about 2 bytes a base); `then`: the way on, after freeing space."""
     if not (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)):
         return None
-    where = Path(root)
-    while not where.exists() and where != where.parent:
-        where = where.parent
     try:
-        free = f"{human_size(shutil.disk_usage(where).free)} free"
+        free = f"{human_size(shutil.disk_usage(existing_ancestor(root)).free)} free"
     except OSError:
         free = "free space unknown"
     needs = f"; a run of this input needs about {human_size(2 * bases)}" if bases else ""
-    then = ("then run it again, or set TMPDIR to a larger disk (the copy of a pipe is made "
-            "there)" if spool else "then run the same command with --resume (the finished "
-            "shards are kept)")
     return NoSpaceError(f"no space left on its file system ({free}{needs}): free some space, "
                         f"{then}", path=root)
 
@@ -426,7 +428,7 @@ def run_predict(config: PredictConfig, *, reporter=None, engine: Engine | None =
         try:
             jobs = validate_inputs(config, Path(spool))
         except OSError as exc:  # a pipe's copy that filled the temporary folder
-            if (full := no_space(exc, Path(spool), spool=True)) is not None:
+            if (full := no_space(exc, Path(spool), then=SPOOL_WAY_ON)) is not None:
                 raise full from exc
             raise
         model_set = resolve_model_set(config.models, progress=config.progress)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from virnucpro.errors import InputError
+from virnucpro.fasta import compression_of
 from virnucpro.fastx import check_text
 
 SNIFF_BYTES = 64 * 1024  # the start of an input checked for binary data (decompressed)
@@ -45,16 +46,13 @@ def read_start(stream: BinaryIO, n: int) -> bytes:
 
 def decompressed_start(data: bytes, n: int = SNIFF_BYTES) -> bytes:
     """What the first bytes of a (possibly compressed) stream hold, up to `n` bytes, as far as
-    `data` reaches; the bytes themselves when not compressed or when they do not decompress
-    (the first pass then says the data are corrupt)."""
-    if data.startswith(b"\x1f\x8b"):
-        unpack = zlib.decompressobj(wbits=31)
-    elif data.startswith(b"BZh"):
-        unpack = bz2.BZ2Decompressor()
-    elif data.startswith(b"\xfd7zXZ\x00"):
-        unpack = lzma.LZMADecompressor()
-    else:
+    `data` reaches: the bytes themselves when not compressed, nothing when they do not
+    decompress (the first pass then says the data are corrupt)."""
+    kind = compression_of(data)
+    if kind == "none":
         return data[:n]
+    unpack = {"gzip": lambda: zlib.decompressobj(wbits=31), "bzip2": bz2.BZ2Decompressor,
+              "xz": lzma.LZMADecompressor}[kind]()
     try:
         return unpack.decompress(data, n)
     except (OSError, EOFError, lzma.LZMAError, zlib.error):
