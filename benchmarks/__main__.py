@@ -82,8 +82,8 @@ class Frame:
 
 
 def frames_of(fasta: Path, chunk_size: int = 500) -> list[Frame]:
-    from virnucpro.fasta import read_fasta, scan_fasta
     from virnucpro.plan import iter_blocks
+    from virnucpro.seqfile import read_fasta, scan_fasta
 
     return [Frame(n, p) for b in iter_blocks(read_fasta(scan_fasta(fasta)), chunk_size)
             for n, p in zip(b.nucleotides, b.proteins, strict=True)]
@@ -104,8 +104,8 @@ def load_as_predict(models_root: str, dev: str):
 
 def ours_on_frames(frames: list, models_root: str, dev: str) -> dict:
     """This project's scoring of the same frames: one load, token-budget batches."""
-    from virnucpro.features import score_frames
     from virnucpro.pipeline import default_batch_tokens
+    from virnucpro.scoring import score_frames
 
     t0 = time.perf_counter()
     models = load_as_predict(models_root, dev)
@@ -141,9 +141,9 @@ def model_throughput(frames: list, models_root: str, dev: str, sweep: tuple[int,
     import torch
 
     from virnucpro.batching import batch_by_token_budget
-    from virnucpro.features import ESM_MAX_RESIDUES, Embedder
     from virnucpro.models.dnabert_io import tokenize_dna
     from virnucpro.pipeline import default_batch_tokens
+    from virnucpro.scoring import ESM_MAX_RESIDUES, Embedder
 
     models = load_as_predict(models_root, dev)
     embedder, budget = Embedder(models), default_batch_tokens([dev])
@@ -204,11 +204,11 @@ def reference_style(frames: list, models_root: str, dev: str) -> dict:
     import numpy as np
 
     from virnucpro.batching import batch_by_token_budget
-    from virnucpro.features import classify_features
     from virnucpro.models.dnabert_io import embed_dna_batch, tokenize_dna
     from virnucpro.models.esm_io import embed_protein_batch
     from virnucpro.models.loaded import load_models
     from virnucpro.models.sets import scan_set_folder
+    from virnucpro.scoring import classify_features
 
     t0 = time.perf_counter()
     loading, loads = 0.0, 0
@@ -283,8 +283,8 @@ def daemon_jobs(models_root: str, dev: str, work: Path, n_jobs: int = 10) -> dic
 def small_job_compute(fasta: Path, models_root: str, dev: str) -> float:
     """The scoring of one small job with the models resident and warm (best of 3): what no
     daemon can go below per job, so per-job time / this bounds the persistent speed-up."""
-    from virnucpro.features import score_frames
     from virnucpro.pipeline import default_batch_tokens
+    from virnucpro.scoring import score_frames
 
     frames = frames_of(fasta)
     models = load_as_predict(models_root, dev)

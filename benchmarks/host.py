@@ -68,14 +68,14 @@ def stages(fasta: Path, models: str, work: Path) -> dict:
     import numpy as np
     from tokenizers import Tokenizer
 
-    from virnucpro.fasta import read_fasta, scan_fasta
-    from virnucpro.features import ShardScores
     from virnucpro.feed import ShardCutter, ShardFeed
     from virnucpro.models.dnabert_io import tokenize_dna
     from virnucpro.outputs import OutputLayout, TableWriter
     from virnucpro.pipeline import InputJob, PredictConfig
     from virnucpro.plan import iter_blocks
     from virnucpro.pool.worker import ShardTask
+    from virnucpro.scoring import ShardScores
+    from virnucpro.seqfile import read_fasta, scan_fasta
     from virnucpro.shards import DEFAULT_SHARD_FRAMES, ShardStore
     from virnucpro.standin import frame_scores
 

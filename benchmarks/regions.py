@@ -60,7 +60,7 @@ class Chimera:
 
 
 def read_records(path: Path) -> dict[str, bytes]:
-    from virnucpro.fasta import read_fasta, scan_fasta
+    from virnucpro.seqfile import read_fasta, scan_fasta
 
     return {r.id: r.seq for r in read_fasta(scan_fasta(path))}
 

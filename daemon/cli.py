@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from virnucpro import __version__
-from virnucpro.clicommon import ErrorExitGroup
+from virnucpro.cli.common import ErrorExitGroup
 from virnucpro.errors import VirNucProError
 
 log = logging.getLogger("virnucpro.daemon.cli")  # not __main__ under `python -m`

@@ -17,7 +17,7 @@ def check_inputs(inputs: tuple[str, ...], *, rename_duplicates: bool) -> None:
     daemon opens inputs later, by path, and an upload sends a file's size in bytes, so neither
     could read it. Refused as the daemon would refuse it (`invalid`, exit 7)."""
     from virnucpro.daemon.client import ClientError
-    from virnucpro.fasta import check_fasta
+    from virnucpro.seqfile import check_fasta
 
     for path in inputs:
         given = Path(path).expanduser()

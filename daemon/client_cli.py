@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import click
 
 from virnucpro.chunking import CHUNK_SIZES
-from virnucpro.clicommon import json_errors
+from virnucpro.cli.common import json_errors
 from virnucpro.daemon.client_checks import absolute, check_inputs, models_spec_of
 from virnucpro.daemon.client_views import (
     JobCancelled,

@@ -20,7 +20,7 @@ from virnucpro.daemon import protocol as P
 from virnucpro.daemon.jobs import InputFile, JobRecord, JobState
 from virnucpro.daemon.paths import real_path
 from virnucpro.daemon.protocol import DaemonState, ErrorCode, ProtocolError
-from virnucpro.daemon.transfers import read_chunk
+from virnucpro.daemon.uploads import read_chunk
 from virnucpro.errors import VirNucProError
 
 if TYPE_CHECKING:
@@ -59,8 +59,8 @@ def default_models(d: Daemon) -> str:
 
 
 def submit(d: Daemon, body: dict) -> M.Submitted:
-    from virnucpro.fasta import sniff_fasta
     from virnucpro.pipeline import check_output_folder
+    from virnucpro.seqfile import sniff_fasta
 
     if d.state is not DaemonState.RUNNING:
         raise ProtocolError(ErrorCode.REFUSED, f"the daemon is {d.state.value}: no new jobs")
@@ -69,7 +69,7 @@ def submit(d: Daemon, body: dict) -> M.Submitted:
         return M.Submitted(job=known, duplicate=True)
     # The set is resolved now and recorded: a retry (or a restart) runs the same one.
     options = P.check_options({"models": default_models(d), **body.get("options", {})})
-    uploads = [d.transfers.finished(u) for u in body.get("uploads", [])]
+    uploads = [d.uploads.finished(u) for u in body.get("uploads", [])]
     paths = [str(u.path) for u in uploads] + list(body.get("inputs", []))
     if not paths:
         raise ProtocolError(ErrorCode.INVALID, "a job needs at least one input")
@@ -109,7 +109,7 @@ def submit(d: Daemon, body: dict) -> M.Submitted:
                        priority=body.get("priority", 0), client_request_id=rid)
     job, duplicate = d.service.submit(record)
     for u in body.get("uploads", []):  # the file now belongs to the job
-        d.transfers.take(u)
+        d.uploads.take(u)
     d.wake.set()
     return M.Submitted(job=job, duplicate=duplicate)
 
@@ -129,7 +129,7 @@ def _check_models(options: dict) -> None:
 def _fingerprint(path: str) -> InputFile:
     """Size and modification time only: hashing a 50 GB input here would stall every
     client for a minute. The scheduler fills in the sha256 from the job's first read."""
-    from virnucpro.fasta import check_path
+    from virnucpro.seqfile import check_path
 
     if not os.path.isabs(path):
         raise ProtocolError(ErrorCode.INVALID, f"{path}: input paths must be absolute")
@@ -156,7 +156,7 @@ def cancel(d: Daemon, body: dict) -> M.JobReply:
 
 
 def retry(d: Daemon, body: dict) -> M.JobReply:
-    from virnucpro.daemon.runner import changed_inputs
+    from virnucpro.daemon.engines import changed_inputs
 
     # An input that changed since the submission would fail the new attempt at once with the
     # same reason: refused here, naming it, and the job keeps its state.
@@ -200,15 +200,15 @@ def stop(d: Daemon, body: dict) -> M.DaemonStatus:
 
 
 def upload_begin(d: Daemon, body: dict) -> M.UploadStarted:
-    return d.transfers.begin(body["name"], body["size"], body["sha256"])
+    return d.uploads.begin(body["name"], body["size"], body["sha256"])
 
 
 def upload_chunk(d: Daemon, body: dict) -> M.UploadReceived:
-    return d.transfers.chunk(body["upload_id"], body["offset"], body["data"])
+    return d.uploads.chunk(body["upload_id"], body["offset"], body["data"])
 
 
 def upload_end(d: Daemon, body: dict) -> M.UploadDone:
-    return d.transfers.end(body["upload_id"])
+    return d.uploads.end(body["upload_id"])
 
 
 def download(d: Daemon, body: dict) -> M.DownloadChunk:

@@ -3,7 +3,7 @@
 `Scheduler.step()` is one tick: claim the next job and stream it (and, with persistent models,
 the jobs queued behind it that use the same model set: stream.py) through an engine to an end
 state; the runner thread calls it in a loop. Every state change goes through the job service.
-The engines come from an `EngineCache` (runner.py) or, in tests, anything with its four
+The engines come from an `EngineCache` (engines.py) or, in tests, anything with its four
 methods, and model sets from `resolve`: so the whole of it runs in memory with a fake engine.
 """
 
@@ -20,7 +20,7 @@ from virnucpro.daemon.service import JobService
 from virnucpro.errors import ModelError, VirNucProError
 
 if TYPE_CHECKING:
-    from virnucpro.daemon.runner import RunnerConfig
+    from virnucpro.daemon.engines import RunnerConfig
     from virnucpro.engine import DaemonEngine
     from virnucpro.models.sets import ModelSet
     from virnucpro.pipeline import PredictConfig

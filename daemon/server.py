@@ -4,7 +4,7 @@ state (running -> draining -> stopping -> stopped).
 The parts it puts together, each in its own module: the lock and sockets (sockets.py), the job
 store (store.py), the job service, the only code that changes a job's state (service.py), the
 scheduler and its runner thread (scheduler.py), the request handlers (handlers.py, one table)
-and the uploads (transfers.py). Never imports torch: scoring happens in the engines' workers.
+and the uploads (uploads.py). Never imports torch: scoring happens in the engines' workers.
 Every request is validated (protocol.decode_request); anything malformed gets an error reply
 or, when it cannot be answered (no identity frame), is dropped. No request can raise out of
 the loop.
@@ -25,16 +25,16 @@ from pathlib import Path
 from virnucpro import __version__
 from virnucpro.daemon import messages as M
 from virnucpro.daemon import protocol as P
+from virnucpro.daemon.engines import EngineCache, RunnerConfig
 from virnucpro.daemon.handlers import HANDLERS, default_models
 from virnucpro.daemon.jobs import IllegalMove, JobState
 from virnucpro.daemon.memory import MemoryMonitor
 from virnucpro.daemon.paths import DaemonPaths, make_state_dir
 from virnucpro.daemon.protocol import DaemonState, ErrorCode, ProtocolError
-from virnucpro.daemon.runner import EngineCache, RunnerConfig
 from virnucpro.daemon.scheduler import RunnerThread, Scheduler, resolve_loadable
 from virnucpro.daemon.service import JobService, UnknownJob
 from virnucpro.daemon.sockets import DaemonError, DaemonSockets
-from virnucpro.daemon.transfers import Transfers
+from virnucpro.daemon.uploads import Uploads
 from virnucpro.daemon.wire import from_wire
 from virnucpro.engine_config import EngineConfig
 from virnucpro.errors import VirNucProError
@@ -70,7 +70,7 @@ class Daemon:
         self.seq = 0
         self.events: queue.Queue[tuple[str, object]] = queue.Queue()
         self.wake = threading.Event()
-        self.transfers = Transfers(self.paths.uploads)
+        self.uploads = Uploads(self.paths.uploads)
         self._signals = 0
         self._stop_deadline = float("inf")
         self.runner: RunnerThread | None = None

@@ -240,7 +240,7 @@ class JobStream:
     def _start(self, job: JobRecord) -> _Job | None:
         """Validate a claimed job's inputs and claim its folders; None if it failed."""
         from virnucpro import pipeline
-        from virnucpro.daemon.runner import changed_content, changed_inputs
+        from virnucpro.daemon.engines import changed_content, changed_inputs
 
         self.last = job
         # Attempts count again from 1 after a retry (the crash cap is per run): the log says

@@ -55,7 +55,7 @@ class SmallMemoryScorer(ModelScorer):
     memory (the real code then halves that batch's budget)."""
 
     def embedder(self, models):
-        from virnucpro.features import Embedder
+        from virnucpro.scoring import Embedder
 
         limit = int(os.environ["FAKE_TOKEN_LIMIT"])
 
@@ -82,7 +82,7 @@ class BatchSleepScorer(ModelScorer):
     long, so that a cancel can be seen to stop it between two batches."""
 
     def embedder(self, models):
-        from virnucpro.features import Embedder
+        from virnucpro.scoring import Embedder
 
         delay = float(os.environ.get("FAKE_BATCH_DELAY", "0.2"))
 

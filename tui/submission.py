@@ -2,7 +2,7 @@
 
 `check_submission` turns the dialog's raw fields into a `Submission` or raises `FormError` with
 every problem at once (a person fixes them in one go). It checks what can be checked here:
-files exist and start like FASTA or FASTQ (`virnucpro.fasta.sniff_fasta`, shared with
+files exist and start like FASTA or FASTQ (`virnucpro.seqfile.sniff_fasta`, shared with
 `virnucpro submit` and the daemon), the chunk size is one the published model has, the priority
 is a number. The daemon checks again and may still refuse (model set missing, queue full); the
 dialog then shows its error.
@@ -62,12 +62,12 @@ def is_fasta_name(path: Path) -> bool:
 
 
 def fasta_problem(path: Path) -> str | None:
-    """Why `path` cannot be a FASTA or FASTQ input, or None: `virnucpro.fasta.sniff_fasta`, the
+    """Why `path` cannot be a FASTA or FASTQ input, or None: `virnucpro.seqfile.sniff_fasta`, the
     check of its first bytes that `virnucpro submit` and the daemon make too, with predict's
     words (a folder, missing, empty, binary, no '>' or '@' header, a malformed FASTQ record, a
     protein, an over-long id)."""
     from virnucpro.errors import InputError
-    from virnucpro.fasta import sniff_fasta
+    from virnucpro.seqfile import sniff_fasta
 
     try:
         sniff_fasta(path)

@@ -1,6 +1,6 @@
 """`python -m virnucpro` runs the command line."""
 
-from virnucpro.cli import main
+from virnucpro.cli.root import main
 
 if __name__ == "__main__":
     main()

@@ -23,8 +23,8 @@ from itertools import chain
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from virnucpro.engine_config import EngineConfig
-from virnucpro.features import ShardScores
 from virnucpro.pool.worker import ShardTask
+from virnucpro.scoring import ShardScores
 
 if TYPE_CHECKING:
     from virnucpro.models.sets import ModelSet

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from virnucpro.errors import InputChangedError
-from virnucpro.fasta import read_fasta
-from virnucpro.features import ShardScores
 from virnucpro.input_watch import Stamp, changes
 from virnucpro.outputs import TableWriter
 from virnucpro.plan import PlanBlock, iter_blocks
+from virnucpro.scoring import ShardScores
+from virnucpro.seqfile import read_fasta
 from virnucpro.shards import ShardStore
 
 log = logging.getLogger(__name__)

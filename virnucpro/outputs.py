@@ -23,8 +23,6 @@ from typing import BinaryIO
 import numpy as np
 
 from virnucpro.errors import OutputError
-from virnucpro.fasta import SHORT_SEQUENCE_BP
-from virnucpro.features import OK, STATUS_REASONS
 from virnucpro.plan import FRAME_LETTERS, PlanBlock, RecordInfo
 from virnucpro.regions import (
     KINDS,
@@ -34,6 +32,8 @@ from virnucpro.regions import (
     find_regions,
 )
 from virnucpro.rollup import VIRUS, ChunkColumns, call_chunks, call_sequence, frame_calls
+from virnucpro.scoring import OK, STATUS_REASONS
+from virnucpro.seqfile import SHORT_SEQUENCE_BP
 
 FRAMES_COLUMNS = ["frame_id", "sequence_id", "chunk_index", "strand", "frame", "start", "end",
                   "protein_length", "p_others", "p_virus", "call", "status"]

@@ -25,12 +25,12 @@ from virnucpro import __version__
 from virnucpro.chunking import CHUNK_SIZES
 from virnucpro.engine_config import EngineConfig
 from virnucpro.errors import InputError, NoSpaceError, OutputError, VirNucProError
-from virnucpro.fasta import SHORT_SEQUENCE_BP, FastaIndex, check_path, scan_fasta
 from virnucpro.feed import ShardFeed
 from virnucpro.logs import NOTE
 from virnucpro.models.sets import human_size
 from virnucpro.outputs import OutputLayout, existing_ancestor, write_json_atomic
 from virnucpro.regions import RegionRule
+from virnucpro.seqfile import SHORT_SEQUENCE_BP, FastaIndex, check_path, scan_fasta
 from virnucpro.shards import DEFAULT_SHARD_FRAMES
 from virnucpro.spool import spool_input
 

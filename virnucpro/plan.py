@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from virnucpro.chunking import chunk_spans
-from virnucpro.fasta import SHORT_SEQUENCE_BP, SeqRecord
+from virnucpro.seqfile import SHORT_SEQUENCE_BP, SeqRecord
 from virnucpro.translation import CODON_TABLE
 
 EMPTY = "empty sequence"

@@ -18,8 +18,8 @@ from functools import cache
 from typing import Any
 
 from virnucpro.errors import VirNucProError
-from virnucpro.features import ShardScores
 from virnucpro.pool.worker import ShardTask, WorkerSpec
+from virnucpro.scoring import ShardScores
 
 log = logging.getLogger(__name__)
 

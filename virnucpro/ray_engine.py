@@ -21,10 +21,10 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from virnucpro.errors import VirNucProError
-from virnucpro.features import ShardScores
 from virnucpro.pool.window import ShardWindow
 from virnucpro.pool.worker import TEST_SCORER_ENV, ShardTask, WorkerSpec, test_scorer
 from virnucpro.ray_cluster import actor_class, connect, plan_actors, require_ray
+from virnucpro.scoring import ShardScores
 
 if TYPE_CHECKING:
     from virnucpro.models.sets import ModelSet

@@ -27,7 +27,6 @@ import numpy as np
 from virnucpro import __version__
 from virnucpro.chunking import chunk_spans
 from virnucpro.errors import InputError, OutputError
-from virnucpro.fasta import read_fasta, scan_fasta
 from virnucpro.outputs import (
     CHUNKS_COLUMNS,
     FRAMES_COLUMNS,
@@ -39,6 +38,7 @@ from virnucpro.outputs import (
 from virnucpro.plan import RecordInfo
 from virnucpro.regions import RegionRule
 from virnucpro.rollup import AMBIGUOUS, call_chunks
+from virnucpro.seqfile import read_fasta, scan_fasta
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from virnucpro.errors import OutputError
-from virnucpro.features import ShardScores
+from virnucpro.scoring import ShardScores
 
 DEFAULT_SHARD_FRAMES = 2048
 

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from virnucpro.errors import InputError
-from virnucpro.fasta import compression_of
-from virnucpro.fastx import check_text
+from virnucpro.seqfile import compression_of
+from virnucpro.seqparse import check_text
 
 SNIFF_BYTES = 64 * 1024  # the start of an input checked for binary data (decompressed)
 MIN_FREE_BYTES = 1 << 30  # the spool never leaves less than this free on its file system...

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from virnucpro.features import ESM_MAX_RESIDUES, ShardScores
+from virnucpro.scoring import ESM_MAX_RESIDUES, ShardScores
 
 STANDIN_SCORER = "virnucpro.standin:HashScorer"
 FEATURE_DIM = 16  # features of the stand-in, for --save-embeddings
@@ -55,8 +55,8 @@ class HashScorer:
 
     def score(self, task, stop=None) -> ShardScores:
         from virnucpro.batching import batch_by_token_budget
-        from virnucpro.features import ShardCancelled
         from virnucpro.models.dnabert_io import tokenize_dna
+        from virnucpro.scoring import ShardCancelled
 
         if stop is not None and stop():
             raise ShardCancelled()

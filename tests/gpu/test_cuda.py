@@ -16,9 +16,9 @@ pytestmark = [
 def test_tiny_features_on_cuda_equal_cpu(tiny_set_dir):
     from tests.helpers import columns, read_first_sequence
     from virnucpro.chunking import chunk_spans
-    from virnucpro.features import score_frames
     from virnucpro.models.loaded import load_models
     from virnucpro.models.sets import resolve_model_set
+    from virnucpro.scoring import score_frames
     from virnucpro.translation import translate_six_frames
 
     genome = read_first_sequence("viral_reference.fasta")

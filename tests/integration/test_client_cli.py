@@ -189,7 +189,7 @@ def test_a_daemon_that_is_not_running_gives_a_clear_error(tmp_path, tiny_set_dir
 
 def test_the_client_verbs_import_neither_torch_nor_zmq_for_help(daemon):
     code = ("import sys\n"
-            "from virnucpro.cli import main\n"
+            "from virnucpro.cli.root import main\n"
             "assert 'zmq' not in sys.modules, 'zmq at import'\n"
             "try:\n"
             "    main(['jobs', '--all'])\n"

@@ -354,8 +354,8 @@ def test_another_users_socket_is_permission_denied_at_once(tmp_path, short_dir, 
                 name = "virnucpro-daemon" if module == "virnucpro.daemon.cli" else "virnucpro"
                 return subprocess.run([str(DAEMON.with_name(name)), *args], env=client_env,
                                       capture_output=True, text=True, timeout=60)
-        for module, args in [("virnucpro.cli", ("jobs", "--endpoint", endpoint)),
-                             ("virnucpro.cli", ("show", "1", "--endpoint", endpoint)),
+        for module, args in [("virnucpro.cli.root", ("jobs", "--endpoint", endpoint)),
+                             ("virnucpro.cli.root", ("show", "1", "--endpoint", endpoint)),
                              ("virnucpro.daemon.cli", ("status", "--endpoint", endpoint))]:
             t0 = time.monotonic()
             proc = client(module, *args)

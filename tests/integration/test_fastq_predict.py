@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests import standin_cases
-from virnucpro.fasta import read_fasta, scan_fasta
 from virnucpro.pipeline import input_name, run_predict
 from virnucpro.rescore import RescoreSettings, rescore
+from virnucpro.seqfile import read_fasta, scan_fasta
 
 TABLES = ("frames.tsv", "chunks.tsv", "sequences.tsv", "regions.tsv", "prediction_results.txt",
           "prediction_results_highestscore.csv", "viral.fasta", "regions.fasta")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from virnucpro.cli import main
+from virnucpro.cli.root import main
 
 
 @pytest.fixture

@@ -179,7 +179,7 @@ def test_what_rescore_refuses(edge_run: Path, tmp_path: Path) -> None:
 def test_the_command_loads_no_model(edge_run: Path, tmp_path: Path) -> None:
     """The installed command, in a fresh process: torch is never imported."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "XDG_CACHE_HOME": str(tmp_path / "empty-cache")}
-    code = ("import sys; from virnucpro.cli import main\n"
+    code = ("import sys; from virnucpro.cli.root import main\n"
             "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
             "assert 'torch' not in sys.modules, 'torch was imported'\nsys.exit(code)")
     done = subprocess.run([sys.executable, "-c", code, "rescore", str(edge_run), "-o",

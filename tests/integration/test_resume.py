@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import virnucpro.features
+import virnucpro.scoring
 from tests.helpers import DATA
 from virnucpro.pipeline import PredictConfig, run_predict
 
@@ -50,7 +50,7 @@ def test_interrupted_run_resumes_and_gives_the_same_files(tmp_path, monkeypatch,
     out = tmp_path / "o"
     config = PredictConfig(inputs=(str(fasta),), outdir=out, models="tiny", device="cpu",
                            shard_frames=7, progress=False, save_embeddings=True)
-    real = virnucpro.features.score_frames
+    real = virnucpro.scoring.score_frames
     calls = []
 
     def interrupted(*args, **kwargs):
@@ -59,13 +59,13 @@ def test_interrupted_run_resumes_and_gives_the_same_files(tmp_path, monkeypatch,
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(virnucpro.features, "score_frames", interrupted)
+    monkeypatch.setattr(virnucpro.scoring, "score_frames", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_predict(config)
     assert len(list((out / ".virnucpro" / "shards").glob("shard-*.safetensors"))) == 3
     assert not (out / "frames.tsv").exists() and not (out / "run.json").exists()
 
-    monkeypatch.setattr(virnucpro.features, "score_frames", real)
+    monkeypatch.setattr(virnucpro.scoring, "score_frames", real)
     # Without --resume the half-done folder is refused rather than silently mixed.
     from virnucpro.errors import OutputError
 
@@ -86,7 +86,7 @@ def _interrupted_at_the_first_shard(config: PredictConfig, monkeypatch) -> None:
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr(virnucpro.features, "score_frames", boom)
+        patch.setattr(virnucpro.scoring, "score_frames", boom)
         with pytest.raises(KeyboardInterrupt):
             run_predict(config)
 

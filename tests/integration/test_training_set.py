@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from virnucpro.cli import main
+from virnucpro.cli.root import main
 from virnucpro.errors import ModelError, OutputError
 from virnucpro.models.classifier_io import load_classifier
 from virnucpro.models.set_checks import verify_set

@@ -7,7 +7,7 @@ never run and are left out. Literal `importlib.import_module("...")` calls count
 
 - The core (virnucpro.*, except the front ends virnucpro.cli and virnucpro.__main__, and except
   virnucpro.daemon.* and virnucpro.tui.*) never imports the daemon or the dashboard, nor the
-  front end (whose client verbs do); `virnucpro.clicommon`, shared by both command lines, imports
+  front end (whose client verbs do); `virnucpro.cli.common`, shared by both command lines, imports
   only click, `virnucpro.errors` and the standard library.
 - The dashboard and the daemon's client never load torch (nor esm, transformers, ray): the
   project's import graph is followed from them (importing a module runs its packages'
@@ -34,7 +34,7 @@ DASHBOARD = "virnucpro.tui"
 NOT_CORE = ("virnucpro.cli", "virnucpro.__main__", "virnucpro.daemon", "virnucpro.tui")
 CORE_MUST_NOT_IMPORT = ("virnucpro.daemon", "virnucpro.tui", "virnucpro.cli")
 ENTRY_POINT = "virnucpro.__main__"  # `python -m virnucpro`: runs the front end, imports it
-CLICOMMON = "virnucpro.clicommon"
+CLICOMMON = "virnucpro.cli.common"
 CLICOMMON_MAY_IMPORT = ("click", "virnucpro.errors", "virnucpro")
 
 
@@ -200,7 +200,7 @@ def core_violations(graph: Graph) -> list[str]:
 
 
 def clicommon_violations(graph: Graph) -> list[str]:
-    """What `virnucpro.clicommon` imports beyond click, virnucpro.errors and the stdlib."""
+    """What `virnucpro.cli.common` imports beyond click, virnucpro.errors and the stdlib."""
     out = []
     for name, line in graph.imports.get(CLICOMMON, []):
         top = name.split(".")[0]
@@ -261,7 +261,7 @@ def _project_graph() -> Graph:
 def test_the_scan_sees_the_whole_project():
     graph = _project_graph()
     for module in (*CLIENT_ROOTS, "virnucpro.daemon.server", "virnucpro.tui.app",
-                   "virnucpro.cli", "virnucpro.clicommon", "virnucpro.pool.worker"):
+                   "virnucpro.cli", "virnucpro.cli.root", "virnucpro.cli.common", "virnucpro.pool.worker"):
         assert module in graph.modules, module
     # Function-level imports are seen: the supervisor's worker pool imports torch in places.
     assert any(e in graph.external(m) for m in graph.modules for e in HEAVY)
@@ -277,9 +277,11 @@ def test_the_two_command_lines_share_clicommon_and_not_each_other():
     graph = _project_graph()
     assert not clicommon_violations(graph), clicommon_violations(graph)
     daemon_cli = {n for n, _ in graph.imports["virnucpro.daemon.cli"]}
-    assert not any(_within(n, "virnucpro.cli") for n in daemon_cli), daemon_cli
-    assert "virnucpro.clicommon" in daemon_cli
-    assert "virnucpro.clicommon" in {n for n, _ in graph.imports["virnucpro.cli"]}
+    front_end = {n for n in daemon_cli if _within(n, "virnucpro.cli")}
+    assert front_end and all(_within(n, CLICOMMON) for n in front_end), front_end
+    # Importing virnucpro.cli.common runs the package's __init__ first: it must import nothing.
+    assert graph.imports["virnucpro.cli"] == [], graph.imports["virnucpro.cli"]
+    assert CLICOMMON in {n for n, _ in graph.imports["virnucpro.cli.root"]}
 
 
 def test_the_dashboard_and_the_client_never_load_torch():
@@ -306,7 +308,7 @@ def test_core_violations_are_reported():
         "virnucpro.ok": ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
                          "    from virnucpro.daemon.jobs import JobRecord\n"
                          "from virnucpro import daemonic, errors\n"),
-        "virnucpro.__main__": "from virnucpro.cli import main\n",
+        "virnucpro.__main__": "from virnucpro.cli.root import main\n",
         "virnucpro.cli.__init__": "from virnucpro.daemon.client_cli import COMMANDS\n",
         "virnucpro.daemon.__init__": "", "virnucpro.tui.__init__": "import virnucpro.daemon\n",
     })
@@ -324,23 +326,23 @@ def test_core_violations_are_reported():
 
 def test_clicommon_violations_are_reported():
     ok = build_graph({"virnucpro.__init__": "", "virnucpro.errors": "",
-                      "virnucpro.clicommon": ("from __future__ import annotations\nimport sys\n"
+                      "virnucpro.cli.common": ("from __future__ import annotations\nimport sys\n"
                                               "import click\n"
                                               "from virnucpro.errors import VirNucProError\n")})
     assert clicommon_violations(ok) == []
     bad = build_graph({"virnucpro.__init__": "", "virnucpro.errors": "", "virnucpro.cli": "",
-                       "virnucpro.clicommon": ("import click\nfrom virnucpro.cli import x\n"
+                       "virnucpro.cli.common": ("import click\nfrom virnucpro.cli import x\n"
                                                "def f():\n    import rich\n")})
     assert clicommon_violations(bad) == [
-        "virnucpro.clicommon (line 2) imports virnucpro.cli",
-        "virnucpro.clicommon (line 2) imports virnucpro.cli.x",
-        "virnucpro.clicommon (line 4) imports rich"]
+        "virnucpro.cli.common (line 2) imports virnucpro.cli",
+        "virnucpro.cli.common (line 2) imports virnucpro.cli.x",
+        "virnucpro.cli.common (line 4) imports rich"]
 
 
 def test_heavy_imports_are_reported_with_their_path():
     graph = build_graph({
         "virnucpro.__init__": "",
-        "virnucpro.features": "import numpy\nimport torch.nn\n",
+        "virnucpro.scoring": "import numpy\nimport torch.nn\n",
         "virnucpro.models.__init__": "from esm import pretrained\n",
         "virnucpro.models.sets": "",
         "virnucpro.ray_engine": "import importlib\nR = importlib.import_module('ray')\n",
@@ -352,17 +354,17 @@ def test_heavy_imports_are_reported_with_their_path():
         "virnucpro.tui.app": "from .state import S\n",
         "virnucpro.tui.state": ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
                                 "    import transformers\n"
-                                "def f():\n    from virnucpro import features\n"),
+                                "def f():\n    from virnucpro import scoring\n"),
         "virnucpro.tui.other": "from virnucpro.ray_engine import RayEngine\n",
     })
     found = heavy_paths(graph, light_roots(graph))
-    assert "virnucpro.tui.state -> virnucpro.features (line 5) -> torch (line 2)" in found
+    assert "virnucpro.tui.state -> virnucpro.scoring (line 5) -> torch (line 2)" in found
     assert "virnucpro.daemon.client -> virnucpro.models (line 3) -> esm (line 1)" in found
     assert "virnucpro.tui.other -> virnucpro.ray_engine (line 1) -> ray (line 2)" in found
     assert len(found) == 3, found  # transformers is only under TYPE_CHECKING
     assert heavy_paths(graph, ["virnucpro.daemon.protocol"]) == []
     assert heavy_paths(graph, ["virnucpro.tui.app"]) == [
-        "virnucpro.tui.app -> virnucpro.tui.state (line 1) -> virnucpro.features (line 5)"
+        "virnucpro.tui.app -> virnucpro.tui.state (line 1) -> virnucpro.scoring (line 5)"
         " -> torch (line 2)"]
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from tests.helpers import DATA
 from virnucpro.errors import InputError
-from virnucpro.fasta import read_fasta, scan_fasta
 from virnucpro.plan import iter_blocks
+from virnucpro.seqfile import read_fasta, scan_fasta
 from virnucpro.training.cds import (
     SIDECAR_HEADER,
     CdsIndex,

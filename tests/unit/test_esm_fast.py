@@ -59,9 +59,9 @@ def test_bfloat16_autocast_keeps_cosine_above_0999(esm_6_layers):
 def test_pipeline_scores_do_not_move_with_the_fast_attention(tiny_set_dir):
     from tests.helpers import columns, read_first_sequence
     from virnucpro.chunking import chunk_spans
-    from virnucpro.features import score_frames
     from virnucpro.models.loaded import LoadedModels, load_models
     from virnucpro.models.sets import resolve_model_set
+    from virnucpro.scoring import score_frames
     from virnucpro.translation import translate_six_frames
 
     genome = read_first_sequence("viral_reference.fasta")

@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from virnucpro.cli import main
+from virnucpro.cli.root import main
 from virnucpro.errors import InputError, OutputError
 from virnucpro.evaluate import (
     Truth,

@@ -9,7 +9,7 @@ import pytest
 
 from tests.helpers import DATA
 from virnucpro.errors import DuplicateIdError, InputError
-from virnucpro.fasta import (
+from virnucpro.seqfile import (
     MAX_ID_LENGTH,
     check_fasta,
     read_fasta,

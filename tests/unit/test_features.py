@@ -5,7 +5,7 @@ import pytest
 
 from tests.helpers import columns, read_first_sequence
 from virnucpro.chunking import chunk_spans
-from virnucpro.features import embed_frames, score_frames
+from virnucpro.scoring import embed_frames, score_frames
 from virnucpro.translation import translate_six_frames
 
 
@@ -66,7 +66,7 @@ class _SmallDevice:
     """Stands in for a GPU with little memory: batches over `limit` padded tokens fail."""
 
     def __init__(self, models, limit, dna=True):
-        from virnucpro.features import Embedder
+        from virnucpro.scoring import Embedder
 
         self.real = Embedder(models)
         self.limit = limit
@@ -103,7 +103,7 @@ def test_out_of_memory_halves_the_batch_and_gives_the_same_scores(tiny_models, f
 
 
 def test_a_frame_that_never_fits_is_marked_failed_not_fatal(tiny_models, frames):
-    from virnucpro.features import FAILED_OOM
+    from virnucpro.scoring import FAILED_OOM
 
     longest = max(range(len(frames)), key=lambda i: len(frames[i].protein))
     limit = len(frames[longest].protein) + 1  # everything fits alone except the longest protein

@@ -13,7 +13,7 @@ import pytest
 from tests.helpers import DATA
 from tests.make_training_fixtures import MIN_ORF_NT, NOTE, find_orfs, genbank_id, read_fasta_text
 from virnucpro.errors import InputError
-from virnucpro.fasta import read_fasta, scan_fasta
+from virnucpro.seqfile import read_fasta, scan_fasta
 from virnucpro.training.cds import SIDECAR_HEADER
 from virnucpro.training.genbank import genbank_to_fasta, sniff_format
 

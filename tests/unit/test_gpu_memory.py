@@ -69,7 +69,7 @@ def test_another_cuda_order_is_not_read_by_index(monitor, monkeypatch) -> None:
 
 @pytest.mark.parametrize("command", ["virnucpro", "daemon"])
 def test_the_command_lines_number_gpus_as_nvidia_smi_unless_told(monkeypatch, command: str) -> None:
-    from virnucpro.cli import main as cli_main
+    from virnucpro.cli.root import main as cli_main
     from virnucpro.daemon.cli import main as daemon_main
 
     main = cli_main if command == "virnucpro" else daemon_main

@@ -11,7 +11,7 @@ import os
 import pytest
 
 from virnucpro.errors import InputChangedError, InputError
-from virnucpro.fasta import read_fasta, scan_fasta, sniff_fasta
+from virnucpro.seqfile import read_fasta, scan_fasta, sniff_fasta
 
 FASTQ = b"@r1\nACGTACGT\n+\nIIIIIIII\n@r2\nGGGGCCCC\n+\nIIIIIIII\n"
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from virnucpro.chunking import chunk_id, chunk_spans
-from virnucpro.fasta import SeqRecord
 from virnucpro.plan import EMPTY, FRAME_LETTERS, iter_blocks
+from virnucpro.seqfile import SeqRecord
 from virnucpro.translation import translate_six_frames
 
 

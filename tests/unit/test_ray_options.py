@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.helpers import DATA
-from virnucpro.cli import main
+from virnucpro.cli.root import main
 from virnucpro.ray_cluster import ActorPlan, plan_actors
 
 

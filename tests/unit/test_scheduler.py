@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 
 from tests.helpers import DATA
+from virnucpro.daemon.engines import RunnerConfig
 from virnucpro.daemon.jobs import InputFile, JobRecord, JobState
 from virnucpro.daemon.messages import JobProgress
-from virnucpro.daemon.runner import RunnerConfig
 from virnucpro.daemon.scheduler import Scheduler, resolve_offline
 from virnucpro.daemon.service import JobService
 from virnucpro.daemon.store import MemoryJobStore
 from virnucpro.engine_config import EngineConfig
-from virnucpro.features import ShardScores
+from virnucpro.scoring import ShardScores
 
 VIRAL = DATA / "viral_reference.fasta"
 SHARD_FRAMES = 4  # the viral reference makes several shards

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from virnucpro.features import FAILED_OOM, ShardScores
+from virnucpro.scoring import FAILED_OOM, ShardScores
 from virnucpro.shards import ShardStore
 
 

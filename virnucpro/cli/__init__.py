@@ -1,60 +1,8 @@
 """The `virnucpro` command line: parsing only; the work is in the library.
 
-Subcommands live one per module (`predict.py`, `models.py`). Library errors are turned into
-exit codes once, by `virnucpro.clicommon.ErrorExitGroup` (shared with `virnucpro-daemon`): each
-`VirNucProError` subclass carries its own `exit_code`.
+`root.py` holds the group (`virnucpro.cli.root:main`, the console script) and registers the
+subcommands, one per module (`predict.py`, `models.py`...). `common.py` is what both command
+lines share (`virnucpro` and `virnucpro-daemon`): the group that turns library errors into exit
+codes. This package's own import runs nothing, so that the daemon's command line can import
+`common` without loading every subcommand.
 """
-
-from __future__ import annotations
-
-import logging
-import sys
-
-import click
-
-from virnucpro import __version__
-from virnucpro.clicommon import ErrorExitGroup
-
-
-def _setup_logging(verbosity: int) -> None:
-    from virnucpro.logs import NOTE
-
-    levels = {-1: logging.ERROR, 0: NOTE, 1: logging.INFO}  # by default notes and warnings
-    level = levels.get(verbosity, logging.DEBUG)
-    fmt = "%(levelname)s: %(message)s" if verbosity < 2 else "%(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=level, format=fmt, stream=sys.stderr, force=True)
-    logging.captureWarnings(True)
-
-
-@click.group(cls=ErrorExitGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "--version", prog_name="virnucpro")
-def main() -> None:
-    """VirNucPro: find viral sequences in nucleotide FASTA or FASTQ with the published VirNucPro model."""
-    from virnucpro.devices import number_gpus_as_nvidia_smi
-
-    number_gpus_as_nvidia_smi()
-
-
-def _register() -> None:
-    # Imported here so that each subcommand module stays light and `--help` stays instant.
-    from virnucpro.cli.doctor import doctor
-    from virnucpro.cli.evaluate import evaluate
-    from virnucpro.cli.models import models
-    from virnucpro.cli.predict import predict
-    from virnucpro.cli.report import report
-    from virnucpro.cli.rescore import rescore
-    from virnucpro.cli.train import train
-    from virnucpro.daemon.client_cli import COMMANDS as client_commands
-
-    main.add_command(predict)
-    main.add_command(models)
-    main.add_command(report)
-    main.add_command(rescore)
-    main.add_command(train)
-    main.add_command(evaluate)
-    main.add_command(doctor)
-    for command in client_commands:
-        main.add_command(command)
-
-
-_register()

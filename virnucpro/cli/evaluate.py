@@ -65,7 +65,7 @@ def evaluate(outdir: Path, truth: Path | None, viral: tuple[Path, ...], others: 
     taken at 500 quantiles of each) and prints a table on stdout. A folder holding several
     inputs' runs is refused: evaluate each subfolder.
     """
-    from virnucpro.cli import _setup_logging
+    from virnucpro.cli.root import _setup_logging
     from virnucpro.evaluate import evaluate as run_evaluate
     from virnucpro.evaluate import read_truth_files, read_truth_table
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from virnucpro.chunking import CHUNK_SIZES
-from virnucpro.clicommon import json_errors, stop_cleanly_on_sigterm
+from virnucpro.cli.common import json_errors, stop_cleanly_on_sigterm
 
 
 def _json_errors(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
@@ -91,8 +91,8 @@ def predict(inputs: tuple[str, ...], outdir: Path, chunk_size: str, models_spec:
             verbose: int, write_report: bool, ray_address: str | None, workers: int | None,
             gpus_per_worker: float | None) -> None:
     """Score the sequences of INPUT (FASTA or FASTQ; plain, .gz, .bz2, .xz; '-' for stdin)."""
-    from virnucpro.cli import _setup_logging
     from virnucpro.cli.progress import ProgressReporter
+    from virnucpro.cli.root import _setup_logging
     from virnucpro.engine_config import EngineConfig
     from virnucpro.pipeline import PredictConfig, run_predict
     from virnucpro.ray_cluster import check_ray_options

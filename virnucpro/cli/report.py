@@ -28,7 +28,7 @@ def report(outdir: Path, html_path: Path | None, top: int, plots_dir: Path | Non
     the sequences with the longest viral signal and a sortable table. Its path is printed
     on stdout.
     """
-    from virnucpro.cli import _setup_logging
+    from virnucpro.cli.root import _setup_logging
     from virnucpro.report import write_report
 
     _setup_logging(-1 if quiet else verbose)

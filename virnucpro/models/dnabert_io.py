@@ -21,8 +21,8 @@ from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers, processors
 
 from virnucpro.errors import ModelError, StateDictError
 from virnucpro.models import safe_pickle
+from virnucpro.models.device_copy import to_device
 from virnucpro.models.dnabert import DnaBertConfig, DnaBertModel
-from virnucpro.models.transfer import to_device
 
 logger = logging.getLogger(__name__)
 

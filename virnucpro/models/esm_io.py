@@ -20,7 +20,7 @@ import torch
 
 from virnucpro.errors import ModelError, StateDictError
 from virnucpro.models import safe_pickle
-from virnucpro.models.transfer import to_device
+from virnucpro.models.device_copy import to_device
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 
 from virnucpro.errors import VirNucProError
-from virnucpro.features import ShardScores
 from virnucpro.pool.pool import PersistentWorkerPool, Worker
 from virnucpro.pool.window import ShardWindow
 from virnucpro.pool.worker import ShardTask
+from virnucpro.scoring import ShardScores
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import logging
 from collections import deque
 from collections.abc import Iterator
 
-from virnucpro.features import FAILED_WORKER, ShardScores
 from virnucpro.pool.worker import ShardTask
+from virnucpro.scoring import FAILED_WORKER, ShardScores
 
 log = logging.getLogger(__name__)
 

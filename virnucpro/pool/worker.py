@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from virnucpro.heap import pin_for_cpu_scoring
 
 if TYPE_CHECKING:
-    from virnucpro.features import ShardScores
+    from virnucpro.scoring import ShardScores
 
 DEFAULT_SCORER = "virnucpro.pool.worker:ModelScorer"
 TEST_SCORER_ENV = "VIRNUCPRO_TEST_SCORER"  # tests and benchmarks only: see the module doc
@@ -107,13 +107,13 @@ class ModelScorer:
         return self._by_chunk[chunk_size]
 
     def embedder(self, models):
-        from virnucpro.features import Embedder
+        from virnucpro.scoring import Embedder
 
         return Embedder(models)
 
     def score(self, task: ShardTask, stop: Callable[[], bool] | None = None) -> ShardScores:
         """Score a shard; `stop` is asked between model batches (ShardCancelled when True)."""
-        from virnucpro.features import score_frames
+        from virnucpro.scoring import score_frames
 
         models = self.models_for(task.chunk_size)
         return score_frames(task.nucleotides, task.proteins, models, task.batch_tokens,
@@ -229,7 +229,7 @@ def worker_main(spec: WorkerSpec, tasks: Any, out: Any, parent: int | None = Non
         _send(out, ("fatal", f"{type(exc).__name__}: {exc}"))
         return
     _send(out, ("ready", ready))
-    from virnucpro.features import ShardCancelled
+    from virnucpro.scoring import ShardCancelled
 
     inbox: queue.Queue = queue.Queue()
     cancelled: set = set()  # shard keys whose job was cancelled (the reader adds them)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from virnucpro.errors import InputError
-from virnucpro.fasta import SNIFF_BYTES, check_path, open_binary, read_head
+from virnucpro.seqfile import SNIFF_BYTES, check_path, open_binary, read_head
 from virnucpro.training.cds import format_sidecar_line, write_sidecar_header
 
 log = logging.getLogger(__name__)

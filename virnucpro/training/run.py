@@ -3,7 +3,7 @@
 Order of work, so that a refusal costs nothing and a kill loses at most a shard: the new set's
 folder is checked first; every input is read whole (GenBank turned into FASTA plus a CDS
 sidecar, once per file content); record ids must be unique over all inputs; the features are
-embedded through the base set's engines into the cache (`features.py`); the records' groups
+embedded through the base set's engines into the cache (`feature_cache.py`); the records' groups
 are split (`split.py`); the classifier is fitted (`fit.py`) and the set written last, in one
 move (`newset.py`).
 """
@@ -25,10 +25,10 @@ import numpy as np
 from virnucpro import __version__
 from virnucpro.engine_config import EngineConfig
 from virnucpro.errors import InputError, VirNucProError
-from virnucpro.fasta import check_path, file_sha256, read_fasta, scan_fasta
 from virnucpro.logs import NOTE
+from virnucpro.seqfile import check_path, file_sha256, read_fasta, scan_fasta
 from virnucpro.shards import DEFAULT_SHARD_FRAMES
-from virnucpro.training.features import LABEL_NAMES, OTHERS, VIRAL, TrainingInput
+from virnucpro.training.feature_cache import LABEL_NAMES, OTHERS, VIRAL, TrainingInput
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def run_training(config: TrainConfig) -> dict:
     from virnucpro.models.classifier_io import load_classifier
     from virnucpro.models.sets import resolve_model_set
     from virnucpro.pipeline import default_batch_tokens, model_fingerprint
-    from virnucpro.training.features import cache_key, extract
+    from virnucpro.training.feature_cache import cache_key, extract
     from virnucpro.training.fit import train_classifier
     from virnucpro.training.newset import check_new_set_dest, write_new_set
     from virnucpro.training.split import read_groups_tsv, split_groups

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from virnucpro.errors import InputError
-from virnucpro.training.features import LABEL_NAMES
+from virnucpro.training.feature_cache import LABEL_NAMES
 
 _HEADER_IDS = {"record", "record_id", "id", "sequence", "sequence_id", "seqid"}
 _HEADER_GROUPS = {"group", "group_id", "genome", "genome_id"}

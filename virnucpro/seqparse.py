@@ -4,7 +4,7 @@
 the format from the first non-blank line ('@': FASTQ, else FASTA) and yields `RawRecord`s; it
 raises `InputError` naming the file, the line and the record for binary data, an empty input,
 text before the first header, a malformed or truncated FASTQ record and a mix of the two
-formats. Letters and ids are checked by the caller (`virnucpro.fasta`).
+formats. Letters and ids are checked by the caller (`virnucpro.seqfile`).
 """
 
 from __future__ import annotations
@@ -224,7 +224,7 @@ def _shown(raw: bytes) -> str:
 
 
 def _rid(raw_header: bytes | None) -> str | None:
-    """A header's id for an error, an over-long one shortened as `virnucpro.fasta` shortens it
+    """A header's id for an error, an over-long one shortened as `virnucpro.seqfile` shortens it
     (None: no id)."""
     words = decode_header(raw_header or b"").split(None, 1)
     if not words:

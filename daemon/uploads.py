@@ -32,7 +32,7 @@ class Upload:
     digest: hashlib._Hash = field(default_factory=hashlib.sha256)
 
 
-class Transfers:
+class Uploads:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.uploads: dict[str, Upload] = {}

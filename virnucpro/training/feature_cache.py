@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from virnucpro.errors import InputError
-from virnucpro.fasta import read_fasta, scan_fasta
 from virnucpro.plan import iter_blocks
+from virnucpro.seqfile import read_fasta, scan_fasta
 from virnucpro.shards import DEFAULT_SHARD_FRAMES, ShardStore
 
 log = logging.getLogger(__name__)

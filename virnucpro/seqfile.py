@@ -7,7 +7,7 @@ FASTA, '@' for FASTQ (four-line records; qualities are kept but checked only for
 `FastaIndex` (counts, renames, a content hash) or raises an `InputError` that names the record,
 the line and the problem. `read_fasta` then streams `SeqRecord`s one at a time, so memory does
 not grow with the input; it trusts that the same file was scanned first. The line-level
-parsing of both formats is `virnucpro.fastx`; letters, ids and duplicates are checked here.
+parsing of both formats is `virnucpro.seqparse`; letters, ids and duplicates are checked here.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from typing import BinaryIO
 import numpy as np
 
 from virnucpro.errors import DuplicateIdError, InputChangedError, InputError
-from virnucpro.fastx import (
+from virnucpro.input_watch import HashedFile, Stamp, changes
+from virnucpro.seqparse import (
     MAX_ID_LENGTH,
     NUCLEOTIDE_LETTERS,
     RawRecord,
@@ -38,7 +39,6 @@ from virnucpro.fastx import (
     letter_line,
     records_of,
 )
-from virnucpro.input_watch import HashedFile, Stamp, changes
 
 # Letters that occur in proteins but are not nucleotide codes: seeing them means "protein".
 _PROTEIN_ONLY = set("EFILPQJOXZefilpqjoxz*")
