@@ -58,8 +58,9 @@ def device() -> str:
 
 
 def end_to_end(fasta: Path, models: str, dev: str, work: Path) -> dict:
+    from virnucpro.config import PredictConfig
     from virnucpro.engine_config import EngineConfig
-    from virnucpro.pipeline import PredictConfig, run_predict
+    from virnucpro.pipeline import run_predict
 
     t0 = time.perf_counter()
     [run] = run_predict(PredictConfig(inputs=(str(fasta),), outdir=work / "e2e", models=models,

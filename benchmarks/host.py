@@ -68,16 +68,18 @@ def stages(fasta: Path, models: str, work: Path) -> dict:
     import numpy as np
     from tokenizers import Tokenizer
 
+    from virnucpro.config import PredictConfig
     from virnucpro.feed import ShardCutter, ShardFeed
+    from virnucpro.layout import OutputLayout
     from virnucpro.models.dnabert_io import tokenize_dna
-    from virnucpro.outputs import OutputLayout, TableWriter
-    from virnucpro.pipeline import InputJob, PredictConfig
+    from virnucpro.pipeline import InputJob
     from virnucpro.plan import iter_blocks
     from virnucpro.pool.worker import ShardTask
     from virnucpro.scoring import ShardScores
     from virnucpro.seqfile import read_fasta, scan_fasta
     from virnucpro.shards import DEFAULT_SHARD_FRAMES, ShardStore
     from virnucpro.standin import frame_scores
+    from virnucpro.tables import TableWriter
 
     config = PredictConfig(inputs=(str(fasta),), outdir=work, models=models)
     index, t_validate = _timed(scan_fasta, fasta)
@@ -140,10 +142,11 @@ def stages(fasta: Path, models: str, work: Path) -> dict:
 
 def end_to_end(fasta: Path, models: str, engine_name: str, work: Path) -> dict:
     """One `predict` of `fasta` with the stand-in, its engine (and worker) started first."""
+    from virnucpro.config import PredictConfig
     from virnucpro.engine import make_engine
     from virnucpro.engine_config import EngineConfig
     from virnucpro.models.sets import resolve_model_set
-    from virnucpro.pipeline import PredictConfig, run_predict
+    from virnucpro.pipeline import run_predict
 
     t0 = time.perf_counter()
     engine_config = EngineConfig(engine=engine_name, persistent=True, threads=1)
@@ -176,10 +179,11 @@ def rescore_vs_predict(folder: Path, fasta: Path, work: Path, quick: bool) -> di
     rewritten, the input re-read) against a `predict` of the same input with the tiny set's
     real models (local engine, loaded first: the scoring, not a start). `quick` leaves the
     predict out: it takes a minute even on a tenth of the contigs."""
+    from virnucpro.config import PredictConfig
     from virnucpro.engine import make_engine
     from virnucpro.engine_config import EngineConfig
     from virnucpro.models.sets import resolve_model_set
-    from virnucpro.pipeline import PredictConfig, run_predict
+    from virnucpro.pipeline import run_predict
     from virnucpro.pool.worker import TEST_SCORER_ENV
     from virnucpro.rescore import RescoreSettings, rescore
 

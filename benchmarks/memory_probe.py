@@ -50,10 +50,12 @@ def main() -> None:
     parser.add_argument("--shard-frames", type=int, default=None, help="default: predict's")
     args = parser.parse_args()
 
+    from virnucpro.config import PredictConfig
     from virnucpro.engine import make_engine
     from virnucpro.engine_config import EngineConfig
     from virnucpro.models.sets import resolve_model_set
-    from virnucpro.pipeline import DEFAULT_SHARD_FRAMES, PredictConfig, run_predict
+    from virnucpro.pipeline import run_predict
+    from virnucpro.shards import DEFAULT_SHARD_FRAMES
 
     model_set = resolve_model_set(args.models, fetch_missing=False, progress=False)
     # Load once here and keep it loaded: the run below reuses the same process's allocator

@@ -20,10 +20,10 @@ from virnucpro.daemon.service import JobService
 from virnucpro.errors import ModelError, VirNucProError
 
 if TYPE_CHECKING:
+    from virnucpro.config import PredictConfig
     from virnucpro.daemon.engines import RunnerConfig
     from virnucpro.engine import DaemonEngine
     from virnucpro.models.sets import ModelSet
-    from virnucpro.pipeline import PredictConfig
 
 log = logging.getLogger(__name__)
 
@@ -136,14 +136,14 @@ class Scheduler:
             stream.cancel_in_flight(job_id)
 
     def predict_config(self, job: JobRecord) -> PredictConfig:
-        from virnucpro import pipeline
+        from virnucpro.config import PredictConfig
         from virnucpro.daemon.protocol import SUBMIT_OPTIONS
 
         options = job.options
         # Jobs stored before protocol 4 have no region options: they run with the defaults.
         region = {key: options.get(key, SUBMIT_OPTIONS[key][1])
                   for key in ("region_gap", "region_min_p", "min_region_length")}
-        return pipeline.PredictConfig(
+        return PredictConfig(
             inputs=tuple(i.path for i in job.inputs), outdir=Path(job.outdir),
             chunk_size=options["chunk_size"], models=options["models"],
             threshold=float(options["threshold"]), min_length=options["min_length"],

@@ -25,10 +25,11 @@ from virnucpro.daemon.throttle import Throttle
 from virnucpro.errors import VirNucProError
 
 if TYPE_CHECKING:
+    from virnucpro.config import PredictConfig
     from virnucpro.daemon.scheduler import Scheduler
     from virnucpro.engine import Engine
     from virnucpro.feed import ShardFeed
-    from virnucpro.pipeline import InputJob, PredictConfig
+    from virnucpro.pipeline import InputJob
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from virnucpro.outputs import CHUNKS_COLUMNS, SEQUENCES_COLUMNS, fmt_score
 from virnucpro.regions import KINDS, REGIONS_COLUMNS, RegionRule, find_regions
+from virnucpro.table_text import CHUNKS_COLUMNS, SEQUENCES_COLUMNS, fmt_score
 
 FakeSequence = tuple[str, int, Sequence[str], Sequence[float | None], str]
 # The sequences.tsv columns before regions existed: the writer's, less the last one.

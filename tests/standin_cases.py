@@ -56,8 +56,8 @@ def config(case: str, outdir: Path, **overrides):
     (`use_standin`)."""
     from dataclasses import fields
 
+    from virnucpro.config import PredictConfig
     from virnucpro.engine_config import EngineConfig
-    from virnucpro.pipeline import PredictConfig
 
     spec = dict(CASES[case])
     inputs = tuple(str(p) for p in spec.pop("inputs"))

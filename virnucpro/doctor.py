@@ -144,7 +144,7 @@ def check_cache() -> list[Check]:
     from virnucpro.models.sets import is_complete, is_offline, sets_dir
 
     folder = sets_dir()
-    from virnucpro.outputs import existing_ancestor
+    from virnucpro.layout import existing_ancestor
 
     base = existing_ancestor(folder)
     out = []
@@ -267,8 +267,9 @@ def _example_fasta(path: Path) -> None:
 
 def check_tiny_run() -> list[Check]:
     """`run_predict` with the tiny set on the CPU over a small FASTA, in a temp folder."""
-    from virnucpro.outputs import OutputLayout
-    from virnucpro.pipeline import PredictConfig, run_predict
+    from virnucpro.config import PredictConfig
+    from virnucpro.layout import OutputLayout
+    from virnucpro.pipeline import run_predict
 
     fix = "run `virnucpro predict EXAMPLE.fa -o OUT --models tiny -vv` to see the whole error"
     quiet = logging.getLogger("virnucpro")

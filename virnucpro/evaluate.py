@@ -38,10 +38,11 @@ import numpy as np
 
 from virnucpro import __version__
 from virnucpro.errors import InputError, OutputError
-from virnucpro.outputs import format_scores, write_json_atomic
+from virnucpro.layout import write_json_atomic
 from virnucpro.report.data import EVALUATION_FILE, read_columns, read_run_info
 from virnucpro.rollup import OTHERS, UNSCORED, VIRUS
 from virnucpro.seqfile import check_path, file_sha256, open_binary, read_fasta, scan_fasta
+from virnucpro.table_text import format_scores
 
 log = logging.getLogger(__name__)
 

@@ -23,11 +23,11 @@ import numpy as np
 
 from virnucpro.errors import InputChangedError
 from virnucpro.input_watch import Stamp, changes
-from virnucpro.outputs import TableWriter
 from virnucpro.plan import PlanBlock, iter_blocks
 from virnucpro.scoring import ShardScores
 from virnucpro.seqfile import read_fasta
 from virnucpro.shards import ShardStore
+from virnucpro.tables import TableWriter
 
 log = logging.getLogger(__name__)
 

@@ -16,22 +16,20 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from virnucpro import __version__
 from virnucpro.chunking import CHUNK_SIZES
-from virnucpro.engine_config import EngineConfig
+from virnucpro.config import TABLE_SETTINGS, PredictConfig, option_flag
 from virnucpro.errors import InputError, NoSpaceError, OutputError, VirNucProError
 from virnucpro.feed import ShardFeed
+from virnucpro.layout import OutputLayout, existing_ancestor, write_json_atomic
 from virnucpro.logs import NOTE
 from virnucpro.models.sets import human_size
-from virnucpro.outputs import OutputLayout, existing_ancestor, write_json_atomic
-from virnucpro.regions import RegionRule
 from virnucpro.seqfile import SHORT_SEQUENCE_BP, FastaIndex, check_path, scan_fasta
-from virnucpro.shards import DEFAULT_SHARD_FRAMES
 from virnucpro.spool import spool_input
 
 if TYPE_CHECKING:
@@ -42,48 +40,6 @@ log = logging.getLogger(__name__)
 _FASTA_SUFFIXES = (".fasta", ".fas", ".fa", ".fna", ".ffn", ".fsa", ".seq", ".fastq", ".fq",
                    ".txt")
 _COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz")
-
-
-@dataclass(frozen=True)
-class PredictConfig:
-    inputs: tuple[str, ...]
-    outdir: Path
-    chunk_size: int = 500
-    models: str = "published"
-    device: str = "auto"  # not for engine ray: its devices are the cluster's
-    batch_tokens: int | None = None
-    threshold: float = 0.5
-    min_length: int = 1
-    save_embeddings: bool = False
-    rename_duplicates: bool = False
-    force: bool = False
-    resume: bool = False
-    shard_frames: int = DEFAULT_SHARD_FRAMES
-    progress: bool = True
-    engine: EngineConfig = field(default_factory=EngineConfig)  # how shards are scored
-    report: bool = True  # write OUTDIR/report.html at the end (virnucpro.report)
-    region_gap: int = 1  # the region rule (virnucpro.regions)
-    region_min_p: float | None = None
-    min_region_length: int = 1000
-
-    @property
-    def regions(self) -> RegionRule:
-        return RegionRule(gap=self.region_gap, min_p=self.region_min_p,
-                          min_length=self.min_region_length)
-
-    def parameters(self) -> dict:
-        """Every setting, flat, for run.json (the engine's under their names of old)."""
-        out: dict = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            out.update(value.parameters() if f.name == "engine" else {f.name: value})
-        return out
-
-    def result_key(self) -> dict:
-        """The parameters a finished shard depends on: a resumed run must match them."""
-        return {"chunk_size": self.chunk_size, "min_length": self.min_length,
-                "shard_frames": self.shard_frames, "rename_duplicates": self.rename_duplicates,
-                "save_embeddings": self.save_embeddings}
 
 
 @dataclass
@@ -190,17 +146,12 @@ def resume_key(job: InputJob, config: PredictConfig, models: dict) -> dict:
     return {"input": _fingerprint(job.index), "parameters": config.result_key(), "models": models}
 
 
-def _flag(name: str) -> str:
-    """A setting's command-line option: chunk_size -> --chunk-size."""
-    return "--" + name.replace("_", "-")
-
-
 def _differs(old: dict, new: dict) -> str:
     for part in ("input", "parameters", "models"):
         if old.get(part) != new[part]:
             if part == "parameters":  # name them: --chunk-size 300, not "other parameters"
                 theirs, ours = old.get(part) or {}, new[part]
-                named = [f"{_flag(k)} {theirs.get(k)} (now {ours.get(k)})"
+                named = [f"{option_flag(k)} {theirs.get(k)} (now {ours.get(k)})"
                          for k in sorted(set(theirs) | set(ours)) if theirs.get(k) != ours.get(k)]
                 return "other settings that shape its shards: " + ", ".join(named)
             return {"input": "a different input",
@@ -338,11 +289,6 @@ def _add_report(job: InputJob, info: dict) -> None:
     write_json_atomic(job.layout.run_json, info)
 
 
-# What only the tables depend on: --resume applies them to a finished run from its stored
-# scores (as `virnucpro rescore` does) instead of scoring again.
-TABLE_SETTINGS = ("threshold", "region_gap", "region_min_p", "min_region_length")
-
-
 def reuse_finished(job: InputJob, config: PredictConfig,
                    say: Callable[[str], None] | None = None) -> dict:
     """A finished run found by --resume (the input, models and shard settings are the same):
@@ -374,7 +320,7 @@ def reuse_finished(job: InputJob, config: PredictConfig,
             min_region_length=config.min_region_length)
         info = rescore_folder(layout.root, layout.root, settings, report=config.report)
         note(f"already complete in {layout.root}; its tables rewritten from the stored scores "
-             "with " + ", ".join(f"{_flag(k)} {new} (was {old})"
+             "with " + ", ".join(f"{option_flag(k)} {new} (was {old})"
                                  for k, (old, new) in changed.items()))
         return info
     if config.report and not (layout.root / layout.REPORT).is_file():

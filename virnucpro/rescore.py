@@ -27,18 +27,13 @@ import numpy as np
 from virnucpro import __version__
 from virnucpro.chunking import chunk_spans
 from virnucpro.errors import InputError, OutputError
-from virnucpro.outputs import (
-    CHUNKS_COLUMNS,
-    FRAMES_COLUMNS,
-    SEQUENCES_COLUMNS,
-    OutputLayout,
-    TableWriter,
-    write_json_atomic,
-)
+from virnucpro.layout import OutputLayout, write_json_atomic
 from virnucpro.plan import RecordInfo
 from virnucpro.regions import RegionRule
 from virnucpro.rollup import AMBIGUOUS, call_chunks
 from virnucpro.seqfile import read_fasta, scan_fasta
+from virnucpro.table_text import CHUNKS_COLUMNS, FRAMES_COLUMNS, SEQUENCES_COLUMNS
+from virnucpro.tables import TableWriter
 
 log = logging.getLogger(__name__)
 

@@ -34,8 +34,9 @@ def test_tiny_features_on_cuda_equal_cpu(tiny_set_dir):
 
 def test_predict_on_cuda_gives_the_cpu_calls(tmp_path, tiny_set_dir):
     from tests.helpers import DATA, read_table
+    from virnucpro.config import PredictConfig
     from virnucpro.engine_config import EngineConfig
-    from virnucpro.pipeline import PredictConfig, run_predict
+    from virnucpro.pipeline import run_predict
 
     for device in ("cpu", "cuda:0"):  # float32 on both: `auto` would be bfloat16 on the GPU
         run_predict(PredictConfig(inputs=(str(DATA / "viral_reference.fasta"),),
@@ -50,8 +51,9 @@ def test_predict_on_cuda_gives_the_cpu_calls(tmp_path, tiny_set_dir):
 
 def test_a_pool_worker_on_the_gpu_matches_the_local_engine(tmp_path, tiny_set_dir):
     from tests.helpers import DATA, read_table
+    from virnucpro.config import PredictConfig
     from virnucpro.engine_config import EngineConfig
-    from virnucpro.pipeline import PredictConfig, run_predict
+    from virnucpro.pipeline import run_predict
 
     for engine in ("local", "pool"):
         [run] = run_predict(PredictConfig(inputs=(str(DATA / "viral_reference.fasta"),),

@@ -18,9 +18,10 @@ import zmq
 from tests.daemon_helpers import wait_for
 from tests.helpers import DATA, read_table
 from tests.integration.test_pool import assert_same_results
+from virnucpro.config import PredictConfig
 from virnucpro.daemon import protocol as P
 from virnucpro.daemon.client import Client, ClientError, DaemonUnavailable
-from virnucpro.pipeline import PredictConfig, run_predict
+from virnucpro.pipeline import run_predict
 
 REPO = Path(__file__).resolve().parents[2]
 VIRAL = DATA / "viral_reference.fasta"

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import DATA, mounted_tmpfs
-from virnucpro.outputs import OutputLayout
+from virnucpro.layout import OutputLayout
 
 VIRAL = DATA / "viral_reference.fasta"
 BIN = Path(sys.executable).parent

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import DATA, read_table
+from virnucpro.config import PredictConfig
 from virnucpro.engine_config import EngineConfig
-from virnucpro.pipeline import PredictConfig, run_predict
+from virnucpro.pipeline import run_predict
 
 REPO = Path(__file__).resolve().parents[2]
 SCORER = "VIRNUCPRO_TEST_SCORER"  # a stand-in scorer of tests.fakes, for the workers too

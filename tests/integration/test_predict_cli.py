@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import DATA, read_table
-from virnucpro.outputs import CHUNKS_COLUMNS, FRAMES_COLUMNS, SEQUENCES_COLUMNS
+from virnucpro.table_text import CHUNKS_COLUMNS, FRAMES_COLUMNS, SEQUENCES_COLUMNS
 
 VIRAL = DATA / "viral_reference.fasta"
 NONVIRAL = DATA / "nonviral_reference.fasta"

@@ -23,10 +23,10 @@ import torch
 
 from tests.daemon_helpers import daemon_env
 from tests.helpers import DATA
+from virnucpro.layout import OutputLayout
 from virnucpro.models import safe_pickle, sets
 from virnucpro.models.classifier_io import load_classifier
 from virnucpro.models.tiny import build_tiny_set
-from virnucpro.outputs import OutputLayout
 
 VIRAL = DATA / "viral_reference.fasta"
 BIN = Path(sys.executable).parent

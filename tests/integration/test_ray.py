@@ -27,8 +27,9 @@ from tests.integration.test_pool import (  # noqa: E402, F401
     inputs,
     single_process,
 )
+from virnucpro.config import PredictConfig  # noqa: E402
 from virnucpro.engine_config import EngineConfig  # noqa: E402
-from virnucpro.pipeline import PredictConfig, run_predict  # noqa: E402
+from virnucpro.pipeline import run_predict  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 POISON_ID = "AJ237582.1"

@@ -15,9 +15,9 @@ import pytest
 from tests import standin_cases
 from tests.helpers import DATA
 from virnucpro.errors import OutputError
-from virnucpro.outputs import SEQUENCES_COLUMNS
 from virnucpro.pipeline import run_predict
 from virnucpro.rescore import RescoreSettings, rescore
+from virnucpro.table_text import SEQUENCES_COLUMNS
 
 REPO = Path(__file__).resolve().parents[2]
 COMPARED = ("frames.tsv", "chunks.tsv", "sequences.tsv", "regions.tsv", "prediction_results.txt",

@@ -13,7 +13,8 @@ import pytest
 
 import virnucpro.scoring
 from tests.helpers import DATA
-from virnucpro.pipeline import PredictConfig, run_predict
+from virnucpro.config import PredictConfig
+from virnucpro.pipeline import run_predict
 
 REPO = Path(__file__).resolve().parents[2]
 FILES = ("frames.tsv", "chunks.tsv", "sequences.tsv", "prediction_results.txt",

@@ -15,11 +15,12 @@ import pytest
 
 from tests.helpers import DATA
 from tests.integration.test_pool import assert_same_results
+from virnucpro.config import PredictConfig
 from virnucpro.engine import DaemonEngine, Engine, LocalEngine, PoolEngine, make_engine
 from virnucpro.engine_config import EngineConfig
 from virnucpro.errors import VirNucProError
 from virnucpro.models.sets import resolve_model_set
-from virnucpro.pipeline import PredictConfig, run_predict
+from virnucpro.pipeline import run_predict
 from virnucpro.pool.worker import ShardTask
 from virnucpro.scoring import ShardScores
 

@@ -42,9 +42,9 @@ from virnucpro.evaluate import (
     read_truth_files,
     read_truth_table,
 )
-from virnucpro.outputs import CHUNKS_COLUMNS, FRAMES_COLUMNS, SEQUENCES_COLUMNS
 from virnucpro.regions import REGIONS_COLUMNS
 from virnucpro.report import write_report
+from virnucpro.table_text import CHUNKS_COLUMNS, FRAMES_COLUMNS, SEQUENCES_COLUMNS
 
 FRAMES = [  # sequence, chunk, p_virus ("" failed)
     ("s1", 1, "0.9"), ("s1", 1, "0.6"), ("s1", 2, "0.4"), ("s2", 1, "0.7"), ("s3", 1, "0.7"),

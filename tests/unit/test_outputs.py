@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from virnucpro.outputs import format_scores
+from virnucpro.table_text import format_scores
 
 
 def _expected(values: np.ndarray) -> list[str]:

@@ -12,7 +12,6 @@ import pytest
 
 from tests.report_runs import write_regions, write_run
 from virnucpro.errors import OutputError
-from virnucpro.outputs import SEQUENCES_COLUMNS
 from virnucpro.regions import REGIONS_COLUMNS, Region
 from virnucpro.report import write_report
 from virnucpro.report.data import (
@@ -26,6 +25,7 @@ from virnucpro.report.data import (
     viral_bases,
 )
 from virnucpro.report.plots import bin_chunks, track_figure
+from virnucpro.table_text import SEQUENCES_COLUMNS
 
 
 def test_viral_bases_is_the_union_of_viral_chunk_intervals():

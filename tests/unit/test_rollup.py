@@ -81,7 +81,7 @@ def test_column_chunk_calls_equal_one_chunk_at_a_time():
 def test_external_sorter_merges_spilled_runs_in_string_order(tmp_path):
     import random
 
-    from virnucpro.outputs import sort_lines
+    from virnucpro.table_text import sort_lines
 
     rng = random.Random(0)
     lines = [f"c{rng.randint(0, 10**6)}_chunk_{rng.randint(1, 20)}\tTrue\n" for _ in range(1000)]

@@ -93,8 +93,9 @@ def predict(inputs: tuple[str, ...], outdir: Path, chunk_size: str, models_spec:
     """Score the sequences of INPUT (FASTA or FASTQ; plain, .gz, .bz2, .xz; '-' for stdin)."""
     from virnucpro.cli.progress import ProgressReporter
     from virnucpro.cli.root import _setup_logging
+    from virnucpro.config import PredictConfig
     from virnucpro.engine_config import EngineConfig
-    from virnucpro.pipeline import PredictConfig, run_predict
+    from virnucpro.pipeline import run_predict
     from virnucpro.ray_cluster import check_ray_options
 
     _setup_logging(-1 if quiet else verbose)

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from virnucpro.outputs import OutputLayout
+from virnucpro.layout import OutputLayout
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from virnucpro.errors import OutputError
-from virnucpro.outputs import OutputLayout
+from virnucpro.layout import OutputLayout
 from virnucpro.regions import KINDS, PROVIRUS, Region
 from virnucpro.rollup import OTHERS, UNSCORED, VIRUS
 

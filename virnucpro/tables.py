@@ -1,142 +1,33 @@
-"""The output folder of one input, and every file written into it.
+"""`TableWriter`: the tables of one input, written while it is scored.
 
-`OutputLayout` owns the paths (one object, so no stage invents a file name). `TableWriter`
-writes the tables while the input is scored: the caller hands it the record pieces whose
-frames are all scored, in input order, and it formats their rows in bulk (whole columns at
-once) into a staging folder. At each record boundary it can `checkpoint`: the staged files
-are synced and their lengths recorded, so a resumed run cuts them back to that boundary and
-goes on. `close` sorts the highest-score file, `publish` moves everything into place, so a
-table in the output folder is always whole.
+The caller hands it the record pieces whose frames are all scored, in input order, and it
+formats their rows in bulk (whole columns at once) into a staging folder. At each record
+boundary it can `checkpoint`: the staged files are synced and their lengths recorded, so a
+resumed run cuts them back to that boundary and goes on. `close` sorts the highest-score file,
+`publish` moves everything into place, so a table in the output folder is always whole.
 """
 
 from __future__ import annotations
 
-import heapq
 import json
 import os
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
+from virnucpro import table_text as T
 from virnucpro.errors import OutputError
-from virnucpro.plan import FRAME_LETTERS, PlanBlock, RecordInfo
-from virnucpro.regions import (
-    KINDS,
-    REGIONS_COLUMNS,
-    Region,
-    RegionRule,
-    find_regions,
-)
+from virnucpro.layout import OutputLayout, write_json_atomic
+from virnucpro.plan import PlanBlock, RecordInfo
+from virnucpro.regions import KINDS, Region, RegionRule, find_regions
 from virnucpro.rollup import VIRUS, ChunkColumns, call_chunks, call_sequence, frame_calls
 from virnucpro.scoring import OK, STATUS_REASONS
 from virnucpro.seqfile import SHORT_SEQUENCE_BP
 
-FRAMES_COLUMNS = ["frame_id", "sequence_id", "chunk_index", "strand", "frame", "start", "end",
-                  "protein_length", "p_others", "p_virus", "call", "status"]
-CHUNKS_COLUMNS = ["chunk_id", "sequence_id", "chunk_index", "start", "end", "kept_frames",
-                  "max_p_virus", "max_p_others", "call", "reason"]
-SEQUENCES_COLUMNS = ["sequence_id", "length", "chunks", "scored_chunks", "viral_chunks",
-                     "viral_share", "max_p_virus", "mean_p_virus", "call", "flags", "reason",
-                     "regions"]
-FASTA_LINE = 80
 STAGING_FORMAT = 2  # of the staged tables and their checkpoint; a mismatch starts them over
-_STRAND_FRAME = np.array([f"{'+' if c[0] == 'F' else '-'}\t{c[1]}" for c in FRAME_LETTERS],
-                         dtype=object)
-
-
-def format_scores(values: np.ndarray) -> list[str]:
-    """The reference's score text, for a whole column: the shortest form that reads back to
-    the same float32, i.e. `str(numpy.float32(x))` (numpy's own formatting, per element)."""
-    return list(map(str, np.asarray(values, dtype=np.float32)))
-
-
-def fmt_score(x: float | None) -> str:
-    return "" if x is None else str(np.float32(x))
-
-
-def fmt_share(x: float | None) -> str:
-    return "" if x is None else f"{x:.6g}"
-
-
-def existing_ancestor(path: Path) -> Path:
-    """`path` itself, or its nearest ancestor that exists: where a folder to be made would go
-    (its file system, its permissions)."""
-    path = Path(path)
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
-@dataclass(frozen=True)
-class OutputLayout:
-    """Every path of one input's output folder."""
-
-    root: Path
-
-    @property
-    def work(self) -> Path:
-        return self.root / ".virnucpro"
-
-    @property
-    def state(self) -> Path:
-        return self.work / "state.json"
-
-    @property
-    def shards(self) -> Path:
-        return self.work / "shards"
-
-    @property
-    def staging(self) -> Path:
-        return self.work / "staging"
-
-    @property
-    def checkpoint(self) -> Path:
-        return self.staging / "checkpoint.json"
-
-    @property
-    def run_json(self) -> Path:
-        return self.root / "run.json"
-
-    FILES = ("frames.tsv", "chunks.tsv", "sequences.tsv", "regions.tsv",
-             "prediction_results.txt", "prediction_results_highestscore.csv", "viral.fasta",
-             "regions.fasta")
-    FASTQ_FILES = ("viral.fastq",)  # written too when the input is FASTQ
-    SEQUENCE_FILES = ("viral.fasta", "regions.fasta", "viral.fastq")  # need the input's bases
-    EMBEDDINGS = "embeddings"
-    EMBEDDING_INDEX = "embeddings/index.tsv"
-    HIGHEST_UNSORTED = "highest-unsorted.txt"  # staged; sorted into the .csv at the end
-    REPORT = "report.html"  # written after run.json by virnucpro.report
-    EVALUATION = "evaluation.json"  # written by `virnucpro evaluate`
-
-    def owned(self) -> list[Path]:
-        """Everything a run writes here (what --force may remove), `evaluate`'s file too: it
-        judged the calls of the run being replaced."""
-        return [self.root / f for f in (*self.FILES, *self.FASTQ_FILES, "run.json", self.REPORT,
-                                        self.EVALUATION, self.EMBEDDINGS, ".virnucpro")]
-
-    def remove_owned(self) -> None:
-        """Remove what a run wrote here (`owned`), nothing else: what --force clears."""
-        for path in self.owned():
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
-
-    def files(self, fastq: bool) -> tuple[str, ...]:
-        """The tables and sequence files of a run of a FASTA (or a FASTQ) input."""
-        return (*self.FILES, *self.FASTQ_FILES) if fastq else self.FILES
-
-
-_HEADERS = {
-    "frames.tsv": FRAMES_COLUMNS, "chunks.tsv": CHUNKS_COLUMNS,
-    "sequences.tsv": SEQUENCES_COLUMNS, "regions.tsv": REGIONS_COLUMNS,
-    "prediction_results.txt": ["Sequence_ID", "Prediction", "score1", "score2"],
-    OutputLayout.EMBEDDING_INDEX: ["frame_id", "file", "row"],
-}
 
 
 @dataclass
@@ -229,7 +120,7 @@ class TableWriter:
         if self.save_embeddings:
             (stage / self.layout.EMBEDDINGS).mkdir()
         for name in self._names:
-            header = _HEADERS.get(name)
+            header = T.HEADERS.get(name)
             (stage / name).write_bytes(("\t".join(header) + "\n").encode() if header else b"")
         self.counts = _new_counts()
 
@@ -349,7 +240,7 @@ class TableWriter:
     def _write_frames(self, block: PlanBlock, fa: int, fb: int, ca: int, cb: int,
                       probs: np.ndarray, status: np.ndarray, ok: np.ndarray, seq_ids: np.ndarray,
                       c_offsets: np.ndarray) -> None:
-        p_others, p_virus = format_scores(probs[:, 0]), format_scores(probs[:, 1])
+        p_others, p_virus = T.format_scores(probs[:, 0]), T.format_scores(probs[:, 1])
         calls = frame_calls(probs, ok)
         states = np.full(len(ok), "ok", dtype=object)
         for i in np.flatnonzero(~ok):
@@ -360,7 +251,7 @@ class TableWriter:
         self._put("frames.tsv", (
             f"{r[0]}\t{r[1]}\t{r[2]}\t{r[3]}\t{r[4] + 1}\t{r[5]}\t{r[6]}\t{r[7]}\t{r[8]}\t{r[9]}\t{r[10]}\n"
             for r in zip(fids, seq_ids.tolist(), chunk_no.tolist(),
-                         _STRAND_FRAME[block.frame_code[fa:fb]].tolist(),
+                         T.STRAND_FRAME[block.frame_code[fa:fb]].tolist(),
                          block.frame_start[fa:fb].tolist(), block.frame_end[fa:fb].tolist(),
                          block.protein_length[fa:fb].tolist(), p_others, p_virus, calls.tolist(),
                          states.tolist(), strict=True)))
@@ -382,8 +273,8 @@ class TableWriter:
         max_v = np.full(len(scored), "", dtype=object)
         max_o = np.full(len(scored), "", dtype=object)
         if scored.any():
-            max_v[scored] = format_scores(chunks.max_p_virus[scored])
-            max_o[scored] = format_scores(chunks.max_p_others[scored])
+            max_v[scored] = T.format_scores(chunks.max_p_virus[scored])
+            max_o[scored] = T.format_scores(chunks.max_p_others[scored])
         calls, reasons = chunks.calls(), chunks.reasons()
         self._put("chunks.tsv", (
             f"{r[0]}\t{r[1]}\t{r[2] + 1}\t{r[3] + 1}\t{r[4]}\t{r[5]}\t{r[6]}\t{r[7]}\t{r[8]}\t{r[9]}\n"
@@ -446,20 +337,20 @@ class TableWriter:
         """A finished record's sequence row, region rows and sequence file entries."""
         self._rows["sequences.tsv"].append(
             f"{info.id}\t{seq.length}\t{seq.chunks}\t{seq.scored_chunks}\t"
-            f"{seq.viral_chunks}\t{fmt_share(seq.viral_share)}\t"
-            f"{fmt_score(seq.max_p_virus)}\t{fmt_score(seq.mean_p_virus)}\t{seq.call}\t"
+            f"{seq.viral_chunks}\t{T.fmt_share(seq.viral_share)}\t"
+            f"{T.fmt_score(seq.max_p_virus)}\t{T.fmt_score(seq.mean_p_virus)}\t{seq.call}\t"
             f"{','.join(info.flags)}\t{seq.reason}\t{len(regions)}\n")
         if regions:
             self._rows["regions.tsv"].extend(
                 f"{info.id}\t{r.number}\t{r.start}\t{r.end}\t{r.length}\t{r.chunks}\t"
-                f"{r.viral_chunks}\t{fmt_score(r.mean_p_virus)}\t{fmt_score(r.max_p_virus)}\t"
+                f"{r.viral_chunks}\t{T.fmt_score(r.mean_p_virus)}\t{T.fmt_score(r.max_p_virus)}\t"
                 f"{r.kind}\n" for r in regions)
         if self.sequence_files:
             if seq.call == VIRUS:
-                self._bytes["viral.fasta"].append(_fasta_entry(info))
+                self._bytes["viral.fasta"].append(T.fasta_entry(info))
                 if self.fastq:
-                    self._bytes["viral.fastq"].append(_fastq_entry(info))
-            self._bytes["regions.fasta"].extend(_region_entry(info, r) for r in regions)
+                    self._bytes["viral.fastq"].append(T.fastq_entry(info))
+            self._bytes["regions.fasta"].extend(T.region_entry(info, r) for r in regions)
         c = self.counts
         c["sequences"] += 1
         c[f"sequences_{seq.call}"] += 1
@@ -489,7 +380,7 @@ class TableWriter:
             # lines is sorting by id: ids hold no tab and no byte below it.
             out.write("Modified_ID\tIs_Virus\n")
             with open(stage / self.layout.HIGHEST_UNSORTED, encoding="utf-8", newline="\n") as src:
-                out.writelines(sort_lines(src, stage / "sort-runs"))
+                out.writelines(T.sort_lines(src, stage / "sort-runs"))
             out.flush()
             os.fsync(out.fileno())
         for fh in self._files.values():
@@ -518,67 +409,3 @@ class TableWriter:
 def _slice(chunks: ChunkColumns, lo: int, hi: int) -> ChunkColumns:
     return ChunkColumns(chunks.kept[lo:hi], chunks.scored[lo:hi], chunks.max_p_virus[lo:hi],
                         chunks.max_p_others[lo:hi], chunks.viral[lo:hi], chunks.ambiguous[lo:hi])
-
-
-def _header(info: RecordInfo) -> bytes:
-    """The input's header line (its text after '>' or '@') byte for byte, the new id first if
-    renamed: a header in Latin-1 or another encoding is kept, not decoded."""
-    raw = info.raw_header if info.raw_header is not None else info.header.encode("utf-8")
-    return raw if not info.renamed else info.id.encode("utf-8") + b" " + raw
-
-
-def _wrapped(seq: bytes) -> bytes:
-    return b"".join(seq[i:i + FASTA_LINE] + b"\n" for i in range(0, len(seq), FASTA_LINE))
-
-
-def _fasta_entry(info: RecordInfo) -> bytes:
-    return b">" + _header(info) + b"\n" + _wrapped(info.seq)
-
-
-def _fastq_entry(info: RecordInfo) -> bytes:
-    """The record as it came (bases and qualities), for viral.fastq."""
-    return b"@" + _header(info) + b"\n" + info.seq + b"\n+\n" + (info.quality or b"") + b"\n"
-
-
-def _region_entry(info: RecordInfo, region: Region) -> bytes:
-    """`>SEQ|region_2|provirus|start-end`, then the region's bases as given."""
-    name = f">{info.id}|region_{region.number}|{region.kind}|{region.start}-{region.end}\n"
-    return name.encode("utf-8") + _wrapped(info.seq[region.start - 1:region.end])
-
-
-def sort_lines(lines: Iterable[str], folder: Path, run_lines: int = 200_000) -> Iterator[str]:
-    """Text lines in sorted order, in bounded memory: sorted runs spill to files under
-    `folder`, then merge (the folder is removed at the end)."""
-    runs: list[Path] = []
-    batch: list[str] = []
-    for line in lines:
-        batch.append(line)
-        if len(batch) >= run_lines:
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"run-{len(runs):05d}.txt"
-            batch.sort()
-            with open(path, "w", encoding="utf-8", newline="\n") as fh:
-                fh.writelines(batch)
-            runs.append(path)
-            batch = []
-    batch.sort()
-    if not runs:
-        yield from batch
-        return
-    files = [open(p, encoding="utf-8", newline="\n") for p in runs]
-    try:
-        yield from heapq.merge(batch, *files)
-    finally:
-        for fh in files:
-            fh.close()
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=False)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
