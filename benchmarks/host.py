@@ -69,12 +69,12 @@ def stages(fasta: Path, models: str, work: Path) -> dict:
     from tokenizers import Tokenizer
 
     from virnucpro.config import PredictConfig
-    from virnucpro.feed import ShardCutter, ShardFeed
     from virnucpro.layout import OutputLayout
     from virnucpro.models.dnabert_io import tokenize_dna
-    from virnucpro.pipeline import InputJob
     from virnucpro.plan import iter_blocks
     from virnucpro.pool.worker import ShardTask
+    from virnucpro.run.feed import ShardCutter, ShardFeed
+    from virnucpro.run.inputs import ValidatedInput
     from virnucpro.scoring import ShardScores
     from virnucpro.seqfile import read_fasta, scan_fasta
     from virnucpro.shards import DEFAULT_SHARD_FRAMES, ShardStore
@@ -125,7 +125,7 @@ def stages(fasta: Path, models: str, work: Path) -> dict:
     def supervisor():  # the feed end to end, each shard's result given back at once
         layout = OutputLayout(work / "feed")
         layout.work.mkdir(parents=True)
-        feed = ShardFeed(InputJob(str(fasta), "bench", index, layout), config, 4096)
+        feed = ShardFeed(ValidatedInput(str(fasta), "bench", index, layout), config, 4096)
         for task in feed:
             feed.done(task, ShardScores(probs=np.stack([scores_of[f] for f in task.frame_ids]),
                                         status=np.zeros(task.n_frames, np.uint8)))

@@ -1,12 +1,13 @@
 """A stream of jobs through one engine, so that no device idles between jobs.
 
-`JobStream` is the task iterator given to `engine.map`: it yields the shards of the first job,
-and, in persistent mode, goes on with the next queued job of the same model set as soon as the
+`JobStream` is the task iterator given to `engine.map`: it yields the shard tasks of the first
+job's input runs (`virnucpro.run.input_run.InputRun`, the run `predict` drives too), and, in
+persistent mode, goes on with the next queued job of the same model set as soon as the
 previous job's shards are all handed out, while its last shards are still being scored. Each
-result is written to its own job's shard store; a job is finished (tables, run.json, report,
-`completed`) when its last shard is in. Cancel and stop are checked before each shard is
-handed out; shards already in flight finish and are kept (stop) or dropped (cancel). Every
-state change is a verb of the job service.
+result goes to its own run; what a run reports (`RunListener`) becomes the job service's
+verbs: its log lines, its progress, its failure, and, once every run of the job has finished,
+`completed`. Cancel and stop are checked before each shard is handed out; shards already in
+flight finish and are kept (stop) or dropped (cancel).
 """
 
 from __future__ import annotations
@@ -23,31 +24,28 @@ from typing import TYPE_CHECKING
 from virnucpro.daemon.jobs import JobRecord, Progress
 from virnucpro.daemon.throttle import Throttle
 from virnucpro.errors import VirNucProError
+from virnucpro.run.events import RunListener
 
 if TYPE_CHECKING:
-    from virnucpro.config import PredictConfig
     from virnucpro.daemon.scheduler import Scheduler
     from virnucpro.engine import Engine
-    from virnucpro.feed import ShardFeed
-    from virnucpro.pipeline import InputJob
+    from virnucpro.run.input_run import InputRun
 
 log = logging.getLogger(__name__)
 
 PROGRESS_EVERY_S = 0.5  # at most this often a job's progress is stored and published (throttle.py)
+RETRY_WAY_ON = "then retry the job (the finished shards are kept)"  # after a full disk
 
 
 @dataclass
 class _Job:
-    """A job being scored: its inputs (each with its shard feed) and what is finished."""
+    """A job being scored: its input runs, the work of the inputs before each, and what is
+    finished."""
 
     record: JobRecord
-    config: PredictConfig | None = None
-    items: list[InputJob] = field(default_factory=list)
-    modes: list[str] = field(default_factory=list)
-    models_key: dict = field(default_factory=dict)
-    feeds: list[ShardFeed] = field(default_factory=list)  # one per input with work
+    runs: list[InputRun] = field(default_factory=list)
+    before: dict[InputRun, Progress] = field(default_factory=dict)
     results: list[dict] = field(default_factory=list)
-    finished: set[int] = field(default_factory=set)  # indices of finished inputs
     all_fed: bool = False
     ended: bool = False
     started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
@@ -61,6 +59,43 @@ class _Job:
         return self.record.id
 
 
+class _JobEvents(RunListener):
+    """The events of one job's runs, as the job service's verbs."""
+
+    def __init__(self, stream: JobStream, ctx: _Job) -> None:
+        self.stream, self.ctx = stream, ctx
+        self.service = stream.service
+
+    def started(self, run: InputRun) -> None:
+        self.service.log(self.ctx.id, f"scoring {run.item.name} "
+                                      f"({run.item.index.n_records} sequences)")
+
+    def note(self, run: InputRun, line: str) -> None:
+        self.service.log(self.ctx.id, line)
+
+    def progress(self, run: InputRun, sequences: int, chunks: int, scored: int) -> None:
+        """The job's progress, stored and published through its throttle when it changed (a
+        run also reports while handing out shards, with nothing new)."""
+        ctx, before = self.ctx, self.ctx.before[run]
+        p = ctx.progress
+        ctx.progress = p.with_(
+            chunks_done=max(p.chunks_done, before.chunks_done + chunks),
+            sequences_done=max(p.sequences_done, before.sequences_done + sequences))
+        if ctx.progress != p and ctx.publisher is not None and not ctx.ended:
+            ctx.publisher.push(ctx.progress)
+
+    def finished(self, run: InputRun, info: dict) -> None:
+        report = info.get("outputs", {}).get("report.html")
+        self.ctx.results.append({**info, "report_path": str(run.root / report) if report else ""})
+        self.stream._maybe_complete(self.ctx)
+
+    def failed(self, run: InputRun, message: str, error: BaseException) -> bool:
+        if not isinstance(error, VirNucProError):  # a bug, or the system: its traceback
+            log.error("job %d: %s", self.ctx.id, message, exc_info=error)
+        self.stream._fail(self.ctx, message)
+        return True  # this job fails; the stream goes on
+
+
 class JobStream:
     def __init__(self, scheduler: Scheduler, engine: Engine, first: JobRecord) -> None:
         self.s = scheduler
@@ -68,7 +103,7 @@ class JobStream:
         self.engine = engine
         self.first = first
         self.jobs: list[_Job] = []
-        self.by_run: dict[str, tuple[_Job, int, ShardFeed]] = {}  # run -> (job, input, feed)
+        self.by_run: dict[str, tuple[_Job, InputRun]] = {}  # a run's task key -> (job, run)
         self.last: JobRecord = first
         # Shards handed out and not yet back, by job: what a cancel tells the engine to drop.
         # Read from the request loop's thread (`cancel_in_flight`), hence the lock.
@@ -89,40 +124,22 @@ class JobStream:
             job = self.s.claim_next(same_models=str(self.engine.model_set.root))
 
     def _tasks(self, ctx: _Job):
-        from virnucpro.feed import ShardFeed
-        from virnucpro.pipeline import default_batch_tokens, reuse_finished
+        from virnucpro.run.folder import RunMode
 
-        budget = ctx.config.batch_tokens or default_batch_tokens(self.engine.devices)
-        before = Progress()  # the work of the inputs before this one
-        for n, (item, mode) in enumerate(zip(ctx.items, ctx.modes, strict=True)):
-            if mode == "done":  # finished (by an earlier attempt, or a run taken up with
-                # resume): its table-only settings applied, as predict --resume does
-                try:
-                    info = reuse_finished(item, ctx.config,
-                                          say=lambda line: self.service.log(ctx.id, line))
-                except Exception as exc:  # noqa: BLE001 - this job fails; the stream goes on
-                    log.exception("job %d: taking up the finished run failed", ctx.id)
-                    self._fail(ctx, str(exc) if isinstance(exc, VirNucProError) else
-                               f"taking up the finished run failed: {type(exc).__name__}: {exc}")
-                    return
-                self._record(ctx, n, info)
+        for run in ctx.runs:
+            if run.mode is RunMode.DONE:  # finished (by an earlier attempt, or a run taken up
+                run.take_up()             # with resume): as predict --resume does
             else:
-                feed = ShardFeed(item, ctx.config, budget, self._reporter(ctx, before))
-                ctx.feeds.append(feed)
-                self.by_run[feed.run] = (ctx, n, feed)
-                self.service.log(ctx.id, f"scoring {item.name} ({item.index.n_records} sequences)")
-                if feed.resume_note:
-                    self.service.log(ctx.id, feed.resume_note)
-                for task in feed:
+                for task in run.tasks(self.engine):
                     if self._halted(ctx):
                         return
                     with self._lock:
                         self._in_flight.setdefault(ctx.id, set()).add(task.key)
                     yield task
-                if feed.complete:  # nothing was left to score (a resumed input)
-                    self._finish_input(ctx, n, feed)
-            before = before.with_(chunks_done=before.chunks_done + (item.index.n_chunks or 0),
-                                  sequences_done=before.sequences_done + item.index.n_records)
+                if run.complete:  # nothing was left to score (a resumed input)
+                    run.finish()
+            if ctx.ended:  # a run failed (and said why)
+                return
         ctx.all_fed = True
         self._maybe_complete(ctx)
 
@@ -130,21 +147,6 @@ class JobStream:
         if not ctx.ended and self.service.cancel_requested(ctx.id):
             self._end(ctx, self.service.halt)
         return ctx.ended or self.s.stopping.is_set()
-
-    def _reporter(self, ctx: _Job, before: Progress) -> Callable[..., None]:
-        """The feed's progress callback (sequences and chunks written so far in one input):
-        the job's progress, stored and published through the job's throttle when it changed
-        (the feed also calls it while handing out shards, with nothing new)."""
-
-        def update(sequences: int, chunks: int, *_scored: int) -> None:
-            p = ctx.progress
-            ctx.progress = p.with_(
-                chunks_done=max(p.chunks_done, before.chunks_done + chunks),
-                sequences_done=max(p.sequences_done, before.sequences_done + sequences))
-            if ctx.progress != p and ctx.publisher is not None and not ctx.ended:
-                ctx.publisher.push(ctx.progress)
-
-        return update
 
     # -- results ---------------------------------------------------------------------------
 
@@ -161,67 +163,26 @@ class JobStream:
             self.service.log(job_id, message)
 
     def on_result(self, task, scores) -> None:
-        ctx, n, feed = self.by_run[task.key[0]]
+        ctx, run = self.by_run[task.key[0]]
         with self._lock:
             self._in_flight.get(ctx.id, set()).discard(task.key)
         if scores.cancelled and not ctx.ended:  # dropped by the engine: never written
             self._end(ctx, self.service.halt)
         if ctx.ended:
             return  # a cancelled or failed job: its late shards are dropped
-        try:
-            feed.done(task, scores)
-            if not ctx.advanced:  # this attempt wrote a shard: it is not a stalled one
-                ctx.advanced = True
-                self.service.advanced(ctx.id)
-        except Exception as exc:  # noqa: BLE001 - its own job fails (a full disk...), not the stream
-            if (full := self._no_space(exc, ctx, n)) is not None:
-                self._fail(ctx, full)
-                return
-            log.exception("job %d: a shard could not be written", ctx.id)
-            self._fail(ctx, f"writing a shard failed: {type(exc).__name__}: {exc}")
-            return
+        run.done(task, scores)
+        if ctx.ended:
+            return  # the shard could not be written: the run failed the job
+        if not ctx.advanced:  # this attempt wrote a shard: it is not a stalled one
+            ctx.advanced = True
+            self.service.advanced(ctx.id)
         if self.service.cancel_requested(ctx.id):
             self._end(ctx, self.service.halt)
-        elif feed.complete:
-            self._finish_input(ctx, n, feed)
-            self._maybe_complete(ctx)
-
-    def _finish_input(self, ctx: _Job, n: int, feed) -> None:
-        from virnucpro.pipeline import finish_input
-
-        try:
-            info = finish_input(ctx.items[n], ctx.modes[n], ctx.config, self.engine,
-                                self.engine.model_set, ctx.models_key, ctx.started, feed)
-        except Exception as exc:  # noqa: BLE001 - this job fails; the stream goes on
-            if isinstance(exc, VirNucProError):  # said as predict says it (a changed input...)
-                self._fail(ctx, str(exc))
-                return
-            if (full := self._no_space(exc, ctx, n)) is not None:
-                self._fail(ctx, full)
-                return
-            log.exception("job %d: writing results failed", ctx.id)
-            self._fail(ctx, f"writing results failed: {type(exc).__name__}: {exc}")
-            return
-        self._record(ctx, n, info)
-
-    @staticmethod
-    def _no_space(exc: BaseException, ctx: _Job, n: int) -> str | None:
-        """predict's one line for a full disk (`pipeline.no_space`), or None for another error;
-        a retry resumes from the shards written."""
-        from virnucpro.pipeline import no_space
-
-        item = ctx.items[n]
-        full = no_space(exc, item.layout.root, item.index.total_bp,
-                        then="then retry the job (the finished shards are kept)")
-        return None if full is None else str(full)
-
-    def _record(self, ctx: _Job, n: int, info: dict) -> None:
-        report = info.get("outputs", {}).get("report.html")
-        ctx.results.append({**info, "report_path": str(ctx.items[n].layout.root / report) if report else ""})
-        ctx.finished.add(n)
+        elif run.complete:
+            run.finish()  # then, the job's last run finished, `completed`
 
     def _maybe_complete(self, ctx: _Job) -> None:
-        if ctx.ended or not ctx.all_fed or len(ctx.finished) < len(ctx.items):
+        if ctx.ended or not ctx.all_fed or len(ctx.results) < len(ctx.runs):
             return
         counts: dict[str, int] = {}
         for r in ctx.results:
@@ -239,9 +200,12 @@ class JobStream:
     # -- starting and ending jobs ----------------------------------------------------------
 
     def _start(self, job: JobRecord) -> _Job | None:
-        """Validate a claimed job's inputs and claim its folders; None if it failed."""
-        from virnucpro import pipeline
+        """A claimed job's runs: its inputs validated (and still those submitted), their
+        folders claimed; None if it failed."""
         from virnucpro.daemon.engines import changed_content, changed_inputs
+        from virnucpro.run.folder import RunMode
+        from virnucpro.run.input_run import RunModels, claim_runs
+        from virnucpro.run.inputs import validate_inputs
 
         self.last = job
         # Attempts count again from 1 after a retry (the crash cap is per run): the log says
@@ -256,19 +220,20 @@ class JobStream:
             if changed := changed_inputs(job):
                 self._fail(ctx, f"input changed since submission: {changed}")
                 return None
-            ctx.config = self.s.predict_config(job)
+            config = self.s.predict_config(job)
             ctx.spool = tempfile.TemporaryDirectory(prefix="virnucpro-job-")
-            ctx.items = pipeline.validate_inputs(ctx.config, Path(ctx.spool.name))
-            changed, inputs = changed_content(job, [i.index.sha256 for i in ctx.items])
+            items = validate_inputs(config, Path(ctx.spool.name))
+            changed, inputs = changed_content(job, [i.index.sha256 for i in items])
             if changed:
                 self._fail(ctx, f"input changed since its first attempt: {changed}")
                 return None
-            ctx.models_key = pipeline.model_fingerprint(self.engine.model_set,
-                                                        ctx.config.chunk_size,
-                                                        self.s.config.effective_precision)
-            ctx.modes = [pipeline.prepare_folder(i, ctx.config, ctx.models_key) for i in ctx.items]
-            if set(ctx.modes) - {"fresh"}:  # say what of an earlier run is reused
-                self.service.log(job.id, f"reusing {job.outdir}: {ctx.modes.count('done')} of {len(ctx.modes)} input(s) already complete, {ctx.modes.count('resume')} resumed from their shards")
+            models = RunModels.of(self.engine.model_set, config.chunk_size,
+                                  self.s.config.effective_precision)
+            ctx.runs = claim_runs(items, config, models, listener=_JobEvents(self, ctx),
+                                  started=ctx.started, way_on=RETRY_WAY_ON)
+            modes = [r.mode for r in ctx.runs]
+            if set(modes) - {RunMode.FRESH}:  # say what of an earlier run is reused
+                self.service.log(job.id, f"reusing {job.outdir}: {modes.count(RunMode.DONE)} of {len(modes)} input(s) already complete, {modes.count(RunMode.RESUME)} resumed from their shards")
         except VirNucProError as exc:
             self._fail(ctx, str(exc))
             return None
@@ -279,8 +244,14 @@ class JobStream:
         # The total is known before any scoring: the first pass counted every chunk. A job
         # that ran before starts from what it had shown (its staged tables may restart from a
         # slightly earlier checkpoint: progress never goes back).
-        ctx.progress = Progress(chunks_total=sum(i.index.n_chunks or 0 for i in ctx.items),
-                                sequences_total=sum(i.index.n_records for i in ctx.items))
+        before = Progress()  # the work of the inputs before each
+        for r in ctx.runs:
+            ctx.before[r] = before
+            self.by_run[r.key] = (ctx, r)
+            before = before.with_(chunks_done=before.chunks_done + (r.item.index.n_chunks or 0),
+                                  sequences_done=before.sequences_done + r.item.index.n_records)
+        ctx.progress = Progress(chunks_total=before.chunks_done,
+                                sequences_total=before.sequences_done)
         earlier = job.progress
         if (earlier.chunks_total, earlier.sequences_total) == (ctx.progress.chunks_total,
                                                                ctx.progress.sequences_total):
@@ -305,9 +276,8 @@ class JobStream:
         ctx.ended = True
         if ctx.publisher is not None:  # no late progress after the verb's own record
             ctx.publisher.close()
-        for feed in ctx.feeds:
-            if not feed.complete:
-                feed.abandon()  # its staged tables stay for the next attempt
+        for run in ctx.runs:
+            run.abandon()  # an unfinished one's staged tables stay for the next attempt
         if ctx.spool is not None:
             ctx.spool.cleanup()
         self.last = verb(ctx.id) if verb is not None else self.service.get(ctx.id)

@@ -71,7 +71,7 @@ def config(case: str, outdir: Path, **overrides):
 
 def folders(case: str, outdir: Path) -> list[Path]:
     """The output folder of each input of a case under `outdir`."""
-    from virnucpro.pipeline import input_name
+    from virnucpro.run.inputs import input_name
 
     inputs = CASES[case]["inputs"]
     return [outdir] if len(inputs) == 1 else [outdir / input_name(str(p)) for p in inputs]

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests import standin_cases
-from virnucpro.pipeline import input_name, run_predict
+from virnucpro.pipeline import run_predict
 from virnucpro.rescore import RescoreSettings, rescore
+from virnucpro.run.inputs import input_name
 from virnucpro.seqfile import read_fasta, scan_fasta
 
 TABLES = ("frames.tsv", "chunks.tsv", "sequences.tsv", "regions.tsv", "prediction_results.txt",

@@ -204,16 +204,16 @@ def _staged(out: Path) -> Path:
 ])
 def test_a_run_stopped_at_any_shard_resumes_to_the_pinned_files(tmp_path, monkeypatch, tiny_set_dir,
                                                                caplog, checkpoint_s, block_bases):
-    import virnucpro.feed
     import virnucpro.plan
+    import virnucpro.run.feed
     from tests import standin_cases
 
-    monkeypatch.setattr(virnucpro.feed, "CHECKPOINT_S", checkpoint_s)
+    monkeypatch.setattr(virnucpro.run.feed, "CHECKPOINT_S", checkpoint_s)
     standin_cases.use_standin(monkeypatch)
     if block_bases:
         monkeypatch.setattr(virnucpro.plan, "BLOCK_BASES", block_bases)
     total = len(list((standin_cases.EXPECTED / "edge300" / "embeddings").glob("features-*")))
-    caplog.set_level("INFO", logger="virnucpro.feed")
+    caplog.set_level("INFO", logger="virnucpro.run.feed")
     for k in range(1, total, 4):
         out = tmp_path / f"stop{k}"
         with monkeypatch.context() as patch:
@@ -244,7 +244,7 @@ def test_staged_tables_shorter_than_their_checkpoint_are_rebuilt_from_the_shards
     recorded = json.loads((_staged(out) / "checkpoint.json").read_text())["sizes"]["frames.tsv"]
     # As after a power cut that lost the file's last writes but not the checkpoint.
     os.truncate(_staged(out) / "frames.tsv", recorded - 1)
-    with caplog.at_level("WARNING", logger="virnucpro.feed"):
+    with caplog.at_level("WARNING", logger="virnucpro.run.feed"):
         run_predict(standin_cases.config("edge300", out, resume=True))
     assert "frames.tsv is shorter than its checkpoint says" in caplog.text
     assert standin_cases.differences("edge300", out) == []

@@ -133,7 +133,8 @@ def run_training(config: TrainConfig) -> dict:
     from virnucpro.engine import make_engine
     from virnucpro.models.classifier_io import load_classifier
     from virnucpro.models.sets import resolve_model_set
-    from virnucpro.pipeline import default_batch_tokens, model_fingerprint
+    from virnucpro.run.feed import default_batch_tokens
+    from virnucpro.run.folder import model_fingerprint
     from virnucpro.training.feature_cache import cache_key, extract
     from virnucpro.training.fit import train_classifier
     from virnucpro.training.newset import check_new_set_dest, write_new_set

@@ -18,20 +18,33 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from virnucpro.config import PredictConfig
 from virnucpro.errors import InputChangedError
 from virnucpro.input_watch import Stamp, changes
 from virnucpro.plan import PlanBlock, iter_blocks
+from virnucpro.run.inputs import ValidatedInput
 from virnucpro.scoring import ShardScores
 from virnucpro.seqfile import read_fasta
 from virnucpro.shards import ShardStore
 from virnucpro.tables import TableWriter
 
+if TYPE_CHECKING:
+    from virnucpro.pool.worker import ShardTask
+
 log = logging.getLogger(__name__)
 
 CHECKPOINT_S = 1.0  # at most one checkpoint (7 fsyncs) a second; shard files are synced each
+
+
+def default_batch_tokens(devices: list[str]) -> int:
+    """The token budget of a model batch when none is given (`--batch-tokens`)."""
+    # On CPU large batches only add padding work; on a GPU they fill the device. One value
+    # for all workers: batches are cut from the input alone, whatever device takes them.
+    return 4096 if all(d == "cpu" for d in devices) else 32768
 
 
 @dataclass(frozen=True)
@@ -107,45 +120,47 @@ class ShardFeed:
     iterates it (into an engine), passes each result to `done`, and once `complete`, calls
     `writer.close()` and publishes; `abandon` leaves the staged files for a resume.
     `input_change` is set (not raised) when the input is seen to differ from its index: the
-    caller then publishes nothing."""
+    caller then publishes nothing. `key`: the first part of its tasks' keys, unique to this
+    pass (made here when not given)."""
 
-    def __init__(self, job, config, batch_tokens: int,
-                 progress: Callable[[int, int, int], None] = lambda *counts: None) -> None:
-        self.job = job
+    def __init__(self, item: ValidatedInput, config: PredictConfig, batch_tokens: int,
+                 progress: Callable[[int, int, int], None] = lambda *counts: None,
+                 key: str | None = None) -> None:
+        self.item = item
         self.config = config
         self.batch_tokens = batch_tokens
         self.progress = progress
         self.size = config.shard_frames
-        self.store = ShardStore(job.layout.shards)
-        self.writer = TableWriter(job.layout, threshold=config.threshold,
+        self.store = ShardStore(item.layout.shards)
+        self.writer = TableWriter(item.layout, threshold=config.threshold,
                                   save_embeddings=config.save_embeddings,
                                   shard_frames=config.shard_frames, settings=config.result_key(),
                                   resume=True, regions=config.regions,
-                                  fastq=job.index.format == "fastq")
+                                  fastq=item.index.format == "fastq")
         start = self.writer.position or {"record": 0, "frame": 0, "origin_record": 0,
                                          "origin_frame": 0}
         # What a resumed pass reuses, in words (a job's log says it): "" for a fresh one.
         self.resume_note = ""
         if self.writer.position:
-            self.resume_note = (f"resuming {job.name} from shard {start['frame'] // self.size + 1}"
+            self.resume_note = (f"resuming {item.name} from shard {start['frame'] // self.size + 1}"
                                 f" (sequence {start['record'] + 1}): "
                                 f"{self.writer.counts['chunks']} chunks already written")
-            log.info("%s: the staged tables go on from record %d (frame %d)", job.source,
+            log.info("%s: the staged tables go on from record %d (frame %d)", item.source,
                      start["record"], start["frame"])
         elif self.writer.restart_reason:
-            self.resume_note = (f"resuming {job.name}: the tables are rebuilt from the finished "
+            self.resume_note = (f"resuming {item.name}: the tables are rebuilt from the finished "
                                 f"shards ({self.writer.restart_reason})")
             log.warning("%s: the staged tables are rebuilt from the finished shards: %s",
-                        job.source, self.writer.restart_reason)
+                        item.source, self.writer.restart_reason)
         self._write_from = start["record"]  # records before it are in the staged tables
         self._cutter = ShardCutter(self.size, start["frame"] // self.size)
         self._merge_shard = self._cutter.next
         self._merged = self._cutter.next * self.size  # frames merged, counted from the input's first
         # A change of the input is kept, not raised, so that the last block is still planned
-        # and the feed completes: its caller refuses to publish (finish_input). Raising out
+        # and the feed completes: its caller refuses to publish (InputRun.finish). Raising out
         # of a daemon's task stream would fail every job sharing it.
         self.input_change: InputChangedError | None = None
-        records = read_fasta(job.index, start=start["origin_record"],
+        records = read_fasta(item.index, start=start["origin_record"],
                              on_change=self._input_changed)
         self._blocks = iter_blocks(records, config.chunk_size, config.min_length,
                                    frame0=start["origin_frame"])
@@ -157,13 +172,14 @@ class ShardFeed:
         self._checkpointed = float("-inf")
         # Keys unique to this pass: a pool kept across inputs or jobs may still deliver a late
         # result of an abandoned pass, which must never be taken for one of these shards.
-        self.run = f"{job.name}@{uuid.uuid4().hex[:8]}"
+        self.run = key or f"{item.name}@{uuid.uuid4().hex[:8]}"
         self.scored = 0
+        self.last_result_at: float | None = None  # perf_counter() when a scored shard last came
         self.exhausted = False
 
     # -- handing out -----------------------------------------------------------------------
 
-    def __iter__(self) -> Iterator:
+    def __iter__(self) -> Iterator[ShardTask]:
         for block in self._blocks:
             self._watch_input()
             pending = self._add(block)
@@ -196,7 +212,7 @@ class ShardFeed:
         p = int(np.searchsorted(pending.block.piece_frames, j, side="right")) - 1
         return pending.block.records[p].index, int(pending.first_frame[p])
 
-    def _hand_out(self, shard: Shard) -> Iterator:
+    def _hand_out(self, shard: Shard) -> Iterator[ShardTask]:
         from virnucpro.pool.worker import ShardTask
 
         k = shard.number
@@ -222,7 +238,7 @@ class ShardFeed:
     def _watch_input(self) -> None:
         """A stat of the input per block (microseconds): an append or a rewrite is seen while
         the run goes on, not only once the input is read to its end."""
-        index = self.job.index
+        index = self.item.index
         if self.input_change is not None:
             return
         try:
@@ -234,10 +250,10 @@ class ShardFeed:
 
     # -- results ---------------------------------------------------------------------------
 
-    def done(self, task, scores: ShardScores) -> None:
+    def done(self, task: ShardTask, scores: ShardScores) -> None:
         """Record one scored shard (on disk, synced, before it counts), then merge what can be."""
         self.store.write(task.key[1], task.frame_ids, scores)
-        self.job.last_result_at = time.perf_counter()
+        self.last_result_at = time.perf_counter()
         self.scored += 1
         self._ready[task.key[1]] = scores
         self._merge()
