@@ -1,8 +1,8 @@
 """What the scheduler runs jobs with: `RunnerConfig`, the engines kept per model set
 (`EngineCache`), and the checks that a job's inputs are still what was submitted.
 
-Jobs run through the same pipeline pieces as `virnucpro predict` (validation, shards on disk,
-resume, the tables), on the pool engine or (`--engine ray`) Ray actors, so the supervisor
+Jobs run as the same input runs as `virnucpro predict` (virnucpro.run: validation, shards on
+disk, resume, the tables), on the pool engine or (`--engine ray`) Ray actors, so the supervisor
 never imports torch. Engines are kept per model set: in persistent mode they outlive jobs
 (least recently used evicted beyond `max_loaded_sets`); otherwise one is started for a job and
 stopped after it, freeing the device memory.
