@@ -97,7 +97,8 @@ class InputRun:
 
     def tasks(self, engine: Engine) -> Iterator[ShardTask]:
         """The shard tasks not on disk yet, for `engine` (its devices set the default batch
-        budget; its facts go into run.json). Their results go to `done`."""
+        budget; its facts go into run.json). Their results go to `done`; a failed run hands
+        out no more."""
         assert self.mode in (RunMode.FRESH, RunMode.RESUME), self.mode
         self._engine = engine
         self._t0 = time.perf_counter()
@@ -107,7 +108,10 @@ class InputRun:
             self._feed = ShardFeed(self.item, self.config, budget, self._progress, self.key)
             if self._feed.resume_note:
                 self.listener.note(self, self._feed.resume_note)
-            yield from self._feed
+            for task in self._feed:
+                if self.failure is not None:
+                    return
+                yield task
             self._scored()  # complete here when every shard was on disk (a resumed run)
 
     def done(self, task: ShardTask, scores: ShardScores) -> None:
@@ -138,7 +142,7 @@ class InputRun:
     def finish(self) -> dict | None:
         """Close the staged tables, move them into place, write run.json and the report;
         run.json's content (None if the run failed and its listener took the failure)."""
-        if self.info is not None:
+        if self.info is not None or self.failure is not None:
             return self.info
         with self._failing("writing results failed"):
             if not self.complete:
