@@ -148,6 +148,15 @@ class RunRecord:
         except (OSError, ValueError) as exc:  # JSONDecodeError is a ValueError
             raise OutputError(f"unreadable {Path(path).name}: {exc}", path=path) from exc
 
+    @classmethod
+    def find(cls, path: Path) -> RunRecord | None:
+        """The record in `path`, or None when there is none that reads (a run that never
+        finished, or a file that is not one): what deciding how to use a folder needs."""
+        try:
+            return cls.read(path)
+        except OutputError:
+            return None
+
     def write(self, path: Path) -> None:
         write_json_atomic(Path(path), self.to_json())
 

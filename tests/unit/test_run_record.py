@@ -133,6 +133,15 @@ def test_an_unreadable_file_is_an_output_error_naming_it(tmp_path: Path) -> None
         RunRecord.read(path)
 
 
+def test_find_gives_none_for_a_file_absent_or_unreadable(tmp_path: Path) -> None:
+    path = tmp_path / "run.json"
+    assert RunRecord.find(path) is None
+    path.write_text("[1,")
+    assert RunRecord.find(path) is None
+    write_json_atomic(path, today_info())
+    assert RunRecord.find(path).completed
+
+
 def test_a_finished_run_needs_its_two_tables(tmp_path: Path) -> None:
     write_json_atomic(tmp_path / "run.json", today_info())
     with pytest.raises(OutputError, match="sequences.tsv is missing"):
