@@ -103,6 +103,19 @@ def test_a_malformed_request_is_refused_naming_its_field(kind: str, body: dict, 
     assert err.code is P.ErrorCode.BAD_REQUEST and named in err.message, err.message
 
 
+def test_the_daemon_answers_each_malformed_request_with_its_id_and_the_field(
+        tmp_path: Path) -> None:
+    from virnucpro.daemon.paths import DaemonPaths
+    from virnucpro.daemon.server import Daemon, DaemonConfig
+
+    daemon = Daemon(DaemonConfig(devices=["cpu"]), DaemonPaths(runtime=tmp_path, state=tmp_path))
+    for kind, body, named in MALFORMED:
+        frame = json.dumps({"v": V, "id": "r7", "type": kind, "body": body}).encode()
+        reply = json.loads(daemon.answer(frame))
+        assert (reply["id"], reply["ok"], reply["error"]["code"]) == ("r7", False, "bad_request")
+        assert named in reply["error"]["message"], reply
+
+
 def test_every_request_type_has_a_malformed_case() -> None:
     assert {kind for kind, _b, _n in MALFORMED} == set(R.REQUESTS)
 
