@@ -205,13 +205,15 @@ class Client:
         """Submit a job; relative paths are made absolute here, where they make sense (as the
         file system reads them: `paths.real_path`). With
         `upload`, the files' content is sent instead (a daemon on another host)."""
-        paths = tuple(real_path(str(p), keep_name=True) for p in inputs) if not upload else None
-        request = R.SubmitRequest(
+        if upload:
+            uploads, paths = tuple(self.upload(p) for p in inputs), None
+        else:
+            uploads, paths = None, tuple(real_path(str(p), keep_name=True) for p in inputs)
+        return self.request(R.SubmitRequest(
             priority=priority, options=dict(options or {}),
-            client_request_id=client_request_id or os.urandom(12).hex(),
-            uploads=tuple(self.upload(p) for p in inputs) if upload else None, inputs=paths,
-            outdir=real_path(str(outdir), keep_name=True) if outdir else None, name=name or None)
-        return self.request(request).job
+            client_request_id=client_request_id or os.urandom(12).hex(), uploads=uploads,
+            inputs=paths, outdir=real_path(str(outdir), keep_name=True) if outdir else None,
+            name=name or None)).job
 
     def upload(self, path: str | Path) -> str:
         """Send a file in chunks, read as they go (a large input never sits in memory)."""

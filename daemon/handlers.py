@@ -1,8 +1,8 @@
 """The daemon's request handlers, dispatched through one table (`HANDLERS`: request type ->
 handler). Each takes the daemon and the request's record (requests.py, decoded and checked)
-and returns a reply record (messages.py); what changes a job's state is a job service verb. A handler raises
-ProtocolError for an error reply; the server turns an `IllegalMove` into `conflict` and an
-unknown job into `unknown_job`.
+and returns a reply record (messages.py); what changes a job's state is a job service verb.
+A handler raises ProtocolError for an error reply; the server turns an `IllegalMove` into
+`conflict` and an unknown job into `unknown_job`.
 """
 
 from __future__ import annotations
