@@ -33,7 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def model_set_for(size: str) -> str:
-    from virnucpro.models.sets import cache_root, resolve_model_set
+    from virnucpro.models.cache import cache_root
+    from virnucpro.models.sets import resolve_model_set
 
     if size == "tiny":
         return str(resolve_model_set("tiny").root)
@@ -98,7 +99,7 @@ def load_as_predict(models_root: str, dev: str):
     """The set loaded as `predict` loads it on `dev` (bfloat16 autocast on a GPU)."""
     from virnucpro.devices import effective_precision
     from virnucpro.models.loaded import load_models
-    from virnucpro.models.sets import scan_set_folder
+    from virnucpro.models.modelset import scan_set_folder
 
     return load_models(scan_set_folder(models_root), 500, dev, effective_precision("auto", [dev]))
 
@@ -142,7 +143,7 @@ def model_throughput(frames: list, models_root: str, dev: str, sweep: tuple[int,
     import torch
 
     from virnucpro.batching import batch_by_token_budget
-    from virnucpro.models.dnabert_io import tokenize_dna
+    from virnucpro.models.dnabert_tokenizer import tokenize_dna
     from virnucpro.pipeline import default_batch_tokens
     from virnucpro.scoring import ESM_MAX_RESIDUES, Embedder
 
@@ -205,10 +206,11 @@ def reference_style(frames: list, models_root: str, dev: str) -> dict:
     import numpy as np
 
     from virnucpro.batching import batch_by_token_budget
-    from virnucpro.models.dnabert_io import embed_dna_batch, tokenize_dna
+    from virnucpro.models.dnabert_io import embed_dna_batch
+    from virnucpro.models.dnabert_tokenizer import tokenize_dna
     from virnucpro.models.esm_io import embed_protein_batch
     from virnucpro.models.loaded import load_models
-    from virnucpro.models.sets import scan_set_folder
+    from virnucpro.models.modelset import scan_set_folder
     from virnucpro.scoring import classify_features
 
     t0 = time.perf_counter()
@@ -237,7 +239,8 @@ def reference_style(frames: list, models_root: str, dev: str) -> dict:
 
 def padding(frames: list, models_root: str, batch_tokens: int) -> dict:
     from virnucpro.batching import batch_by_token_budget, padding_waste
-    from virnucpro.models.dnabert_io import load_dnabert, tokenize_dna
+    from virnucpro.models.dnabert_io import load_dnabert
+    from virnucpro.models.dnabert_tokenizer import tokenize_dna
 
     tok = load_dnabert(Path(models_root) / "dnabert-s").tokenizer
     dna = [len(t) for t in tokenize_dna(tok, [f.nucleotides for f in frames])]
