@@ -13,6 +13,9 @@ never run and are left out. Literal `importlib.import_module("...")` calls count
   project's import graph is followed from them (importing a module runs its packages'
   __init__ too) and no module reached may import one of those.
 
+- The tiny set (`virnucpro.models.tiny`, the test fixture in the real file formats) is built in
+  one place: outside its package only `tiny.build` is imported, and only by the set resolution
+  and the `models` command; the real loaders read what it writes and never import it.
 - No circles: the graph of those imports (benchmarks/ included) has no cycle, each import
   counted as the module it names (a package's own __init__ importing its submodules is not a
   circle; `from pkg import x` is an import of pkg).
@@ -42,6 +45,9 @@ CORE_MUST_NOT_IMPORT = ("virnucpro.daemon", "virnucpro.tui", "virnucpro.cli")
 ENTRY_POINT = "virnucpro.__main__"  # `python -m virnucpro`: runs the front end, imports it
 CLICOMMON = "virnucpro.cli.common"
 CLICOMMON_MAY_IMPORT = ("click", "virnucpro.errors", "virnucpro")
+TINY = "virnucpro.models.tiny"
+TINY_DOOR = "virnucpro.models.tiny.build"
+TINY_ENTERED_BY = ("virnucpro.models.sets", "virnucpro.cli.models")
 SCANNED_FOLDERS = ("virnucpro", "daemon", "tui", "benchmarks")
 MAX_MODULE_LINES = 450
 
@@ -260,6 +266,21 @@ def light_roots(graph: Graph) -> list[str]:
         m for m in CLIENT_ROOTS if m in graph.modules]
 
 
+def tiny_violations(graph: Graph) -> list[str]:
+    """Imports of the tiny set's package from outside it other than `tiny.build` from the set
+    resolution or the `models` command."""
+    out = []
+    for module in sorted(graph.modules):
+        if _within(module, TINY):
+            continue
+        for name, line in graph.imports.get(module, []):
+            if not _within(name, TINY) or name == TINY:  # `from ...models.tiny import build`
+                continue
+            if not _within(name, TINY_DOOR) or module not in TINY_ENTERED_BY:
+                out.append(f"{module} (line {line}) imports {name}")
+    return out
+
+
 def cycles(graph: Graph) -> list[str]:
     """Each circle of imports, as `a -> b (line n) -> a (line m)`: one per strongly connected
     group of modules, through its first module. An import counts as the module it names (the
@@ -385,6 +406,13 @@ def test_the_dashboard_and_the_client_never_load_torch():
     assert len(roots) > len(CLIENT_ROOTS), roots  # the dashboard's modules are among them
     paths = heavy_paths(graph, roots)
     assert not paths, "a light module reaches a heavy one:\n" + "\n".join(paths)
+
+
+def test_the_tiny_set_is_built_in_one_place():
+    graph = _project_graph()
+    assert TINY_DOOR in graph.modules and f"{TINY}.dnabert" in graph.modules
+    violations = tiny_violations(graph)
+    assert not violations, "the tiny set is entered through tiny.build:\n" + "\n".join(violations)
 
 
 def test_no_module_imports_itself_back_through_others():
@@ -526,3 +554,20 @@ def test_modules_over_the_limit_are_reported_largest_first(tmp_path: Path):
     assert oversized(sizes) == ["benchmarks/__main__.py: 600 lines (at most 450)",
                                 "virnucpro/models/big.py: 451 lines (at most 450)"]
     assert oversized(sizes, limit=600) == []
+
+
+def test_the_tiny_sets_writers_imported_from_outside_are_reported():
+    graph = build_graph({
+        "virnucpro.__init__": "", "virnucpro.models.__init__": "",
+        "virnucpro.models.tiny.__init__": "",
+        "virnucpro.models.tiny.build": "def f():\n    from .dnabert import write_tiny_dnabert\n",
+        "virnucpro.models.tiny.dnabert": "from virnucpro.models.dnabert_io import BIN_FILE\n",
+        "virnucpro.models.sets": "from virnucpro.models.tiny.build import ensure_tiny\n",
+        "virnucpro.models.dnabert_io": "def f():\n    from .tiny.dnabert import write_dnabert\n",
+        "virnucpro.doctor": "from virnucpro.models.tiny import build\n",
+    })
+    assert tiny_violations(graph) == [
+        "virnucpro.doctor (line 1) imports virnucpro.models.tiny.build",
+        "virnucpro.models.dnabert_io (line 2) imports virnucpro.models.tiny.dnabert",
+        "virnucpro.models.dnabert_io (line 2) imports virnucpro.models.tiny.dnabert.write_dnabert",
+    ]

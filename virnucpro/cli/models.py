@@ -1,7 +1,8 @@
 """`virnucpro models`: list, fetch, verify, import model sets, and print where they live.
 
-Parsing and printing only; the work is in `virnucpro.models.sets`. stdout carries data (a table,
-JSON, a path); progress and messages go to stderr. Library errors propagate to the top-level
+Parsing and printing only; the work is in `virnucpro.models` (`sets`, `published`, `set_import`,
+`set_checks`, `loadcheck`). stdout carries data (a table, JSON, a path); progress and messages go
+to stderr. Library errors propagate to the top-level
 group, which turns them into exit codes (a missing or corrupt set is a ModelError, exit 4).
 """
 

@@ -1,14 +1,9 @@
 """The named model sets: `tiny`, `published`, a folder, or the name of a set in the cache.
 
 `resolve_model_set` turns such a name into a `ModelSet` (generating the tiny set, fetching the
-published one when asked); `list_sets` and `set_state` say which sets the cache holds and where
-each stands, without hashing. A trained set (`source: trained`, written by
-`virnucpro.training.newset`) links the big files of its base set and is usable only while its
-links match its manifest (`set_checks.check_usable`, made at every resolve).
-
-The rooms below: `catalogue` (the published files and their pins), `cache` (folders, locks),
-`manifest`, `modelset` (finding a set's files), `set_checks`, `published` (fetching),
-`set_import`, `tiny` (the tiny set) and `loadcheck` (verify means load).
+published one when asked; a trained set's links to its base checked by `set_checks`);
+`list_sets` and `set_state` say which sets the cache holds and where each stands, unhashed.
+Beneath: `catalogue`, `cache`, `manifest`, `modelset`, `set_checks`, `published`, `tiny/`.
 """
 
 from __future__ import annotations
