@@ -38,7 +38,8 @@ CHUNK_SIZE = 500
 
 def host_model_set() -> str:
     """The tiny set with the published DNABERT-S tokenizer: the stand-in reads only that."""
-    from virnucpro.models.sets import cache_root, resolve_model_set
+    from virnucpro.models.cache import cache_root
+    from virnucpro.models.sets import resolve_model_set
 
     folder = cache_root() / "bench-sets" / "host"
     tokenizer = folder / "dnabert-s" / "tokenizer.json"
@@ -71,7 +72,7 @@ def stages(fasta: Path, models: str, work: Path) -> dict:
     from virnucpro.config import PredictConfig
     from virnucpro.feed import ShardCutter, ShardFeed
     from virnucpro.layout import OutputLayout
-    from virnucpro.models.dnabert_io import tokenize_dna
+    from virnucpro.models.dnabert_tokenizer import tokenize_dna
     from virnucpro.pipeline import InputJob
     from virnucpro.plan import iter_blocks
     from virnucpro.pool.worker import ShardTask

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from virnucpro.config import PredictConfig
     from virnucpro.daemon.engines import RunnerConfig
     from virnucpro.engine import DaemonEngine
-    from virnucpro.models.sets import ModelSet
+    from virnucpro.models.modelset import ModelSet
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from virnucpro.devices import host_memory
-from virnucpro.models.sets import PUBLISHED_DOWNLOAD, human_size
+from virnucpro.models.catalogue import PUBLISHED_DOWNLOAD
+from virnucpro.models.sets import human_size
 
 OK, WARNING, PROBLEM = "ok", "warning", "problem"
 EXIT_PROBLEMS = 11  # the exit code of `virnucpro doctor` when any check is a problem
@@ -141,7 +142,9 @@ def check_devices(gpu_count: Callable[[], int] | None = None) -> list[Check]:
 # -- the cache --------------------------------------------------------------------------------
 
 def check_cache() -> list[Check]:
-    from virnucpro.models.sets import is_complete, is_offline, sets_dir
+    from virnucpro.models.cache import sets_dir
+    from virnucpro.models.published import is_offline
+    from virnucpro.models.set_checks import is_complete
 
     folder = sets_dir()
     from virnucpro.layout import existing_ancestor
@@ -174,7 +177,8 @@ def check_cache() -> list[Check]:
 
 def _set_files(root: Path) -> tuple[list[Path], dict]:
     from virnucpro.errors import ModelError
-    from virnucpro.models.sets import read_manifest, scan_set_folder
+    from virnucpro.models.manifest import read_manifest
+    from virnucpro.models.modelset import scan_set_folder
 
     recorded = read_manifest(root).get("files", {})
     try:
@@ -187,8 +191,8 @@ def _set_files(root: Path) -> tuple[list[Path], dict]:
 def _check_set(entry: dict, verify: bool) -> Check:
     from virnucpro.errors import ModelError
     from virnucpro.models.loadcheck import load_problems
+    from virnucpro.models.modelset import scan_set_folder
     from virnucpro.models.set_checks import verify_set
-    from virnucpro.models.sets import scan_set_folder
 
     name, root = entry["name"], Path(entry["path"])
     published, tiny = name == "published", name == "tiny"

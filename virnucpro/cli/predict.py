@@ -92,9 +92,9 @@ def predict(inputs: tuple[str, ...], outdir: Path, chunk_size: str, models_spec:
             gpus_per_worker: float | None) -> None:
     """Score the sequences of INPUT (FASTA or FASTQ; plain, .gz, .bz2, .xz; '-' for stdin)."""
     from virnucpro.cli.progress import ProgressReporter
-    from virnucpro.cli.root import _setup_logging
     from virnucpro.config import PredictConfig
     from virnucpro.engine_config import EngineConfig
+    from virnucpro.logs import setup_logging as _setup_logging
     from virnucpro.pipeline import run_predict
     from virnucpro.ray_cluster import check_ray_options
 

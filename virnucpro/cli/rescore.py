@@ -53,7 +53,7 @@ def rescore(outdir: Path, newdir: Path | None, in_place: bool, threshold: float 
     file is still there, unchanged (size and SHA-256 of run.json); otherwise only the tables.
     A folder holding several inputs' runs is rescored one subfolder at a time.
     """
-    from virnucpro.cli.root import _setup_logging
+    from virnucpro.logs import setup_logging as _setup_logging
     from virnucpro.rescore import RescoreSettings
     from virnucpro.rescore import rescore as run_rescore
 

@@ -67,11 +67,11 @@ def train(viral: tuple[str, ...], others: tuple[str, ...], newset: Path, chunk_s
     base set, the chunk size and the filter), so another training on the same inputs embeds
     nothing, and a killed one resumes from its last embedded shard.
     """
-    from virnucpro.cli.root import _setup_logging
     from virnucpro.engine_config import EngineConfig
+    from virnucpro.logs import setup_logging
     from virnucpro.training.run import TrainConfig, run_training
 
-    _setup_logging(-1 if quiet else verbose)
+    setup_logging(-1 if quiet else verbose)
     from virnucpro.cli.common import stop_cleanly_on_sigterm
 
     stop_cleanly_on_sigterm()
