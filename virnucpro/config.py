@@ -44,9 +44,9 @@ class PredictConfig:
 
     @classmethod
     def of(cls, inputs: Iterable[str], outdir: Path | str, settings: Mapping[str, Any],
-           **fields: Any) -> PredictConfig:
+           **overrides: Any) -> PredictConfig:
         """A config from the table's settings by name (a command line's, a job's), those that
-        EngineConfig holds (`engine.<field>`) put there unless `engine` is among `fields`,
+        EngineConfig holds (`engine.<field>`) put there unless `engine` is among `overrides`,
         which win over `settings`."""
         own: dict[str, Any] = {}
         engine: dict[str, Any] = {}
@@ -56,8 +56,9 @@ class PredictConfig:
                 engine[path.removeprefix("engine.")] = value
             else:
                 own[path] = value
-        fields.setdefault("engine", EngineConfig(**engine))
-        return cls(inputs=tuple(inputs), outdir=Path(outdir), **{**own, **fields})
+        if "engine" not in overrides:
+            overrides["engine"] = EngineConfig(**engine)
+        return cls(inputs=tuple(inputs), outdir=Path(outdir), **{**own, **overrides})
 
     @property
     def regions(self) -> RegionRule:

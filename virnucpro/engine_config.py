@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from virnucpro.options import default
+from virnucpro.options import OPTIONS, default
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,6 @@ class EngineConfig:
         return cluster_devices(self.ray_address, self.workers, self.gpus_per_worker, self.threads)
 
     def parameters(self) -> dict:
-        """The settings as run.json's `parameters` has always named them."""
-        return {"engine": self.engine, "ray_address": self.ray_address, "workers": self.workers,
-                "gpus_per_worker": self.gpus_per_worker, "persistent_models": self.persistent,
-                "cache_clear_interval": self.cache_clear_interval,
-                "worker_timeout": self.worker_timeout, "threads": self.threads,
-                "precision": self.precision}
+        """The settings as run.json's `parameters` has always named them: the options' names."""
+        return {o.name: getattr(self, o.path.removeprefix("engine.")) for o in OPTIONS
+                if o.path.startswith("engine.")}

@@ -129,6 +129,10 @@ def test_predict_config_holds_the_table_and_derives_its_kinds_from_it() -> None:
     assert fields | engine == {o.path for o in OPTIONS if PREDICT in o.commands}
     config = PredictConfig(inputs=(), outdir="o")
     assert tuple(config.result_key()) == names(SHARDS)
+    # run.json's names and order of the engine's settings, as they have always been.
+    assert list(config.engine.parameters()) == [
+        "engine", "ray_address", "workers", "gpus_per_worker", "persistent_models",
+        "cache_clear_interval", "worker_timeout", "threads", "precision"]
     assert TABLE_SETTINGS == names(TABLES) == (
         "threshold", "region_gap", "region_min_p", "min_region_length")
 
