@@ -191,7 +191,7 @@ def rescore_vs_predict(folder: Path, fasta: Path, work: Path, quick: bool) -> di
     [info] = rescore(folder, RescoreSettings(threshold=0.3, region_gap=2, min_region_length=600),
                      outdir=work / "rescored", report=False)
     rescore_s = time.perf_counter() - t0
-    assert info["rescored"][-1]["sequence_files"] == "written"
+    assert info.rescored[-1]["sequence_files"] == "written"
     if quick:
         return {"rescore_s": rescore_s}
     standin = os.environ.pop(TEST_SCORER_ENV)

@@ -270,6 +270,7 @@ def check_tiny_run() -> list[Check]:
     from virnucpro.config import PredictConfig
     from virnucpro.layout import OutputLayout
     from virnucpro.pipeline import run_predict
+    from virnucpro.run_record import COMPLETED, RunRecord
 
     fix = "run `virnucpro predict EXAMPLE.fa -o OUT --models tiny -vv` to see the whole error"
     quiet = logging.getLogger("virnucpro")
@@ -280,14 +281,15 @@ def check_tiny_run() -> list[Check]:
         with tempfile.TemporaryDirectory(prefix="virnucpro-doctor-") as tmp:
             fasta, outdir = Path(tmp) / "example.fasta", Path(tmp) / "out"
             _example_fasta(fasta)
-            runs = run_predict(PredictConfig(inputs=(str(fasta),), outdir=outdir, models="tiny",
-                                             device="cpu", progress=False, report=False))
-            missing = [f for f in (*OutputLayout.FILES, "run.json")
+            run_predict(PredictConfig(inputs=(str(fasta),), outdir=outdir, models="tiny",
+                                      device="cpu", progress=False, report=False))
+            missing = [f for f in (*OutputLayout.FILES, OutputLayout.RUN)
                        if not (outdir / f).is_file()]
             if missing:
                 return [Check("tiny run", "predict", PROBLEM,
                               "finished without " + ", ".join(missing), fix)]
-            counts = runs[0].get("counts", {}) if runs else {}
+            run = RunRecord.read(OutputLayout(outdir).run_json)  # as `report` will read it
+            counts = run.counts
             if not counts.get("chunks_scored"):
                 return [Check("tiny run", "predict", PROBLEM,
                               f"finished but scored no chunk ({counts})", fix)]
@@ -297,7 +299,7 @@ def check_tiny_run() -> list[Check]:
     finally:
         quiet.setLevel(level)
     seconds = time.perf_counter() - started
-    state = runs[0].get("status", "completed") if runs else "completed"
+    state = run.status or COMPLETED
     return [Check("tiny run", "predict", OK,
                   f"{state} in {seconds:.1f} s on the CPU: {counts.get('sequences')} records, "
                   f"{counts['chunks_scored']} of {counts.get('chunks')} chunks scored, every "

@@ -68,6 +68,7 @@ def evaluate(outdir: Path, truth: Path | None, viral: tuple[Path, ...], others: 
     from virnucpro.cli.root import _setup_logging
     from virnucpro.evaluate import evaluate as run_evaluate
     from virnucpro.evaluate import read_truth_files, read_truth_table
+    from virnucpro.layout import OutputLayout
 
     _setup_logging(-1 if quiet else verbose)
     if truth is not None and (viral or others):
@@ -85,4 +86,4 @@ def evaluate(outdir: Path, truth: Path | None, viral: tuple[Path, ...], others: 
     if not quiet:
         threshold = evaluation["run"]["threshold"]
         click.echo(f"sequence level: AUROC ranks max_p_virus; the call is viral share >= "
-                   f"{threshold:g}. Written: {Path(outdir) / 'evaluation.json'}", err=True)
+                   f"{threshold:g}. Written: {OutputLayout(Path(outdir)).evaluation}", err=True)

@@ -50,8 +50,8 @@ def rescore(outdir: Path, newdir: Path | None, in_place: bool, threshold: float 
                                min_region_length=min_region_length)
     runs = run_rescore(outdir, settings, outdir=newdir, in_place=in_place, force=force,
                        report=write_report)
-    summary = [{"input": r["input"]["source"], "outdir": r["rescored"][-1].get("to", ""),
-                "sequence_files": r["rescored"][-1]["sequence_files"], **r.get("counts", {})}
+    summary = [{"input": r.input["source"], "outdir": r.rescored[-1].get("to", ""),
+                "sequence_files": r.rescored[-1]["sequence_files"], **r.counts}
                for r in runs]
     if as_json:
         click.echo(json.dumps(summary, indent=2))
