@@ -14,11 +14,12 @@ tests use it freely.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from enum import Enum
 from typing import Any
 
-from virnucpro.chunking import CHUNK_SIZES
 from virnucpro.daemon.jobs import JobState  # noqa: F401 - the protocol's states are the lifecycle's
+from virnucpro.options import OPTIONS, SUBMIT, Option
 
 PROTOCOL_VERSION = 5  # docs/protocol.md, "History"
 MAX_MESSAGE_BYTES = 1 << 20  # 1 MiB: a request, a reply or an upload chunk
@@ -57,30 +58,14 @@ class ProtocolError(Exception):
 
 
 # -- the options of a submission -----------------------------------------------------------
-# Each option maps to (types, default). Unknown ones are refused: a client that sends what the
-# server would silently ignore deserves to know. The requests themselves are typed records
-# (requests.py), read by the codec of the replies (wire.py).
-
-_STR, _INT, _BOOL, _NUM, _LIST, _DICT = (str,), (int,), (bool,), (int, float), (list,), (dict,)
-_NUM_OR_NULL = (int, float, type(None))  # null: the option's default (region_min_p: the call)
+# Each option maps to (types, default), in the option table's order (virnucpro/options.py:
+# those that `submit` takes; null where the default is None). Unknown ones are refused: a
+# client that sends what the server would silently ignore deserves to know. The requests
+# themselves are typed records (requests.py), read by the codec of the replies (wire.py).
 
 SUBMIT_OPTIONS: dict[str, tuple[tuple[type, ...], Any]] = {
-    "chunk_size": (_INT, 500),
-    "models": (_STR, "published"),
-    "threshold": (_NUM, 0.5),
-    "min_length": (_INT, 1),
-    "save_embeddings": (_BOOL, False),
-    "rename_duplicates": (_BOOL, False),
-    "force": (_BOOL, False),
-    # A finished run in the output folder is taken as done, its table-only settings applied
-    # from its stored scores (as predict --resume; version 5). Without it, it is refused.
-    "resume": (_BOOL, False),
-    "report": (_BOOL, True),
-    # The viral regions' rule (virnucpro.regions.RegionRule; version 4).
-    "region_gap": (_INT, 1),
-    "region_min_p": (_NUM_OR_NULL, None),
-    "min_region_length": (_INT, 1000),
-}
+    o.name: (o.json_types(), o.default) for o in OPTIONS if SUBMIT in o.commands}
+
 
 def _check_fields(kind: str, body: dict, schema: dict) -> None:
     unknown = sorted(set(body) - set(schema))
@@ -99,25 +84,16 @@ def _check_fields(kind: str, body: dict, schema: dict) -> None:
             raise ProtocolError(ErrorCode.BAD_REQUEST, f"{kind}: field {name!r} must be {names}")
 
 
-def check_options(options: dict) -> dict:
-    """Predict options of a submission, with defaults filled and values checked."""
-    _check_fields("options", options, {k: (t, False) for k, (t, _d) in SUBMIT_OPTIONS.items()})
-    full = {k: options.get(k, default) for k, (_t, default) in SUBMIT_OPTIONS.items()}
-    if full["chunk_size"] not in CHUNK_SIZES:
-        raise ProtocolError(ErrorCode.INVALID,
-                            f"chunk_size must be {' or '.join(map(str, CHUNK_SIZES))}")
-    if not 0.0 <= float(full["threshold"]) <= 1.0:
-        raise ProtocolError(ErrorCode.INVALID, "threshold must be between 0 and 1")
-    if full["min_length"] < 1:
-        raise ProtocolError(ErrorCode.INVALID, "min_length must be at least 1")
-    # The ranges of virnucpro.regions.RegionRule, checked here so that a bad value is refused
-    # at submit rather than failing the job when it starts.
-    if full["region_gap"] < 0:
-        raise ProtocolError(ErrorCode.INVALID, "region_gap must be at least 0 (chunks)")
-    if full["region_min_p"] is not None and not 0.0 <= float(full["region_min_p"]) <= 1.0:
-        raise ProtocolError(ErrorCode.INVALID, "region_min_p must be between 0 and 1")
-    if full["min_region_length"] < 1:
-        raise ProtocolError(ErrorCode.INVALID, "min_region_length must be at least 1 (bp)")
+def check_options(options: dict, table: Iterable[Option] = OPTIONS) -> dict:
+    """Predict options of a submission, with defaults filled and values checked against the
+    option table (its choices and ranges: a bad value is refused at submit rather than failing
+    the job when it starts)."""
+    chosen = [o for o in table if SUBMIT in o.commands]
+    _check_fields("options", options, {o.name: (o.json_types(), False) for o in chosen})
+    full = {o.name: options.get(o.name, o.default) for o in chosen}
+    for o in chosen:
+        if problem := o.problem(full[o.name]):
+            raise ProtocolError(ErrorCode.INVALID, problem)
     return full
 
 
