@@ -27,6 +27,7 @@ import zmq
 from virnucpro.daemon import messages as M
 from virnucpro.daemon import protocol as P
 from virnucpro.daemon import requests as R
+from virnucpro.daemon.client_errors import ClientError, DaemonUnavailable
 from virnucpro.daemon.follow import Follower, JobWatch
 from virnucpro.daemon.jobs import JobRecord
 from virnucpro.daemon.paths import (
@@ -38,22 +39,6 @@ from virnucpro.daemon.paths import (
     state_dir,
 )
 from virnucpro.daemon.wire import WireError
-from virnucpro.errors import VirNucProError
-
-
-class ClientError(VirNucProError):
-    """The daemon answered with an error."""
-
-    exit_code = 7
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-
-class DaemonUnavailable(VirNucProError):
-    exit_code = 8
 
 
 def default_endpoint() -> str:
