@@ -38,7 +38,8 @@ CHUNK_SIZE = 500
 
 def host_model_set() -> str:
     """The tiny set with the published DNABERT-S tokenizer: the stand-in reads only that."""
-    from virnucpro.models.sets import cache_root, resolve_model_set
+    from virnucpro.models.cache import cache_root
+    from virnucpro.models.sets import resolve_model_set
 
     folder = cache_root() / "bench-sets" / "host"
     tokenizer = folder / "dnabert-s" / "tokenizer.json"
@@ -70,7 +71,7 @@ def stages(fasta: Path, models: str, work: Path) -> dict:
 
     from virnucpro.config import PredictConfig
     from virnucpro.layout import OutputLayout
-    from virnucpro.models.dnabert_io import tokenize_dna
+    from virnucpro.models.dnabert_tokenizer import tokenize_dna
     from virnucpro.plan import iter_blocks
     from virnucpro.pool.worker import ShardTask
     from virnucpro.run.feed import ShardCutter, ShardFeed
@@ -191,7 +192,7 @@ def rescore_vs_predict(folder: Path, fasta: Path, work: Path, quick: bool) -> di
     [info] = rescore(folder, RescoreSettings(threshold=0.3, region_gap=2, min_region_length=600),
                      outdir=work / "rescored", report=False)
     rescore_s = time.perf_counter() - t0
-    assert info["rescored"][-1]["sequence_files"] == "written"
+    assert info.rescored[-1]["sequence_files"] == "written"
     if quick:
         return {"rescore_s": rescore_s}
     standin = os.environ.pop(TEST_SCORER_ENV)

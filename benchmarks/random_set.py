@@ -22,7 +22,7 @@ ESM_SIZES = {"full": (36, 2560, 40), "mid": (12, 480, 20), "tiny": (2, 40, 4)}
 def train_dna_tokenizer(vocab_size: int = 4096, seed: int = 0):
     from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers, processors, trainers
 
-    from virnucpro.models.dnabert_io import SPECIAL_TOKENS
+    from virnucpro.models.dnabert_tokenizer import SPECIAL_TOKENS
 
     rng = random.Random(seed)
     corpus = ["".join(rng.choice("ACGT") for _ in range(2000)) for _ in range(400)]
@@ -45,10 +45,11 @@ def train_dna_tokenizer(vocab_size: int = 4096, seed: int = 0):
 def write_random_set(folder: Path, size: str, seed: int = 0) -> dict:
     import torch
 
-    from virnucpro.models.classifier_io import make_tiny_classifier, write_reference_classifier
+    from virnucpro.models.classifier_io import write_reference_classifier
     from virnucpro.models.dnabert import DnaBertConfig
-    from virnucpro.models.dnabert_io import tiny_state_dict, write_dnabert
-    from virnucpro.models.esm_io import write_tiny_esm
+    from virnucpro.models.tiny.classifier import make_tiny_classifier
+    from virnucpro.models.tiny.dnabert import tiny_state_dict, write_dnabert
+    from virnucpro.models.tiny.esm import write_tiny_esm
 
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

@@ -5,7 +5,8 @@
         for job in c.watch(job.id):          # the job's record after each change, to its end
             print(job.state.value, job.progress.chunks_done, job.progress.chunks_total)
 
-Every reply is decoded into its record (daemon/messages.py; `to_dict()` gives the JSON form).
+Every request is a record (daemon/requests.py) and every reply is decoded into its record
+(daemon/messages.py; `to_dict()` gives the JSON form), both through one codec (wire.py).
 Every error reply raises `ClientError` with the protocol's code. A daemon that does not answer
 within `timeout`, or a local one that is not running at all (nothing listens on its socket:
 known at once), raises `DaemonUnavailable`.
@@ -25,6 +26,8 @@ import zmq
 
 from virnucpro.daemon import messages as M
 from virnucpro.daemon import protocol as P
+from virnucpro.daemon import requests as R
+from virnucpro.daemon.client_errors import ClientError, DaemonUnavailable
 from virnucpro.daemon.follow import Follower, JobWatch
 from virnucpro.daemon.jobs import JobRecord
 from virnucpro.daemon.paths import (
@@ -36,22 +39,6 @@ from virnucpro.daemon.paths import (
     state_dir,
 )
 from virnucpro.daemon.wire import WireError
-from virnucpro.errors import VirNucProError
-
-
-class ClientError(VirNucProError):
-    """The daemon answered with an error."""
-
-    exit_code = 7
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-
-class DaemonUnavailable(VirNucProError):
-    exit_code = 8
 
 
 def default_endpoint() -> str:
@@ -149,12 +136,16 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def call(self, kind: str, body: dict | None = None, *, timeout: float | None = None) -> dict:
+    def call(self, request: R.Request | str, body: dict | None = None, *,
+             timeout: float | None = None) -> dict:
         """Send one request and return its reply's raw body (skipping stale replies of
-        earlier requests); `request` decodes it."""
+        earlier requests); `request` decodes it. The request is a record, or its type and
+        JSON body, which are read into the record here as the daemon reads them (a bad one
+        raises ClientError with the daemon's code and words, unsent)."""
+        request = _record(request, body)
         sock = self._socket()
         rid = os.urandom(8).hex()
-        sock.send(P.make_request(kind, body, rid))
+        sock.send(R.encode_request(request, rid))
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         while True:
             left = deadline - time.monotonic()
@@ -171,25 +162,27 @@ class Client:
             err = reply.get("error", {})
             raise ClientError(err.get("code", "internal"), err.get("message", "unknown error"))
 
-    def request(self, kind: str, body: dict | None = None, *, timeout: float | None = None
-                ) -> Any:
-        """One request; its reply as the record of `messages.REPLIES[kind]`."""
-        raw = self.call(kind, body, timeout=timeout)
+    def request(self, request: R.Request | str, body: dict | None = None, *,
+                timeout: float | None = None) -> Any:
+        """One request (as `call` takes it); its reply as the record of
+        `messages.REPLIES[type]`."""
+        request = _record(request, body)
+        raw = self.call(request, timeout=timeout)
         try:
-            return M.decode_reply(kind, raw)
+            return M.decode_reply(request.TYPE, raw)
         except WireError as exc:
             raise ClientError("bad_reply", f"the daemon's reply does not fit: {exc}") from None
 
     # -- verbs -----------------------------------------------------------------------------
 
     def hello(self) -> M.Hello:
-        return self.request("hello", {"client": "virnucpro", "versions": [P.PROTOCOL_VERSION]})
+        return self.request(R.HelloRequest(client="virnucpro", versions=(P.PROTOCOL_VERSION,)))
 
     def status(self) -> M.DaemonStatus:
-        return self.request("status")
+        return self.request(R.StatusRequest())
 
     def snapshot(self) -> M.Snapshot:
-        return self.request("snapshot")
+        return self.request(R.SnapshotRequest())
 
     def submit(self, inputs: list[str], *, outdir: str | None = None, name: str | None = None,
                priority: int = 0, options: dict | None = None,
@@ -197,17 +190,15 @@ class Client:
         """Submit a job; relative paths are made absolute here, where they make sense (as the
         file system reads them: `paths.real_path`). With
         `upload`, the files' content is sent instead (a daemon on another host)."""
-        body: dict = {"priority": priority, "options": options or {},
-                      "client_request_id": client_request_id or os.urandom(12).hex()}
         if upload:
-            body["uploads"] = [self.upload(p) for p in inputs]
+            uploads, paths = tuple(self.upload(p) for p in inputs), None
         else:
-            body["inputs"] = [real_path(str(p), keep_name=True) for p in inputs]
-        if outdir:
-            body["outdir"] = real_path(str(outdir), keep_name=True)
-        if name:
-            body["name"] = name
-        return self.request("submit", body).job
+            uploads, paths = None, tuple(real_path(str(p), keep_name=True) for p in inputs)
+        return self.request(R.SubmitRequest(
+            priority=priority, options=dict(options or {}),
+            client_request_id=client_request_id or os.urandom(12).hex(), uploads=uploads,
+            inputs=paths, outdir=real_path(str(outdir), keep_name=True) if outdir else None,
+            name=name or None)).job
 
     def upload(self, path: str | Path) -> str:
         """Send a file in chunks, read as they go (a large input never sits in memory)."""
@@ -219,15 +210,15 @@ class Client:
         with open(path, "rb") as fh:
             while block := fh.read(1 << 20):
                 digest.update(block)
-        begin = self.request("upload_begin", {"name": path.name, "size": size,
-                                              "sha256": digest.hexdigest()})
+        begin = self.request(R.UploadBeginRequest(name=path.name, size=size,
+                                                  sha256=digest.hexdigest()))
         offset = 0
         with open(path, "rb") as fh:
             while offset < size and (data := fh.read(min(begin.chunk_bytes, size - offset))):
-                self.request("upload_chunk", {"upload_id": begin.upload_id, "offset": offset,
-                                              "data": base64.b64encode(data).decode()})
+                self.request(R.UploadChunkRequest(upload_id=begin.upload_id, offset=offset,
+                                                  data=base64.b64encode(data).decode()))
                 offset += len(data)
-        self.request("upload_end", {"upload_id": begin.upload_id})
+        self.request(R.UploadEndRequest(upload_id=begin.upload_id))
         return begin.upload_id
 
     def download(self, job_id: int, file: str, dest: str | Path) -> Path:
@@ -235,7 +226,7 @@ class Client:
         offset = 0
         with open(dest, "wb") as fh:
             while True:
-                part = self.request("download", {"job_id": job_id, "file": file, "offset": offset})
+                part = self.request(R.DownloadRequest(job_id=job_id, file=file, offset=offset))
                 chunk = part.content
                 fh.write(chunk)
                 offset += len(chunk)
@@ -243,41 +234,36 @@ class Client:
                     return dest
 
     def jobs(self, all: bool = False) -> list[JobRecord]:  # noqa: A002 - the protocol's word
-        return list(self.request("jobs", {"all": all}).jobs)
+        return list(self.request(R.JobsRequest(all=all)).jobs)
 
     def show(self, job_id: int) -> JobRecord:
-        return self.request("show", {"job_id": job_id}).job
+        return self.request(R.ShowRequest(job_id=job_id)).job
 
     def cancel(self, job_id: int) -> JobRecord:
-        return self.request("cancel", {"job_id": job_id}).job
+        return self.request(R.CancelRequest(job_id=job_id)).job
 
     def retry(self, job_id: int, *, force: bool = False,
               rename_duplicates: bool = False) -> JobRecord:
         """Queue a failed or cancelled job again; `force` or `rename_duplicates` (what its
         failure's hint names) change that option for this and later attempts."""
-        body: dict = {"job_id": job_id}
-        if force:
-            body["force"] = True
-        if rename_duplicates:
-            body["rename_duplicates"] = True
-        return self.request("retry", body).job
+        # False is sent as absence: a retry without them has always been `{"job_id"}`.
+        return self.request(R.RetryRequest(job_id=job_id, force=force or None,
+                                           rename_duplicates=rename_duplicates or None)).job
 
     def logs(self, job_id: int, since: int = 0) -> list[M.LogLine]:
-        return list(self.request("logs", {"job_id": job_id, "since": since}).lines)
+        return list(self.request(R.LogsRequest(job_id=job_id, since=since)).lines)
 
     def remove(self, job_id: int | None = None, older_than_s: float | None = None) -> int:
         """Remove one finished job, or the finished jobs older than `older_than_s` (the
         daemon's default when neither is given: a week)."""
-        body: dict = {"job_id": job_id} if job_id is not None else {}
-        if job_id is None and older_than_s is not None:
-            body["older_than_s"] = older_than_s
-        return self.request("remove", body).removed
+        older = older_than_s if job_id is None else None
+        return self.request(R.RemoveRequest(job_id=job_id, older_than_s=older)).removed
 
     def drain(self) -> M.DaemonStatus:
-        return self.request("drain")
+        return self.request(R.DrainRequest())
 
     def stop(self) -> M.DaemonStatus:
-        return self.request("stop")
+        return self.request(R.StopRequest())
 
     # -- events ----------------------------------------------------------------------------
 
@@ -288,3 +274,15 @@ class Client:
     def watch(self, job_id: int, *, timeout: float | None = None) -> Iterator[JobRecord]:
         """The job's record after each change, until it reaches an end state."""
         return iter(JobWatch(self, job_id, timeout=timeout))
+
+
+def _record(request: R.Request | str, body: dict | None) -> R.Request:
+    """A request record; a type and a JSON body are read as the daemon would read them."""
+    if isinstance(request, R.Request):
+        if body is not None:
+            raise TypeError("a request record carries its own body")
+        return request
+    try:
+        return R.decode_body(request, {} if body is None else body)
+    except P.ProtocolError as exc:
+        raise ClientError(exc.code.value, exc.message) from None

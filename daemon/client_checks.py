@@ -47,7 +47,7 @@ def models_spec_of(spec: str) -> str:
     if spec in ("tiny", "published"):
         return spec
     if "/" not in spec and not spec.startswith((".", "~")):
-        from virnucpro.models.sets import sets_dir
+        from virnucpro.models.cache import sets_dir
 
         if (sets_dir() / spec).is_dir():
             return spec

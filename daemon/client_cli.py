@@ -13,12 +13,12 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from virnucpro.chunking import CHUNK_SIZES
 from virnucpro.cli.common import json_errors
+from virnucpro.cli.flags import asked, table_options
 from virnucpro.daemon.client_checks import absolute, check_inputs, models_spec_of
 from virnucpro.daemon.client_views import (
     JobCancelled,
@@ -33,6 +33,7 @@ from virnucpro.daemon.client_views import (
     table,
     when,
 )
+from virnucpro.options import SUBMIT
 
 if TYPE_CHECKING:
     from virnucpro.daemon.client import Client
@@ -108,46 +109,15 @@ def _watch_to_end(client: Client, job_id: int) -> JobRecord:
 @click.option("-o", "--outdir", default=None, metavar="OUTDIR",
               help="Output folder (required unless --upload; there it is a folder on the daemon's "
               "machine, by default the daemon's results folder).")
-@click.option("--chunk-size", type=click.Choice([str(c) for c in CHUNK_SIZES]), default=None,
-              help="Chunk length [default: 500].")
-@click.option("--models", "models_spec", default=None, metavar="NAME|PATH",
-              help="Model set: published, tiny, an imported name, or a folder [default: the daemon's "
-              "set when it was started with one (`virnucpro-daemon status --json`: default_models), "
-              "else published].")
-@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
-              help="Share of viral chunks for a viral call [default: 0.5].")
-@click.option("--min-length", type=click.IntRange(min=1), default=None,
-              help="Shorter sequences are not scored [default: 1].")
-@click.option("--region-gap", type=click.IntRange(min=0), default=None, metavar="N",
-              help="Viral regions: bridge runs of at most N non-viral or unscored chunks "
-              "between viral ones [default: 1].")
-@click.option("--region-min-p", type=click.FloatRange(0.0, 1.0), default=None, metavar="F",
-              help="Viral regions: a chunk counts as viral when its max P(virus) is at least F "
-              "[default: its call].")
-@click.option("--min-region-length", type=click.IntRange(min=1), default=None, metavar="BP",
-              help="Viral regions shorter than this are dropped (a whole-sequence one is kept) "
-              "[default: 1000].")
-@click.option("--save-embeddings", is_flag=True, help="Also write the per-frame features.")
-@click.option("--rename-duplicates", is_flag=True, help="Suffix repeated sequence ids.")
-@click.option("--force", is_flag=True,
-              help="Overwrite a non-empty output folder (one that holds a finished run too).")
-@click.option("--resume", is_flag=True,
-              help="Take up the finished run in the output folder: its table-only settings "
-              "(--threshold, the region options) applied from its stored scores, as "
-              "`predict --resume` does.")
-@click.option("--no-report", is_flag=True, help="Ask for no report (option report=false).")
+@table_options(SUBMIT)  # virnucpro/options.py: what predict takes of a job's settings
 @click.option("--priority", type=int, default=0, show_default=True, help="Higher runs first.")
 @click.option("--name", default=None, help="Job name [default: the first input's file name].")
 @click.option("--wait", is_flag=True, help="Follow the job to its end; non-zero exit unless it completes.")
 @click.option("--upload", is_flag=True, help="Send the files' content (a daemon on another host).")
 @json_option
 @endpoint_option
-def submit(inputs: tuple[str, ...], outdir: str | None, chunk_size: str | None,
-           models_spec: str | None, threshold: float | None, min_length: int | None,
-           region_gap: int | None, region_min_p: float | None, min_region_length: int | None,
-           save_embeddings: bool, rename_duplicates: bool, force: bool, resume: bool, no_report: bool,
-           priority: int, name: str | None, wait: bool, upload: bool, as_json: bool,
-           endpoint: str | None) -> None:
+def submit(inputs: tuple[str, ...], outdir: str | None, priority: int, name: str | None,
+           wait: bool, upload: bool, as_json: bool, endpoint: str | None, **given: Any) -> None:
     """Queue a prediction of FILE... in the daemon.
 
     Prints the job id on stdout (the job object with --json)."""
@@ -157,32 +127,18 @@ def submit(inputs: tuple[str, ...], outdir: str | None, chunk_size: str | None,
         # A relative folder would be resolved here, on a machine that is not the daemon's.
         raise click.UsageError("with --upload, -o names a folder on the daemon's machine: "
                                "give it as an absolute path, or omit it")
-    options: dict = {}
-    if chunk_size is not None:
-        options["chunk_size"] = int(chunk_size)
-    if models_spec is not None:
-        options["models"] = models_spec_of(models_spec)
-    if threshold is not None:
-        options["threshold"] = threshold
     # Only what was asked for travels: the daemon fills in the defaults (protocol.SUBMIT_OPTIONS).
-    for key, value in (("min_length", min_length), ("region_gap", region_gap),
-                       ("region_min_p", region_min_p), ("min_region_length", min_region_length)):
-        if value is not None:
-            options[key] = value
-    if force and resume:
+    options = asked(given)
+    if "models" in options:
+        options["models"] = models_spec_of(options["models"])
+    if options.get("force") and options.get("resume"):
         raise click.UsageError("--force and --resume exclude each other")
-    for key, flag in (("save_embeddings", save_embeddings), ("rename_duplicates", rename_duplicates),
-                      ("force", force), ("resume", resume)):
-        if flag:
-            options[key] = True
-    if no_report:
-        options["report"] = False
     paths = list(inputs) if upload else [absolute(p) for p in inputs]
     if upload and name is None:
         name = Path(inputs[0]).name  # the daemon would name it after its stored copy (uuid-name)
     client = _connect(endpoint)
     client.status()  # a daemon that cannot answer fails fast, before the long submit timeout
-    check_inputs(inputs, rename_duplicates=rename_duplicates)
+    check_inputs(inputs, rename_duplicates=options.get("rename_duplicates", False))
     client.timeout = SUBMIT_TIMEOUT_S
     job = client.submit(paths, outdir=absolute(outdir) if outdir else None, name=name,
                         priority=priority, options=options, upload=upload)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from virnucpro.daemon import messages as M
+from virnucpro.daemon.client_errors import ClientError, DaemonUnavailable
 from virnucpro.daemon.jobs import JobRecord
 from virnucpro.daemon.protocol import TOPICS, DaemonState
 from virnucpro.daemon.wire import WireError
@@ -42,8 +43,6 @@ class Follower:
         self.resyncs = 0
 
     def __iter__(self) -> Iterator[Item]:
-        from virnucpro.daemon.client import DaemonUnavailable
-
         sub = self.client.subscriber(TOPICS)
         try:
             time.sleep(SUBSCRIBE_WAIT_S)
@@ -93,8 +92,6 @@ class JobWatch:
         self.job: JobRecord | None = None
 
     def __iter__(self) -> Iterator[JobRecord]:
-        from virnucpro.daemon.client import DaemonUnavailable
-
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         try:
             for item in self.follower:
@@ -116,8 +113,6 @@ class JobWatch:
                 "running resumes when it starts again (`virnucpro-daemon start`)") from None
 
     def _apply(self, item: Item) -> JobRecord | None:
-        from virnucpro.daemon.client import ClientError
-
         if isinstance(item, M.Snapshot):
             job = item.job(self.job_id)
             if job is None:

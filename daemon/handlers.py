@@ -1,8 +1,8 @@
 """The daemon's request handlers, dispatched through one table (`HANDLERS`: request type ->
-handler). Each takes the daemon and the request's checked body and returns a reply record
-(messages.py); what changes a job's state is a job service verb. A handler raises
-ProtocolError for an error reply; the server turns an `IllegalMove` into `conflict` and an
-unknown job into `unknown_job`.
+handler). Each takes the daemon and the request's record (requests.py, decoded and checked)
+and returns a reply record (messages.py); what changes a job's state is a job service verb.
+A handler raises ProtocolError for an error reply; the server turns an `IllegalMove` into
+`conflict` and an unknown job into `unknown_job`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from virnucpro.daemon import messages as M
 from virnucpro.daemon import protocol as P
+from virnucpro.daemon import requests as R
 from virnucpro.daemon.jobs import InputFile, JobRecord, JobState
 from virnucpro.daemon.paths import real_path
 from virnucpro.daemon.protocol import DaemonState, ErrorCode, ProtocolError
@@ -27,19 +28,19 @@ if TYPE_CHECKING:
     from virnucpro.daemon.server import Daemon
 
 
-def hello(d: Daemon, body: dict) -> M.Hello:
-    versions = body.get("versions", [P.PROTOCOL_VERSION])
+def hello(d: Daemon, req: R.HelloRequest) -> M.Hello:
+    versions = [P.PROTOCOL_VERSION] if req.versions is None else list(req.versions)
     if P.PROTOCOL_VERSION not in versions:
         raise ProtocolError(ErrorCode.VERSION_MISMATCH,
                             f"client speaks {versions}; this daemon speaks {P.PROTOCOL_VERSION}")
     return M.Hello(daemon=d.status())
 
 
-def status(d: Daemon, body: dict) -> M.DaemonStatus:
+def status(d: Daemon, req: R.StatusRequest) -> M.DaemonStatus:
     return d.status()
 
 
-def snapshot(d: Daemon, body: dict) -> M.Snapshot:
+def snapshot(d: Daemon, req: R.SnapshotRequest) -> M.Snapshot:
     d.publish_pending()  # so that seq covers everything the snapshot shows
     return M.Snapshot(seq=d.seq, daemon=d.status(), devices=d.memory(),
                       jobs=tuple(d.store.list(include_finished=True)))
@@ -58,19 +59,19 @@ def default_models(d: Daemon) -> str:
     return "published"
 
 
-def submit(d: Daemon, body: dict) -> M.Submitted:
+def submit(d: Daemon, req: R.SubmitRequest) -> M.Submitted:
     from virnucpro.pipeline import check_output_folder
     from virnucpro.seqfile import sniff_fasta
 
     if d.state is not DaemonState.RUNNING:
         raise ProtocolError(ErrorCode.REFUSED, f"the daemon is {d.state.value}: no new jobs")
-    rid = body.get("client_request_id")
+    rid = req.client_request_id
     if rid and (known := d.store.find_by_request(rid)):
         return M.Submitted(job=known, duplicate=True)
     # The set is resolved now and recorded: a retry (or a restart) runs the same one.
-    options = P.check_options({"models": default_models(d), **body.get("options", {})})
-    uploads = [d.uploads.finished(u) for u in body.get("uploads", [])]
-    paths = [str(u.path) for u in uploads] + list(body.get("inputs", []))
+    options = P.check_options({"models": default_models(d), **req.options})
+    uploads = [d.uploads.finished(u) for u in req.uploads or ()]
+    paths = [str(u.path) for u in uploads] + list(req.inputs or ())
     if not paths:
         raise ProtocolError(ErrorCode.INVALID, "a job needs at least one input")
     inputs = tuple(_fingerprint(p) for p in paths)
@@ -80,7 +81,7 @@ def submit(d: Daemon, body: dict) -> M.Submitted:
     _check_models(options)
     if d.store.count([JobState.QUEUED]) >= d.config.max_queued:
         raise ProtocolError(ErrorCode.BUSY, f"the queue is full ({d.config.max_queued} jobs)")
-    outdir = body.get("outdir")
+    outdir = req.outdir
     if outdir is not None and not os.path.isabs(outdir):
         raise ProtocolError(ErrorCode.INVALID, "outdir must be an absolute path")
     if outdir is not None:
@@ -104,11 +105,11 @@ def submit(d: Daemon, body: dict) -> M.Submitted:
     # Without an outdir: a fresh folder in the daemon's results, named before the job has
     # an id so that its history records one "queued", not two.
     default = d.paths.results / f"job-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    record = JobRecord(id=0, name=body.get("name") or first, state=JobState.QUEUED,
+    record = JobRecord(id=0, name=req.name or first, state=JobState.QUEUED,
                        inputs=inputs, outdir=outdir or str(default), options=options,
-                       priority=body.get("priority", 0), client_request_id=rid)
+                       priority=req.priority, client_request_id=rid)
     job, duplicate = d.service.submit(record)
-    for u in body.get("uploads", []):  # the file now belongs to the job
+    for u in req.uploads or ():  # the file now belongs to the job
         d.uploads.take(u)
     d.wake.set()
     return M.Submitted(job=job, duplicate=duplicate)
@@ -143,80 +144,81 @@ def _fingerprint(path: str) -> InputFile:
     return InputFile(path=str(p), size=st.st_size, mtime_ns=st.st_mtime_ns, sha256="")
 
 
-def jobs(d: Daemon, body: dict) -> M.JobList:
-    return M.JobList(jobs=tuple(d.store.list(include_finished=body.get("all", False))))
+def jobs(d: Daemon, req: R.JobsRequest) -> M.JobList:
+    return M.JobList(jobs=tuple(d.store.list(include_finished=req.all)))
 
 
-def show(d: Daemon, body: dict) -> M.JobReply:
-    return M.JobReply(job=d.service.get(body["job_id"]))
+def show(d: Daemon, req: R.ShowRequest) -> M.JobReply:
+    return M.JobReply(job=d.service.get(req.job_id))
 
 
-def cancel(d: Daemon, body: dict) -> M.JobReply:
-    return M.JobReply(job=d.service.cancel(body["job_id"]))
+def cancel(d: Daemon, req: R.CancelRequest) -> M.JobReply:
+    return M.JobReply(job=d.service.cancel(req.job_id))
 
 
-def retry(d: Daemon, body: dict) -> M.JobReply:
+def retry(d: Daemon, req: R.RetryRequest) -> M.JobReply:
     from virnucpro.daemon.engines import changed_inputs
 
     # An input that changed since the submission would fail the new attempt at once with the
     # same reason: refused here, naming it, and the job keeps its state.
-    if changed := changed_inputs(d.service.get(body["job_id"])):
-        raise ProtocolError(ErrorCode.CONFLICT, f"job {body['job_id']} cannot be retried: its "
+    if changed := changed_inputs(d.service.get(req.job_id)):
+        raise ProtocolError(ErrorCode.CONFLICT, f"job {req.job_id} cannot be retried: its "
                             f"input changed since submission: {changed}; submit it again")
     # The overrides a failure's hint names. --force applies to the next attempt only: a plain
     # retry resumes the shards the job finished, whatever its submit said.
-    options = {"force": body.get("force", False)}
-    if "rename_duplicates" in body:
-        options["rename_duplicates"] = body["rename_duplicates"]
-    job = d.service.retry(body["job_id"], options)
+    options = {"force": bool(req.force)}
+    if req.rename_duplicates is not None:
+        options["rename_duplicates"] = req.rename_duplicates
+    job = d.service.retry(req.job_id, options)
     d.wake.set()
     return M.JobReply(job=job)
 
 
-def logs(d: Daemon, body: dict) -> M.LogLines:
-    job = d.service.get(body["job_id"])
+def logs(d: Daemon, req: R.LogsRequest) -> M.LogLines:
+    job = d.service.get(req.job_id)
     return M.LogLines(lines=tuple(M.LogLine(n, t, line)
-                                  for n, t, line in d.store.logs(job.id, body.get("since", 0))))
+                                  for n, t, line in d.store.logs(job.id, req.since)))
 
 
-def remove(d: Daemon, body: dict) -> M.Removed:
-    if "job_id" in body:
-        job = d.service.get(body["job_id"])
+def remove(d: Daemon, req: R.RemoveRequest) -> M.Removed:
+    if req.job_id is not None:
+        job = d.service.get(req.job_id)
         if job.state.live:
             raise ProtocolError(ErrorCode.CONFLICT, f"job {job.id} is {job.state.value}; cancel it first")
         return M.Removed(removed=int(d.store.remove(job.id)))
-    older = float(body.get("older_than_s", 7 * 86400))
+    older = 7 * 86400.0 if req.older_than_s is None else req.older_than_s
     return M.Removed(removed=d.store.remove_finished(older, time.time()))
 
 
-def drain(d: Daemon, body: dict) -> M.DaemonStatus:
+def drain(d: Daemon, req: R.DrainRequest) -> M.DaemonStatus:
     d.begin_drain()
     return d.status()
 
 
-def stop(d: Daemon, body: dict) -> M.DaemonStatus:
+def stop(d: Daemon, req: R.StopRequest) -> M.DaemonStatus:
     d.begin_stop("stop requested")
     return d.status()
 
 
-def upload_begin(d: Daemon, body: dict) -> M.UploadStarted:
-    return d.uploads.begin(body["name"], body["size"], body["sha256"])
+def upload_begin(d: Daemon, req: R.UploadBeginRequest) -> M.UploadStarted:
+    return d.uploads.begin(req.name, req.size, req.sha256)
 
 
-def upload_chunk(d: Daemon, body: dict) -> M.UploadReceived:
-    return d.uploads.chunk(body["upload_id"], body["offset"], body["data"])
+def upload_chunk(d: Daemon, req: R.UploadChunkRequest) -> M.UploadReceived:
+    return d.uploads.chunk(req.upload_id, req.offset, req.data)
 
 
-def upload_end(d: Daemon, body: dict) -> M.UploadDone:
-    return d.uploads.end(body["upload_id"])
+def upload_end(d: Daemon, req: R.UploadEndRequest) -> M.UploadDone:
+    return d.uploads.end(req.upload_id)
 
 
-def download(d: Daemon, body: dict) -> M.DownloadChunk:
-    job = d.service.get(body["job_id"])
-    return read_chunk(job.outdir, job.id, body["file"], body.get("offset", 0))
+def download(d: Daemon, req: R.DownloadRequest) -> M.DownloadChunk:
+    job = d.service.get(req.job_id)
+    return read_chunk(job.outdir, job.id, req.file, req.offset)
 
 
-HANDLERS: dict[str, Callable[[Daemon, dict], Any]] = {
+# Request type -> its handler, which takes that type's record (requests.REQUESTS).
+HANDLERS: dict[str, Callable[[Daemon, Any], Any]] = {
     "hello": hello, "status": status, "snapshot": snapshot, "submit": submit, "jobs": jobs,
     "show": show, "cancel": cancel, "retry": retry, "logs": logs, "remove": remove,
     "drain": drain, "stop": stop, "upload_begin": upload_begin, "upload_chunk": upload_chunk,

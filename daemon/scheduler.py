@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from virnucpro.daemon.jobs import JobRecord
@@ -23,7 +22,7 @@ if TYPE_CHECKING:
     from virnucpro.config import PredictConfig
     from virnucpro.daemon.engines import RunnerConfig
     from virnucpro.engine import DaemonEngine
-    from virnucpro.models.sets import ModelSet
+    from virnucpro.models.modelset import ModelSet
 
 log = logging.getLogger(__name__)
 
@@ -137,25 +136,17 @@ class Scheduler:
 
     def predict_config(self, job: JobRecord) -> PredictConfig:
         from virnucpro.config import PredictConfig
-        from virnucpro.daemon.protocol import SUBMIT_OPTIONS
+        from virnucpro.options import job_settings
 
-        options = job.options
-        # Jobs stored before protocol 4 have no region options: they run with the defaults.
-        region = {key: options.get(key, SUBMIT_OPTIONS[key][1])
-                  for key in ("region_gap", "region_min_p", "min_region_length")}
-        return PredictConfig(
-            inputs=tuple(i.path for i in job.inputs), outdir=Path(job.outdir),
-            chunk_size=options["chunk_size"], models=options["models"],
-            threshold=float(options["threshold"]), min_length=options["min_length"],
-            save_embeddings=options["save_embeddings"],
-            rename_duplicates=options["rename_duplicates"],
-            # A job owns its folder: every run of it resumes its own shards (after a crash, a
-            # stop or a retry); --force applies to the first run only.
-            force=options["force"] and job.attempts == 1,
-            resume=not (options["force"] and job.attempts == 1),
-            progress=False, engine=self.config.engine, report=options.get("report", True),
-            region_gap=region["region_gap"], min_region_length=region["min_region_length"],
-            region_min_p=None if region["region_min_p"] is None else float(region["region_min_p"]),
+        # Every submit option of the option table; one that a job stored by an earlier version
+        # lacks (the region options before protocol 4) takes its default.
+        settings = job_settings(job.options)
+        # A job owns its folder: every run of it resumes its own shards (after a crash, a stop
+        # or a retry); --force applies to the first run only.
+        forced = settings["force"] and job.attempts == 1
+        return PredictConfig.of(
+            [i.path for i in job.inputs], job.outdir, settings, force=forced, resume=not forced,
+            progress=False, engine=self.config.engine,
             **({"shard_frames": self.config.shard_frames} if self.config.shard_frames else {}))
 
 

@@ -5,9 +5,9 @@ The parts it puts together, each in its own module: the lock and sockets (socket
 store (store.py), the job service, the only code that changes a job's state (service.py), the
 scheduler and its runner thread (scheduler.py), the request handlers (handlers.py, one table)
 and the uploads (uploads.py). Never imports torch: scoring happens in the engines' workers.
-Every request is validated (protocol.decode_request); anything malformed gets an error reply
-or, when it cannot be answered (no identity frame), is dropped. No request can raise out of
-the loop.
+Every request is decoded into its record (requests.decode_request); anything malformed gets
+an error reply or, when it cannot be answered (no identity frame), is dropped. No request can
+raise out of the loop.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 from virnucpro import __version__
 from virnucpro.daemon import messages as M
 from virnucpro.daemon import protocol as P
+from virnucpro.daemon import requests as R
 from virnucpro.daemon.engines import EngineCache, RunnerConfig
 from virnucpro.daemon.handlers import HANDLERS, default_models
 from virnucpro.daemon.jobs import IllegalMove, JobState
@@ -218,11 +219,10 @@ class Daemon:
         """The reply to one request frame; never raises."""
         rid = ""
         try:
-            request = P.decode_request(payload)
-            rid = request.id
-            return P.ok_reply(rid, HANDLERS[request.type](self, request.body).to_dict())
+            rid, request = R.decode_request(payload)
+            return P.ok_reply(rid, HANDLERS[request.TYPE](self, request).to_dict())
         except ProtocolError as exc:
-            return P.error_reply(rid or P.request_id_of(payload), exc.code, exc.message)
+            return P.error_reply(rid or R.request_id_of(payload), exc.code, exc.message)
         except UnknownJob as exc:
             return P.error_reply(rid, ErrorCode.UNKNOWN_JOB, str(exc))
         except IllegalMove as exc:

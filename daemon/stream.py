@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from virnucpro.daemon.jobs import JobRecord, Progress
 from virnucpro.daemon.throttle import Throttle
 from virnucpro.errors import VirNucProError
+from virnucpro.layout import OutputLayout
 from virnucpro.run.events import RunListener
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ class _JobEvents(RunListener):
             ctx.publisher.push(ctx.progress)
 
     def finished(self, run: InputRun, info: dict) -> None:
-        report = info.get("outputs", {}).get("report.html")
+        report = info.get("outputs", {}).get(OutputLayout.REPORT)
         self.ctx.results.append({**info, "report_path": str(run.root / report) if report else ""})
         self.stream._maybe_complete(self.ctx)
 

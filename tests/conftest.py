@@ -43,7 +43,7 @@ def _cuda_device_order_kept() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def tiny_set_dir(_virnucpro_home: Path) -> Path:
     """The tiny model set's folder (`<session VIRNUCPRO_HOME>/sets/tiny`), built once."""
-    from virnucpro.models.sets import ensure_tiny
+    from virnucpro.models.tiny.build import ensure_tiny
 
     return ensure_tiny().root
 

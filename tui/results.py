@@ -16,11 +16,10 @@ import heapq
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from virnucpro.layout import OutputLayout
+
 BINS = 10
 TOP = 8
-TABLE = "sequences.tsv"
-REGIONS = "regions.tsv"
-REPORT = "report.html"
 
 
 @dataclass(frozen=True)
@@ -54,9 +53,9 @@ class Results:
 
 def result_folders(outdir: Path) -> list[Path]:
     """The folders holding a `sequences.tsv`: the outdir, else its input subfolders."""
-    if (outdir / TABLE).is_file():
+    if OutputLayout(outdir).sequences.is_file():
         return [outdir]
-    return sorted(p.parent for p in outdir.glob(f"*/{TABLE}"))
+    return sorted(p.parent for p in outdir.glob(f"*/{OutputLayout.SEQUENCES}"))
 
 
 def _float(text: str) -> float | None:
@@ -86,20 +85,21 @@ def read_results(outdir: str, *, top: int = TOP) -> Results:
     results = Results(outdir=outdir)
     folders = result_folders(root)
     if not folders:
-        results.error = f"no {TABLE} in {outdir}"
+        results.error = f"no {OutputLayout.SEQUENCES} in {outdir}"
         return results
     heap: list[tuple[float, float, int, Call]] = []  # a min-heap of the best `top`
     n = 0
     for folder in folders:
-        results.tables.append(str(folder / TABLE))
-        if (folder / REPORT).is_file():
-            results.reports.append(str(folder / REPORT))
+        layout = OutputLayout(folder)
+        results.tables.append(str(layout.sequences))
+        if layout.report.is_file():
+            results.reports.append(str(layout.report))
         name = "" if folder == root else folder.name
-        if (folder / REGIONS).is_file():
+        if layout.regions.is_file():
             if results.regions is None:
                 results.regions = {"regions": 0, "sequences_with_regions": 0}
-            count_regions(folder / REGIONS, results.regions)
-        with open(folder / TABLE, newline="", encoding="utf-8") as fh:
+            count_regions(layout.regions, results.regions)
+        with open(layout.sequences, newline="", encoding="utf-8") as fh:
             for row in csv.DictReader(fh, delimiter="\t"):
                 call = row.get("call", "")
                 results.counts[call] = results.counts.get(call, 0) + 1
@@ -117,7 +117,8 @@ def read_results(outdir: str, *, top: int = TOP) -> Results:
                     heapq.heappush(heap, key)
                 elif key[:3] > heap[0][:3]:
                     heapq.heapreplace(heap, key)
-    if (root / REPORT).is_file() and str(root / REPORT) not in results.reports:
-        results.reports.insert(0, str(root / REPORT))
+    report = OutputLayout(root).report
+    if report.is_file() and str(report) not in results.reports:
+        results.reports.insert(0, str(report))
     results.top = [k[3] for k in sorted(heap, key=lambda k: k[:3], reverse=True)]
     return results

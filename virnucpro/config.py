@@ -1,37 +1,64 @@
-"""What one prediction is asked to do: `PredictConfig` (with its `EngineConfig`), the settings
-that only the tables depend on, and an option's command-line spelling."""
+"""What one prediction is asked to do: `PredictConfig` (with its `EngineConfig`), and the
+settings that only the tables depend on.
+
+Every setting is an option of the table (virnucpro/options.py): its default, its kind (what
+shapes the shards, hence `result_key`; what only the tables, hence `TABLE_SETTINGS`) and its
+spelling (`option_flag`) come from there.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from virnucpro.engine_config import EngineConfig
+from virnucpro.options import BY_NAME, SHARDS, TABLES, default, names, option_flag
 from virnucpro.regions import RegionRule
-from virnucpro.shards import DEFAULT_SHARD_FRAMES
+
+__all__ = ["TABLE_SETTINGS", "PredictConfig", "option_flag"]
 
 
 @dataclass(frozen=True)
 class PredictConfig:
     inputs: tuple[str, ...]
     outdir: Path
-    chunk_size: int = 500
-    models: str = "published"
-    device: str = "auto"  # not for engine ray: its devices are the cluster's
-    batch_tokens: int | None = None
-    threshold: float = 0.5
-    min_length: int = 1
-    save_embeddings: bool = False
-    rename_duplicates: bool = False
-    force: bool = False
-    resume: bool = False
-    shard_frames: int = DEFAULT_SHARD_FRAMES
+    chunk_size: int = default("chunk_size")
+    models: str = default("models")
+    device: str = default("device")  # not for engine ray: its devices are the cluster's
+    batch_tokens: int | None = default("batch_tokens")
+    threshold: float = default("threshold")
+    min_length: int = default("min_length")
+    save_embeddings: bool = default("save_embeddings")
+    rename_duplicates: bool = default("rename_duplicates")
+    force: bool = default("force")
+    resume: bool = default("resume")
+    shard_frames: int = default("shard_frames")
     progress: bool = True
     engine: EngineConfig = field(default_factory=EngineConfig)  # how shards are scored
-    report: bool = True  # write OUTDIR/report.html at the end (virnucpro.report)
-    region_gap: int = 1  # the region rule (virnucpro.regions)
-    region_min_p: float | None = None
-    min_region_length: int = 1000
+    report: bool = default("report")  # write OUTDIR/report.html at the end (virnucpro.report)
+    region_gap: int = default("region_gap")  # the region rule (virnucpro.regions)
+    region_min_p: float | None = default("region_min_p")
+    min_region_length: int = default("min_region_length")
+
+    @classmethod
+    def of(cls, inputs: Iterable[str], outdir: Path | str, settings: Mapping[str, Any],
+           **overrides: Any) -> PredictConfig:
+        """A config from the table's settings by name (a command line's, a job's), those that
+        EngineConfig holds (`engine.<field>`) put there unless `engine` is among `overrides`,
+        which win over `settings`."""
+        own: dict[str, Any] = {}
+        engine: dict[str, Any] = {}
+        for name, value in settings.items():
+            path = BY_NAME[name].path
+            if path.startswith("engine."):
+                engine[path.removeprefix("engine.")] = value
+            else:
+                own[path] = value
+        if "engine" not in overrides:
+            overrides["engine"] = EngineConfig(**engine)
+        return cls(inputs=tuple(inputs), outdir=Path(outdir), **{**own, **overrides})
 
     @property
     def regions(self) -> RegionRule:
@@ -48,16 +75,9 @@ class PredictConfig:
 
     def result_key(self) -> dict:
         """The parameters a finished shard depends on: a resumed run must match them."""
-        return {"chunk_size": self.chunk_size, "min_length": self.min_length,
-                "shard_frames": self.shard_frames, "rename_duplicates": self.rename_duplicates,
-                "save_embeddings": self.save_embeddings}
+        return {name: getattr(self, name) for name in names(SHARDS)}
 
 
 # What only the tables depend on: --resume applies them to a finished run from its stored
 # scores (as `virnucpro rescore` does) instead of scoring again.
-TABLE_SETTINGS = ("threshold", "region_gap", "region_min_p", "min_region_length")
-
-
-def option_flag(name: str) -> str:
-    """A setting's command-line option: chunk_size -> --chunk-size."""
-    return "--" + name.replace("_", "-")
+TABLE_SETTINGS = names(TABLES)

@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable
 
 from virnucpro.errors import VirNucProError
+from virnucpro.options import PRECISIONS
 
 
 def number_gpus_as_nvidia_smi() -> None:
@@ -78,9 +79,6 @@ def physical_gpu(device: str) -> str:
         return str(index)
     ids = [v.strip() for v in visible.split(",") if v.strip()]
     return ids[index]
-
-
-PRECISIONS = ("auto", "float32", "bfloat16")
 
 
 def effective_precision(precision: str, devices: list[str]) -> str:

@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from virnucpro.devices import host_memory
-from virnucpro.models.sets import PUBLISHED_DOWNLOAD, human_size
+from virnucpro.models.catalogue import PUBLISHED_DOWNLOAD
+from virnucpro.models.sets import human_size
 
 OK, WARNING, PROBLEM = "ok", "warning", "problem"
 EXIT_PROBLEMS = 11  # the exit code of `virnucpro doctor` when any check is a problem
@@ -141,7 +142,9 @@ def check_devices(gpu_count: Callable[[], int] | None = None) -> list[Check]:
 # -- the cache --------------------------------------------------------------------------------
 
 def check_cache() -> list[Check]:
-    from virnucpro.models.sets import is_complete, is_offline, sets_dir
+    from virnucpro.models.cache import sets_dir
+    from virnucpro.models.published import is_offline
+    from virnucpro.models.set_checks import is_complete
 
     folder = sets_dir()
     from virnucpro.layout import existing_ancestor
@@ -174,7 +177,8 @@ def check_cache() -> list[Check]:
 
 def _set_files(root: Path) -> tuple[list[Path], dict]:
     from virnucpro.errors import ModelError
-    from virnucpro.models.sets import read_manifest, scan_set_folder
+    from virnucpro.models.manifest import read_manifest
+    from virnucpro.models.modelset import scan_set_folder
 
     recorded = read_manifest(root).get("files", {})
     try:
@@ -187,8 +191,8 @@ def _set_files(root: Path) -> tuple[list[Path], dict]:
 def _check_set(entry: dict, verify: bool) -> Check:
     from virnucpro.errors import ModelError
     from virnucpro.models.loadcheck import load_problems
+    from virnucpro.models.modelset import scan_set_folder
     from virnucpro.models.set_checks import verify_set
-    from virnucpro.models.sets import scan_set_folder
 
     name, root = entry["name"], Path(entry["path"])
     published, tiny = name == "published", name == "tiny"
@@ -270,6 +274,7 @@ def check_tiny_run() -> list[Check]:
     from virnucpro.config import PredictConfig
     from virnucpro.layout import OutputLayout
     from virnucpro.pipeline import run_predict
+    from virnucpro.run_record import COMPLETED, RunRecord
 
     fix = "run `virnucpro predict EXAMPLE.fa -o OUT --models tiny -vv` to see the whole error"
     quiet = logging.getLogger("virnucpro")
@@ -280,14 +285,15 @@ def check_tiny_run() -> list[Check]:
         with tempfile.TemporaryDirectory(prefix="virnucpro-doctor-") as tmp:
             fasta, outdir = Path(tmp) / "example.fasta", Path(tmp) / "out"
             _example_fasta(fasta)
-            runs = run_predict(PredictConfig(inputs=(str(fasta),), outdir=outdir, models="tiny",
-                                             device="cpu", progress=False, report=False))
-            missing = [f for f in (*OutputLayout.FILES, "run.json")
+            run_predict(PredictConfig(inputs=(str(fasta),), outdir=outdir, models="tiny",
+                                      device="cpu", progress=False, report=False))
+            missing = [f for f in (*OutputLayout.FILES, OutputLayout.RUN)
                        if not (outdir / f).is_file()]
             if missing:
                 return [Check("tiny run", "predict", PROBLEM,
                               "finished without " + ", ".join(missing), fix)]
-            counts = runs[0].get("counts", {}) if runs else {}
+            run = RunRecord.read(OutputLayout(outdir).run_json)  # as `report` will read it
+            counts = run.counts
             if not counts.get("chunks_scored"):
                 return [Check("tiny run", "predict", PROBLEM,
                               f"finished but scored no chunk ({counts})", fix)]
@@ -297,7 +303,7 @@ def check_tiny_run() -> list[Check]:
     finally:
         quiet.setLevel(level)
     seconds = time.perf_counter() - started
-    state = runs[0].get("status", "completed") if runs else "completed"
+    state = run.status or COMPLETED
     return [Check("tiny run", "predict", OK,
                   f"{state} in {seconds:.1f} s on the CPU: {counts.get('sequences')} records, "
                   f"{counts['chunks_scored']} of {counts.get('chunks')} chunks scored, every "

@@ -23,11 +23,12 @@ from itertools import chain
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from virnucpro.engine_config import EngineConfig
+from virnucpro.models.sets import as_model_set
 from virnucpro.pool.worker import ShardTask
 from virnucpro.scoring import ShardScores
 
 if TYPE_CHECKING:
-    from virnucpro.models.sets import ModelSet
+    from virnucpro.models.modelset import ModelSet
 
 __all__ = ["DaemonEngine", "Engine", "EngineConfig", "LocalEngine", "PoolEngine", "make_engine"]
 
@@ -77,15 +78,6 @@ class DaemonEngine(Engine, Protocol):
 
     # Set by the caller: told (message, keys of the shards concerned) when a worker dies.
     notify: Callable[[str, list[tuple]], None] | None
-
-
-def as_model_set(models: ModelSet | str) -> ModelSet:
-    """A resolved set as it is; a name or folder resolved (never downloaded here)."""
-    from virnucpro.models.sets import ModelSet, resolve_model_set
-
-    if isinstance(models, ModelSet):
-        return models
-    return resolve_model_set(str(models), fetch_missing=False, progress=False)
 
 
 class LocalEngine:

@@ -10,22 +10,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ENGINES = ("auto", "local", "pool", "ray")
+from virnucpro.options import OPTIONS, default
 
 
 @dataclass(frozen=True)
 class EngineConfig:
     """Everything an engine is made from besides the model set, devices and chunk size."""
 
-    engine: str = "auto"  # auto (local for one device, pool for several), local, pool, ray
-    threads: int | None = None  # torch CPU threads [default: every core, shared by CPU workers]
-    worker_timeout: float = 600.0  # seconds a worker (or Ray actor) may take to load its models
-    cache_clear_interval: int = 50  # free the GPU allocator cache every N shards (0: never)
-    precision: str = "auto"  # auto (bfloat16 on GPUs, float32 on CPU), float32, bfloat16
-    persistent: bool = False  # keep the models loaded across inputs (until close())
-    ray_address: str | None = None  # ray: auto, HOST:PORT, or none for a local instance
-    workers: int | None = None  # ray: actors [default: every GPU / G, or one per node]
-    gpus_per_worker: float | None = None  # ray [default: 1 when the cluster has GPUs, else 0]
+    # The defaults are the options' (virnucpro/options.py: `attr` engine.<field>).
+    engine: str = default("engine")  # auto (local for one device, pool for several), local, pool, ray
+    threads: int | None = default("threads")  # torch CPU threads [default: every core, shared]
+    worker_timeout: float = default("worker_timeout")  # seconds a worker may take to load
+    cache_clear_interval: int = default("cache_clear_interval")  # every N shards (0: never)
+    precision: str = default("precision")  # auto (bfloat16 on GPUs, float32 on CPU), float32, bfloat16
+    persistent: bool = default("persistent_models")  # models kept loaded across inputs
+    ray_address: str | None = default("ray_address")  # ray: auto, HOST:PORT, or a local instance
+    workers: int | None = default("workers")  # ray: actors [default: every GPU / G, or one per node]
+    gpus_per_worker: float | None = default("gpus_per_worker")  # ray [default: 1 with GPUs, else 0]
 
     def effective_precision(self, devices: list[str]) -> str:
         """`precision` with `auto` resolved for these devices (devices.effective_precision)."""
@@ -41,9 +42,6 @@ class EngineConfig:
         return cluster_devices(self.ray_address, self.workers, self.gpus_per_worker, self.threads)
 
     def parameters(self) -> dict:
-        """The settings as run.json's `parameters` has always named them."""
-        return {"engine": self.engine, "ray_address": self.ray_address, "workers": self.workers,
-                "gpus_per_worker": self.gpus_per_worker, "persistent_models": self.persistent,
-                "cache_clear_interval": self.cache_clear_interval,
-                "worker_timeout": self.worker_timeout, "threads": self.threads,
-                "precision": self.precision}
+        """The settings as run.json's `parameters` has always named them: the options' names."""
+        return {o.name: getattr(self, o.path.removeprefix("engine.")) for o in OPTIONS
+                if o.path.startswith("engine.")}

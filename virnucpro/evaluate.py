@@ -38,9 +38,10 @@ import numpy as np
 
 from virnucpro import __version__
 from virnucpro.errors import InputError, OutputError
-from virnucpro.layout import write_json_atomic
-from virnucpro.report.data import EVALUATION_FILE, read_columns, read_run_info
+from virnucpro.layout import OutputLayout, write_json_atomic
+from virnucpro.report.data import read_columns
 from virnucpro.rollup import OTHERS, UNSCORED, VIRUS
+from virnucpro.run_record import read_finished_run
 from virnucpro.seqfile import check_path, file_sha256, open_binary, read_fasta, scan_fasta
 from virnucpro.table_text import format_scores
 
@@ -293,48 +294,42 @@ def evaluate_run(outdir: str | Path, truth: Truth) -> dict:
     """The evaluation of the finished run in `outdir` against `truth` (evaluation.json's
     content); OutputError when `outdir` is not a finished run."""
     root = Path(outdir)
-    if root.is_dir() and not (root / "run.json").is_file():
-        runs = sorted(p.parent for p in root.glob("*/run.json"))
-        if runs:
-            raise OutputError("holds the runs of several inputs; evaluate each folder: "
-                              + ", ".join(str(r) for r in runs), path=root)
-    info = read_run_info(root)
-    params = info.get("parameters", {})
-    threshold = float(params.get("threshold", 0.5))
+    layout = OutputLayout(root)
+    record = read_finished_run(root, verb="evaluate")
+    threshold = record.threshold
     labels = truth.labels
     seq = _Scores()
     columns = ("sequence_id", "max_p_virus", "call")
-    seq.add_all(read_columns(root / "sequences.tsv", columns), labels)
+    seq.add_all(read_columns(layout.sequences, columns), labels)
     chunks = _Scores()
-    chunks.add_all(read_columns(root / "chunks.tsv", columns), labels)
+    chunks.add_all(read_columns(layout.chunks, columns), labels)
     levels = {}
-    if (root / "frames.tsv").is_file():
+    if layout.frames.is_file():
         frames = _Scores()
-        rows = read_columns(root / "frames.tsv", ("sequence_id", "p_virus", "call", "status"))
+        rows = read_columns(layout.frames, ("sequence_id", "p_virus", "call", "status"))
         frames.add_all(((s, p if st == "ok" else "", c) for s, p, c, st in rows), labels)
         levels["frame"] = frames.figures(
             "p_virus", "virus when p_virus > p_others (argmax; a tie goes to others)",
-            "frames.tsv")
+            layout.FRAMES)
     else:
-        log.warning("%s: no frames.tsv: no frame-level figures", root)
+        log.warning("%s: no %s: no frame-level figures", root, layout.FRAMES)
     levels["chunk"] = chunks.figures(
         "max_p_virus", "virus when max P(virus) >= max P(others) over the chunk's frames",
-        "chunks.tsv")
+        layout.CHUNKS)
     levels["sequence"] = seq.figures(
         "max_p_virus", f"virus when viral_chunks / scored_chunks >= {threshold:g} (the run's "
-        "threshold); the score ranked for AUROC and the curves is max_p_virus", "sequences.tsv")
+        "threshold); the score ranked for AUROC and the curves is max_p_virus", layout.SEQUENCES)
     absent = len(labels) - (seq.rows - seq.without_truth)  # the run's ids are unique
-    inp, models = info.get("input", {}), info.get("models", {})
+    inp = record.input
     return {
         "format": FORMAT, "virnucpro_version": __version__,
         "evaluated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "positive": VIRUS,
         "run": {"folder": str(root.resolve()), "input": inp.get("source"),
                 "input_sha256": inp.get("sha256"),
-                "models": models.get("name", params.get("models")),
-                "tiny": bool(info.get("tiny") or models.get("is_tiny")),
-                "chunk_size": params.get("chunk_size"), "threshold": threshold,
-                "finished": info.get("finished"), "rescored": len(info.get("rescored", []))},
+                "models": record.model_set, "tiny": record.is_tiny,
+                "chunk_size": record.parameters.get("chunk_size"), "threshold": threshold,
+                "finished": record.finished, "rescored": len(record.rescored)},
         "truth": truth.source,
         "sequences_without_truth": _named(seq.first_without_truth, seq.without_truth),
         "truth_ids_not_in_run": _named(_absent(labels, root, absent), absent),
@@ -347,7 +342,7 @@ def _absent(labels: dict[str, bool], root: Path, absent: int) -> list[str]:
     if not absent:
         return []
     remaining = dict.fromkeys(labels)
-    for (sid,) in read_columns(root / "sequences.tsv", ("sequence_id",)):
+    for (sid,) in read_columns(OutputLayout(root).sequences, ("sequence_id",)):
         remaining.pop(sid, None)
     return list(remaining)[:MAX_NAMED]
 
@@ -370,9 +365,9 @@ def evaluate(outdir: str | Path, truth: Truth, *, report: bool = True) -> dict:
     evaluation = evaluate_run(root, truth)
     warn_unmatched(evaluation)
     try:
-        write_json_atomic(root / EVALUATION_FILE, evaluation)
+        write_json_atomic(OutputLayout(root).evaluation, evaluation)
     except OSError as exc:
-        raise OutputError(f"cannot write {EVALUATION_FILE}: {exc.strerror or exc}",
+        raise OutputError(f"cannot write {OutputLayout.EVALUATION}: {exc.strerror or exc}",
                           path=root) from exc
     if report:
         from virnucpro.report import write_report

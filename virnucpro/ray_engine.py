@@ -27,7 +27,7 @@ from virnucpro.ray_cluster import actor_class, connect, plan_actors, require_ray
 from virnucpro.scoring import ShardScores
 
 if TYPE_CHECKING:
-    from virnucpro.models.sets import ModelSet
+    from virnucpro.models.modelset import ModelSet
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class RayEngine:
                  cache_clear_interval: int = 50, ready_timeout: float = 600.0,
                  precision: str = "float32", per_actor: int = 2, max_attempts: int = 3,
                  max_restarts: int = 10) -> None:
-        from virnucpro.engine import as_model_set
+        from virnucpro.models.sets import as_model_set
 
         # A folder path, resolved here once: every node must see it (a shared file system,
         # or `virnucpro models import` to the same path on each node).

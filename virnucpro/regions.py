@@ -1,6 +1,6 @@
 """Viral regions inside a sequence, cut from its chunk calls along its coordinates.
 
-The rule (the README's words, kept equal to this code by tests/unit/test_regions.py):
+The rule (as docs/outputs.md states it; tests/unit/test_regions.py holds this code to it):
 - a chunk counts as viral by its call, or, with a `min_p`, when its highest P(virus) is at
   least `min_p` (instead of the call); an unscored chunk never counts;
 - a region is a maximal run of viral chunks in which runs of at most `gap` chunks that do not

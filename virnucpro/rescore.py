@@ -17,7 +17,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from itertools import islice
 from pathlib import Path
@@ -27,17 +27,17 @@ import numpy as np
 from virnucpro import __version__
 from virnucpro.chunking import chunk_spans
 from virnucpro.errors import InputError, OutputError
-from virnucpro.layout import OutputLayout, write_json_atomic
+from virnucpro.layout import OutputLayout
 from virnucpro.plan import RecordInfo
 from virnucpro.regions import RegionRule
 from virnucpro.rollup import AMBIGUOUS, call_chunks
+from virnucpro.run_record import RunRecord, read_finished_run, run_subfolders
 from virnucpro.seqfile import read_fasta, scan_fasta
 from virnucpro.table_text import CHUNKS_COLUMNS, FRAMES_COLUMNS, SEQUENCES_COLUMNS
 from virnucpro.tables import TableWriter
 
 log = logging.getLogger(__name__)
 
-KEPT_FILES = ("frames.tsv", "prediction_results.txt", "prediction_results_highestscore.csv")
 _OLD_SEQUENCE_COLUMNS = SEQUENCES_COLUMNS[:11]  # before regions: no `regions` column
 
 
@@ -69,16 +69,17 @@ def run_folders(root: Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         raise OutputError("no such folder (give the output folder of a finished run)", path=root)
-    if (root / "run.json").is_file():
+    if OutputLayout(root).run_json.is_file():
         return [root]
-    subs = sorted(p.parent for p in root.glob("*/run.json"))
+    subs = run_subfolders(root)
     if not subs:
-        raise OutputError("no run.json: not the output folder of a finished run", path=root)
+        raise OutputError(f"no {OutputLayout.RUN}: not the output folder of a finished run",
+                          path=root)
     return subs
 
 
 def rescore(root: Path, settings: RescoreSettings, *, outdir: Path | None = None,
-            in_place: bool = False, force: bool = False, report: bool = True) -> list[dict]:
+            in_place: bool = False, force: bool = False, report: bool = True) -> list[RunRecord]:
     """Rescore the run in `root` (or each input subfolder of it) into `outdir`, or in place;
     return each folder's new run.json."""
     if (outdir is None) == (not in_place):
@@ -97,7 +98,7 @@ def rescore(root: Path, settings: RescoreSettings, *, outdir: Path | None = None
     if not in_place:
         for target in targets:
             _claim(target, force)
-    return [rescore_folder(source, target, settings, report=report)
+    return [rescore_run(source, target, settings, report=report)
             for source, target in zip(folders, targets, strict=True)]
 
 
@@ -115,21 +116,19 @@ def _claim(target: Path, force: bool) -> None:
         raise OutputError(f"cannot be used: {exc.strerror or exc}", path=target) from exc
 
 
-def _read_info(root: Path) -> dict:
-    from virnucpro.report.data import read_run_info
-
-    info = read_run_info(root)
-    params = info.get("parameters", {})
-    if "chunk_size" not in params:
-        raise OutputError("run.json names no chunk size", path=root / "run.json")
-    if not (root / "frames.tsv").is_file():
-        raise OutputError("frames.tsv is missing: the scores are read from it", path=root)
-    return info
+def _read_info(root: Path) -> RunRecord:
+    run = read_finished_run(root)
+    layout = OutputLayout(root)
+    if run.chunk_size is None:
+        raise OutputError(f"{layout.RUN} names no chunk size", path=layout.run_json)
+    if not layout.frames.is_file():
+        raise OutputError(f"{layout.FRAMES} is missing: the scores are read from it", path=root)
+    return run
 
 
-def _input_problem(info: dict) -> tuple[object | None, str]:
+def _input_problem(run: RunRecord) -> tuple[object | None, str]:
     """The input's index when it is the one the run scored, else None and why not."""
-    source = info.get("input", {})
+    source = run.input
     path = source.get("path")
     if not path or path == "-":
         return None, "the input was read from standard input"
@@ -138,9 +137,8 @@ def _input_problem(info: dict) -> tuple[object | None, str]:
         return None, f"the input {path} is gone"
     if p.stat().st_size != source.get("size"):
         return None, f"the input {path} has changed (its size)"
-    params = info.get("parameters", {})
     try:
-        index = scan_fasta(p, rename_duplicates=bool(params.get("rename_duplicates")))
+        index = scan_fasta(p, rename_duplicates=bool(run.parameters.get("rename_duplicates")))
     except InputError as exc:
         return None, f"the input {path} no longer reads ({exc.reason})"
     if index.sha256 != source.get("sha256"):
@@ -161,13 +159,22 @@ def _tsv(path: Path, expected: list[str] | tuple[list[str], ...]) -> Iterator[li
 
 def rescore_folder(source: Path, target: Path, settings: RescoreSettings, *,
                    report: bool = True) -> dict:
+    """`rescore_run`, its record as run.json's content."""
+    # TODO(merge): pipeline.reuse_finished returns this as the run's info dict; it calls
+    # rescore_run once the run package holds RunRecords, and this goes.
+    return rescore_run(source, target, settings, report=report).to_json()
+
+
+def rescore_run(source: Path, target: Path, settings: RescoreSettings, *,
+                report: bool = True) -> RunRecord:
     """Rebuild the call tables of one run folder into `target` (the same folder: in place)."""
     t0 = time.perf_counter()
-    info = _read_info(source)
-    params = info["parameters"]
-    chunk_size = int(params["chunk_size"])
+    run = _read_info(source)
+    params = run.parameters
+    chunk_size = run.chunk_size
     threshold, rule = settings.apply(params)
-    index, why = _input_problem(info)
+    index, why = _input_problem(run)
+    tables = OutputLayout(source)
     fastq = index is not None and index.format == "fastq"
     layout = OutputLayout(target)
     writer = TableWriter(layout, threshold=threshold, save_embeddings=False,
@@ -175,21 +182,21 @@ def rescore_folder(source: Path, target: Path, settings: RescoreSettings, *,
                          resume=False, regions=rule, fastq=fastq, frames=False,
                          sequence_files=index is not None)
     records = read_fasta(index) if index is not None else None
-    frames = _tsv(source / "frames.tsv", FRAMES_COLUMNS)
+    frames = _tsv(tables.frames, FRAMES_COLUMNS)
     # Which chunks had no codon of A, C, G, T only is a fact of the input, not of the
     # scores: it is read back from the run's own chunks.tsv (the input may be gone).
-    chunk_rows = _tsv(source / "chunks.tsv", CHUNKS_COLUMNS)
+    chunk_rows = _tsv(tables.chunks, CHUNKS_COLUMNS)
     pending = next(frames, None)
     frames_read = 0
     try:
-        for n, row in enumerate(_tsv(source / "sequences.tsv",
+        for n, row in enumerate(_tsv(tables.sequences,
                                      (SEQUENCES_COLUMNS, _OLD_SEQUENCE_COLUMNS))):
             sid, length, n_chunks, flags, reason = row[0], int(row[1]), int(row[2]), row[9], row[10]
             record = next(records) if records is not None else None
             if record is not None and (record.id != sid or len(record.seq) != length):
                 raise OutputError(f"record {n + 1} of the input is {record.id!r}, sequences.tsv "
                                   f"has {sid!r}: the tables are not of this input",
-                                  path=source / "sequences.tsv")
+                                  path=tables.sequences)
             rows: list[list[str]] = []
             while pending is not None and pending[1] == sid:
                 rows.append(pending)
@@ -204,26 +211,26 @@ def rescore_folder(source: Path, target: Path, settings: RescoreSettings, *,
             chunks = list(islice(chunk_rows, n_chunks))
             if len(chunks) != n_chunks or any(c[1] != sid for c in chunks):
                 raise OutputError(f"chunks.tsv does not hold the {n_chunks} chunk rows of "
-                                  f"{sid!r} in their place", path=source / "chunks.tsv")
+                                  f"{sid!r} in their place", path=tables.chunks)
             ambiguous = np.array([c[9] == AMBIGUOUS for c in chunks], dtype=bool)
-            _write(writer, info_, rows, chunk_size, source, ambiguous)
+            _write(writer, info_, rows, chunk_size, tables, ambiguous)
         if pending is not None:
             raise OutputError(f"frames.tsv has rows of {pending[1]!r}, which sequences.tsv "
-                              "does not list in that place", path=source / "frames.tsv")
-        expected = info.get("counts", {}).get("frames")
+                              "does not list in that place", path=tables.frames)
+        expected = run.counts.get("frames")
         if expected is not None and frames_read != expected:
             raise OutputError(f"{frames_read:,} frame rows, run.json counts {expected:,}: "
-                              "frames.tsv is not whole", path=source / "frames.tsv")
+                              "frames.tsv is not whole", path=tables.frames)
         writer.close()
     except BaseException:
         writer.abandon()
         shutil.rmtree(layout.work, ignore_errors=True)
         raise
-    return _publish(source, target, writer, info, threshold, rule, why, t0, report)
+    return _publish(source, target, writer, run, threshold, rule, why, t0, report)
 
 
 def _write(writer: TableWriter, info: RecordInfo, rows: list[list[str]], chunk_size: int,
-           source: Path, ambiguous: np.ndarray) -> None:
+           source: OutputLayout, ambiguous: np.ndarray) -> None:
     n = info.n_chunks
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
@@ -235,11 +242,11 @@ def _write(writer: TableWriter, info: RecordInfo, rows: list[list[str]], chunk_s
     spans = [(0, length)] if length <= chunk_size else chunk_spans(length, chunk_size)
     if len(spans) != n:
         raise OutputError(f"{info.id!r} has {n} chunks in sequences.tsv, but {len(spans)} at "
-                          f"chunk size {chunk_size}", path=source / "sequences.tsv")
+                          f"chunk size {chunk_size}", path=source.sequences)
     chunk_no = np.fromiter((int(r[2]) for r in rows), dtype=np.int64, count=len(rows))
     if len(rows) and (chunk_no.min() < 1 or chunk_no.max() > n or np.any(np.diff(chunk_no) < 0)):
         raise OutputError(f"the frames of {info.id!r} are not in chunk order",
-                          path=source / "frames.tsv")
+                          path=source.frames)
     starts = np.array([s for s, _ in spans], dtype=np.int64)
     ends = np.array([e for _, e in spans], dtype=np.int64)
     if len(rows):  # each frame inside its chunk: frames.tsv is of this layout
@@ -248,7 +255,7 @@ def _write(writer: TableWriter, info: RecordInfo, rows: list[list[str]], chunk_s
         if np.any(f_start < starts[chunk_no - 1]) or np.any(f_end > ends[chunk_no - 1]):
             raise OutputError(f"the frames of {info.id!r} lie outside their chunks at chunk "
                               f"size {chunk_size}: frames.tsv is not of this run",
-                              path=source / "frames.tsv")
+                              path=source.frames)
     offsets = np.searchsorted(chunk_no, np.arange(1, n + 2)).astype(np.int64)
     probs = np.array([(float(r[8]) if r[8] else np.nan, float(r[9]) if r[9] else np.nan)
                       for r in rows], dtype=np.float32).reshape(-1, 2)
@@ -267,25 +274,26 @@ def _link_or_copy(src: str | Path, dst: str | Path) -> None:
         shutil.copy2(src, dst)
 
 
-def _publish(source: Path, target: Path, writer: TableWriter, info: dict, threshold: float,
-             rule: RegionRule, why: str, t0: float, report: bool) -> dict:
+def _publish(source: Path, target: Path, writer: TableWriter, run: RunRecord,
+             threshold: float, rule: RegionRule, why: str, t0: float, report: bool) -> RunRecord:
     layout = writer.layout
     in_place = source.resolve() == target.resolve()
     stage = layout.staging
+    kept_from = OutputLayout(source)
     if not in_place:
-        for name in KEPT_FILES:
+        for name in layout.FRAME_FILES:
             if (source / name).is_file():
                 _link_or_copy(source / name, stage / name)
-        if (source / layout.EMBEDDINGS).is_dir():
-            shutil.copytree(source / layout.EMBEDDINGS, stage / layout.EMBEDDINGS,
+        if kept_from.embeddings.is_dir():
+            shutil.copytree(kept_from.embeddings, stage / layout.EMBEDDINGS,
                             copy_function=_link_or_copy)
-    names = writer.published + ([n for n in KEPT_FILES if (stage / n).exists()]
+    names = writer.published + ([n for n in layout.FRAME_FILES if (stage / n).exists()]
                                 if not in_place else [])
     for name in names:
         os.replace(stage / name, target / name)
     if not in_place and (stage / layout.EMBEDDINGS).is_dir():
-        os.replace(stage / layout.EMBEDDINGS, target / layout.EMBEDDINGS)
-    params = info["parameters"]
+        os.replace(stage / layout.EMBEDDINGS, layout.embeddings)
+    params = run.parameters
     before = {"threshold": params.get("threshold"), **RegionRule.from_parameters(params).parameters()}
     after = {"threshold": threshold, **rule.parameters()}
     if why:
@@ -299,25 +307,23 @@ def _publish(source: Path, target: Path, writer: TableWriter, info: dict, thresh
         note = "written"
     counts = dict(writer.counts)
     for key in ("frames", "frames_failed"):  # frame-level: unchanged
-        counts[key] = info.get("counts", {}).get(key, 0)
-    new = dict(info)
-    new["parameters"] = {**params, **after}
-    new["counts"] = counts
-    outputs = {k: v for k, v in info.get("outputs", {}).items()
+        counts[key] = run.counts.get(key, 0)
+    outputs = {k: v for k, v in run.outputs.items()
                if k not in layout.SEQUENCE_FILES and k != layout.REPORT}
     outputs.update({n: n for n in writer.published})
     if in_place:
         outputs.update({n: n for n in layout.SEQUENCE_FILES if (target / n).exists()})
-    new["outputs"] = outputs
-    new["rescored"] = [*info.get("rescored", []), {
-        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "virnucpro_version": __version__, "command": sys.argv, "from": str(source),
-        "to": str(target), "in_place": in_place, "before": before, "settings": after, "sequence_files": note,
-        "seconds": round(time.perf_counter() - t0, 3)}]
-    write_json_atomic(layout.run_json, new)
+    new = replace(run, parameters={**params, **after}, counts=counts, outputs=outputs,
+                  rescored=[*run.rescored, {
+                      "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                      "virnucpro_version": __version__, "command": sys.argv, "from": str(source),
+                      "to": str(target), "in_place": in_place, "before": before,
+                      "settings": after, "sequence_files": note,
+                      "seconds": round(time.perf_counter() - t0, 3)}])
+    new.write(layout.run_json)
     shutil.rmtree(layout.work, ignore_errors=True)
     if report:
-        from virnucpro.report import REPORT_NAME, write_report
+        from virnucpro.report import write_report
 
         try:
             write_report(target, writer="virnucpro rescore")
@@ -325,9 +331,8 @@ def _publish(source: Path, target: Path, writer: TableWriter, info: dict, thresh
             log.error("%s: no report written (%s); the tables are complete: run `virnucpro report %s` to retry",
                         target, exc, target)
         else:
-            new["outputs"][REPORT_NAME] = REPORT_NAME
-            write_json_atomic(layout.run_json, new)
-    elif (target / layout.REPORT).exists() and in_place:
-        (target / layout.REPORT).unlink()  # it showed the earlier calls
+            new.outputs[layout.REPORT] = layout.REPORT
+            new.write(layout.run_json)
+    elif layout.report.exists() and in_place:
+        layout.report.unlink()  # it showed the earlier calls
     return new
-

@@ -147,7 +147,7 @@ def embed_frames(nucleotides: Sequence[str], proteins: Sequence[str], models: Lo
     nucleotides and proteins, in their order, and the indices of frames that could not be
     embedded (their rows are NaN). `stop` is asked before each model batch: True raises
     ShardCancelled (a cancel takes effect within one batch, not one shard)."""
-    from virnucpro.models.dnabert_io import tokenize_dna
+    from virnucpro.models.dnabert_tokenizer import tokenize_dna
 
     embedder = embedder or Embedder(models)
     n = len(nucleotides)

@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from virnucpro.errors import OutputError
+from virnucpro.options import default
 from virnucpro.scoring import ShardScores
 
-DEFAULT_SHARD_FRAMES = 2048
+DEFAULT_SHARD_FRAMES = default("shard_frames")  # the option's (virnucpro/options.py)
 
 
 def ids_digest(frame_ids: Sequence[str]) -> str:

@@ -41,7 +41,7 @@ class HashScorer:
     def __init__(self, spec, device: str) -> None:
         from tokenizers import Tokenizer
 
-        from virnucpro.models.dnabert_io import TOKENIZER_FILE
+        from virnucpro.models.dnabert_tokenizer import TOKENIZER_FILE
         from virnucpro.models.sets import resolve_model_set
 
         started = time.perf_counter()
@@ -55,7 +55,7 @@ class HashScorer:
 
     def score(self, task, stop=None) -> ShardScores:
         from virnucpro.batching import batch_by_token_budget
-        from virnucpro.models.dnabert_io import tokenize_dna
+        from virnucpro.models.dnabert_tokenizer import tokenize_dna
         from virnucpro.scoring import ShardCancelled
 
         if stop is not None and stop():

@@ -41,9 +41,9 @@ def fmt_share(x: float | None) -> str:
 
 
 HEADERS = {
-    "frames.tsv": FRAMES_COLUMNS, "chunks.tsv": CHUNKS_COLUMNS,
-    "sequences.tsv": SEQUENCES_COLUMNS, "regions.tsv": REGIONS_COLUMNS,
-    "prediction_results.txt": ["Sequence_ID", "Prediction", "score1", "score2"],
+    OutputLayout.FRAMES: FRAMES_COLUMNS, OutputLayout.CHUNKS: CHUNKS_COLUMNS,
+    OutputLayout.SEQUENCES: SEQUENCES_COLUMNS, OutputLayout.REGIONS: REGIONS_COLUMNS,
+    OutputLayout.PREDICTIONS: ["Sequence_ID", "Prediction", "score1", "score2"],
     OutputLayout.EMBEDDING_INDEX: ["frame_id", "file", "row"],
 }
 

@@ -20,7 +20,8 @@ import numpy as np
 
 from virnucpro import table_text as T
 from virnucpro.errors import OutputError
-from virnucpro.layout import OutputLayout, write_json_atomic
+from virnucpro.layout import OutputLayout as L
+from virnucpro.layout import write_json_atomic
 from virnucpro.plan import PlanBlock, RecordInfo
 from virnucpro.regions import KINDS, Region, RegionRule, find_regions
 from virnucpro.rollup import VIRUS, ChunkColumns, call_chunks, call_sequence, frame_calls
@@ -67,7 +68,7 @@ class TableWriter:
     regions.fasta, viral.fastq); `fastq`: the input is FASTQ, so viral.fastq is written too.
     """
 
-    def __init__(self, layout: OutputLayout, *, threshold: float, save_embeddings: bool,
+    def __init__(self, layout: L, *, threshold: float, save_embeddings: bool,
                  shard_frames: int, settings: dict, resume: bool,
                  regions: RegionRule | None = None, fastq: bool = False, frames: bool = True,
                  sequence_files: bool = True) -> None:
@@ -82,16 +83,16 @@ class TableWriter:
         self.settings = {**settings, "format": STAGING_FORMAT, "threshold": threshold,
                          "save_embeddings": save_embeddings, "shard_frames": shard_frames,
                          **self.regions.parameters(), "fastq": fastq}
-        tables = ["chunks.tsv", "sequences.tsv", "regions.tsv"]
+        tables = [L.CHUNKS, L.SEQUENCES, L.REGIONS]
         if frames:
-            tables = ["frames.tsv", *tables, "prediction_results.txt", layout.HIGHEST_UNSORTED]
+            tables = [L.FRAMES, *tables, L.PREDICTIONS, L.HIGHEST_UNSORTED]
         if sequence_files:
-            tables += ["viral.fasta", "regions.fasta", *(layout.FASTQ_FILES if fastq else ())]
+            tables += [L.VIRAL_FASTA, L.REGIONS_FASTA, *(L.FASTQ_FILES if fastq else ())]
         if self.save_embeddings:
-            tables.append(layout.EMBEDDING_INDEX)
+            tables.append(L.EMBEDDING_INDEX)
         self._names = tables
-        self._rows: dict[str, list[str]] = {"sequences.tsv": [], "regions.tsv": []}
-        self._bytes: dict[str, list[bytes]] = {n: [] for n in layout.SEQUENCE_FILES if n in tables}
+        self._rows: dict[str, list[str]] = {L.SEQUENCES: [], L.REGIONS: []}
+        self._bytes: dict[str, list[bytes]] = {n: [] for n in L.SEQUENCE_FILES if n in tables}
         self._open: _OpenRecord | None = None
         self.counts = _new_counts()
         self.position: dict | None = None  # where the staged tables end, when resumed
@@ -107,7 +108,7 @@ class TableWriter:
         """The files `publish` moves into the output folder."""
         names = [n for n in self._names if n in self.layout.files(True)]
         if self.frames:
-            names.append("prediction_results_highestscore.csv")
+            names.append(L.HIGHEST)
         return names
 
     # -- staging, checkpoints ---------------------------------------------------------------
@@ -118,7 +119,7 @@ class TableWriter:
             shutil.rmtree(stage)
         stage.mkdir(parents=True)
         if self.save_embeddings:
-            (stage / self.layout.EMBEDDINGS).mkdir()
+            (stage / L.EMBEDDINGS).mkdir()
         for name in self._names:
             header = T.HEADERS.get(name)
             (stage / name).write_bytes(("\t".join(header) + "\n").encode() if header else b"")
@@ -172,9 +173,8 @@ class TableWriter:
         if features is None:
             raise OutputError("--save-embeddings: a finished shard holds no features",
                               path=self.layout.shards)
-        name = f"features-{shard:06d}.safetensors"
         save_file({"features": np.ascontiguousarray(features, dtype=np.float32)},
-                  str(self.layout.staging / self.layout.EMBEDDINGS / name),
+                  str(self.layout.staging / L.EMBEDDINGS / L.embedding_file(shard)),
                   metadata={"frames": str(len(features))})
 
     @property
@@ -248,7 +248,7 @@ class TableWriter:
             states[i] = f"failed: {STATUS_REASONS.get(int(status[i]), 'not scored')}"
         chunk_no = np.repeat(block.chunk_index[ca:cb] + 1, np.diff(c_offsets))
         fids = block.frame_ids[fa:fb]
-        self._put("frames.tsv", (
+        self._put(L.FRAMES, (
             f"{r[0]}\t{r[1]}\t{r[2]}\t{r[3]}\t{r[4] + 1}\t{r[5]}\t{r[6]}\t{r[7]}\t{r[8]}\t{r[9]}\t{r[10]}\n"
             for r in zip(fids, seq_ids.tolist(), chunk_no.tolist(),
                          T.STRAND_FRAME[block.frame_code[fa:fb]].tolist(),
@@ -256,13 +256,13 @@ class TableWriter:
                          block.protein_length[fa:fb].tolist(), p_others, p_virus, calls.tolist(),
                          states.tolist(), strict=True)))
         good = np.flatnonzero(ok).tolist()
-        self._put("prediction_results.txt", (
+        self._put(L.PREDICTIONS, (
             f"{fids[i]}\t{calls[i]}\t{p_others[i]}\t{p_virus[i]}\n" for i in good))
         if self.save_embeddings:
             first = block.frame0 + fa
             size = self.shard_frames
-            self._put(self.layout.EMBEDDING_INDEX, (
-                f"{fid}\tfeatures-{g // size:06d}.safetensors\t{g % size}\n"
+            self._put(L.EMBEDDING_INDEX, (
+                f"{fid}\t{L.embedding_file(g // size)}\t{g % size}\n"
                 for g, fid in enumerate(fids, start=first)))
         self.counts["frames"] += len(ok)
         self.counts["frames_failed"] += len(ok) - len(good)
@@ -276,13 +276,13 @@ class TableWriter:
             max_v[scored] = T.format_scores(chunks.max_p_virus[scored])
             max_o[scored] = T.format_scores(chunks.max_p_others[scored])
         calls, reasons = chunks.calls(), chunks.reasons()
-        self._put("chunks.tsv", (
+        self._put(L.CHUNKS, (
             f"{r[0]}\t{r[1]}\t{r[2] + 1}\t{r[3] + 1}\t{r[4]}\t{r[5]}\t{r[6]}\t{r[7]}\t{r[8]}\t{r[9]}\n"
             for r in zip(cids, seq_ids.tolist(), chunk_index.tolist(), chunk_start.tolist(),
                          chunk_end.tolist(), chunks.kept.tolist(), max_v.tolist(),
                          max_o.tolist(), calls.tolist(), reasons.tolist(), strict=True)))
         if self.frames:
-            self._put(self.layout.HIGHEST_UNSORTED, (
+            self._put(L.HIGHEST_UNSORTED, (
                 f"{cids[i]}\t{bool(chunks.viral[i])}\n" for i in np.flatnonzero(scored).tolist()))
         c = self.counts
         c["chunks"] += len(scored)
@@ -335,22 +335,22 @@ class TableWriter:
 
     def _record_rows(self, info: RecordInfo, seq, regions: list[Region]) -> None:
         """A finished record's sequence row, region rows and sequence file entries."""
-        self._rows["sequences.tsv"].append(
+        self._rows[L.SEQUENCES].append(
             f"{info.id}\t{seq.length}\t{seq.chunks}\t{seq.scored_chunks}\t"
             f"{seq.viral_chunks}\t{T.fmt_share(seq.viral_share)}\t"
             f"{T.fmt_score(seq.max_p_virus)}\t{T.fmt_score(seq.mean_p_virus)}\t{seq.call}\t"
             f"{','.join(info.flags)}\t{seq.reason}\t{len(regions)}\n")
         if regions:
-            self._rows["regions.tsv"].extend(
+            self._rows[L.REGIONS].extend(
                 f"{info.id}\t{r.number}\t{r.start}\t{r.end}\t{r.length}\t{r.chunks}\t"
                 f"{r.viral_chunks}\t{T.fmt_score(r.mean_p_virus)}\t{T.fmt_score(r.max_p_virus)}\t"
                 f"{r.kind}\n" for r in regions)
         if self.sequence_files:
             if seq.call == VIRUS:
-                self._bytes["viral.fasta"].append(T.fasta_entry(info))
+                self._bytes[L.VIRAL_FASTA].append(T.fasta_entry(info))
                 if self.fastq:
-                    self._bytes["viral.fastq"].append(T.fastq_entry(info))
-            self._bytes["regions.fasta"].extend(T.region_entry(info, r) for r in regions)
+                    self._bytes[L.VIRAL_FASTQ].append(T.fastq_entry(info))
+            self._bytes[L.REGIONS_FASTA].extend(T.region_entry(info, r) for r in regions)
         c = self.counts
         c["sequences"] += 1
         c[f"sequences_{seq.call}"] += 1
@@ -374,13 +374,12 @@ class TableWriter:
                 fh.close()
             self._files = {}
             return
-        with open(stage / "prediction_results_highestscore.csv", "w", encoding="utf-8",
-                  newline="\n") as out:
+        with open(stage / L.HIGHEST, "w", encoding="utf-8", newline="\n") as out:
             # Sorted as plain strings, as pandas sorts the reference's ids. Sorting whole
             # lines is sorting by id: ids hold no tab and no byte below it.
             out.write("Modified_ID\tIs_Virus\n")
-            with open(stage / self.layout.HIGHEST_UNSORTED, encoding="utf-8", newline="\n") as src:
-                out.writelines(T.sort_lines(src, stage / "sort-runs"))
+            with open(self.layout.highest_unsorted, encoding="utf-8", newline="\n") as src:
+                out.writelines(T.sort_lines(src, self.layout.sort_runs))
             out.flush()
             os.fsync(out.fileno())
         for fh in self._files.values():
@@ -400,10 +399,10 @@ class TableWriter:
         for name in self.published:
             os.replace(self.layout.staging / name, root / name)
         if self.save_embeddings:
-            target = root / self.layout.EMBEDDINGS
+            target = self.layout.embeddings
             if target.exists():
                 shutil.rmtree(target)
-            os.replace(self.layout.staging / self.layout.EMBEDDINGS, target)
+            os.replace(self.layout.staging / L.EMBEDDINGS, target)
 
 
 def _slice(chunks: ChunkColumns, lo: int, hi: int) -> ChunkColumns:

@@ -68,7 +68,8 @@ def test_a_pool_worker_on_the_gpu_matches_the_local_engine(tmp_path, tiny_set_di
 
 
 def test_a_float16_esm_file_widened_on_the_gpu_equals_the_cpu_load(tmp_path):
-    from virnucpro.models.esm_io import load_esm, write_tiny_esm
+    from virnucpro.models.esm_io import load_esm
+    from virnucpro.models.tiny.esm import write_tiny_esm
 
     path = write_tiny_esm(tmp_path, seed=3, num_layers=2, embed_dim=40, attention_heads=4,
                           dtype=torch.float16)
@@ -85,7 +86,8 @@ def test_a_float16_esm_file_widened_on_the_gpu_equals_the_cpu_load(tmp_path):
 def esm_head_dim_64(tmp_path_factory):
     """Heads of 64, as ESM-2 3B's (2560 / 40), which the fused attention kernels take; the tiny
     set's heads of 10 go to the plain kernel."""
-    from virnucpro.models.esm_io import load_esm, write_tiny_esm
+    from virnucpro.models.esm_io import load_esm
+    from virnucpro.models.tiny.esm import write_tiny_esm
 
     path = write_tiny_esm(tmp_path_factory.mktemp("esm64"), seed=7, num_layers=4, embed_dim=256,
                           attention_heads=4)

@@ -20,6 +20,7 @@ from tests.helpers import DATA, read_table
 from tests.integration.test_pool import assert_same_results
 from virnucpro.config import PredictConfig
 from virnucpro.daemon import protocol as P
+from virnucpro.daemon import requests as R
 from virnucpro.daemon.client import Client, ClientError, DaemonUnavailable
 from virnucpro.pipeline import run_predict
 
@@ -305,7 +306,7 @@ def test_tcp_needs_curve_and_refuses_clients_without_an_allowed_key(tmp_path, da
     plain = ctx.socket(zmq.DEALER)
     plain.setsockopt(zmq.LINGER, 0)
     plain.connect(endpoint)
-    plain.send(P.make_request("status"))
+    plain.send(R.encode_request(R.StatusRequest()))
     assert not plain.poll(1500)
     plain.close(0)
     # Upload and download over tcp: a remote client sends content instead of paths.
@@ -354,7 +355,7 @@ def test_a_req_socket_gets_its_reply(daemons):
     sock = zmq.Context.instance().socket(zmq.REQ)
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(d.client().endpoint)
-    sock.send(P.make_request("status", rid="req-socket"))
+    sock.send(R.encode_request(R.StatusRequest(), rid="req-socket"))
     assert sock.poll(3000)
     reply = json.loads(sock.recv())
     assert reply["ok"] and reply["id"] == "req-socket"

@@ -25,12 +25,12 @@ LEFTOVERS = ("daemon.sock", "daemon-events.sock", "daemon.lock", "daemon.pid", "
 
 
 def documented_exit_code(meaning: str) -> int:
-    """The code README's exit-code table gives to the row starting with `meaning`."""
-    for line in (REPO / "README.md").read_text().splitlines():
+    """The code the docs' exit-code table gives to the row starting with `meaning`."""
+    for line in (REPO / "docs" / "troubleshooting.md").read_text().splitlines():
         m = re.fullmatch(r"\| (\d+) \| (.*) \|", line.strip())
         if m and m.group(2).startswith(meaning):
             return int(m.group(1))
-    raise AssertionError(f"README has no exit code for {meaning!r}")
+    raise AssertionError(f"docs/troubleshooting.md has no exit code for {meaning!r}")
 
 
 def runtime_of(env: dict[str, str]) -> Path:

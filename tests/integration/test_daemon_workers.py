@@ -1,7 +1,7 @@
 """The daemon's pool workers, in real processes: a cancel stops the shard being scored between
 two model batches, workers end with a supervisor killed by SIGKILL, and a worker's death is in
-its job's log. Bounds are generous: the mechanism is tested, the figures are measured in the
-README."""
+its job's log. Bounds are generous: the mechanism is tested, the figures are measured in
+docs/performance.md."""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from tests.daemon_helpers import start_daemon
 from tests.helpers import DATA
 from virnucpro.daemon import messages as M
 from virnucpro.daemon import protocol as P
+from virnucpro.daemon import requests as R
 from virnucpro.daemon.client import ClientError
 from virnucpro.daemon.jobs import JobRecord, JobState
 
@@ -30,7 +31,7 @@ def documented_requests() -> list[str]:
 
 
 def test_the_documented_requests_are_the_protocols() -> None:
-    assert sorted(documented_requests()) == sorted(P.SCHEMAS) == sorted(M.REPLIES)
+    assert sorted(documented_requests()) == sorted(R.REQUESTS) == sorted(M.REPLIES)
 
 
 @pytest.fixture

@@ -24,9 +24,12 @@ import torch
 from tests.daemon_helpers import daemon_env
 from tests.helpers import DATA
 from virnucpro.layout import OutputLayout
-from virnucpro.models import safe_pickle, sets
+from virnucpro.models import safe_pickle
+from virnucpro.models.cache import sets_dir
 from virnucpro.models.classifier_io import load_classifier
-from virnucpro.models.tiny import build_tiny_set
+from virnucpro.models.manifest import record_files, write_manifest
+from virnucpro.models.modelset import scan_set_folder
+from virnucpro.models.tiny.build import build_tiny_set
 
 VIRAL = DATA / "viral_reference.fasta"
 BIN = Path(sys.executable).parent
@@ -47,8 +50,8 @@ def published_like(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _with_manifest(folder: Path) -> Path:
     """Sizes and hashes recorded as they are now, so that only loading can find a fault."""
-    sets.write_manifest(folder, {"name": folder.name, "source": "import",
-                                 "files": sets._record(folder)})
+    files = record_files(folder, scan_set_folder(folder).files())
+    write_manifest(folder, {"name": folder.name, "source": "import", "files": files})
     return folder
 
 
@@ -73,7 +76,7 @@ def _broken(tmp_path: Path, tiny_set_dir: Path, how: str) -> tuple[Path, str]:
         torch.save(ckpt, folder / "esm2_t2_tiny.pt")
         named = "esm2_t2_tiny.pt"
     else:  # classifier-width: a whole ESM-2 of another width, which the classifiers do not fit
-        from virnucpro.models.esm_io import write_tiny_esm
+        from virnucpro.models.tiny.esm import write_tiny_esm
 
         other = write_tiny_esm(tmp_path / "other", seed=5, embed_dim=48)
         shutil.copyfile(other, folder / "esm2_t2_tiny.pt")
@@ -155,12 +158,12 @@ def test_import_refuses_a_set_that_would_not_load_and_imports_nothing(tmp_path, 
     done = _cli("models", "import", folder, "--name", "mine")
     assert done.returncode == 4, done.stderr
     assert str(folder / named) in done.stderr and "would not load" in done.stderr
-    assert not (sets.sets_dir() / "mine").exists()
+    assert not (sets_dir() / "mine").exists()
 
 
 def test_doctor_verify_reports_a_set_that_would_not_load(tmp_path, tiny_set_dir):
     folder, named = _broken(tmp_path, tiny_set_dir, "esm-shapes")
-    shutil.copytree(folder, sets.sets_dir() / "doctor-broken")
+    shutil.copytree(folder, sets_dir() / "doctor-broken")
     try:
         done = _cli("doctor", "--verify", "--no-run", "--json")
         checks = {c["name"]: c for c in json.loads(done.stdout)["checks"]
@@ -170,7 +173,7 @@ def test_doctor_verify_reports_a_set_that_would_not_load(tmp_path, tiny_set_dir)
         assert bad["status"] == "problem" and named in bad["detail"], bad
         assert checks["tiny"]["status"] == "ok" and "every file loads" in checks["tiny"]["detail"]
     finally:
-        shutil.rmtree(sets.sets_dir() / "doctor-broken")
+        shutil.rmtree(sets_dir() / "doctor-broken")
 
 
 # -- the daemon checks the set it will use -------------------------------------------------

@@ -52,13 +52,13 @@ def test_rescore_equals_a_fresh_predict_with_the_new_settings(edge_run: Path, tm
         p.name for p in (edge_run / "embeddings").iterdir())
     # The run's own folder is untouched; run.json says what was done.
     assert json.loads((edge_run / "run.json").read_text())["parameters"]["threshold"] == 0.3
-    assert info["parameters"]["threshold"] == 0.6 and info["parameters"]["region_gap"] == 0
-    [entry] = info["rescored"]
+    assert info.parameters["threshold"] == 0.6 and info.parameters["region_gap"] == 0
+    [entry] = info.rescored
     assert entry["before"] == {"threshold": 0.3, "region_gap": 1, "region_min_p": None,
                                "min_region_length": 1000}
     assert entry["settings"]["min_region_length"] == 400
     assert entry["sequence_files"] == "written" and not entry["in_place"]
-    assert info["counts"] == json.loads((want / "run.json").read_text())["counts"]
+    assert info.counts == json.loads((want / "run.json").read_text())["counts"]
     assert not (tmp_path / "new" / ".virnucpro").exists()
 
 
@@ -109,8 +109,8 @@ def test_without_the_input_the_tables_are_written_and_the_fasta_files_skipped(
     assert differing(tmp_path / "gone", want, tables) == []
     assert not (tmp_path / "gone" / "viral.fasta").exists()
     assert not (tmp_path / "gone" / "regions.fasta").exists()
-    assert "viral.fasta" not in info["outputs"]
-    assert info["rescored"][0]["sequence_files"] == f"skipped: the input {source} is gone"
+    assert "viral.fasta" not in info.outputs
+    assert info.rescored[0]["sequence_files"] == f"skipped: the input {source} is gone"
     assert "is gone" in caplog.text
 
     # Same size, other bases: the SHA-256 tells. In place, the old FASTA files stay and say so.
@@ -119,7 +119,7 @@ def test_without_the_input_the_tables_are_written_and_the_fasta_files_skipped(
     assert source.stat().st_size == standin_cases.EDGE_INPUT.stat().st_size
     before = (tmp_path / "run" / "viral.fasta").read_bytes()
     [info] = rescore(tmp_path / "run", RescoreSettings(**NEW), in_place=True, report=False)
-    assert info["rescored"][0]["sequence_files"].startswith(
+    assert info.rescored[0]["sequence_files"].startswith(
         f"skipped: the input {source} has changed (its SHA-256); viral.fasta, regions.fasta "
         "still hold the calls of the earlier settings")
     assert (tmp_path / "run" / "viral.fasta").read_bytes() == before

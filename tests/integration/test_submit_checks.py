@@ -52,7 +52,7 @@ def test_submit_without_models_uses_the_set_the_daemon_was_started_with(daemon, 
     assert job["state"] == "completed" and job["options"]["models"] == "tiny"  # recorded at submit
     with daemon.client() as c:
         assert c.status().default_models == "tiny"
-        # The README's Client example: no models option; the daemon fills it in.
+        # docs/daemon.md's Client example: no models option; the daemon fills it in.
         mine = c.submit([str(tmp_path / "x.fa")], outdir=str(tmp_path / "py"))
         assert mine.options["models"] == "tiny"
         assert wait_for(c, mine.id).state.value == "completed"

@@ -16,16 +16,12 @@ from click.testing import CliRunner
 
 from virnucpro.cli.root import main
 from virnucpro.errors import ModelError, OutputError
+from virnucpro.models.cache import sets_dir
 from virnucpro.models.classifier_io import load_classifier
-from virnucpro.models.set_checks import verify_set
-from virnucpro.models.sets import (
-    import_set,
-    is_complete,
-    list_sets,
-    read_manifest,
-    resolve_model_set,
-    sets_dir,
-)
+from virnucpro.models.manifest import read_manifest
+from virnucpro.models.set_checks import is_complete, verify_set
+from virnucpro.models.set_import import import_set
+from virnucpro.models.sets import list_sets, resolve_model_set
 from virnucpro.training import newset
 from virnucpro.training.fit import state_sha256, train_classifier
 from virnucpro.training.newset import write_new_set

@@ -1,6 +1,6 @@
 """The pictures of the dashboard, as scenes on the fake daemon (`fakes.sample_daemon`, a clock
-moved by hand, UTC), shared by the snapshot tests and `tests/tui/screenshot.py` (the README's
-SVGs under docs/). Each scene is `async (pilot, app, daemon, clock)` and leaves the app on the
+moved by hand, UTC), shared by the snapshot tests and `tests/tui/screenshot.py` (the
+SVGs under docs/ that docs/daemon.md shows). Each scene is `async (pilot, app, daemon, clock)` and leaves the app on the
 screen to take; `scene_app()` gives the app and what drives it."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Writes the README's pictures of the dashboard: the scenes of tests/tui/scenes.py (fake
+"""Writes the pictures of the dashboard in docs/daemon.md: the scenes of tests/tui/scenes.py (fake
 daemon, two GPUs, jobs in every state, a clock moved by hand, UTC) at 120x36.
 
     python -m tests.tui.screenshot docs/tui.svg [--detail docs/tui-detail.svg] [--extra docs/]

@@ -1,7 +1,7 @@
 """Snapshot tests (pytest-textual-snapshot): the main screen, a job's detail, the offer to start
 a daemon, the help, a confirmation and a job's detail with the daemon lost, pinned at 120x36
 on the fake daemon with a clock moved by hand and UTC times (the scenes of tests/tui/scenes.py,
-which also draw the README's pictures).
+which also draw the pictures of docs/daemon.md).
 After an intended change of the look: `pytest tests/tui/test_snapshots.py --snapshot-update`,
 then look at the SVGs under __snapshots__/ before committing them."""
 

@@ -13,6 +13,15 @@ never run and are left out. Literal `importlib.import_module("...")` calls count
   project's import graph is followed from them (importing a module runs its packages'
   __init__ too) and no module reached may import one of those.
 
+- The tiny set (`virnucpro.models.tiny`, the test fixture in the real file formats) is built in
+  one place: outside its package only `tiny.build` is imported, and only by the set resolution
+  and the `models` command; the real loaders read what it writes and never import it.
+- No circles: the graph of those imports (benchmarks/ included) has no cycle, each import
+  counted as the module it names (a package's own __init__ importing its submodules is not a
+  circle; `from pkg import x` is an import of pkg).
+- No module of virnucpro/, daemon/, tui/ or benchmarks/ is over `MAX_MODULE_LINES` lines: one
+  concept per module, most under 350.
+
 The checkers take a graph built from sources, so the tests at the end feed them small
 synthetic violations and show that each one is reported.
 """
@@ -36,6 +45,11 @@ CORE_MUST_NOT_IMPORT = ("virnucpro.daemon", "virnucpro.tui", "virnucpro.cli")
 ENTRY_POINT = "virnucpro.__main__"  # `python -m virnucpro`: runs the front end, imports it
 CLICOMMON = "virnucpro.cli.common"
 CLICOMMON_MAY_IMPORT = ("click", "virnucpro.errors", "virnucpro")
+TINY = "virnucpro.models.tiny"
+TINY_DOOR = "virnucpro.models.tiny.build"
+TINY_ENTERED_BY = ("virnucpro.models.sets", "virnucpro.cli.models")
+SCANNED_FOLDERS = ("virnucpro", "daemon", "tui", "benchmarks")
+MAX_MODULE_LINES = 450
 
 
 def _within(name: str, prefix: str) -> bool:
@@ -164,9 +178,10 @@ def package_dirs(repo: Path = REPO) -> dict[str, Path]:
     return {pkg: (repo / d).resolve() for pkg, d in dirs.items()}
 
 
-def project_sources(repo: Path = REPO) -> dict[str, str]:
-    """Every .py file of the project's package folders, keyed as `build_graph` wants."""
-    dirs = package_dirs(repo)
+def project_sources(repo: Path = REPO, extra: dict[str, Path] | None = None) -> dict[str, str]:
+    """Every .py file of the project's package folders (and of `extra`: package -> folder),
+    keyed as `build_graph` wants."""
+    dirs = {**package_dirs(repo), **(extra or {})}
     sources: dict[str, str] = {}
     for pkg, root in dirs.items():
         for path in sorted(root.rglob("*.py")):
@@ -251,6 +266,107 @@ def light_roots(graph: Graph) -> list[str]:
         m for m in CLIENT_ROOTS if m in graph.modules]
 
 
+def tiny_violations(graph: Graph) -> list[str]:
+    """Imports of the tiny set's package from outside it other than `tiny.build` from the set
+    resolution or the `models` command."""
+    out = []
+    for module in sorted(graph.modules):
+        if _within(module, TINY):
+            continue
+        for name, line in graph.imports.get(module, []):
+            if not _within(name, TINY) or name == TINY:  # `from ...models.tiny import build`
+                continue
+            if not _within(name, TINY_DOOR) or module not in TINY_ENTERED_BY:
+                out.append(f"{module} (line {line}) imports {name}")
+    return out
+
+
+def cycles(graph: Graph) -> list[str]:
+    """Each circle of imports, as `a -> b (line n) -> a (line m)`: one per strongly connected
+    group of modules, through its first module. An import counts as the module it names (the
+    deepest project module of `a.b.c`), not as the parent packages that importing it runs."""
+    named: dict[str, dict[str, int]] = {}
+    for module in sorted(graph.modules):
+        named[module] = {}
+        for name, line in graph.imports.get(module, []):
+            loaded = graph.loaded_by(name)
+            if loaded and loaded[-1] != module:
+                named[module].setdefault(loaded[-1], line)
+    # Tarjan's strongly connected components, iteratively (no recursion limit to meet).
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[list[str]] = []
+    for start in sorted(named):
+        if start in index:
+            continue
+        work = [(start, iter(sorted(named[start])))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            module, targets = work[-1]
+            target = next(targets, None)
+            if target is not None:
+                if target not in index:
+                    index[target] = low[target] = len(index)
+                    stack.append(target)
+                    on_stack.add(target)
+                    work.append((target, iter(sorted(named.get(target, {})))))
+                elif target in on_stack:
+                    low[module] = min(low[module], index[target])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[module])
+            if low[module] == index[module]:
+                group = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    group.append(member)
+                    if member == module:
+                        break
+                if len(group) > 1 or module in named.get(module, {}):
+                    groups.append(sorted(group))
+    out = []
+    for group in sorted(groups):
+        # The shortest way from the group's first module back to it, inside the group.
+        first, members = group[0], set(group)
+        came_from: dict[str, tuple[str, int]] = {}
+        todo = deque([first])
+        while todo and first not in came_from:
+            module = todo.popleft()
+            for target, line in sorted(named[module].items()):
+                if target in members and target not in came_from:
+                    came_from[target] = (module, line)
+                    todo.append(target)
+        steps, module = [], first
+        while True:
+            parent, line = came_from[module]
+            steps.append(f"{module} (line {line})")
+            module = parent
+            if module == first:
+                break
+        out.append(" -> ".join([first, *reversed(steps)]))
+    return out
+
+
+def module_sizes(repo: Path = REPO, folders: tuple[str, ...] = SCANNED_FOLDERS) -> dict[str, int]:
+    """Lines of every .py file under `folders`, by path from the repository's root."""
+    return {path.relative_to(repo).as_posix(): len(path.read_text().splitlines())
+            for folder in folders for path in sorted((repo / folder).rglob("*.py"))
+            if "__pycache__" not in path.parts}
+
+
+def oversized(sizes: dict[str, int], limit: int = MAX_MODULE_LINES) -> list[str]:
+    """The modules over `limit` lines, largest first."""
+    return [f"{path}: {lines} lines (at most {limit})"
+            for path, lines in sorted(sizes.items(), key=lambda item: (-item[1], item[0]))
+            if lines > limit]
+
+
 # -- on the project -------------------------------------------------------------------------
 
 
@@ -290,6 +406,29 @@ def test_the_dashboard_and_the_client_never_load_torch():
     assert len(roots) > len(CLIENT_ROOTS), roots  # the dashboard's modules are among them
     paths = heavy_paths(graph, roots)
     assert not paths, "a light module reaches a heavy one:\n" + "\n".join(paths)
+
+
+def test_the_tiny_set_is_built_in_one_place():
+    graph = _project_graph()
+    assert TINY_DOOR in graph.modules and f"{TINY}.dnabert" in graph.modules
+    violations = tiny_violations(graph)
+    assert not violations, "the tiny set is entered through tiny.build:\n" + "\n".join(violations)
+
+
+def test_no_module_imports_itself_back_through_others():
+    graph = build_graph(project_sources(extra={"benchmarks": (REPO / "benchmarks").resolve()}))
+    assert "benchmarks.suite" in graph.modules
+    found = cycles(graph)
+    assert not found, "import circles (move what both need to a lower module):\n" + "\n".join(
+        found)
+
+
+def test_no_module_is_over_the_size_of_one_concept():
+    sizes = module_sizes()
+    assert "virnucpro/models/sets.py" in sizes and "benchmarks/__main__.py" in sizes
+    assert any(path.startswith(("daemon/", "tui/")) for path in sizes)
+    found = oversized(sizes)
+    assert not found, "modules to split by concept:\n" + "\n".join(found)
 
 
 # -- the checkers can fail ------------------------------------------------------------------
@@ -373,3 +512,62 @@ def test_a_heavy_package_init_above_a_root_is_reported():
                          "virnucpro.daemon.paths": "import os\n"})
     assert heavy_paths(graph, ["virnucpro.daemon.paths"]) == [
         "virnucpro.daemon.paths -> virnucpro.daemon -> virnucpro -> torch (line 1)"]
+
+
+def test_import_circles_are_reported_with_their_path():
+    graph = build_graph({
+        "virnucpro.__init__": "",
+        "virnucpro.a": "from virnucpro.b import x\n",
+        "virnucpro.b": "import os\ndef f():\n    from . import a\n",  # in a function: counts
+        "virnucpro.c": "from virnucpro import d\n",
+        "virnucpro.d": "import virnucpro.e\n",
+        "virnucpro.e": "from .c import y\n",
+        "virnucpro.f": "from virnucpro.g import G\n",
+        "virnucpro.g": ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                        "    from virnucpro.f import F\n"),  # never runs: no circle
+        "virnucpro.report.__init__": "from virnucpro.report.page import write\n",
+        "virnucpro.report.page": "from virnucpro.report.data import read\n",
+        "virnucpro.report.data": "import json\n",  # a package importing its parts: no circle
+        "virnucpro.pkg.__init__": "from .inner import z\n",
+        "virnucpro.pkg.inner": "from virnucpro.pkg import w\n",  # back into its package
+    })
+    assert cycles(graph) == [
+        "virnucpro.a -> virnucpro.b (line 1) -> virnucpro.a (line 3)",
+        "virnucpro.c -> virnucpro.d (line 1) -> virnucpro.e (line 1) -> virnucpro.c (line 1)",
+        "virnucpro.pkg -> virnucpro.pkg.inner (line 1) -> virnucpro.pkg (line 1)",
+    ]
+    acyclic = build_graph({"virnucpro.__init__": "", "virnucpro.a": "from virnucpro import b\n",
+                           "virnucpro.b": "import virnucpro.c\n", "virnucpro.c": ""})
+    assert cycles(acyclic) == []
+
+
+def test_modules_over_the_limit_are_reported_largest_first(tmp_path: Path):
+    for rel, lines in (("virnucpro/small.py", 450), ("virnucpro/models/big.py", 451),
+                       ("benchmarks/__main__.py", 600), ("tui/widgets/w.py", 10)):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x = 1\n" * lines)
+    (tmp_path / "virnucpro" / "__pycache__").mkdir()
+    (tmp_path / "virnucpro" / "__pycache__" / "big.py").write_text("x = 1\n" * 999)
+    sizes = module_sizes(tmp_path, ("virnucpro", "tui", "benchmarks", "daemon"))
+    assert sizes == {"benchmarks/__main__.py": 600, "tui/widgets/w.py": 10,
+                     "virnucpro/models/big.py": 451, "virnucpro/small.py": 450}
+    assert oversized(sizes) == ["benchmarks/__main__.py: 600 lines (at most 450)",
+                                "virnucpro/models/big.py: 451 lines (at most 450)"]
+    assert oversized(sizes, limit=600) == []
+
+
+def test_the_tiny_sets_writers_imported_from_outside_are_reported():
+    graph = build_graph({
+        "virnucpro.__init__": "", "virnucpro.models.__init__": "",
+        "virnucpro.models.tiny.__init__": "",
+        "virnucpro.models.tiny.build": "def f():\n    from .dnabert import write_tiny_dnabert\n",
+        "virnucpro.models.tiny.dnabert": "from virnucpro.models.dnabert_io import BIN_FILE\n",
+        "virnucpro.models.sets": "from virnucpro.models.tiny.build import ensure_tiny\n",
+        "virnucpro.models.dnabert_io": "def f():\n    from .tiny.dnabert import write_dnabert\n",
+        "virnucpro.doctor": "from virnucpro.models.tiny import build\n",
+    })
+    assert tiny_violations(graph) == [
+        "virnucpro.doctor (line 1) imports virnucpro.models.tiny.build",
+        "virnucpro.models.dnabert_io (line 2) imports virnucpro.models.tiny.dnabert",
+        "virnucpro.models.dnabert_io (line 2) imports virnucpro.models.tiny.dnabert.write_dnabert",
+    ]

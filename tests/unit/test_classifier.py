@@ -15,10 +15,10 @@ from virnucpro.errors import ModelError, StateDictError
 from virnucpro.models.classifier import MLPClassifier, predict_proba
 from virnucpro.models.classifier_io import (
     load_classifier,
-    make_tiny_classifier,
     save_classifier_safetensors,
     write_reference_classifier,
 )
+from virnucpro.models.tiny.classifier import make_tiny_classifier
 
 DIM = 80
 

@@ -22,16 +22,13 @@ from virnucpro.models.dnabert import (
     alibi_slopes,
     attention_bias,
 )
-from virnucpro.models.dnabert_io import (
-    BIN_FILE,
-    SAFETENSORS_FILE,
+from virnucpro.models.dnabert_io import BIN_FILE, SAFETENSORS_FILE, embed_dna_batch, load_dnabert
+from virnucpro.models.dnabert_tokenizer import tokenize_dna
+from virnucpro.models.tiny.dnabert import (
     dnabert_state_shapes,
-    embed_dna_batch,
-    load_dnabert,
     make_tiny_tokenizer,
     published_config_dict,
     tiny_state_dict,
-    tokenize_dna,
     write_dnabert,
     write_tiny_dnabert,
 )
@@ -353,7 +350,7 @@ def test_tokenize_dna_upper_cases_and_keeps_n_as_one_unk_per_base() -> None:
 def test_tokenize_dna_in_slices_keeps_every_sequence_in_order() -> None:
     import random
 
-    from virnucpro.models.dnabert_io import TOKENIZE_SLICE
+    from virnucpro.models.dnabert_tokenizer import TOKENIZE_SLICE
 
     tok = make_tiny_tokenizer()
     rng = random.Random(3)

@@ -16,8 +16,8 @@ from virnucpro.models.esm_io import (
     embed_protein_batch,
     load_esm,
     regression_path,
-    write_tiny_esm,
 )
+from virnucpro.models.tiny.esm import write_tiny_esm
 
 RESIDUES = "ACDEFGHIKLMNPQRSTVWY"
 

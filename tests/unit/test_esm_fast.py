@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from virnucpro.models.esm_fast import last_layer
-from virnucpro.models.esm_io import load_esm, write_tiny_esm
+from virnucpro.models.esm_io import load_esm
+from virnucpro.models.tiny.esm import write_tiny_esm
 
 PROTEINS = ["MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ", "MSTNPKPQRKTKRNTNRRPQDVKFPGG" * 3,
             "ACDEFGHIKLMNPQRSTVWY" * 8, "MXBZU", "W"]

@@ -37,7 +37,8 @@ def test_batched_features_equal_one_at_a_time_features(tiny_models, frames):
 
 
 def test_features_put_dnabert_first_then_esm(tiny_models, frames):
-    from virnucpro.models.dnabert_io import embed_dna_batch, tokenize_dna
+    from virnucpro.models.dnabert_io import embed_dna_batch
+    from virnucpro.models.dnabert_tokenizer import tokenize_dna
     from virnucpro.models.esm_io import embed_protein_batch
 
     f = frames[0]

@@ -9,6 +9,7 @@ import pytest
 
 from virnucpro.daemon import messages as M
 from virnucpro.daemon import protocol as P
+from virnucpro.daemon import requests as R
 from virnucpro.daemon.jobs import HistoryEntry, InputFile, JobRecord, JobState, Progress
 from virnucpro.daemon.wire import WireError
 
@@ -60,7 +61,7 @@ def test_progress_fraction_counts_chunks_and_is_unknown_without_a_total() -> Non
 
 
 def test_every_request_type_has_a_typed_reply() -> None:
-    assert set(M.REPLIES) == set(P.SCHEMAS)
+    assert set(M.REPLIES) == set(R.REQUESTS)
 
 
 STATUS = {"state": "running", "version": "0.2.0", "protocol": P.PROTOCOL_VERSION, "pid": 7,
@@ -153,5 +154,5 @@ def test_a_request_of_the_version_before_the_region_options_is_refused_naming_bo
     frame = json.dumps({"v": 3, "id": "x", "type": "submit",
                         "body": {"inputs": ["/in.fa"], "options": {"region_gap": 2}}}).encode()
     with pytest.raises(P.ProtocolError, match=f"protocol version 3; this daemon speaks {P.PROTOCOL_VERSION}") as err:
-        P.decode_request(frame)
+        R.decode_request(frame)
     assert err.value.code is P.ErrorCode.VERSION_MISMATCH

@@ -10,21 +10,19 @@ from pathlib import Path
 import pytest
 
 from virnucpro.errors import ChecksumError, FetchError, ModelError
-from virnucpro.models import fetch, sets
-from virnucpro.models.set_checks import verify_set
-from virnucpro.models.sets import (
-    PUBLISHED,
-    cache_root,
-    ensure_tiny,
-    fetch_published,
-    import_set,
-    list_sets,
-    resolve_model_set,
-    scan_set_folder,
-)
+from virnucpro.models import catalogue, fetch, sets
+from virnucpro.models.cache import cache_root
+from virnucpro.models.catalogue import PUBLISHED
+from virnucpro.models.manifest import read_manifest, write_manifest
+from virnucpro.models.modelset import scan_set_folder
+from virnucpro.models.published import fetch_published
+from virnucpro.models.set_checks import is_complete, verify_set
+from virnucpro.models.set_import import import_set
+from virnucpro.models.sets import list_sets, resolve_model_set
+from virnucpro.models.tiny.build import ensure_tiny
 
-HUB = f"zhihan1996/DNABERT-S/resolve/{sets.DNABERT_S_REVISION}"
-REAL_BLOB_IDS = dict(sets.PUBLISHED_BLOB_IDS)
+HUB = f"zhihan1996/DNABERT-S/resolve/{catalogue.DNABERT_S_REVISION}"
+REAL_BLOB_IDS = dict(catalogue.PUBLISHED_BLOB_IDS)
 
 
 def _blob_id(data: bytes) -> str:
@@ -46,7 +44,7 @@ def published_like(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny weights written as the published files come (`build_tiny_set(published_like=
     True)`): what the fake hub serves under the published names, so that fetched and
     imported sets load."""
-    from virnucpro.models.tiny import build_tiny_set
+    from virnucpro.models.tiny.build import build_tiny_set
 
     folder = tmp_path_factory.mktemp("published-like")
     build_tiny_set(folder, published_like=True)
@@ -74,12 +72,12 @@ def hub(file_server, monkeypatch: pytest.MonkeyPatch, published_like: Path):
     monkeypatch.setenv("VIRNUCPRO_ESM_URL", f"{file_server.url}/esm/")
     monkeypatch.setenv("VIRNUCPRO_CLASSIFIER_URL", f"{file_server.url}/cls")
     for cs in (300, 500):
-        monkeypatch.setitem(sets.PUBLISHED_BLOB_IDS, f"{cs}_model.pth",
+        monkeypatch.setitem(catalogue.PUBLISHED_BLOB_IDS, f"{cs}_model.pth",
                             _blob_id(served[f"cls/{cs}_model.pth"]))
     for item in PUBLISHED:  # the pins pointed at the fakes too
-        if item.rel in sets.PUBLISHED_PINS:
+        if item.rel in catalogue.PUBLISHED_PINS:
             data = served[_served_name(item.rel)]
-            monkeypatch.setitem(sets.PUBLISHED_PINS, item.rel,
+            monkeypatch.setitem(catalogue.PUBLISHED_PINS, item.rel,
                                 (len(data), hashlib.sha256(data).hexdigest()))
     file_server.served = served
     return file_server
@@ -112,7 +110,7 @@ def test_fetch_published_downloads_every_file_and_records_their_hashes(hub, _own
     model_set = fetch_published(progress=False)
     assert model_set.root == _own_home / "sets" / "published"
     assert model_set.classifiers.keys() == {300, 500} and not model_set.is_tiny
-    manifest = sets.read_manifest(model_set.root)
+    manifest = read_manifest(model_set.root)
     assert len(manifest["files"]) == len(PUBLISHED) == len(hub.requests)
     esm = manifest["files"]["esm2_t36_3B_UR50D.pt"]
     assert esm["sha256"] == hashlib.sha256(hub.served["esm/models/esm2_t36_3B_UR50D.pt"]).hexdigest()
@@ -141,11 +139,11 @@ def test_fetch_published_resumes_a_download_cut_midway(hub):
 
 def test_a_fetch_interrupted_between_files_is_not_ready_and_is_completed(hub):
     model_set = fetch_published(progress=False)
-    manifest = sets.read_manifest(model_set.root)
+    manifest = read_manifest(model_set.root)
     del manifest["files"]["500_model.pth"]  # as if stopped before the last file
     (model_set.root / "500_model.pth").unlink()
-    sets.write_manifest(model_set.root, manifest)
-    assert not sets.is_complete(model_set.root)
+    write_manifest(model_set.root, manifest)
+    assert not is_complete(model_set.root)
     assert any("500_model.pth: missing" in p for p in verify_set(model_set))
     before = len(hub.requests)
     again = resolve_model_set("published")
@@ -153,7 +151,7 @@ def test_a_fetch_interrupted_between_files_is_not_ready_and_is_completed(hub):
 
 
 def test_a_classifier_that_is_not_the_published_one_is_refused(hub, _own_home):
-    sets.PUBLISHED_BLOB_IDS["500_model.pth"] = REAL_BLOB_IDS["500_model.pth"]
+    catalogue.PUBLISHED_BLOB_IDS["500_model.pth"] = REAL_BLOB_IDS["500_model.pth"]
     with pytest.raises(ChecksumError, match=REAL_BLOB_IDS["500_model.pth"]):
         fetch_published(progress=False)
     folder = _own_home / "sets" / "published"
@@ -163,7 +161,7 @@ def test_a_classifier_that_is_not_the_published_one_is_refused(hub, _own_home):
 
 def test_verify_reports_a_classifier_that_is_not_the_published_one(hub, monkeypatch):
     model_set = fetch_published(progress=False)
-    monkeypatch.setitem(sets.PUBLISHED_BLOB_IDS, "300_model.pth", REAL_BLOB_IDS["300_model.pth"])
+    monkeypatch.setitem(catalogue.PUBLISHED_BLOB_IDS, "300_model.pth", REAL_BLOB_IDS["300_model.pth"])
     (problem,) = verify_set(model_set)
     assert problem.startswith("300_model.pth: git blob id") and REAL_BLOB_IDS["300_model.pth"] in problem
 
@@ -193,7 +191,7 @@ def test_offline_the_missing_published_set_is_refused_naming_models_import(var, 
 
 
 def test_ensure_tiny_generates_once_and_marks_the_set_tiny(_own_home, monkeypatch):
-    from virnucpro.models import tiny
+    from virnucpro.models.tiny import build as tiny
 
     calls = []
     real_build = tiny.build_tiny_set
@@ -239,7 +237,7 @@ def test_import_ignores_extra_files_and_records_a_manifest(tiny_set_dir, tmp_pat
     assert model_set.root == _own_home / "sets" / "mine" and model_set.is_tiny
     assert not (model_set.root / "notes.txt").exists()
     assert not (model_set.dnabert_dir / "bert_layers.py").exists()
-    assert "notes.txt" not in sets.read_manifest(model_set.root)["files"]
+    assert "notes.txt" not in read_manifest(model_set.root)["files"]
     assert verify_set(model_set) == []
     assert resolve_model_set("mine").root == model_set.root
     with pytest.raises(ModelError, match="already exists"):
@@ -348,11 +346,11 @@ def test_a_fetch_cut_off_between_files_is_partial_resumable_and_not_a_problem(hu
 
     root = fetch_published(progress=False).root
     esm = "esm2_t36_3B_UR50D.pt"
-    manifest = sets.read_manifest(root)
+    manifest = read_manifest(root)
     for rel in (esm, "300_model.pth", "500_model.pth"):  # as if stopped inside the ESM-2 file
         del manifest["files"][rel]
         (root / rel).unlink()
-    sets.write_manifest(root, manifest)
+    write_manifest(root, manifest)
     (root / f"{esm}.part").write_bytes(hub.served[_served_name(esm)][:100_000])
     assert sets.set_state(root) == "partial"
     check = next(c for c in check_model_sets() if c.name == "published")
@@ -379,8 +377,8 @@ def test_a_recorded_file_of_the_wrong_size_is_damaged_and_a_problem(hub):
 def test_a_download_that_differs_from_its_pin_is_refused_and_not_kept(hub, monkeypatch,
                                                                       _own_home, pin):
     rel = "dnabert-s/pytorch_model.bin"
-    size, sha = sets.PUBLISHED_PINS[rel]
-    monkeypatch.setitem(sets.PUBLISHED_PINS, rel,
+    size, sha = catalogue.PUBLISHED_PINS[rel]
+    monkeypatch.setitem(catalogue.PUBLISHED_PINS, rel,
                         (size, "0" * 64) if pin == "sha256" else (size + 1, sha))
     with pytest.raises(ChecksumError, match="pytorch_model.bin"):
         fetch_published(progress=False)
@@ -411,7 +409,7 @@ def test_the_pins_are_the_published_files_where_the_repository_has_them():
     for name in ("config.json", "tokenizer.json", "tokenizer_config.json",
                  "special_tokens_map.json"):
         body = (data / name).read_bytes()
-        assert sets.PUBLISHED_PINS[f"dnabert-s/{name}"] == (
+        assert catalogue.PUBLISHED_PINS[f"dnabert-s/{name}"] == (
             len(body), hashlib.sha256(body).hexdigest()), name
 
 
@@ -419,6 +417,6 @@ def test_verify_holds_a_fetched_published_file_to_its_pin(hub, monkeypatch):
     model_set = fetch_published(progress=False)
     assert verify_set(model_set) == []
     rel = "dnabert-s/config.json"
-    monkeypatch.setitem(sets.PUBLISHED_PINS, rel, (sets.PUBLISHED_PINS[rel][0], "0" * 64))
+    monkeypatch.setitem(catalogue.PUBLISHED_PINS, rel, (catalogue.PUBLISHED_PINS[rel][0], "0" * 64))
     (problem,) = verify_set(model_set)
     assert problem.startswith(f"{rel}: sha256 ") and "pinned" in problem

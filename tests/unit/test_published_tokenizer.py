@@ -19,15 +19,9 @@ from tokenizers import Tokenizer
 
 from virnucpro.errors import ModelError
 from virnucpro.models.dnabert import DnaBertConfig
-from virnucpro.models.dnabert_io import (
-    SPECIAL_TOKENS,
-    embed_dna_batch,
-    load_dnabert,
-    read_tokenizer,
-    tiny_state_dict,
-    tokenize_dna,
-    write_dnabert,
-)
+from virnucpro.models.dnabert_io import embed_dna_batch, load_dnabert
+from virnucpro.models.dnabert_tokenizer import SPECIAL_TOKENS, read_tokenizer, tokenize_dna
+from virnucpro.models.tiny.dnabert import tiny_state_dict, write_dnabert
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 PUBLISHED = DATA / "published-dnabert-s"

@@ -16,8 +16,10 @@ import torch
 
 from virnucpro.errors import ModelError
 from virnucpro.models import safe_pickle
-from virnucpro.models.dnabert_io import BIN_FILE, load_dnabert, write_tiny_dnabert
-from virnucpro.models.esm_io import embed_protein_batch, load_esm, write_tiny_esm
+from virnucpro.models.dnabert_io import BIN_FILE, load_dnabert
+from virnucpro.models.esm_io import embed_protein_batch, load_esm
+from virnucpro.models.tiny.dnabert import write_tiny_dnabert
+from virnucpro.models.tiny.esm import write_tiny_esm
 
 PROTEINS = ["MKTAYIAKQR", "ACDEFGHIKLMNPQRSTVWY"]
 FAKE = "fairseq_not_installed_configs"  # a dotted name would need its parents importable

@@ -65,11 +65,12 @@ def evaluate(outdir: Path, truth: Path | None, viral: tuple[Path, ...], others: 
     taken at 500 quantiles of each) and prints a table on stdout. A folder holding several
     inputs' runs is refused: evaluate each subfolder.
     """
-    from virnucpro.cli.root import _setup_logging
     from virnucpro.evaluate import evaluate as run_evaluate
     from virnucpro.evaluate import read_truth_files, read_truth_table
+    from virnucpro.layout import OutputLayout
+    from virnucpro.logs import setup_logging
 
-    _setup_logging(-1 if quiet else verbose)
+    setup_logging(-1 if quiet else verbose)
     if truth is not None and (viral or others):
         raise click.UsageError("give either --truth or --viral/--others, not both")
     if truth is None and not (viral or others):
@@ -85,4 +86,4 @@ def evaluate(outdir: Path, truth: Path | None, viral: tuple[Path, ...], others: 
     if not quiet:
         threshold = evaluation["run"]["threshold"]
         click.echo(f"sequence level: AUROC ranks max_p_virus; the call is viral share >= "
-                   f"{threshold:g}. Written: {Path(outdir) / 'evaluation.json'}", err=True)
+                   f"{threshold:g}. Written: {OutputLayout(Path(outdir)).evaluation}", err=True)

@@ -1,7 +1,8 @@
 """`virnucpro models`: list, fetch, verify, import model sets, and print where they live.
 
-Parsing and printing only; the work is in `virnucpro.models.sets`. stdout carries data (a table,
-JSON, a path); progress and messages go to stderr. Library errors propagate to the top-level
+Parsing and printing only; the work is in `virnucpro.models` (`sets`, `published`, `set_import`,
+`set_checks`, `loadcheck`). stdout carries data (a table, JSON, a path); progress and messages go
+to stderr. Library errors propagate to the top-level
 group, which turns them into exit codes (a missing or corrupt set is a ModelError, exit 4).
 """
 
@@ -56,7 +57,8 @@ def fetch_cmd(name: str, quiet: bool) -> None:
 
     Prints the set's folder on stdout when it is ready.
     """
-    from virnucpro.models.sets import ensure_tiny, fetch_published
+    from virnucpro.models.published import fetch_published
+    from virnucpro.models.tiny.build import ensure_tiny
 
     model_set = ensure_tiny() if name == "tiny" else fetch_published(progress=not quiet)
     if not quiet:
@@ -109,7 +111,7 @@ def import_cmd(src: Path, name: str | None) -> None:
     500_model.pth; other files are ignored. A trained set's links to its base set are followed:
     the imported set holds real files. Prints the new set's folder on stdout.
     """
-    from virnucpro.models.sets import import_set
+    from virnucpro.models.set_import import import_set
 
     model_set = import_set(src, name)
     click.echo(f"imported {len(model_set.files())} files as {model_set.name!r}"
@@ -121,7 +123,8 @@ def import_cmd(src: Path, name: str | None) -> None:
 @click.argument("spec", metavar="[NAME]", required=False)
 def path_cmd(spec: str | None) -> None:
     """Print the cache folder, or the folder of a set (NAME may also be a path)."""
-    from virnucpro.models.sets import cache_root, resolve_model_set
+    from virnucpro.models.cache import cache_root
+    from virnucpro.models.sets import resolve_model_set
 
     if spec is None:
         click.echo(str(cache_root()))

@@ -28,9 +28,9 @@ def report(outdir: Path, html_path: Path | None, top: int, plots_dir: Path | Non
     the sequences with the longest viral signal and a sortable table. Its path is printed
     on stdout.
     """
-    from virnucpro.cli.root import _setup_logging
+    from virnucpro.logs import setup_logging
     from virnucpro.report import write_report
 
-    _setup_logging(-1 if quiet else verbose)
+    setup_logging(-1 if quiet else verbose)
     path = write_report(outdir, html_path, top=top, plots_dir=plots_dir, max_rows=max_rows)
     click.echo(str(path))

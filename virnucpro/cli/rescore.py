@@ -8,17 +8,8 @@ from pathlib import Path
 
 import click
 
-
-def _min_p(value: str | None) -> float | str | None:
-    if value is None or value == "call":
-        return value
-    try:
-        p = float(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is neither a number nor 'call'") from None
-    if not 0.0 <= p <= 1.0:
-        raise click.BadParameter(f"{value} is not between 0 and 1")
-    return p
+from virnucpro.cli.flags import table_options
+from virnucpro.options import RESCORE
 
 
 @click.command()
@@ -27,16 +18,7 @@ def _min_p(value: str | None) -> float | str | None:
               help="Write the rescored run into this new folder (the frame tables are linked "
               "or copied).")
 @click.option("--in-place", is_flag=True, help="Replace the call tables in OUTDIR itself.")
-@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
-              help="Share of scored chunks that must be viral for a sequence to be called "
-              "viral [default: the run's].")
-@click.option("--region-gap", type=click.IntRange(min=0), default=None, metavar="N",
-              help="Bridge runs of at most N non-viral or unscored chunks [default: the run's].")
-@click.option("--region-min-p", default=None, metavar="F|call",
-              help="A chunk counts as viral in a region when its max P(virus) is at least F; "
-              "'call': by its call [default: the run's].")
-@click.option("--min-region-length", type=click.IntRange(min=1), default=None, metavar="BP",
-              help="Drop shorter regions (a whole-sequence one is kept) [default: the run's].")
+@table_options(RESCORE)  # virnucpro/options.py: --threshold and the region options
 @click.option("--force", is_flag=True, help="Overwrite a non-empty NEWDIR.")
 @click.option("--report/--no-report", "write_report", default=True, show_default=True,
               help="Write the HTML report of the rescored run.")
@@ -44,7 +26,8 @@ def _min_p(value: str | None) -> float | str | None:
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
 @click.option("-v", "--verbose", count=True, help="More log lines (-vv for debug).")
 def rescore(outdir: Path, newdir: Path | None, in_place: bool, threshold: float | None,
-            region_gap: int | None, region_min_p: str | None, min_region_length: int | None,
+            region_gap: int | None, region_min_p: float | str | None,
+            min_region_length: int | None,
             force: bool, write_report: bool, as_json: bool, quiet: bool, verbose: int) -> None:
     """Call the sequences and cut the viral regions of the finished run in OUTDIR again, with
     other settings, from its stored scores (frames.tsv): no model is loaded.
@@ -53,22 +36,22 @@ def rescore(outdir: Path, newdir: Path | None, in_place: bool, threshold: float 
     file is still there, unchanged (size and SHA-256 of run.json); otherwise only the tables.
     A folder holding several inputs' runs is rescored one subfolder at a time.
     """
-    from virnucpro.cli.root import _setup_logging
+    from virnucpro.logs import setup_logging
     from virnucpro.rescore import RescoreSettings
     from virnucpro.rescore import rescore as run_rescore
 
-    _setup_logging(-1 if quiet else verbose)
+    setup_logging(-1 if quiet else verbose)
     if (newdir is None) == (not in_place):
         raise click.UsageError("give either -o NEWDIR or --in-place")
     if force and in_place:
         raise click.UsageError("--force is for -o NEWDIR (--in-place replaces the tables anyway)")
     settings = RescoreSettings(threshold=threshold, region_gap=region_gap,
-                               region_min_p=_min_p(region_min_p),
+                               region_min_p=region_min_p,
                                min_region_length=min_region_length)
     runs = run_rescore(outdir, settings, outdir=newdir, in_place=in_place, force=force,
                        report=write_report)
-    summary = [{"input": r["input"]["source"], "outdir": r["rescored"][-1].get("to", ""),
-                "sequence_files": r["rescored"][-1]["sequence_files"], **r.get("counts", {})}
+    summary = [{"input": r.input["source"], "outdir": r.rescored[-1].get("to", ""),
+                "sequence_files": r.rescored[-1]["sequence_files"], **r.counts}
                for r in runs]
     if as_json:
         click.echo(json.dumps(summary, indent=2))

@@ -1,28 +1,15 @@
-"""The `virnucpro` group: logging set-up and the subcommands, one per module (`predict.py`,
-`models.py`...). Library errors are turned into exit codes once, by
-`virnucpro.cli.common.ErrorExitGroup` (shared with `virnucpro-daemon`): each `VirNucProError`
-subclass carries its own `exit_code`.
+"""The `virnucpro` group and its subcommands, one per module (`predict.py`, `models.py`...; each
+sets up its logging with `virnucpro.logs.setup_logging`). Library errors are turned into exit
+codes once, by `virnucpro.cli.common.ErrorExitGroup` (shared with `virnucpro-daemon`): each
+`VirNucProError` subclass carries its own `exit_code`.
 """
 
 from __future__ import annotations
-
-import logging
-import sys
 
 import click
 
 from virnucpro import __version__
 from virnucpro.cli.common import ErrorExitGroup
-
-
-def _setup_logging(verbosity: int) -> None:
-    from virnucpro.logs import NOTE
-
-    levels = {-1: logging.ERROR, 0: NOTE, 1: logging.INFO}  # by default notes and warnings
-    level = levels.get(verbosity, logging.DEBUG)
-    fmt = "%(levelname)s: %(message)s" if verbosity < 2 else "%(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=level, format=fmt, stream=sys.stderr, force=True)
-    logging.captureWarnings(True)
 
 
 @click.group(cls=ErrorExitGroup, context_settings={"help_option_names": ["-h", "--help"]})

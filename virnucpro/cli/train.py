@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from virnucpro.chunking import CHUNK_SIZES
+from virnucpro.cli.flags import table_options
+from virnucpro.options import TRAIN
 
 
 @click.command()
@@ -19,10 +20,7 @@ from virnucpro.chunking import CHUNK_SIZES
               help="Sequences labelled non-viral (repeat for several files).")
 @click.option("-o", "--outdir", "newset", required=True, type=click.Path(path_type=Path),
               help="The new model set's folder (usable as --models NEWSET).")
-@click.option("--chunk-size", type=click.Choice([str(c) for c in CHUNK_SIZES]), default="500",
-              show_default=True, help="Chunk length of the features and of the new classifier.")
-@click.option("--models", "models_spec", default="published", show_default=True,
-              metavar="NAME|PATH", help="The base set whose two big models make the features.")
+@table_options(TRAIN, "chunk_size", "models")  # virnucpro/options.py
 @click.option("--cds-filter/--no-cds-filter", default=None,
               help="Keep only frames inside an annotated CDS [default: on for GenBank inputs, "
               "off for the others].")
@@ -36,27 +34,17 @@ from virnucpro.chunking import CHUNK_SIZES
 @click.option("--epochs", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--patience", type=click.IntRange(min=1), default=5, show_default=True,
               help="Epochs without a better validation loss before training stops.")
-@click.option("--devices", "device", default="auto", show_default=True,
-              help="As for predict: auto, cpu, cuda:N, or a list.")
-@click.option("--engine", type=click.Choice(["auto", "local", "pool", "ray"]), default="auto",
-              show_default=True, help="How the features are embedded, as for predict.")
-@click.option("--persistent-models/--no-persistent-models", default=False, show_default=True,
-              help="Keep the workers' models loaded across the inputs.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Torch CPU threads (embedding and training).")
-@click.option("--batch-tokens", type=click.IntRange(min=16), default=None,
-              help="Padded tokens per model batch [default: 4096 on CPU, 32768 on GPU].")
-@click.option("--shard-frames", type=click.IntRange(min=1), default=None, hidden=True,
-              help="Frames per feature shard (the unit of resume); for tests.")
+@table_options(TRAIN, "device", "engine", "persistent_models", "batch_tokens", "threads",
+               "shard_frames")  # how the features are embedded, as for predict
 @click.option("--force", is_flag=True, help="Replace an existing NEWSET (never the feature cache).")
 @click.option("--json", "as_json", is_flag=True, help="Print training.json's summary on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
 @click.option("-v", "--verbose", count=True, help="More log lines (-vv for debug).")
-def train(viral: tuple[str, ...], others: tuple[str, ...], newset: Path, chunk_size: str,
-          models_spec: str, cds_filter: bool | None, groups: Path | None, val_fraction: float,
+def train(viral: tuple[str, ...], others: tuple[str, ...], newset: Path, chunk_size: int,
+          models: str, cds_filter: bool | None, groups: Path | None, val_fraction: float,
           seed: int, epochs: int, patience: int, device: str, engine: str,
           persistent_models: bool, threads: int | None, batch_tokens: int | None,
-          shard_frames: int | None, force: bool, as_json: bool, quiet: bool,
+          shard_frames: int, force: bool, as_json: bool, quiet: bool,
           verbose: int) -> None:
     """Train a classifier of your own on features from a base set's two big models, and
     write it as a new model set, NEWSET.
@@ -67,21 +55,21 @@ def train(viral: tuple[str, ...], others: tuple[str, ...], newset: Path, chunk_s
     base set, the chunk size and the filter), so another training on the same inputs embeds
     nothing, and a killed one resumes from its last embedded shard.
     """
-    from virnucpro.cli.root import _setup_logging
     from virnucpro.engine_config import EngineConfig
+    from virnucpro.logs import setup_logging
     from virnucpro.training.run import TrainConfig, run_training
 
-    _setup_logging(-1 if quiet else verbose)
+    setup_logging(-1 if quiet else verbose)
     from virnucpro.cli.common import stop_cleanly_on_sigterm
 
     stop_cleanly_on_sigterm()
     config = TrainConfig(
-        viral=viral, others=others, newset=newset, chunk_size=int(chunk_size),
-        models=models_spec, cds_filter=cds_filter, groups=groups, val_fraction=val_fraction,
+        viral=viral, others=others, newset=newset, chunk_size=chunk_size, models=models,
+        cds_filter=cds_filter, groups=groups, val_fraction=val_fraction,
         seed=seed, epochs=epochs, patience=patience, device=device, force=force,
         batch_tokens=batch_tokens, progress=not quiet,
         engine=EngineConfig(engine=engine, threads=threads, persistent=persistent_models),
-        **({"shard_frames": shard_frames} if shard_frames else {}))
+        shard_frames=shard_frames)
     training = run_training(config)
     best = training["epochs"][training["best_epoch"]]
     summary = {"newset": str(newset), "best_epoch": training["best_epoch"] + 1,

@@ -4,14 +4,14 @@
 `__main__.MLPClassifier`), a `.pth` state dict, or `.safetensors`; every pickle is read by
 the restricted unpickler of virnucpro.models.safe_pickle with inert stand-ins for the few module classes such a file
 names, and any other global is refused with a `ModelError` naming it. Only tensors are kept;
-keys and shapes are checked strictly. Writers produce the same formats for tests and tiny sets.
+keys and shapes are checked strictly. The writers produce the reference formats (a trained
+classifier, the tiny set's).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import math
 import os
 import sys
 import threading
@@ -133,7 +133,8 @@ def _as_state(obj: Any, path: Path) -> dict[str, torch.Tensor]:
     return {str(k): v.detach() for k, v in obj.items()}
 
 
-def _from_state(state: Mapping[str, torch.Tensor], path: Path | None = None) -> MLPClassifier:
+def classifier_from_state(state: Mapping[str, torch.Tensor],
+                          path: Path | None = None) -> MLPClassifier:
     """Build an eval-mode MLPClassifier from a strictly checked state dict (on CPU)."""
     keys = set(state)
     if keys != set(_STATE_KEYS):
@@ -187,7 +188,7 @@ def load_classifier(
             raise ModelError(f"cannot read classifier file: {exc}", path=path) from exc
     else:
         state = _as_state(_torch_load(path), path)
-    model = _from_state(state, path)
+    model = classifier_from_state(state, path)
     if input_dim is not None and model.input_dim != input_dim:
         raise ModelError(
             f"the classifier expects {model.input_dim} features but the models give {input_dim}",
@@ -253,31 +254,3 @@ def save_classifier_safetensors(path: Path, model: MLPClassifier) -> None:
 
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(path))
-
-
-def make_tiny_classifier(input_dim: int, seed: int = 0, hidden_dim: int = 32) -> MLPClassifier:
-    """A deterministic random classifier that says 'virus' for about half of N(0, 1) inputs."""
-    gen = torch.Generator().manual_seed(seed)
-    w1 = torch.randn(hidden_dim, input_dim, generator=gen) / math.sqrt(input_dim)
-    b1 = 0.1 * torch.randn(hidden_dim, generator=gen)
-    w2 = torch.randn(2, hidden_dim, generator=gen) * (2.0 / math.sqrt(hidden_dim))
-    # ReLU outputs are positive on average, which would tilt every logit the same way; centre
-    # the output on the expected hidden activation for N(0, 1) features so both classes occur.
-    # For z ~ N(mu, s^2): E[relu(z)] = mu * Phi(mu / s) + s * phi(mu / s).
-    s = w1.norm(dim=1)
-    t = b1 / s
-    cdf = 0.5 * (1 + torch.erf(t / math.sqrt(2)))
-    pdf = torch.exp(-0.5 * t * t) / math.sqrt(2 * math.pi)
-    expected = b1 * cdf + s * pdf  # [H]
-    state = {
-        "hidden_layer.weight": w1,
-        "hidden_layer.bias": b1,
-        "bn1.weight": torch.ones(hidden_dim),
-        "bn1.bias": torch.zeros(hidden_dim),
-        "bn1.running_mean": torch.zeros(hidden_dim),
-        "bn1.running_var": torch.ones(hidden_dim),
-        "bn1.num_batches_tracked": torch.tensor(0),
-        "output_layer.weight": w2,
-        "output_layer.bias": -(w2 @ expected),
-    }
-    return _from_state(state)

@@ -18,7 +18,7 @@ import sys
 import threading
 
 from virnucpro.errors import ModelError
-from virnucpro.models.sets import ModelSet, scan_set_folder
+from virnucpro.models.modelset import ModelSet, scan_set_folder
 
 log = logging.getLogger(__name__)
 

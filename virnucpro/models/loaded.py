@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from virnucpro.models.sets import ModelSet
+from virnucpro.models.modelset import ModelSet
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,8 @@
-"""Checks of a model set beyond finding its files: `verify_set` (every hash recomputed, the
-published classifiers held to their git blob ids) and `usable_problems` / `check_usable` (the
-stat-only check of a trained set's links to its base set, made at every load)."""
+"""Checks of a model set beyond finding its files: `is_complete` (no hashing: the files there
+with the sizes the manifest records), `verify_set` (every hash recomputed, the published
+classifiers held to their git blob ids) and `usable_problems` / `check_usable` (the stat-only
+check of a trained set's links to its base set, made at every load). Whether the files load is
+`loadcheck`'s question."""
 
 from __future__ import annotations
 
@@ -8,17 +10,33 @@ import os
 from pathlib import Path
 
 from virnucpro.errors import ModelError
+from virnucpro.models.catalogue import PUBLISHED, PUBLISHED_BLOB_IDS, PUBLISHED_PINS
 from virnucpro.models.fetch import hash_file
-from virnucpro.models.sets import (
-    MANIFEST,
-    PUBLISHED,
-    PUBLISHED_BLOB_IDS,
-    PUBLISHED_PINS,
-    TRAINED,
-    TRAINING_RECORD,
-    ModelSet,
-    read_manifest,
-)
+from virnucpro.models.manifest import MANIFEST, TRAINED, read_manifest
+from virnucpro.models.modelset import TRAINING_RECORD, ModelSet, scan_set_folder
+
+
+def is_complete(root: Path) -> bool:
+    """Cheap check (no hashing): the files are there with the sizes the manifest records."""
+    manifest = read_manifest(root)
+    if not manifest.get("files"):
+        return False
+    # A fetch interrupted between two files leaves a manifest of the files done so far.
+    if manifest.get("source") == "published" and any(
+            f.rel not in manifest["files"] for f in PUBLISHED):
+        return False
+    for rel, entry in manifest["files"].items():
+        p = Path(root) / rel
+        if not p.is_file() or p.stat().st_size != entry.get("size"):
+            return False
+    # A killed training leaves no training.json; a changed base file makes the links stale.
+    if usable_problems(Path(root), manifest):
+        return False
+    try:
+        scan_set_folder(root)
+    except ModelError:
+        return False
+    return True
 
 
 def verify_set(model_set: ModelSet) -> list[str]:

@@ -26,6 +26,7 @@ from virnucpro.errors import OutputError
 from virnucpro.layout import OutputLayout
 from virnucpro.regions import KINDS, PROVIRUS, Region
 from virnucpro.rollup import OTHERS, UNSCORED, VIRUS
+from virnucpro.run_record import RunRecord, read_finished_run
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,6 @@ SEQUENCE_OPTIONAL = ("regions",)  # absent in runs written before regions existe
 REGION_COLUMNS = ("sequence_id", "region", "start", "end", "length", "chunks", "viral_chunks",
                   "mean_p_virus", "max_p_virus", "kind")
 _CHUNK_COLUMNS = ("sequence_id", "start", "end", "max_p_virus", "call")
-REGIONS_FILE = "regions.tsv"
-EVALUATION_FILE = OutputLayout.EVALUATION  # written by `virnucpro evaluate` (virnucpro.evaluate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +92,7 @@ class RegionCounts:
 @dataclass(frozen=True)
 class RunData:
     root: Path
-    info: dict  # run.json as written by predict
+    record: RunRecord  # run.json
     sequences: dict[str, int]  # per call
     bases: dict[str, int]  # per call
     unscored_reasons: tuple[tuple[str, int], ...]  # most frequent first
@@ -113,7 +112,7 @@ class RunData:
 
     @property
     def tiny(self) -> bool:
-        return bool(self.info.get("tiny") or self.info.get("models", {}).get("is_tiny"))
+        return self.record.is_tiny
 
 
 def viral_bases(chunks: list[tuple[int, int, str]]) -> int:
@@ -169,7 +168,7 @@ def read_columns(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[str, ..
 def read_evaluation(root: Path) -> dict | None:
     """evaluation.json of `root`, or None when there is none; one that cannot be read is
     logged and left out, not an error: the rest of the report does not depend on it."""
-    path = Path(root) / EVALUATION_FILE
+    path = OutputLayout(Path(root)).evaluation
     if not path.is_file():
         return None
     try:
@@ -183,36 +182,12 @@ def read_evaluation(root: Path) -> dict | None:
     return evaluation
 
 
-def read_run_info(root: Path) -> dict:
-    """run.json of a completed run, or an OutputError that says what is wrong with `root`."""
-    root = Path(root)
-    if not root.is_dir():
-        raise OutputError("no such folder (give the output folder of a finished run)", path=root)
-    layout = OutputLayout(root)
-    if not layout.run_json.is_file():
-        runs = sorted(p.parent.name for p in root.glob("*/run.json"))
-        if runs:
-            raise OutputError("holds the runs of several inputs; report each folder: "
-                              + ", ".join(str(root / r) for r in runs), path=root)
-        raise OutputError("no run.json: not the output folder of a finished run", path=root)
-    try:
-        info = json.loads(layout.run_json.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise OutputError(f"unreadable run.json: {exc}", path=layout.run_json) from exc
-    if not isinstance(info, dict) or info.get("status") != "completed":
-        raise OutputError("the run did not complete (finish it with predict --resume)",
-                          path=root)
-    for name in ("sequences.tsv", "chunks.tsv"):
-        if not (root / name).is_file():
-            raise OutputError(f"{name} is missing", path=root)
-    return info
-
-
 def read_run(root: Path, *, top: int = 10, max_rows: int = 5000) -> RunData:
     """Read a finished run for a report: counts, score arrays, `top` tracks, table rows."""
     root = Path(root)
-    info = read_run_info(root)
-    expected = int(info.get("counts", {}).get("sequences", 0))
+    layout = OutputLayout(root)
+    record = read_finished_run(root)
+    expected = int(record.counts.get("sequences", 0))
     # A small run lists every sequence; a large one only those called viral (see table_scope).
     # Without counts in run.json the size is unknown: list the viral ones, which is never wrong.
     scope = "all" if 0 < expected <= max_rows else "viral"
@@ -220,10 +195,10 @@ def read_run(root: Path, *, top: int = 10, max_rows: int = 5000) -> RunData:
     shares, maxima, viral = [], [], []
     tracks: list[tuple[tuple, Track]] = []  # min-heaps keyed for "keep the largest"
     table: list[tuple[tuple, SequenceRow]] = []
-    regions = _RegionReader(root / REGIONS_FILE) if (root / REGIONS_FILE).is_file() else None
+    regions = _RegionReader(layout.regions) if layout.regions.is_file() else None
     # The tables are in input order, a sequence's chunks (and regions) together: read in step.
-    chunk_rows = _rows(root / "chunks.tsv", _CHUNK_COLUMNS)
-    for n, s in enumerate(_rows(root / "sequences.tsv", SEQUENCE_COLUMNS, SEQUENCE_OPTIONAL)):
+    chunk_rows = _rows(layout.chunks, _CHUNK_COLUMNS)
+    for n, s in enumerate(_rows(layout.sequences, SEQUENCE_COLUMNS, SEQUENCE_OPTIONAL)):
         sid, length, n_chunks, scored, n_viral, share, p_max, p_mean, call, flags, reason, n_reg = s
         raw = [next(chunk_rows, None) for _ in range(int(n_chunks))]
         if any(c is None or c[0] != sid for c in raw):
@@ -253,7 +228,7 @@ def read_run(root: Path, *, top: int = 10, max_rows: int = 5000) -> RunData:
     top_tracks = tuple(t for _, t in sorted(tracks, key=lambda kt: kt[0], reverse=True))
     rows = sorted(table, key=lambda kr: kr[0], reverse=True)
     return RunData(
-        root=root, info=info,
+        root=root, record=record,
         sequences={c: sequences[c] for c in CALLS}, bases={c: bases[c] for c in CALLS},
         unscored_reasons=tuple(reasons.most_common()),
         viral_share=np.asarray(shares, dtype=float), max_p_virus=np.asarray(maxima, dtype=float),
@@ -267,13 +242,13 @@ def _sequence_regions(regions: _RegionReader | None, sid: str, count: str | None
     """The regions of the next sequence, checked against its `regions` count when it has one."""
     if regions is None:
         if count is not None:
-            raise OutputError(f"{REGIONS_FILE} is missing (sequences.tsv counts the regions of "
-                              "each sequence)", path=root)
+            raise OutputError(f"{OutputLayout.REGIONS} is missing (sequences.tsv counts the "
+                              "regions of each sequence)", path=root)
         return []
     mine = regions.take(sid)
     # Without the column (a folder half way between versions) regions.tsv alone counts.
     if count is not None and count != str(len(mine)):
-        raise OutputError(f"{REGIONS_FILE} does not match sequences.tsv at {sid!r}: "
+        raise OutputError(f"{OutputLayout.REGIONS} does not match sequences.tsv at {sid!r}: "
                           f"{len(mine)} regions, not {count}", path=root)
     return mine
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from html import escape
 
+from virnucpro.layout import OutputLayout
 from virnucpro.regions import KINDS, PARTIAL, PROVIRUS, WHOLE, Region
-from virnucpro.report.data import CALLS, EVALUATION_FILE, RunData, SequenceRow, Track
+from virnucpro.report.data import CALLS, RunData, SequenceRow, Track
 from virnucpro.rollup import OTHERS, UNSCORED, VIRUS
 
 LABELS = {VIRUS: "viral", OTHERS: "non-viral", UNSCORED: "unscored"}
@@ -121,19 +122,19 @@ def _regions(run: RunData) -> str:
 
 
 def _summary(run: RunData) -> str:
-    info, params = run.info, run.info.get("parameters", {})
-    inp, models = info.get("input", {}), info.get("models", {})
+    record = run.record
+    params, inp = record.parameters, record.input
     facts = [
         ("input", f"<code>{escape(str(inp.get('source', '?')))}</code> "
                   f"({_n(int(inp.get('records', 0)))} records, {_n(int(inp.get('bases', 0)))} bp)"),
-        ("model set", escape(str(models.get("name", params.get("models", "?"))))
+        ("model set", escape(str(record.model_set or "?"))
          + (" <strong>(tiny: random weights)</strong>" if run.tiny else "")),
         ("chunk size", f"{escape(str(params.get('chunk_size', '?')))} bp"),
         ("threshold", f"viral share &ge; {escape(str(params.get('threshold', '?')))}"),
         ("min length", f"{escape(str(params.get('min_length', '?')))} bp"),
         *([("regions", rule)] if (rule := _region_rule(params)) else []),
-        ("finished", f"{escape(str(info.get('finished', '?')))} "
-                     f"(VirNucPro {escape(str(info.get('virnucpro_version', '?')))})"),
+        ("finished", f"{escape(str(record.finished or '?'))} "
+                     f"(VirNucPro {escape(str(record.virnucpro_version or '?'))})"),
         ("folder", f"<code>{escape(str(run.root.resolve()))}</code>"),
     ]
     rows = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in facts)
@@ -258,10 +259,10 @@ def _named_ids(entry: dict, what: str) -> str:
 
 def _evaluation_stale(run: RunData, ev: dict) -> str | None:
     """Why the evaluation no longer describes the run's tables, or None."""
-    then, params = ev.get("run", {}), run.info.get("parameters", {})
-    if then.get("finished") != run.info.get("finished"):
+    then, params = ev.get("run", {}), run.record.parameters
+    if then.get("finished") != run.record.finished:
         return "the run was made again after this evaluation"
-    if then.get("rescored") != len(run.info.get("rescored", [])):
+    if then.get("rescored") != len(run.record.rescored):
         return (f"the run was rescored after this evaluation (threshold "
                 f"{escape(str(then.get('threshold')))} then, "
                 f"{escape(str(params.get('threshold')))} now)")
@@ -302,7 +303,7 @@ def _evaluation(run: RunData, plots: dict[str, str]) -> str:
             f"<tbody>{rows}</tbody></table>"
             + (f'<p id="evaluation-unmatched">{unmatched}</p>' if unmatched else "")
             + f'<div class="grid">{figures}</div>'
-            + f'<p class="muted">From <code>{escape(EVALUATION_FILE)}</code>, written '
+            + f'<p class="muted">From <code>{escape(OutputLayout.EVALUATION)}</code>, written '
               f"{escape(str(ev.get('evaluated', '?')))}.</p>")
 
 
@@ -310,7 +311,7 @@ def compose_page(run: RunData, plots: dict[str, str], top: int,
                  writer: str = "virnucpro report") -> str:
     """The whole HTML page; `plots` maps "calls", "scores" and "track-K" to inline SVG;
     `writer` is the command named in the footer."""
-    name = escape(str(run.info.get("input", {}).get("name", run.root.name)))
+    name = escape(str(run.record.input.get("name", run.root.name)))
     warning = ('<p class="warning" id="tiny-warning">Model set <code>tiny</code>: seeded random '
                "weights for tests and demos. These calls mean nothing.</p>" if run.tiny else "")
     tracks = [_track(k, t, plots[f"track-{k}"]) for k, t in enumerate(run.tracks, 1)]

@@ -75,7 +75,7 @@ def scores_figure(run: RunData) -> Figure:
     fig = Figure(figsize=(FIG_WIDTH, 3.0))
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.16, top=0.95, wspace=0.25)
     axes = fig.subplots(1, 2)
-    threshold = float(run.info.get("parameters", {}).get("threshold", 0.5))
+    threshold = run.record.threshold
     viral = run.scored_is_viral
     panels = ((run.viral_share, "viral share (viral chunks / scored chunks)"),
               (run.max_p_virus, "max P(virus) over the sequence's chunks"))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from virnucpro import __version__
 from virnucpro.config import TABLE_SETTINGS, PredictConfig, option_flag
-from virnucpro.layout import write_json_atomic
+from virnucpro.layout import OutputLayout, write_json_atomic
 from virnucpro.models.sets import human_size
 from virnucpro.run.folder import input_fingerprint, read_json, resume_key
 from virnucpro.run.inputs import ValidatedInput
@@ -56,7 +56,7 @@ def run_info(item: ValidatedInput, config: PredictConfig, model_set: ModelSet, m
         "counts": counts,
         "timings": timings,
         "outputs": {name: name for name in published}
-        | ({"embeddings": "embeddings/index.tsv"} if config.save_embeddings else {}),
+        | ({"embeddings": OutputLayout.EMBEDDING_INDEX} if config.save_embeddings else {}),
     }
 
 
@@ -109,7 +109,7 @@ def take_up_finished(item: ValidatedInput, config: PredictConfig,
              "with " + ", ".join(f"{option_flag(k)} {new} (was {old})"
                                  for k, (old, new) in changed.items()))
         return info
-    if config.report and not (layout.root / layout.REPORT).is_file():
+    if config.report and not layout.report.is_file():
         info.setdefault("timings", {})
         add_report(item, info)
         write_json_atomic(layout.run_json, info)

@@ -57,7 +57,7 @@ def model_fingerprint(model_set: ModelSet, chunk_size: int, precision: str = "fl
     """What identifies the computation behind a run's scores: the precision, and the
     manifest's sha256 of each weights file read (size and modification time for a folder
     without a manifest)."""
-    from virnucpro.models.sets import read_manifest
+    from virnucpro.models.manifest import read_manifest
 
     recorded = read_manifest(model_set.root).get("files", {})
     weights = [p for p in model_set.files() if p.suffix in (".bin", ".safetensors", ".pt", ".pth")

@@ -20,18 +20,10 @@ from pathlib import Path
 
 from virnucpro import __version__
 from virnucpro.errors import OutputError
-from virnucpro.models.sets import (
-    MANIFEST,
-    TINY_MARKER,
-    TRAINED,
-    TRAINING_RECORD,
-    ModelSet,
-    file_entry,
-    read_manifest,
-    resolve_model_set,
-    sets_dir,
-    write_manifest,
-)
+from virnucpro.models.cache import sets_dir
+from virnucpro.models.manifest import MANIFEST, TRAINED, file_entry, read_manifest, write_manifest
+from virnucpro.models.modelset import TINY_MARKER, TRAINING_RECORD, ModelSet
+from virnucpro.models.sets import resolve_model_set
 
 log = logging.getLogger(__name__)
 

@@ -55,7 +55,7 @@ class TrainConfig:
 
 
 def training_cache() -> Path:
-    from virnucpro.models.sets import cache_root
+    from virnucpro.models.cache import cache_root
 
     return cache_root() / "training"
 

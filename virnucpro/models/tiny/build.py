@@ -1,10 +1,10 @@
-"""The tiny model set: for tests, demos and CI only, never for real predictions.
+"""The tiny set written whole (`build_tiny_set`) and kept in the cache (`ensure_tiny`).
 
 `build_tiny_set(folder)` writes a complete set with seeded random weights in the real file
 formats (an HF-style DNABERT-S folder with a real BPE tokenizer, a fair-esm ESM-2 checkpoint and
-its contact-regression file, reference-style pickled classifiers for chunk sizes 300 and 500),
-so that the real loading code runs on it. The same seeds give the same bytes on every machine.
-The cache logic (where it lives, generating it once) is in `sets.py`.
+its contact-regression file, reference-style pickled classifiers for chunk sizes 300 and 500,
+calibrated on the tiny models' own features), so that the real loading code runs on it. The same
+seeds give the same bytes on every machine. `ensure_tiny` generates it into the cache once.
 """
 
 from __future__ import annotations
@@ -13,6 +13,10 @@ import logging
 from pathlib import Path
 
 from virnucpro.chunking import CHUNK_SIZES
+from virnucpro.models.cache import file_lock, move_into_place, sets_dir, staging
+from virnucpro.models.manifest import read_manifest, record_files, write_manifest
+from virnucpro.models.modelset import TINY_MARKER, ModelSet, scan_set_folder
+from virnucpro.models.set_checks import is_complete
 
 log = logging.getLogger(__name__)
 
@@ -30,20 +34,21 @@ MARKER_TEXT = (
 def build_tiny_set(folder: Path, *, published_like: bool = False) -> None:
     """Write the tiny set into `folder` (created if needed), with its `TINY` marker.
 
-    `published_like`: the same weights written as the published files come (see
-    `_as_published`); a run gives the same tables as with the plain tiny set.
+    `published_like`: the same weights written as the published files come (the DNABERT-S text
+    files by `dnabert.as_published`, the classifiers tagged `cuda:0`, ESM-2's `cfg` with its
+    training sections); a run gives the same tables as with the plain tiny set.
     """
     # Imported here: each pulls torch (and fair-esm), which `virnucpro --help` must not pay for.
-    from virnucpro.models.classifier_io import make_tiny_classifier, write_reference_classifier
-    from virnucpro.models.dnabert_io import write_tiny_dnabert
-    from virnucpro.models.esm_io import write_tiny_esm
-    from virnucpro.models.sets import TINY_MARKER
+    from virnucpro.models.classifier_io import write_reference_classifier
+    from virnucpro.models.tiny.classifier import make_tiny_classifier
+    from virnucpro.models.tiny.dnabert import as_published, write_tiny_dnabert
+    from virnucpro.models.tiny.esm import write_tiny_esm
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_tiny_dnabert(folder / "dnabert-s", seed=SEEDS["dnabert"])
     if published_like:
-        _as_published(folder / "dnabert-s")
+        as_published(folder / "dnabert-s")
     checkpoint = write_tiny_esm(folder, seed=SEEDS["esm"], training_cfg=published_like)
     features = _calibration_features(folder / "dnabert-s", checkpoint)
     input_dim = features.shape[1]
@@ -56,42 +61,14 @@ def build_tiny_set(folder: Path, *, published_like: bool = False) -> None:
     log.info("wrote the tiny model set in %s (classifier input %d)", folder, input_dim)
 
 
-def _as_published(dnabert_dir: Path) -> None:
-    """Rewrite a DNABERT-S folder's text files as the published ones come: the tokenizer saved
-    with truncation at 2000 and fixed padding to 2000 (as `save_pretrained` leaves it after a
-    padded training run), config.json with the hub's `auto_map`, `_name_or_path` and
-    `transformers_version`. (The classifiers are tagged `cuda:0` and ESM-2's `cfg` has its
-    training sections: `build_tiny_set` asks their writers.)"""
-    import json
-
-    from tokenizers import Tokenizer
-
-    from virnucpro.models.dnabert_io import SPECIAL_TOKENS
-
-    tokenizer = Tokenizer.from_file(str(dnabert_dir / "tokenizer.json"))
-    tokenizer.enable_truncation(max_length=2000)
-    tokenizer.enable_padding(length=2000, pad_id=SPECIAL_TOKENS["[PAD]"], pad_token="[PAD]")
-    tokenizer.save(str(dnabert_dir / "tokenizer.json"))
-    config = json.loads((dnabert_dir / "config.json").read_text())
-    config.update({
-        "_name_or_path": "zhihan1996/DNABERT-2-117M",
-        "auto_map": {"AutoConfig": "configuration_bert.BertConfig",
-                     "AutoModel": "bert_layers.BertModel",
-                     "AutoModelForMaskedLM": "bert_layers.BertForMaskedLM",
-                     "AutoModelForSequenceClassification":
-                         "bert_layers.BertForSequenceClassification"},
-        "transformers_version": "4.28.0",
-    })
-    (dnabert_dir / "config.json").write_text(json.dumps(config, indent=4, sort_keys=True))
-
-
 def _calibration_features(dnabert_dir: Path, checkpoint: Path):
     """Features of fixed stop-free frames, through the real loaders and embedders."""
     import random
 
     import torch
 
-    from virnucpro.models.dnabert_io import embed_dna_batch, load_dnabert, tokenize_dna
+    from virnucpro.models.dnabert_io import embed_dna_batch, load_dnabert
+    from virnucpro.models.dnabert_tokenizer import tokenize_dna
     from virnucpro.models.esm_io import embed_protein_batch, load_esm
     from virnucpro.translation import CODON_TABLE, translate_six_frames
 
@@ -126,3 +103,24 @@ def calibrate_classifier(model, features) -> None:
         logits = model(features)
         margin = (logits[:, 1] - logits[:, 0]).median()
         model.output_layer.bias[1] = -margin
+
+
+def ensure_tiny() -> ModelSet:
+    """The tiny set, generated deterministically into the cache on first use."""
+    root = sets_dir() / "tiny"
+
+    def current() -> bool:
+        return (read_manifest(root).get("tiny_version") == TINY_VERSION
+                and is_complete(root))
+
+    if not current():
+        with file_lock(sets_dir() / ".tiny.lock"):
+            if not current():  # another process may have made it while we waited
+                log.info("generating the tiny model set in %s", root)
+                with staging(".tiny-") as tmp:
+                    build_tiny_set(tmp)
+                    files = record_files(tmp, scan_set_folder(tmp).files())
+                    write_manifest(tmp, {"name": "tiny", "source": "tiny", "is_tiny": True,
+                                         "tiny_version": TINY_VERSION, "files": files})
+                    move_into_place(tmp, root)
+    return scan_set_folder(root, name="tiny")
