@@ -157,14 +157,6 @@ def _tsv(path: Path, expected: list[str] | tuple[list[str], ...]) -> Iterator[li
             yield line.rstrip("\n").split("\t")
 
 
-def rescore_folder(source: Path, target: Path, settings: RescoreSettings, *,
-                   report: bool = True) -> dict:
-    """`rescore_run`, its record as run.json's content."""
-    # TODO(merge): pipeline.reuse_finished returns this as the run's info dict; it calls
-    # rescore_run once the run package holds RunRecords, and this goes.
-    return rescore_run(source, target, settings, report=report).to_json()
-
-
 def rescore_run(source: Path, target: Path, settings: RescoreSettings, *,
                 report: bool = True) -> RunRecord:
     """Rebuild the call tables of one run folder into `target` (the same folder: in place)."""

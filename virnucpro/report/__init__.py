@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REPORT_NAME = OutputLayout.REPORT
 DEFAULT_TOP = 10
 DEFAULT_MAX_ROWS = 5000
 
@@ -57,7 +56,7 @@ def write_report(outdir: Path | str, html_path: Path | str | None = None, *,
         figures["evaluation-pr"] = plots.pr_figure(run.evaluation)
     inline = {name: plots.inline_svg(plots.render(fig, "svg", name), f"svg-{name}")
               for name, fig in figures.items()}
-    target = Path(html_path) if html_path is not None else outdir / REPORT_NAME
+    target = Path(html_path) if html_path is not None else outdir / OutputLayout.REPORT
     tmp = target.with_name(f".{target.name}.tmp")
     try:
         if plots_dir is not None:

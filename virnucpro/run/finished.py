@@ -1,4 +1,4 @@
-"""A finished run's record: its run.json (`run_info`, built in one place), its HTML report
+"""A finished run's record: its run.json (`run_info`, a `RunRecord` built in one place), its HTML report
 (`add_report`), and a finished run found again by `--resume` (`take_up_finished`).
 
 run.json is written last, after the tables are in place: a run.json with status completed
@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING
 
 from virnucpro import __version__
 from virnucpro.config import TABLE_SETTINGS, PredictConfig, option_flag
-from virnucpro.layout import OutputLayout, write_json_atomic
+from virnucpro.layout import OutputLayout
 from virnucpro.models.sets import human_size
-from virnucpro.run.folder import input_fingerprint, read_json, resume_key
+from virnucpro.run.folder import input_fingerprint, resume_key
 from virnucpro.run.inputs import ValidatedInput
+from virnucpro.run_record import RunRecord
 
 if TYPE_CHECKING:
     from virnucpro.engine import Engine
@@ -31,43 +32,45 @@ log = logging.getLogger(__name__)
 
 def run_info(item: ValidatedInput, config: PredictConfig, model_set: ModelSet, models_key: dict,
              engine: Engine, *, started: datetime, resumed: bool, shards_scored_now: int,
-             counts: dict, timings: dict, published: list[str]) -> dict:
-    """run.json's content for a run that has just finished: what was run, how, with what
-    models, what it counted and took, and the files it published."""
-    return {
-        "virnucpro_version": __version__,
-        "status": "completed",
-        "started": started.isoformat(timespec="seconds"),
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": sys.argv,
-        "input": {"source": item.source, "name": item.name,
-                  "path": str(item.index.path) if item.source != "-" else "-",
-                  "compression": item.index.compression, **input_fingerprint(item.index),
-                  "bases": item.index.total_bp},
-        "parameters": {**config.parameters(), "outdir": str(config.outdir),
-                       "inputs": list(config.inputs), "resumed": resumed,
-                       "shards_scored_now": shards_scored_now},
-        "engine": {"name": engine.name, "devices": engine.devices,
-                   "persistent_models": config.engine.persistent,
-                   "model_loads_so_far": engine.model_loads, "worker_deaths": engine.worker_deaths},
-        "models": model_set.describe(),
-        "tiny": model_set.is_tiny,
-        "resume_key": resume_key(item, config, models_key),
-        "counts": counts,
-        "timings": timings,
-        "outputs": {name: name for name in published}
-        | ({"embeddings": OutputLayout.EMBEDDING_INDEX} if config.save_embeddings else {}),
-    }
+             counts: dict, timings: dict, published: list[str]) -> RunRecord:
+    """The record (run.json) of a run that has just finished: what was run, how, with what
+    models, what it counted and took, and the files it published. `timings` is kept as the
+    same dict: what the run times after this (writing, the report) goes into the record."""
+    return RunRecord(
+        virnucpro_version=__version__,
+        status="completed",
+        started=started.isoformat(timespec="seconds"),
+        finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        command=sys.argv,
+        input={"source": item.source, "name": item.name,
+               "path": str(item.index.path) if item.source != "-" else "-",
+               "compression": item.index.compression, **input_fingerprint(item.index),
+               "bases": item.index.total_bp},
+        parameters={**config.parameters(), "outdir": str(config.outdir),
+                    "inputs": list(config.inputs), "resumed": resumed,
+                    "shards_scored_now": shards_scored_now},
+        engine={"name": engine.name, "devices": engine.devices,
+                "persistent_models": config.engine.persistent,
+                "model_loads_so_far": engine.model_loads, "worker_deaths": engine.worker_deaths},
+        models=model_set.describe(),
+        tiny=model_set.is_tiny,
+        resume_key=resume_key(item, config, models_key),
+        counts=counts,
+        timings=timings,
+        outputs={name: name for name in published}
+        | ({OutputLayout.EMBEDDINGS: OutputLayout.EMBEDDING_INDEX} if config.save_embeddings
+           else {}),
+    )
 
 
-def add_report(item: ValidatedInput, info: dict) -> None:
+def add_report(item: ValidatedInput, record: RunRecord) -> None:
     """Write the HTML report of a finished input and list it in run.json.
 
     After run.json, because the report reads the finished run back; a report that cannot be
     drawn costs a warning, not the run: the tables are complete and `virnucpro report` can
     try again.
     """
-    from virnucpro.report import REPORT_NAME, write_report
+    from virnucpro.report import write_report
 
     t0 = time.perf_counter()
     try:
@@ -76,9 +79,9 @@ def add_report(item: ValidatedInput, info: dict) -> None:
         log.error("%s: no report written (%s); the tables are complete: run `virnucpro report %s` to retry",
                   item.source, exc, item.layout.root, exc_info=log.isEnabledFor(logging.DEBUG))
         return
-    info["timings"]["report_s"] = round(time.perf_counter() - t0, 3)
-    info["outputs"][REPORT_NAME] = REPORT_NAME
-    write_json_atomic(item.layout.run_json, info)
+    record.timings["report_s"] = round(time.perf_counter() - t0, 3)
+    record.outputs[OutputLayout.REPORT] = OutputLayout.REPORT
+    record.write(item.layout.run_json)
 
 
 def take_up_finished(item: ValidatedInput, config: PredictConfig,
@@ -88,32 +91,30 @@ def take_up_finished(item: ValidatedInput, config: PredictConfig,
     applied from the stored scores, a missing report is written; its run.json, as it now is.
     What was done is said to `note`."""
     layout = item.layout
-    info = read_json(layout.run_json) or {}
+    record = RunRecord.find(layout.run_json) or RunRecord()
     if layout.work.exists():
         size = sum(p.stat().st_size for p in layout.work.rglob("*") if p.is_file())
         shutil.rmtree(layout.work, ignore_errors=True)
         note(f"removed what the finished run left in {layout.work} ({human_size(size)})")
-    params = info.get("parameters", {})
+    params = record.parameters
     defaults = PredictConfig(inputs=(), outdir=layout.root)
     changed = {k: (params.get(k, getattr(defaults, k)), getattr(config, k))
                for k in TABLE_SETTINGS if params.get(k, getattr(defaults, k)) != getattr(config, k)}
     if changed:
-        from virnucpro.rescore import RescoreSettings, rescore_folder
+        from virnucpro.rescore import RescoreSettings, rescore_run
 
         settings = RescoreSettings(
             threshold=config.threshold, region_gap=config.region_gap,
             region_min_p="call" if config.region_min_p is None else config.region_min_p,
             min_region_length=config.min_region_length)
-        info = rescore_folder(layout.root, layout.root, settings, report=config.report)
+        record = rescore_run(layout.root, layout.root, settings, report=config.report)
         note(f"already complete in {layout.root}; its tables rewritten from the stored scores "
              "with " + ", ".join(f"{option_flag(k)} {new} (was {old})"
                                  for k, (old, new) in changed.items()))
-        return info
+        return record.to_json()
     if config.report and not layout.report.is_file():
-        info.setdefault("timings", {})
-        add_report(item, info)
-        write_json_atomic(layout.run_json, info)
+        add_report(item, record)
         note(f"already complete in {layout.root}; its missing report written")
-        return info
+        return record.to_json()
     note(f"already complete in {layout.root} (nothing to resume)")
-    return info
+    return record.to_json()

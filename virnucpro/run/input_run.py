@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 
 from virnucpro.config import PredictConfig
 from virnucpro.errors import OutputError, VirNucProError
-from virnucpro.layout import write_json_atomic
 from virnucpro.logs import NOTE
 from virnucpro.run.events import RunListener
 from virnucpro.run.feed import ShardFeed, default_batch_tokens
@@ -164,7 +163,7 @@ class InputRun:
         t1 = time.perf_counter()
         writer = feed.writer
         writer.close()
-        info = run_info(item, self.config, self.models.model_set, self.models.key, engine,
+        record = run_info(item, self.config, self.models.model_set, self.models.key, engine,
                         started=self.started, resumed=self.mode is RunMode.RESUME,
                         shards_scored_now=feed.scored, counts=writer.counts, timings=timings,
                         published=writer.published)
@@ -173,10 +172,10 @@ class InputRun:
         timings["write_s"] = round(now - t1, 3)  # what is left of the tables after scoring
         if feed.last_result_at is not None:  # how long the tables took once the devices were done
             timings["tables_after_last_shard_s"] = round(now - feed.last_result_at, 4)
-        write_json_atomic(item.layout.run_json, info)  # last: a run.json means a finished run
+        record.write(item.layout.run_json)  # last: a run.json means a finished run
         shutil.rmtree(item.layout.work, ignore_errors=True)
         if self.config.report:
-            add_report(item, info)
+            add_report(item, record)
         counts = writer.counts
         if counts["short_sequences"]:
             log.warning("%s: %d sequence(s) shorter than %d bp, flagged 'short': the model was "
@@ -185,7 +184,7 @@ class InputRun:
         if counts["frames_failed"]:
             log.warning("%s: %d frame(s) could not be scored (see the status column of frames.tsv)",
                         item.source, counts["frames_failed"])
-        return info
+        return record.to_json()
 
     def take_up(self) -> dict | None:
         """A finished run (mode DONE): taken up as `--resume` does (finished.take_up_finished);
