@@ -59,6 +59,7 @@ def _numbers(tree, path=""):
         yield path, tree
 
 
+@pytest.mark.slow
 def test_the_host_benchmark_gives_finite_positive_figures_on_every_frame(tmp_path: Path) -> None:
     from benchmarks.host import inputs
 
@@ -95,6 +96,7 @@ def test_the_host_benchmark_gives_finite_positive_figures_on_every_frame(tmp_pat
     assert "rescore" in done.stdout and "the tiny set's predict left out" in done.stdout
 
 
+@pytest.mark.slow
 def test_the_verify_memory_benchmark_reports_its_figures_on_a_set(tiny_set_dir: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "benchmarks.verify_memory", str(tiny_set_dir)],
                           cwd=REPO, capture_output=True, text=True, timeout=120)

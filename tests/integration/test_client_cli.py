@@ -40,6 +40,7 @@ def _duplicate_ids_fasta(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_submit_wait_resolves_relative_paths_and_matches_predict(completed, daemon, tmp_path):
     _ok(completed["proc"])
     assert "completed" in completed["proc"].stderr
@@ -58,6 +59,7 @@ def test_submit_wait_resolves_relative_paths_and_matches_predict(completed, daem
         [r["call"] for r in read_table(predicted / "sequences.tsv")]
 
 
+@pytest.mark.slow
 def test_submit_json_prints_the_job_with_absolute_paths(daemon, tmp_path):
     shutil.copy(VIRAL, tmp_path / "in.fa")
     proc = _ok(daemon.cli("submit", "in.fa", "-o", "o", "--models", "tiny", "--threshold", "0.7",
@@ -72,6 +74,7 @@ def test_submit_json_prints_the_job_with_absolute_paths(daemon, tmp_path):
     assert watched.stdout == ""  # progress is not data
 
 
+@pytest.mark.slow
 def test_submit_region_options_reach_the_job_and_its_run(daemon, tmp_path):
     shutil.copy(VIRAL, tmp_path / "in.fa")
     proc = _ok(daemon.cli("submit", "in.fa", "-o", "o", "--models", "tiny", "--region-gap", "2",
@@ -91,6 +94,7 @@ def test_submit_region_options_reach_the_job_and_its_run(daemon, tmp_path):
     assert f"in {counts['sequences_with_regions']} sequence" in regions
 
 
+@pytest.mark.slow
 def test_jobs_show_and_logs_describe_a_finished_job(daemon, completed):
     job_id = completed["id"]
     live = _ok(daemon.cli("jobs")).stdout
@@ -115,6 +119,7 @@ def test_jobs_show_and_logs_describe_a_finished_job(daemon, completed):
     assert _ok(daemon.cli("logs", job_id, "--follow", timeout=20)).stdout == lines
 
 
+@pytest.mark.slow
 def test_a_failing_job_makes_watch_exit_non_zero(daemon, tmp_path):
     bad = _duplicate_ids_fasta(tmp_path / "dups.fa")
     proc = daemon.cli("submit", bad, "-o", tmp_path / "out", "--models", "tiny", "--wait")
@@ -126,6 +131,7 @@ def test_a_failing_job_makes_watch_exit_non_zero(daemon, tmp_path):
     assert "failed" in watched.stderr
 
 
+@pytest.mark.slow
 def test_unknown_jobs_and_bad_options_are_clear_errors(daemon, tmp_path):
     proc = daemon.cli("show", "9999")
     assert proc.returncode == 7 and "no job 9999" in proc.stderr
@@ -139,6 +145,7 @@ def test_unknown_jobs_and_bad_options_are_clear_errors(daemon, tmp_path):
     assert daemon.cli("remove").returncode == 2
 
 
+@pytest.mark.slow
 def test_remove_forgets_a_finished_job(daemon, tmp_path):
     shutil.copy(VIRAL, tmp_path / "in.fa")
     job_id = _ok(daemon.cli("submit", tmp_path / "in.fa", "-o", tmp_path / "o", "--models", "tiny",
@@ -147,6 +154,7 @@ def test_remove_forgets_a_finished_job(daemon, tmp_path):
     assert daemon.cli("show", job_id).returncode == 7
 
 
+@pytest.mark.slow
 def test_cancel_and_changed_inputs_behind_a_slow_job(tmp_path, tiny_set_dir):
     with start_daemon(tmp_path / "d", "--persistent-models", "--models", "tiny",
                       "--shard-frames", "1",
@@ -172,6 +180,7 @@ def test_cancel_and_changed_inputs_behind_a_slow_job(tmp_path, tiny_set_dir):
         assert watched.returncode == 9 and "no longer exists" in watched.stderr
 
 
+@pytest.mark.slow
 def test_a_daemon_that_is_not_running_gives_a_clear_error(tmp_path, tiny_set_dir):
     env = daemon_env(tmp_path)
     started = time.monotonic()
@@ -187,6 +196,7 @@ def test_a_daemon_that_is_not_running_gives_a_clear_error(tmp_path, tiny_set_dir
     assert time.monotonic() - started < 30  # no client timeout was waited out
 
 
+@pytest.mark.slow
 def test_the_client_verbs_import_neither_torch_nor_zmq_for_help(daemon):
     code = ("import sys\n"
             "from virnucpro.cli.root import main\n"
@@ -201,6 +211,7 @@ def test_the_client_verbs_import_neither_torch_nor_zmq_for_help(daemon):
     assert proc.returncode == 0, proc.stderr
 
 
+@pytest.mark.slow
 def test_a_relative_model_folder_is_sent_absolute_and_names_stay_names(tmp_path, monkeypatch):
     from virnucpro.daemon.client_checks import models_spec_of as _models_spec
 

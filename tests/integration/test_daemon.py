@@ -106,6 +106,7 @@ def reference(tmp_path_factory, tiny_set_dir):
     return out
 
 
+@pytest.mark.slow
 def test_twenty_jobs_complete_and_agree_with_predict(tmp_path, daemons, reference):
     d = daemons("--devices", "cpu,cpu", "--persistent-models", "--models", "tiny").start()
     c = d.client()
@@ -122,6 +123,7 @@ def test_twenty_jobs_complete_and_agree_with_predict(tmp_path, daemons, referenc
     assert c.status().model_loads == 2
 
 
+@pytest.mark.slow
 def test_non_persistent_mode_loads_models_for_each_job(tmp_path, daemons):
     d = daemons("--devices", "cpu", "--no-persistent-models").start()
     c = d.client()
@@ -132,6 +134,7 @@ def test_non_persistent_mode_loads_models_for_each_job(tmp_path, daemons):
     assert status.model_loads == 3 and status.loaded == ()  # freed after each job
 
 
+@pytest.mark.slow
 def test_a_retried_submit_is_not_doubled(tmp_path, daemons):
     c = daemons("--devices", "cpu").start().client()
     a = c.submit([str(VIRAL)], outdir=str(tmp_path / "o"), options={"models": "tiny"},
@@ -141,6 +144,7 @@ def test_a_retried_submit_is_not_doubled(tmp_path, daemons):
     assert a.id == b.id and len(c.jobs(all=True)) == 1
 
 
+@pytest.mark.slow
 def test_cancel_in_queued_and_running_states_and_busy_when_full(tmp_path, daemons, tiny_set_dir):
     slow = ("--devices", "cpu", "--shard-frames", "2", "--max-queued", "2")
     c = daemons(*slow, env={**SLOW, "FAKE_DELAY": "0.5"}).start().client()
@@ -165,6 +169,7 @@ def _slow_daemon(daemons, tmp):
                    env={**SLOW, "FAKE_DELAY": "0.3"}, tmp=tmp)
 
 
+@pytest.mark.slow
 def test_a_sigkilled_daemon_resumes_the_job_on_restart(tmp_path, daemons, reference):
     d = _slow_daemon(daemons, tmp_path).start()
     c = d.client()
@@ -183,6 +188,7 @@ def test_a_sigkilled_daemon_resumes_the_job_on_restart(tmp_path, daemons, refere
     assert_same_results(tmp_path / "o", reference / "viral_reference")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("keep_mtime", [False, True])
 def test_a_changed_input_is_refused_on_resume(tmp_path, daemons, keep_mtime):
     fasta = tmp_path / "in.fasta"
@@ -203,6 +209,7 @@ def test_a_changed_input_is_refused_on_resume(tmp_path, daemons, keep_mtime):
     assert ("content differs" if keep_mtime else "modification time") in done.reason
 
 
+@pytest.mark.slow
 def test_a_second_daemon_refuses_to_start(tmp_path, daemons):
     first = daemons("--devices", "cpu").start()
     proc = subprocess.run([sys.executable, "-m", "virnucpro.daemon.cli", "start", "--foreground",
@@ -223,6 +230,7 @@ def _answer(sock, timeout_ms=2000):
     return json.loads(sock.recv()) if sock.poll(timeout_ms) else None
 
 
+@pytest.mark.slow
 def test_hostile_messages_get_errors_or_are_dropped_and_the_daemon_keeps_serving(daemons):
     d = daemons("--devices", "cpu").start()
     sock = _raw(d)
@@ -272,6 +280,7 @@ def _free_port() -> int:
     raise AssertionError("no two consecutive free ports")
 
 
+@pytest.mark.slow
 def test_tcp_needs_curve_and_refuses_clients_without_an_allowed_key(tmp_path, daemons):
     keys = tmp_path / "keys"
     subprocess.run([sys.executable, "-m", "virnucpro.daemon.cli", "keygen", "--dir", str(keys)],
@@ -320,6 +329,7 @@ def test_tcp_needs_curve_and_refuses_clients_without_an_allowed_key(tmp_path, da
     assert len(read_table(got)) == 4
 
 
+@pytest.mark.slow
 def test_sigterm_checkpoints_the_running_job_which_resumes_at_the_next_start(tmp_path, daemons, reference):
     d = _slow_daemon(daemons, tmp_path).start()
     c = d.client()
@@ -338,6 +348,7 @@ def test_sigterm_checkpoints_the_running_job_which_resumes_at_the_next_start(tmp
     assert_same_results(tmp_path / "o", reference / "viral_reference")
 
 
+@pytest.mark.slow
 def test_both_chunk_sizes_share_the_loaded_models(tmp_path, daemons):
     c = daemons("--devices", "cpu", "--persistent-models", "--models", "tiny").start().client()
     for cs in (300, 500, 300):
@@ -350,6 +361,7 @@ def test_both_chunk_sizes_share_the_loaded_models(tmp_path, daemons):
     assert c.status().model_loads == 1
 
 
+@pytest.mark.slow
 def test_a_req_socket_gets_its_reply(daemons):
     d = daemons("--devices", "cpu").start()
     sock = zmq.Context.instance().socket(zmq.REQ)
@@ -362,6 +374,7 @@ def test_a_req_socket_gets_its_reply(daemons):
     sock.close(0)
 
 
+@pytest.mark.slow
 def test_the_report_option_reaches_the_pipeline(tmp_path, daemons):
     c = daemons("--devices", "cpu", "--persistent-models", "--models", "tiny").start().client()
     for report in (True, False):
@@ -373,6 +386,7 @@ def test_the_report_option_reaches_the_pipeline(tmp_path, daemons):
         assert reports == ((str(tmp_path / f"r{report}" / "report.html"),) if report else ())
 
 
+@pytest.mark.slow
 def test_the_next_jobs_shards_start_while_the_previous_jobs_last_shards_finish(tmp_path, daemons, reference):
     d = daemons("--devices", "cpu,cpu", "--persistent-models", "--models", "tiny",
                 "--shard-frames", "2", env={**SLOW, "FAKE_DELAY": "0.4"}).start()
@@ -391,6 +405,7 @@ def test_the_next_jobs_shards_start_while_the_previous_jobs_last_shards_finish(t
     assert c.status().model_loads == 2
 
 
+@pytest.mark.slow
 def test_a_cancelled_job_is_retried_to_completion_and_folders_are_not_shared(tmp_path, daemons, reference):
     d = _slow_daemon(daemons, tmp_path).start()
     c = d.client()
@@ -406,6 +421,7 @@ def test_a_cancelled_job_is_retried_to_completion_and_folders_are_not_shared(tmp
     assert_same_results(tmp_path / "o", reference / "viral_reference")
 
 
+@pytest.mark.slow
 def test_a_daemon_opens_the_job_store_of_version_0_1_0_and_serves_its_history(tmp_path, daemons):
     import shutil
 

@@ -89,6 +89,7 @@ def _kill_daemon_of(runtime: Path) -> None:
 # -- 7: paths resolved as the file system does ---------------------------------------------------
 
 
+@pytest.mark.slow
 def test_submit_reads_dotdot_after_a_link_as_predict_does(slow, tmp_path):
     """`lnkdeep -> deep/a`: `lnkdeep/../out` is deep/out for the file system and for predict,
     so for submit too (a normpath made it ./out)."""
@@ -106,6 +107,7 @@ def test_submit_reads_dotdot_after_a_link_as_predict_does(slow, tmp_path):
         assert not (tmp_path / name).exists(), name
 
 
+@pytest.mark.slow
 def test_a_link_to_a_live_jobs_folder_is_refused_as_that_folder(slow, tmp_path):
     real = tmp_path / "real"
     real.mkdir()
@@ -131,6 +133,7 @@ def test_a_link_to_a_live_jobs_folder_is_refused_as_that_folder(slow, tmp_path):
 # -- 8: an endpoint's path that is not this daemon's socket --------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["background", "foreground"])
 @pytest.mark.parametrize("which", ["requests", "events"])
 def test_an_endpoint_on_a_file_that_is_not_a_socket_is_refused_and_left_alone(env, short_dir,
@@ -146,6 +149,7 @@ def test_an_endpoint_on_a_file_that_is_not_a_socket_is_refused_and_left_alone(en
     assert sorted(os.listdir(short_dir)) == [kept.name]  # the other socket was not made either
 
 
+@pytest.mark.slow
 def test_an_endpoint_another_daemon_listens_on_is_refused(env, short_dir, tmp_path):
     """Two runtime folders, so two locks: only the socket can tell that the path is taken."""
     endpoint = f"ipc://{short_dir / 'shared.sock'}"
@@ -210,6 +214,7 @@ def _plant(kind: str, folder: Path, spare: Path) -> tuple[str, Path]:
     return "exists and is not a folder", folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["a link to another user's folder", "another user's folder",
                                   "our folder open to others", "a file"])
 def test_an_unsafe_fallback_runtime_folder_is_refused_and_left_as_found(fallback, short_dir, kind):
@@ -233,6 +238,7 @@ def test_an_unsafe_fallback_runtime_folder_is_refused_and_left_as_found(fallback
         assert os.listdir(untouched) == []  # no socket, lock or pid put there
 
 
+@pytest.mark.slow
 def test_a_missing_fallback_runtime_folder_is_made_ours_alone(fallback):
     fenv, folder = fallback
     pid = start_background(fenv)
@@ -256,6 +262,7 @@ def _umask(mask: int) -> Iterator[None]:
         os.umask(old)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("found", ["nothing", "an earlier version's files"])
 def test_the_state_folder_store_and_log_are_the_users_only(env, found):
     state = log_of(env).parent
@@ -275,6 +282,7 @@ def test_the_state_folder_store_and_log_are_the_users_only(env, found):
     assert {p.name: _mode(p) for p in files} == {p.name: 0o600 for p in files}
 
 
+@pytest.mark.slow
 def test_keygen_writes_secrets_readable_by_the_user_only(env, tmp_path):
     import zmq.auth
 
@@ -293,6 +301,7 @@ def test_keygen_writes_secrets_readable_by_the_user_only(env, tmp_path):
 # -- 11: a tcp start with --keys -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_tcp_start_with_keys_returns_once_its_daemon_answers(env, tmp_path):
     keys = tmp_path / "keys"
     ok(run(env, "keygen", "--dir", str(keys)))
@@ -338,6 +347,7 @@ def _as_another_user(env: dict[str, str], module: str, *args: str) -> subprocess
                           stdin=subprocess.DEVNULL)
 
 
+@pytest.mark.slow
 def test_another_users_socket_is_permission_denied_at_once(tmp_path, short_dir, tiny_set_dir):
     socket_path = short_dir / "d.sock"
     endpoint = f"ipc://{socket_path}"

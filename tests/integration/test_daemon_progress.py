@@ -27,6 +27,7 @@ def shards_on_disk(outdir: Path) -> int:
     return len(list((outdir / ".virnucpro" / "shards").glob("shard-*.safetensors")))
 
 
+@pytest.mark.slow
 def test_a_written_shard_shows_in_jobs_at_once(tmp_path, tiny_set_dir) -> None:
     """A two-shard job held before its second shard: `jobs` must show the first one's work
     (it showed 0 % until the job completed)."""

@@ -50,6 +50,7 @@ def start_background(env: dict[str, str], *args: str) -> int:
     return int(m.group(1))
 
 
+@pytest.mark.slow
 def test_a_second_start_exits_6_and_names_the_running_daemon(env):
     pid = start_background(env, "--persistent-models")
     status = json.loads(run(env, "status", "--json").stdout)
@@ -85,6 +86,7 @@ error: another daemon (pid 1; per-job models; devices cuda:9; ipc:///old.sock) i
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["background", "foreground"])
 def test_a_failed_start_says_only_its_own_reason(env, mode):
     log_of(env).parent.mkdir(parents=True, exist_ok=True)
@@ -109,6 +111,7 @@ def test_a_failed_start_says_only_its_own_reason(env, mode):
     assert not [n for n in LEFTOVERS if (runtime_of(env) / n).exists()]
 
 
+@pytest.mark.slow
 def test_with_no_daemon_status_stop_drain_answer_at_once(env):
     """No daemon ever, then after a failed start that had bound its sockets (persistent models,
     a set not installed): the local ipc endpoint is probed, so each verb says so at once."""
@@ -127,6 +130,7 @@ def test_with_no_daemon_status_stop_drain_answer_at_once(env):
             assert took < 5, (attempt, verb, took)
 
 
+@pytest.mark.slow
 def test_a_clean_background_start_and_stop_leave_nothing(env):
     runtime = runtime_of(env)
     pid = start_background(env)
@@ -144,6 +148,7 @@ def test_a_clean_background_start_and_stop_leave_nothing(env):
     assert again != pid
 
 
+@pytest.mark.slow
 def test_every_option_of_every_command_has_help():
     from virnucpro.daemon.cli import main
 

@@ -41,6 +41,7 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow
 def test_a_cancel_stops_the_running_shard_between_two_batches(tmp_path, tiny_set_dir,
                                                              many_frames) -> None:
     env = {"VIRNUCPRO_TEST_SCORER": "tests.fakes:BatchSleepScorer", "FAKE_BATCH_DELAY": "0.5"}
@@ -60,6 +61,7 @@ def test_a_cancel_stops_the_running_shard_between_two_batches(tmp_path, tiny_set
         assert shards == []  # the unfinished shard was discarded, not written
 
 
+@pytest.mark.slow
 def test_workers_end_soon_after_their_supervisor_is_killed(tmp_path, tiny_set_dir,
                                                           many_frames) -> None:
     # A shard of about 25 s: a worker that only noticed at the shard's end would be seen.
@@ -85,6 +87,7 @@ def test_workers_end_soon_after_their_supervisor_is_killed(tmp_path, tiny_set_di
         daemon.kill()
 
 
+@pytest.mark.slow
 def test_a_worker_death_and_a_resume_are_in_the_jobs_log(tmp_path, tiny_set_dir) -> None:
     state = tmp_path / "fake-state"
     state.mkdir()

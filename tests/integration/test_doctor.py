@@ -73,6 +73,7 @@ def test_the_tiny_run_is_ok_and_the_daemon_is_a_warning(healthy):
     assert "free of" in cache["detail"]
 
 
+@pytest.mark.slow
 def test_a_corrupted_file_is_a_problem_with_verify(tiny_set_dir, runtime, tmp_path):
     home = tmp_path / "home"
     shutil.copytree(tiny_set_dir, home / "sets" / "tiny")  # a copy: the session's set stays

@@ -49,6 +49,7 @@ def _copy(run: Path, to: Path) -> Path:
 
 @pytest.mark.parametrize("option, value", [("--threshold", "0.9"), ("--region-gap", "3"),
                                            ("--min-region-length", "400")])
+@pytest.mark.slow
 def test_resume_with_a_table_setting_rewrites_the_tables_as_a_fresh_run_would(
         finished, tmp_path, option, value):
     out = _copy(finished, tmp_path / "out")
@@ -80,6 +81,7 @@ def test_resume_with_a_setting_that_shapes_the_shards_is_refused_naming_it(finis
 # -- item 5: leftovers ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_resume_after_a_kill_right_after_run_json_cleans_up_and_writes_the_report(finished,
                                                                                   tmp_path):
     out = _copy(finished, tmp_path / "out")
@@ -98,6 +100,7 @@ def test_resume_after_a_kill_right_after_run_json_cleans_up_and_writes_the_repor
     assert "report.html" in json.loads(layout.run_json.read_text())["outputs"]
 
 
+@pytest.mark.slow
 def test_a_report_that_cannot_be_written_says_so_under_quiet_and_leaves_no_temp_file(
         finished, tmp_path):
     out = _copy(finished, tmp_path / "out")
@@ -110,6 +113,7 @@ def test_a_report_that_cannot_be_written_says_so_under_quiet_and_leaves_no_temp_
     assert not list(out.glob(".*.tmp")), list(out.iterdir())
 
 
+@pytest.mark.slow
 def test_sigterm_stops_as_ctrl_c_does_with_the_hint_and_exit_143(tmp_path):
     spool = tmp_path / "tmp"
     spool.mkdir()
@@ -149,6 +153,7 @@ def _big_input(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_one_line_exit_13_and_json_and_resume_finishes_the_run(tmp_path):
     fasta = _big_input(tmp_path / "big.fa")
     with mounted_tmpfs(tmp_path / "disk", "128k") as disk:
@@ -168,6 +173,7 @@ def test_a_full_disk_is_one_line_exit_13_and_json_and_resume_finishes_the_run(tm
     assert (kept / "sequences.tsv").read_text().count("\n") == 121
 
 
+@pytest.mark.slow
 def test_a_daemon_job_on_a_full_disk_fails_with_the_same_one_line_reason(daemon, tmp_path):
     from tests.daemon_helpers import wait_for
 

@@ -32,6 +32,7 @@ def test_blocks_of_a_few_records_and_long_records_in_pieces_write_the_same_files
     assert standin_cases.differences(case, tmp_path / "o") == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["edge300", "reference"])
 def test_the_worker_pool_writes_the_pinned_files(tmp_path, monkeypatch, tiny_set_dir, case):
     standin_cases.use_standin(monkeypatch)  # the spawned workers inherit it
@@ -39,6 +40,7 @@ def test_the_worker_pool_writes_the_pinned_files(tmp_path, monkeypatch, tiny_set
     assert standin_cases.differences(case, tmp_path / "o") == []
 
 
+@pytest.mark.slow
 def test_a_daemon_job_writes_the_pinned_files(tmp_path, daemons):  # noqa: F811
     spec = standin_cases.CASES["edge300"]
     d = daemons("--devices", "cpu", "--persistent-models", "--models", "tiny",

@@ -81,6 +81,7 @@ def test_endless_text_on_stdin_stops_at_the_free_space_bound(tmpfs, tiny_set_dir
     assert not (tmpfs.parent / "o").exists()
 
 
+@pytest.mark.slow
 def test_submit_refuses_a_device_without_reading_it(daemon, tmp_path):
     (tmp_path / "z.fa").symlink_to("/dev/zero")
     proc = daemon.cli("submit", "z.fa", "-o", tmp_path / "d", cwd=tmp_path, timeout=60)
@@ -95,6 +96,7 @@ def _reads(n: int, prefix: str = "r") -> str:
     return "".join(f"@{prefix}{i}\n{seq}\n+\n{'I' * len(seq)}\n" for i in range(n))
 
 
+@pytest.mark.slow
 def test_records_appended_during_the_run_fail_it_with_exit_12(tmp_path, tiny_set_dir):
     reads = tmp_path / "reads.fq"
     reads.write_text(_reads(6))
@@ -129,6 +131,7 @@ def test_a_protein_error_names_the_line_of_the_first_bad_letter(tmp_path, tiny_s
     assert proc.returncode == 3 and "p.fa, line 5, record 'p1'" in proc.stderr, proc.stderr
 
 
+@pytest.mark.slow
 def test_viral_fasta_keeps_a_latin1_header_byte_for_byte(tmp_path, tiny_set_dir):
     seq = DATA.joinpath("viral_reference.fasta").read_text().split("\n")[1][:600]
     (tmp_path / "l.fa").write_bytes(b">s1 souche de Caf\xe9\n" + seq.encode() + b"\n")

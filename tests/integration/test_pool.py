@@ -56,6 +56,7 @@ def assert_same_results(a: Path, b: Path) -> None:
                     assert x[col] == y[col], (name, col)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("persistent", [True, False])
 def test_pool_agrees_with_one_process_and_loads_models_as_the_mode_says(
         tmp_path, inputs, single_process, persistent):
@@ -70,6 +71,7 @@ def test_pool_agrees_with_one_process_and_loads_models_as_the_mode_says(
         assert_same_results(out / name, single_process / name)
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_run_is_replaced_and_nothing_is_lost(
         tmp_path, monkeypatch, inputs, single_process):
     monkeypatch.setenv("FAKE_STATE_DIR", str(tmp_path))
@@ -84,6 +86,7 @@ def test_a_worker_killed_mid_run_is_replaced_and_nothing_is_lost(
     assert_same_results(out, single_process / "both")
 
 
+@pytest.mark.slow
 def test_a_shard_that_kills_workers_three_times_is_marked_failed(
         tmp_path, monkeypatch, inputs, single_process):
     monkeypatch.setenv("FAKE_POISON_ID", "AJ237582.1")
@@ -110,6 +113,7 @@ def test_a_shard_that_kills_workers_three_times_is_marked_failed(
     assert seq["call"] == "unscored" and seq["reason"] == "scoring failed for every chunk"
 
 
+@pytest.mark.slow
 def test_out_of_memory_in_a_worker_halves_the_batch_and_completes(
         tmp_path, monkeypatch, inputs, single_process):
     monkeypatch.setenv("FAKE_TOKEN_LIMIT", "400")
@@ -120,6 +124,7 @@ def test_out_of_memory_in_a_worker_halves_the_batch_and_completes(
     assert_same_results(out, single_process / "both")
 
 
+@pytest.mark.slow
 def test_a_dead_worker_is_noticed_within_seconds(tiny_set_dir):
     from virnucpro.pool.pool import PersistentWorkerPool
 
@@ -139,6 +144,7 @@ def test_a_dead_worker_is_noticed_within_seconds(tiny_set_dir):
         assert pool.model_loads == 3 and fresh.process.pid != victim.process.pid
 
 
+@pytest.mark.slow
 def test_a_worker_that_cannot_load_names_the_problem(tiny_set_dir, monkeypatch):
     from virnucpro.pool.pool import PersistentWorkerPool, WorkerStartError
 
@@ -149,6 +155,7 @@ def test_a_worker_that_cannot_load_names_the_problem(tiny_set_dir, monkeypatch):
     assert all(not w.process.is_alive() for w in pool.workers)
 
 
+@pytest.mark.slow
 def test_a_worker_that_does_not_get_ready_times_out_naming_the_knob(tiny_set_dir, monkeypatch):
     from virnucpro.pool.pool import PersistentWorkerPool, WorkerStartError
 
@@ -186,6 +193,7 @@ def _cmdline(pid: int) -> str:
         return "?"
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_workers_cleanly_and_the_run_resumes(tmp_path, inputs, single_process):
     out = tmp_path / "o"
     env = {**os.environ, "PYTHONPATH": str(REPO), "FAKE_DELAY": "0.3"}
@@ -214,6 +222,7 @@ def test_ctrl_c_stops_workers_cleanly_and_the_run_resumes(tmp_path, inputs, sing
     assert_same_results(out, single_process / "both")
 
 
+@pytest.mark.slow
 def test_a_predict_killed_while_its_workers_start_leaves_no_process_and_no_traceback(
         tmp_path, inputs, tiny_set_dir):
     """SIGKILL as soon as the workers exist: they are still starting (importing torch, then

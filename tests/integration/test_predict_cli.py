@@ -104,6 +104,7 @@ def test_run_json_records_parameters_models_counts_and_tiny(viral_run):
     assert summary[0]["sequences"] == 4
 
 
+@pytest.mark.slow
 def test_viral_fasta_holds_the_records_called_virus(tmp_path, tiny_set_dir):
     out = tmp_path / "o"
     both = tmp_path / "both.fasta"
@@ -117,6 +118,7 @@ def test_viral_fasta_holds_the_records_called_virus(tmp_path, tiny_set_dir):
     assert len(seqs) == 11
 
 
+@pytest.mark.slow
 def test_several_inputs_go_to_named_subfolders_and_stdin_is_read(tmp_path, tiny_set_dir):
     gz = tmp_path / "viral_reference.fa.gz"
     gz.write_bytes(gzip.compress(VIRAL.read_bytes()))
@@ -130,6 +132,7 @@ def test_several_inputs_go_to_named_subfolders_and_stdin_is_read(tmp_path, tiny_
     assert len(read_table(out / "stdin" / "sequences.tsv")) == 7
 
 
+@pytest.mark.slow
 def test_short_and_empty_records_get_unscored_rows_with_reasons(tmp_path, tiny_set_dir):
     fasta = tmp_path / "mixed.fasta"
     fasta.write_text(">empty\n>tiny_read\nACGTACGTAC\n>long\n" + VIRAL.read_text().split("\n", 1)[1])
@@ -173,6 +176,7 @@ def test_a_bad_second_input_stops_before_the_first_is_scored(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_rename_duplicates_accepts_and_flags_them(tmp_path, tiny_set_dir):
     path = tmp_path / "dups.fasta"
     seq = VIRAL.read_text().split("\n>")[2].split("\n", 1)[1]
@@ -185,6 +189,7 @@ def test_rename_duplicates_accepts_and_flags_them(tmp_path, tiny_set_dir):
     assert seqs[0]["max_p_virus"] == seqs[1]["max_p_virus"]
 
 
+@pytest.mark.slow
 def test_non_empty_outdir_is_refused_unless_force(tmp_path, tiny_set_dir):
     out = tmp_path / "o"
     out.mkdir()
@@ -213,6 +218,7 @@ def test_version_and_help_are_instant_entry_points():
     assert b"--chunk-size" in proc.stdout
 
 
+@pytest.mark.slow
 def test_a_pipe_is_read_like_a_file(tmp_path, tiny_set_dir):
     out = tmp_path / "o"
     script = (f"{sys.executable} -m virnucpro predict <(cat {VIRAL}) -o {out} --models tiny -q")
@@ -220,6 +226,7 @@ def test_a_pipe_is_read_like_a_file(tmp_path, tiny_set_dir):
     assert len(read_table(out / "sequences.tsv")) == 4
 
 
+@pytest.mark.slow
 def test_inputs_named_dot_dot_stay_inside_the_output_folder(tmp_path, tiny_set_dir):
     weird = tmp_path / "in"
     weird.mkdir()
@@ -232,6 +239,7 @@ def test_inputs_named_dot_dot_stay_inside_the_output_folder(tmp_path, tiny_set_d
     assert sorted(p.name for p in out.iterdir()) == ["A", "a_2", "input"]
 
 
+@pytest.mark.slow
 def test_an_unusable_output_folder_is_a_clear_error_before_any_work(tmp_path, tiny_set_dir):
     proc = run_cli("predict", VIRAL, "-o", "/proc/virnucpro-out", "--models", "tiny", check=False)
     assert proc.returncode == 5 and "Traceback" not in proc.stderr.decode()

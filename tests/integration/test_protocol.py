@@ -52,6 +52,7 @@ def small(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_every_documented_request_gets_a_typed_answer_over_the_socket(daemon, small,
                                                                       tmp_path) -> None:
     data = VIRAL.read_bytes()
@@ -107,6 +108,7 @@ def test_every_documented_request_gets_a_typed_answer_over_the_socket(daemon, sm
     assert daemon.proc.wait(30) == 0
 
 
+@pytest.mark.slow
 def test_watch_follows_a_job_through_its_progress_to_its_end(daemon, small, tmp_path) -> None:
     with daemon.client() as c:
         job = c.submit([str(small)], outdir=str(tmp_path / "w"), options={"models": "tiny"})

@@ -116,6 +116,7 @@ def test_classifiers_saved_after_cuda_load_on_a_machine_without_a_gpu(published_
             assert torch.equal(a, b), name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine, devices", [("local", "cpu"), ("pool", "cpu,cpu")])
 def test_the_published_like_set_gives_the_plain_tiny_sets_tables_byte_for_byte(
         published_like, tiny_set_dir, tmp_path, engine, devices):
@@ -134,6 +135,7 @@ def test_the_published_like_set_gives_the_plain_tiny_sets_tables_byte_for_byte(
 # -- verify means load ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["tokenizer", "dnabert-keys", "esm-shapes", "classifier-width"])
 def test_verify_of_a_set_that_would_not_load_exits_4_naming_the_file(tmp_path, tiny_set_dir,
                                                                       how):
@@ -144,6 +146,7 @@ def test_verify_of_a_set_that_would_not_load_exits_4_naming_the_file(tmp_path, t
     assert "sha256" not in done.stdout  # the hashes match: only loading finds it
 
 
+@pytest.mark.slow
 def test_verify_loads_a_published_like_set(published_like, tmp_path):
     folder = tmp_path / "set"
     shutil.copytree(published_like, folder)
@@ -153,6 +156,7 @@ def test_verify_loads_a_published_like_set(published_like, tmp_path):
     assert "verified and loaded" in done.stdout
 
 
+@pytest.mark.slow
 def test_import_refuses_a_set_that_would_not_load_and_imports_nothing(tmp_path, tiny_set_dir):
     folder, named = _broken(tmp_path, tiny_set_dir, "tokenizer")
     done = _cli("models", "import", folder, "--name", "mine")
@@ -161,6 +165,7 @@ def test_import_refuses_a_set_that_would_not_load_and_imports_nothing(tmp_path, 
     assert not (sets_dir() / "mine").exists()
 
 
+@pytest.mark.slow
 def test_doctor_verify_reports_a_set_that_would_not_load(tmp_path, tiny_set_dir):
     folder, named = _broken(tmp_path, tiny_set_dir, "esm-shapes")
     shutil.copytree(folder, sets_dir() / "doctor-broken")
@@ -179,6 +184,7 @@ def test_doctor_verify_reports_a_set_that_would_not_load(tmp_path, tiny_set_dir)
 # -- the daemon checks the set it will use -------------------------------------------------
 
 
+@pytest.mark.slow
 def test_daemon_start_refuses_a_set_that_would_not_load(tmp_path, tiny_set_dir):
     folder, named = _broken(tmp_path, tiny_set_dir, "tokenizer")
     env = daemon_env(tmp_path)
@@ -189,6 +195,7 @@ def test_daemon_start_refuses_a_set_that_would_not_load(tmp_path, tiny_set_dir):
     assert str(folder / named) in done.stderr and "would not load" in done.stderr
 
 
+@pytest.mark.slow
 def test_submit_on_a_set_that_would_not_load_is_refused_and_nothing_is_queued(
         daemon, tmp_path, tiny_set_dir):
     folder, named = _broken(tmp_path, tiny_set_dir, "dnabert-keys")

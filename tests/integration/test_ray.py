@@ -66,6 +66,7 @@ def _standin(monkeypatch, scorer: str) -> None:
     monkeypatch.setenv("VIRNUCPRO_TEST_SCORER", scorer)
 
 
+@pytest.mark.slow
 def test_ray_agrees_with_one_process_and_keeps_its_actors_across_inputs(
         tmp_path, inputs, single_process, ray_address):
     out = tmp_path / "o"
@@ -88,6 +89,7 @@ def _wait_until_actors_are_gone(timeout: float = 20) -> None:
         time.sleep(0.1)
 
 
+@pytest.mark.slow
 def test_an_actor_killed_mid_run_is_replaced_and_nothing_is_lost(
         tmp_path, monkeypatch, inputs, single_process, ray_address):
     out = tmp_path / "o"
@@ -100,6 +102,7 @@ def test_an_actor_killed_mid_run_is_replaced_and_nothing_is_lost(
     assert_same_results(out, single_process / "both")
 
 
+@pytest.mark.slow
 def test_a_shard_that_kills_actors_three_times_is_marked_failed(
         tmp_path, monkeypatch, inputs, single_process, ray_address):
     out = tmp_path / "o"
@@ -123,6 +126,7 @@ def _maps(pid: int) -> str:
     return Path(f"/proc/{pid}/maps").read_text()
 
 
+@pytest.mark.slow
 def test_the_daemon_with_engine_ray_runs_its_jobs_on_the_cluster(
         tmp_path, daemons, single_process, ray_address):
     d = daemons("--engine", "ray", "--ray-address", ray_address, "--workers", "2",
@@ -145,6 +149,7 @@ def test_the_daemon_with_engine_ray_runs_its_jobs_on_the_cluster(
     _wait_until_actors_are_gone()
 
 
+@pytest.mark.slow
 def test_ray_writes_the_pinned_files_of_the_stand_in(tmp_path, monkeypatch, ray_address):
     from tests import standin_cases
 

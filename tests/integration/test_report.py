@@ -126,6 +126,7 @@ def test_report_command_writes_elsewhere_with_plot_files(run, tmp_path):
     assert not any(set(n) & set('<>&"/') for n in names)
 
 
+@pytest.mark.slow
 def test_no_report_skips_it(tmp_path, tiny_set_dir):
     out = tmp_path / "out"
     run_cli("predict", DATA / "viral_reference.fasta", "-o", out, "--models", "tiny",
@@ -226,6 +227,7 @@ def _chromium() -> str | None:
     return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
 
 
+@pytest.mark.slow
 def test_the_page_renders_in_a_headless_browser(run, tmp_path):
     browser = _chromium()
     if browser is None:

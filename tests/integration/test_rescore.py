@@ -176,6 +176,7 @@ def test_what_rescore_refuses(edge_run: Path, tmp_path: Path) -> None:
     assert (edge_run / "sequences.tsv").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_the_command_loads_no_model(edge_run: Path, tmp_path: Path) -> None:
     """The installed command, in a fresh process: torch is never imported."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "XDG_CACHE_HOME": str(tmp_path / "empty-cache")}

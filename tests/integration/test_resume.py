@@ -202,6 +202,7 @@ def _staged(out: Path) -> Path:
     (1e9, None),  # the first one only: the staged files run past it and are cut back
     (0.0, 900),  # records over 900 bp planned in pieces: no checkpoint inside one
 ])
+@pytest.mark.slow
 def test_a_run_stopped_at_any_shard_resumes_to_the_pinned_files(tmp_path, monkeypatch, tiny_set_dir,
                                                                caplog, checkpoint_s, block_bases):
     import virnucpro.plan
@@ -266,6 +267,7 @@ def test_a_resume_with_another_threshold_calls_every_sequence_with_the_new_one(
         assert (out / name).read_bytes() == (fresh / name).read_bytes(), name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["local", "pool"])
 def test_a_sigkilled_run_with_staged_rows_resumes_to_the_pinned_files(tmp_path, tiny_set_dir, engine):
     from tests import standin_cases

@@ -45,6 +45,7 @@ def _count(daemon: DaemonHandle) -> int:
 # -- 7: the daemon's set is the default ----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_submit_without_models_uses_the_set_the_daemon_was_started_with(daemon, tmp_path):
     shutil.copy(VIRAL, tmp_path / "x.fa")
     proc = ok(daemon.cli("submit", "x.fa", "-o", "out", "--wait", "--json", cwd=tmp_path))
@@ -58,6 +59,7 @@ def test_submit_without_models_uses_the_set_the_daemon_was_started_with(daemon, 
         assert wait_for(c, mine.id).state.value == "completed"
 
 
+@pytest.mark.slow
 def test_the_default_is_published_unless_the_daemon_names_exactly_one_set(tmp_path, tiny_set_dir):
     with start_daemon(tmp_path / "plain") as plain, start_daemon(
             tmp_path / "named", "--no-persistent-models", "--models", "tiny") as named:
@@ -74,6 +76,7 @@ def test_the_default_is_published_unless_the_daemon_names_exactly_one_set(tmp_pa
 # -- 8: what a submit refuses before a job exists ------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,data,message", [
     ("empty.fa", b"", "the input is empty"),
     ("protein.fa", b">p\nMKLVEFILPQ\n", "it looks like a protein sequence"),
@@ -98,6 +101,7 @@ def test_submit_refuses_what_predict_refuses_with_its_message(daemon, tmp_path, 
     assert message in predicted.stderr  # the same words
 
 
+@pytest.mark.slow
 def test_a_folder_is_refused_as_a_folder_by_the_client_and_by_the_daemon(daemon, tmp_path):
     proc = daemon.cli("submit", tmp_path, "-o", tmp_path / "out")
     assert proc.returncode == 7 and "is a folder, not a FASTA or FASTQ file" in proc.stderr, proc.stderr
@@ -112,6 +116,7 @@ def test_a_folder_is_refused_as_a_folder_by_the_client_and_by_the_daemon(daemon,
             assert err.value.code == "invalid"
 
 
+@pytest.mark.slow
 def test_an_unusable_output_location_is_refused(daemon, tmp_path):
     small = small_input(tmp_path / "s.fa")
     (tmp_path / "a-file").write_text("x")
@@ -125,6 +130,7 @@ def test_an_unusable_output_location_is_refused(daemon, tmp_path):
     assert proc.returncode == 7 and "is not empty; use --force to overwrite" in proc.stderr
 
 
+@pytest.mark.slow
 def test_output_folders_of_live_jobs_are_not_shared_nor_nested(slow, tmp_path):
     with slow.client() as c:
         running = c.submit([str(VIRAL)], outdir=str(tmp_path / "runs" / "a"))
@@ -144,6 +150,7 @@ def test_output_folders_of_live_jobs_are_not_shared_nor_nested(slow, tmp_path):
 # -- 9: a finished folder is not reused silently -------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_folder_with_a_finished_run_is_refused_unless_force(daemon, tmp_path):
     shutil.copy(VIRAL, tmp_path / "x.fa")
     first = ok(daemon.cli("submit", "x.fa", "-o", "out", "--wait", cwd=tmp_path)).stdout.strip()
@@ -157,6 +164,7 @@ def test_a_folder_with_a_finished_run_is_refused_unless_force(daemon, tmp_path):
     assert "reusing" not in lines and "completed: 4 sequences" in lines  # scored again
 
 
+@pytest.mark.slow
 def test_a_job_that_resumes_an_earlier_run_says_so_in_its_log(slow, tmp_path):
     with slow.client() as c:
         first = c.submit([str(VIRAL)], outdir=str(tmp_path / "o"))
@@ -175,6 +183,7 @@ def test_a_job_that_resumes_an_earlier_run_says_so_in_its_log(slow, tmp_path):
 # -- 10: retry takes the overrides its failure names ---------------------------------------------
 
 
+@pytest.mark.slow
 def test_retry_rename_duplicates_does_what_the_failure_says(daemon, tmp_path):
     dups = tmp_path / "dups.fa"
     dups.write_text(">same\n" + "ACGT" * 100 + "\n>same\n" + "TTGCA" * 80 + "\n")
@@ -193,6 +202,7 @@ def test_retry_rename_duplicates_does_what_the_failure_says(daemon, tmp_path):
     assert done["progress"]["counts"]["sequences"] == 2
 
 
+@pytest.mark.slow
 def test_retry_force_overwrites_the_folder_its_failure_names(slow, tmp_path):
     small = small_input(tmp_path / "s.fa")
     with slow.client() as c:
@@ -215,6 +225,7 @@ def test_retry_force_overwrites_the_folder_its_failure_names(slow, tmp_path):
 # -- 12: the order of `jobs`; help on every option -------------------------------------------------
 
 
+@pytest.mark.slow
 def test_jobs_lists_the_running_job_above_a_queued_one_of_higher_priority(slow, tmp_path):
     small = small_input(tmp_path / "s.fa")
     with slow.client() as c:
@@ -234,6 +245,7 @@ def test_jobs_lists_the_running_job_above_a_queued_one_of_higher_priority(slow, 
             wait_for(c, running.id)
 
 
+@pytest.mark.slow
 def test_every_option_of_every_client_command_has_help_text():
     from virnucpro.daemon.client_cli import COMMANDS
 
@@ -245,6 +257,7 @@ def test_every_option_of_every_client_command_has_help_text():
 # -- 13: --json errors are JSON ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_json_errors_are_json_on_stdout_with_the_same_exit_code(daemon, tmp_path):
     proc = daemon.cli("remove", 999, "--json")
     assert proc.returncode == daemon.cli("remove", 999).returncode == 7
@@ -264,6 +277,7 @@ def test_json_errors_are_json_on_stdout_with_the_same_exit_code(daemon, tmp_path
     assert proc.returncode == 2 and json.loads(proc.stdout)["error"]["code"] == "usage"
 
 
+@pytest.mark.slow
 def test_json_errors_say_unavailable_when_no_daemon_answers(tmp_path):
     env = daemon_env(tmp_path)
     proc = subprocess.run([sys.executable, "-m", "virnucpro", "jobs", "--json"], env=env,
@@ -274,6 +288,7 @@ def test_json_errors_say_unavailable_when_no_daemon_answers(tmp_path):
     assert "virnucpro-daemon start" in error["message"]
 
 
+@pytest.mark.slow
 def test_a_failed_job_followed_with_json_is_one_error_object_with_its_record(slow, tmp_path):
     small = small_input(tmp_path / "s.fa")
     with slow.client() as c:
@@ -295,6 +310,7 @@ def test_a_failed_job_followed_with_json_is_one_error_object_with_its_record(slo
     assert error["job"]["state"] == "failed" and "no longer exists" in error["job"]["reason"]
 
 
+@pytest.mark.slow
 def test_retry_of_a_job_whose_input_changed_is_refused_up_front(slow, tmp_path):
     """Issue 24, item 18: accepted, the retry failed at once with the same reason."""
     small = small_input(tmp_path / "s.fa")
@@ -314,6 +330,7 @@ def test_retry_of_a_job_whose_input_changed_is_refused_up_front(slow, tmp_path):
         assert c.show(behind.id).state.value == "failed"
 
 
+@pytest.mark.slow
 def test_a_pipe_submitted_by_a_client_is_refused_without_blocking_the_daemon(daemon, tmp_path):
     """Another client than ours may name a FIFO: the daemon must not read it (its first read
     would block the request loop, every client waiting)."""
@@ -329,6 +346,7 @@ def test_a_pipe_submitted_by_a_client_is_refused_without_blocking_the_daemon(dae
         assert len(c.jobs(all=True)) == before and c.status().state == "running"
 
 
+@pytest.mark.slow
 def test_submit_resume_takes_up_a_finished_run_with_other_table_settings(daemon, tmp_path):
     """Issue 24, item 4, in the daemon: a finished folder is refused without --resume; with it,
     the job applies the table-only settings from the stored scores, as predict --resume does,

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.daemon_helpers import daemon_env
 
 VIRAL = Path(__file__).resolve().parents[1] / "data" / "viral_reference.fasta"
@@ -51,6 +53,7 @@ print(json.dumps(finding), flush=True)
 """
 
 
+@pytest.mark.slow
 def test_the_supervisor_has_no_torch_after_a_job(tmp_path, tiny_set_dir):
     env = daemon_env(tmp_path)  # offline, own XDG folders; VIRNUCPRO_HOME holds the tiny set
     proc = subprocess.run([sys.executable, "-c", SCRIPT, str(VIRAL), str(tmp_path / "out")],

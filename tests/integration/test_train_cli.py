@@ -62,6 +62,7 @@ def training_json(folder: Path) -> dict:
     return json.loads((folder / "training.json").read_text())
 
 
+@pytest.mark.slow
 def test_a_trained_set_predicts_and_a_second_training_embeds_nothing(tmp_path: Path, env: dict,
                                                                      inputs: list[str]) -> None:
     done = train(env, *inputs, "-o", str(tmp_path / "set1"), "--val-fraction", "0.3")
@@ -98,6 +99,7 @@ def test_a_trained_set_predicts_and_a_second_training_embeds_nothing(tmp_path: P
     assert "0 shard(s) embedded now" in done.stderr
 
 
+@pytest.mark.slow
 def test_the_same_seed_gives_the_same_classifier_in_separate_processes(
         tmp_path: Path, tiny_set_dir: Path, inputs: list[str]) -> None:
     for name in ("a", "b"):  # each its own cache: both embed, both fit
@@ -109,6 +111,7 @@ def test_the_same_seed_gives_the_same_classifier_in_separate_processes(
     assert training_json(tmp_path / "a")["epochs"] == training_json(tmp_path / "b")["epochs"]
 
 
+@pytest.mark.slow
 def test_a_killed_training_resumes_without_embedding_its_finished_shards(
         tmp_path: Path, env: dict) -> None:
     viral = contigs(tmp_path / "viral.fasta", "vir", 16, seed=4)  # ~ 12 shards of 20 frames
@@ -129,6 +132,7 @@ def test_a_killed_training_resumes_without_embedding_its_finished_shards(
     assert cache["shards_embedded"] == sum(i["frames"]["shards"] for i in stats) - 6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args,message", [
     (["--others", "OTHERS"], "Missing option '--viral'"),
     (["--viral", str(GENBANK / "unannotated.gbff"), "--others", "OTHERS"], "no CDS translation"),
@@ -146,6 +150,7 @@ def test_what_train_refuses(tmp_path: Path, env: dict, args: list[str], message:
     assert not (tmp_path / "set").exists()
 
 
+@pytest.mark.slow
 def test_an_existing_set_needs_force(tmp_path: Path, env: dict, inputs: list[str]) -> None:
     train(env, *inputs, "-o", str(tmp_path / "set"), "--val-fraction", "0.3")
     before = (tmp_path / "set" / "300_model.safetensors").read_bytes()

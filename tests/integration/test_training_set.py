@@ -91,6 +91,7 @@ def test_the_new_set_loads_and_holds_the_best_epochs_classifier(base, trained, t
     assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
 
 
+@pytest.mark.slow
 def test_predict_runs_with_the_new_set(base, trained, tmp_path):
     dest = tmp_path / "newset"
     write_new_set(dest, base, trained.model, 500, _training(trained), force=False)
@@ -157,6 +158,7 @@ KILL = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("when", ["before", "after"])
 def test_a_killed_write_leaves_a_folder_listed_incomplete_and_unusable(base, when):
     dest = sets_dir() / f"killed-{when}"

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import DATA
 from virnucpro.cli.summary import summary_line
 from virnucpro.models.sets import human_size
@@ -33,6 +35,7 @@ def test_the_closing_line_counts_in_words_that_agree_with_the_numbers():
     assert "3 sequences," in many and "2 viral regions (0 proviruses)" in many
 
 
+@pytest.mark.slow
 def test_a_finished_run_resumed_says_so_as_a_note_not_a_warning(tmp_path):
     out = tmp_path / "out"
     assert _cli("predict", VIRAL, "-o", out, "--models", "tiny", "-q").returncode == 0
@@ -44,6 +47,7 @@ def test_a_finished_run_resumed_says_so_as_a_note_not_a_warning(tmp_path):
                    for line in done.stderr.splitlines())
 
 
+@pytest.mark.slow
 def test_the_report_names_the_command_that_wrote_it(tmp_path):
     out = tmp_path / "out"
     assert _cli("predict", VIRAL, "-o", out, "--models", "tiny", "-q").returncode == 0
@@ -54,6 +58,7 @@ def test_the_report_names_the_command_that_wrote_it(tmp_path):
     assert "Written by <code>virnucpro report</code>" in page
 
 
+@pytest.mark.slow
 def test_a_process_substitution_gets_a_folder_named_for_a_pipe(tmp_path):
     shutil.copy(VIRAL, tmp_path / "b.fa")
     script = (f"'{BIN / 'virnucpro'}' predict <(cat b.fa) b.fa -o out --models tiny -q "

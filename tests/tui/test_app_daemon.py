@@ -43,6 +43,7 @@ def state_of(app, job_id: int) -> JobState | None:
     return job.state if job is not None else None
 
 
+@pytest.mark.slow
 def test_submit_through_the_dialog_watch_it_complete_and_read_its_results(tmp_path, daemons, monkeypatch):
     d = daemons("--devices", "cpu", "--persistent-models", "--models", "tiny").start()
     monkeypatch.chdir(VIRAL.parent)  # the dialog's tree and relative paths start here
@@ -86,6 +87,7 @@ def test_submit_through_the_dialog_watch_it_complete_and_read_its_results(tmp_pa
     run(scenario)
 
 
+@pytest.mark.slow
 def test_cancel_a_running_and_a_queued_job_from_the_table(tmp_path, daemons):
     d = daemons("--devices", "cpu", "--persistent-models", "--models", "tiny",
                 "--shard-frames", "2",
@@ -136,6 +138,7 @@ def outward_address() -> str | None:
     return None if address.startswith("127.") else address
 
 
+@pytest.mark.slow
 def test_a_remote_daemon_over_tcp_gets_the_input_uploaded_and_keeps_the_results(tmp_path, daemons):
     host = outward_address()
     if host is None:
@@ -179,6 +182,7 @@ def test_a_remote_daemon_over_tcp_gets_the_input_uploaded_and_keeps_the_results(
     assert (outdir / "sequences.tsv").exists()  # written on the daemon's side (here, this disk)
 
 
+@pytest.mark.slow
 def test_with_no_daemon_it_starts_one_from_the_offer_and_connects(tmp_path, tiny_set_dir, monkeypatch):
     env = daemon_env(tmp_path)
     for key in ("XDG_RUNTIME_DIR", "XDG_STATE_HOME", "PYTHONPATH"):

@@ -57,6 +57,7 @@ def test_the_link_posts_each_item_of_the_follower_and_reconnects_after_a_loss():
     assert seen == [{"liveness_s": LIVENESS_S}] * 3  # the follower's default, passed on
 
 
+@pytest.mark.slow
 def test_the_followers_resync_and_loss_through_the_fake_daemon():
     daemon: FakeDaemon = sample_daemon(NOW)
     follower = iter(daemon.client().follow(liveness_s=0.1, poll_s=0.01))

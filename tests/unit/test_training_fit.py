@@ -117,6 +117,7 @@ def test_the_same_seed_gives_the_same_weights_and_another_seed_others():
     assert a.history[-1]["weights_sha256"] != c.history[-1]["weights_sha256"]
 
 
+@pytest.mark.slow
 def test_two_trainings_in_separate_processes_give_the_same_classifier_bit_for_bit():
     script = textwrap.dedent("""
         import sys
