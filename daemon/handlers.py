@@ -60,7 +60,7 @@ def default_models(d: Daemon) -> str:
 
 
 def submit(d: Daemon, req: R.SubmitRequest) -> M.Submitted:
-    from virnucpro.pipeline import check_output_folder
+    from virnucpro.run.folder import check_output_folder
     from virnucpro.seqfile import sniff_fasta
 
     if d.state is not DaemonState.RUNNING:

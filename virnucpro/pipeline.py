@@ -18,17 +18,13 @@ from typing import TYPE_CHECKING
 from virnucpro.config import PredictConfig
 from virnucpro.logs import NOTE
 from virnucpro.run.events import RunListener
-from virnucpro.run.folder import SPOOL_WAY_ON, RunMode, check_output_folder, no_space
+from virnucpro.run.folder import SPOOL_WAY_ON, RunMode, no_space
 from virnucpro.run.input_run import InputRun, RunModels, claim_runs
 from virnucpro.run.inputs import validate_inputs
 
 if TYPE_CHECKING:
     from virnucpro.engine import Engine
     from virnucpro.run.inputs import ValidatedInput
-
-# check_output_folder is named here for the daemon's submit handler, which predates
-# virnucpro.run: not this module's own.
-__all__ = ["check_output_folder", "run_predict"]
 
 log = logging.getLogger(__name__)
 
