@@ -52,6 +52,7 @@ class Option:
     hidden: bool = False
     attr: str = ""  # where PredictConfig holds it when not under its name: "engine.persistent"
     help_for: Mapping[str, str] = field(default_factory=dict)  # a command's own words, whole
+    label: str = ""  # its name in a job's detail on the dashboard; "": not shown there
 
     @property
     def long_flag(self) -> str:
@@ -96,21 +97,23 @@ _REGIONS = (PREDICT, SUBMIT, RESCORE)
 OPTIONS: tuple[Option, ...] = (
     Option("chunk_size", int, 500, "Chunk length; picks the matching published classifier.",
            SHARDS, "basic", (PREDICT, SUBMIT, TRAIN), choices=CHUNK_SIZES,
-           help_for={TRAIN: "Chunk length of the features and of the new classifier."}),
+           help_for={TRAIN: "Chunk length of the features and of the new classifier."},
+           label="chunk size"),
     Option("models", str, "published", "Model set: published, tiny, an imported name, or a "
            "folder.", RUN, "basic", (PREDICT, SUBMIT, TRAIN), metavar="NAME|PATH",
            help_for={SUBMIT: "Model set: published, tiny, an imported name, or a folder "
                      "[default: the daemon's set when it was started with one "
                      "(`virnucpro-daemon status --json`: default_models), else published].",
-                     TRAIN: "The base set whose two big models make the features."}),
+                     TRAIN: "The base set whose two big models make the features."},
+           label="models"),
     Option("threshold", float, 0.5, "Share of scored chunks that must be viral for a sequence "
-           "to be called viral.", TABLES, "basic", _REGIONS, min=0.0, max=1.0),
+           "to be called viral.", TABLES, "basic", _REGIONS, min=0.0, max=1.0, label="threshold"),
     Option("min_length", int, 1, "Shorter sequences get an unscored row instead of a score.",
-           SHARDS, "basic", _ALL, min=1),
+           SHARDS, "basic", _ALL, min=1, label="min length"),
     Option("save_embeddings", bool, False, "Also write the per-frame features.", SHARDS,
-           "output", _ALL),
+           "output", _ALL, label="embeddings"),
     Option("rename_duplicates", bool, False, "Suffix repeated sequence ids (_2, _3...) instead "
-           "of refusing the input.", SHARDS, "basic", _ALL),
+           "of refusing the input.", SHARDS, "basic", _ALL, label="rename duplicates"),
     Option("force", bool, False, "Overwrite a non-empty output folder.", RUN, "basic", _ALL,
            help_for={SUBMIT: "Overwrite a non-empty output folder (one that holds a finished "
                      "run too)."}),
@@ -122,17 +125,17 @@ OPTIONS: tuple[Option, ...] = (
                      "scores, as `predict --resume` does."}),
     Option("report", bool, True, "Write OUTDIR/report.html (one per input folder) at the end "
            "of the run.", RUN, "output", _ALL, negatable=True,
-           help_for={SUBMIT: "Ask for no report (option report=false)."}),
+           help_for={SUBMIT: "Ask for no report (option report=false)."}, label="report"),
     # The viral regions' rule (virnucpro.regions.RegionRule; on submit since version 4).
     Option("region_gap", int, 1, "Viral regions: bridge runs of at most N non-viral or "
            "unscored chunks between viral ones.", TABLES, "regions", _REGIONS, metavar="N",
-           min=0, unit="chunks"),
+           min=0, unit="chunks", label="region gap"),
     Option("region_min_p", float, None, "Viral regions: a chunk counts as viral when its max "
            "P(virus) is at least F.", TABLES, "regions", _REGIONS, metavar="F", min=0.0,
-           max=1.0, default_text="its call", none_as="call"),
+           max=1.0, default_text="its call", none_as="call", label="region min P(virus)"),
     Option("min_region_length", int, 1000, "Viral regions shorter than this are dropped (a "
            "whole-sequence one is kept).", TABLES, "regions", _REGIONS, metavar="BP", min=1,
-           unit="bp"),
+           unit="bp", label="min region length"),
     # How the shards are scored: EngineConfig (virnucpro/engine_config.py), devices and batches.
     Option("device", str, "auto", "auto (every GPU, else the CPU), cpu, cuda:N, or a list: "
            "cuda:0,cuda:1 (cpu,cpu too).", ENGINE, "engine", _RUN_ENGINE, flag="--devices"),

@@ -228,3 +228,25 @@ def test_predict_help_lists_its_options_under_the_basic_engine_regions_and_outpu
     for flag in ("--json", "-q, --quiet", "-v, --verbose", "--report / --no-report"):
         assert flag in sections["Output options"]
     assert "--help" in sections["Other options"]
+
+
+def test_a_jobs_detail_on_the_dashboard_shows_the_options_the_table_labels():
+    from rich.console import Console
+
+    from virnucpro.tui.screens.job_detail import parameters_table
+
+    options = P.check_options({"threshold": 0.75, "region_min_p": 0.6, "force": True,
+                               "save_embeddings": True})
+    job = JobRecord(id=1, name="j", state=JobState.QUEUED, outdir="/out", options=options,
+                    inputs=(InputFile("/in.fa", 1, 1, ""),))
+    console = Console(width=400, record=True)
+    console.print(parameters_table(job))
+    text = console.export_text()
+    labelled = [o for o in OPTIONS if o.label]
+    assert {o.name for o in labelled} <= {o.name for o in OPTIONS if SUBMIT in o.commands}
+    for o in labelled:
+        value = options[o.name]
+        shown = ("yes" if value else "no") if isinstance(value, bool) else str(value)
+        assert f"{o.label} {shown}" in text, (o.name, text)
+    # Unlabelled options (how the folder is taken: force, resume) stay out of the detail.
+    assert "force" not in text and "resume" not in text

@@ -27,6 +27,7 @@ from textual.worker import get_current_worker
 from virnucpro.daemon.client import ClientError, DaemonUnavailable
 from virnucpro.daemon.jobs import JobRecord, JobState
 from virnucpro.daemon.messages import LogLine
+from virnucpro.options import OPTIONS
 from virnucpro.tui import render
 from virnucpro.tui.link import Abandoned, DaemonLink
 from virnucpro.tui.messages import JobActionRequested
@@ -36,11 +37,8 @@ from virnucpro.tui.widgets.banner import ConnectionBanner
 from virnucpro.tui.widgets.results_view import ResultsView
 
 LOG_POLL_S = 1.5
-OPTION_LABELS = (("chunk_size", "chunk size"), ("models", "models"), ("threshold", "threshold"),
-                 ("min_length", "min length"), ("save_embeddings", "embeddings"),
-                 ("rename_duplicates", "rename duplicates"), ("report", "report"),
-                 ("region_gap", "region gap"), ("region_min_p", "region min P(virus)"),
-                 ("min_region_length", "min region length"))
+# A job's options as its detail shows them: those the option table gives a label, in its order.
+OPTION_LABELS = tuple((o.name, o.label) for o in OPTIONS if o.label)
 
 
 def title_text(job: JobRecord, row: JobRow, heard: float | None = None) -> Text:
