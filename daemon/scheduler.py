@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 class Engines(Protocol):
-    """Where the scheduler gets an engine for a model set folder (runner.EngineCache)."""
+    """Where the scheduler gets an engine for a model set folder (engines.EngineCache)."""
 
     def get(self, models_root: str) -> DaemonEngine: ...
     def after_job(self) -> None: ...

@@ -74,9 +74,17 @@ class PredictConfig:
         return out
 
     def result_key(self) -> dict:
-        """The parameters a finished shard depends on: a resumed run must match them."""
-        return {name: getattr(self, name) for name in names(SHARDS)}
+        """The parameters a finished shard depends on (the table's `shards` kind): a resumed
+        run must match them. In the order state.json and run.json have always held them
+        (`RESULT_KEY_ORDER`), a new one after those."""
+        keys = sorted(names(SHARDS), key=lambda k: (RESULT_KEY_ORDER.index(k)
+                                                    if k in RESULT_KEY_ORDER else 99))
+        return {name: getattr(self, name) for name in keys}
 
+
+# The order of a resume key's parameters in the files of earlier versions.
+RESULT_KEY_ORDER = ("chunk_size", "min_length", "shard_frames", "rename_duplicates",
+                    "save_embeddings")
 
 # What only the tables depend on: --resume applies them to a finished run from its stored
 # scores (as `virnucpro rescore` does) instead of scoring again.

@@ -1,8 +1,10 @@
 """run.json: what one input's finished run records, as one dataclass (`RunRecord`) and its codec.
 
 `RunRecord.from_json` reads what every version wrote; `to_json` gives today's keys in today's
-order, so a record read and written back (`write`, through `write_json_atomic`) is the same file
-byte for byte. `read_finished_run(root)` is the one reader of a finished run's folder. Standard
+order, so a record of today's layout read and written back (`write`, through
+`write_json_atomic`) is the same file byte for byte (an earlier version's file is written back
+in today's order). The record is frozen, but its objects (`timings`, `outputs`...) are plain
+dicts that a run fills in after it is built (the report's time, the report itself). `read_finished_run(root)` is the one reader of a finished run's folder. Standard
 library only: the dashboard and the daemon read it too.
 """
 

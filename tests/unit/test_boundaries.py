@@ -43,8 +43,8 @@ DASHBOARD = "virnucpro.tui"
 NOT_CORE = ("virnucpro.cli", "virnucpro.__main__", "virnucpro.daemon", "virnucpro.tui")
 CORE_MUST_NOT_IMPORT = ("virnucpro.daemon", "virnucpro.tui", "virnucpro.cli")
 ENTRY_POINT = "virnucpro.__main__"  # `python -m virnucpro`: runs the front end, imports it
-CLICOMMON = "virnucpro.cli.common"
-CLICOMMON_MAY_IMPORT = ("click", "virnucpro.errors", "virnucpro")
+CLI_COMMON = "virnucpro.cli.common"
+CLI_COMMON_MAY_IMPORT = ("click", "virnucpro.errors", "virnucpro")
 TINY = "virnucpro.models.tiny"
 TINY_DOOR = "virnucpro.models.tiny.build"
 TINY_ENTERED_BY = ("virnucpro.models.sets", "virnucpro.cli.models")
@@ -214,18 +214,18 @@ def core_violations(graph: Graph) -> list[str]:
     return out
 
 
-def clicommon_violations(graph: Graph) -> list[str]:
+def cli_common_violations(graph: Graph) -> list[str]:
     """What `virnucpro.cli.common` imports beyond click, virnucpro.errors and the stdlib."""
     out = []
-    for name, line in graph.imports.get(CLICOMMON, []):
+    for name, line in graph.imports.get(CLI_COMMON, []):
         top = name.split(".")[0]
         if top in sys.stdlib_module_names or top == "__future__":
             continue
-        if name in CLICOMMON_MAY_IMPORT or _within(name, "click"):
+        if name in CLI_COMMON_MAY_IMPORT or _within(name, "click"):
             continue
-        if name.rpartition(".")[0] in CLICOMMON_MAY_IMPORT[1:] and name not in graph.modules:
+        if name.rpartition(".")[0] in CLI_COMMON_MAY_IMPORT[1:] and name not in graph.modules:
             continue  # `from virnucpro.errors import VirNucProError`: a name, not a module
-        out.append(f"{CLICOMMON} (line {line}) imports {name}")
+        out.append(f"{CLI_COMMON} (line {line}) imports {name}")
     return out
 
 
@@ -389,15 +389,15 @@ def test_the_core_never_imports_the_daemon_the_dashboard_or_the_front_end():
         violations)
 
 
-def test_the_two_command_lines_share_clicommon_and_not_each_other():
+def test_the_two_command_lines_share_cli_common_and_not_each_other():
     graph = _project_graph()
-    assert not clicommon_violations(graph), clicommon_violations(graph)
+    assert not cli_common_violations(graph), cli_common_violations(graph)
     daemon_cli = {n for n, _ in graph.imports["virnucpro.daemon.cli"]}
     front_end = {n for n in daemon_cli if _within(n, "virnucpro.cli")}
-    assert front_end and all(_within(n, CLICOMMON) for n in front_end), front_end
+    assert front_end and all(_within(n, CLI_COMMON) for n in front_end), front_end
     # Importing virnucpro.cli.common runs the package's __init__ first: it must import nothing.
     assert graph.imports["virnucpro.cli"] == [], graph.imports["virnucpro.cli"]
-    assert CLICOMMON in {n for n, _ in graph.imports["virnucpro.cli.root"]}
+    assert CLI_COMMON in {n for n, _ in graph.imports["virnucpro.cli.root"]}
 
 
 def test_the_dashboard_and_the_client_never_load_torch():
@@ -463,16 +463,16 @@ def test_core_violations_are_reported():
                          "virnucpro.e", "virnucpro.models"}, found
 
 
-def test_clicommon_violations_are_reported():
+def test_cli_common_violations_are_reported():
     ok = build_graph({"virnucpro.__init__": "", "virnucpro.errors": "",
                       "virnucpro.cli.common": ("from __future__ import annotations\nimport sys\n"
                                               "import click\n"
                                               "from virnucpro.errors import VirNucProError\n")})
-    assert clicommon_violations(ok) == []
+    assert cli_common_violations(ok) == []
     bad = build_graph({"virnucpro.__init__": "", "virnucpro.errors": "", "virnucpro.cli": "",
                        "virnucpro.cli.common": ("import click\nfrom virnucpro.cli import x\n"
                                                "def f():\n    import rich\n")})
-    assert clicommon_violations(bad) == [
+    assert cli_common_violations(bad) == [
         "virnucpro.cli.common (line 2) imports virnucpro.cli",
         "virnucpro.cli.common (line 2) imports virnucpro.cli.x",
         "virnucpro.cli.common (line 4) imports rich"]

@@ -122,3 +122,28 @@ def test_a_failure_is_raised_or_taken_by_the_listener_in_predicts_words(tmp_path
     assert len(failed) == 1 and failed[0][1].endswith("free some space, then retry the job")
     assert run.failure == failed[0][1] and not run.complete
     assert not run.item.layout.run_json.exists()
+
+
+def test_results_in_flight_when_the_driver_stops_pulling_tasks_are_still_taken(
+        tmp_path, tiny_set_dir):
+    """A daemon stopping stops pulling a run's tasks (the generator is closed) while shards
+    are still with the engine: those results are written and merged, nothing fails, and the
+    run resumes from them afterwards."""
+    fasta = tmp_path / "short.fa"
+    fasta.write_text("".join(f">r{i}\n{'ACGTTGCAAGCT' * 10}\n" for i in range(40)))
+    heard = Heard()
+    config = PredictConfig(inputs=(str(fasta),), outdir=tmp_path / "out", models="tiny",
+                           report=False, shard_frames=4)
+    items = validate_inputs(config, tmp_path)
+    model_set = resolve_model_set("tiny", fetch_missing=False, progress=False)
+    [run] = claim_runs(items, config, RunModels.of(model_set, 500, "float32"), listener=heard)
+    tasks = run.tasks(FakeEngine())
+    handed = [next(tasks) for _ in range(4)]
+    tasks.close()  # the driver stops pulling
+    for task, scores in FakeEngine().map(handed):
+        run.done(task, scores)
+    assert not [e for e in heard.events if e[0] == "failed"], heard.events
+    assert run.failure is None
+    store = ShardStore(run.item.layout.shards)
+    assert all(store.is_done(t.key[1], t.frame_ids) for t in handed)
+    run.abandon()  # what the daemon does at close: the staged tables stay for the next start

@@ -128,7 +128,7 @@ def test_predict_config_holds_the_table_and_derives_its_kinds_from_it() -> None:
     engine = {f"engine.{f.name}" for f in dataclasses.fields(EngineConfig)}
     assert fields | engine == {o.path for o in OPTIONS if PREDICT in o.commands}
     config = PredictConfig(inputs=(), outdir="o")
-    assert tuple(config.result_key()) == names(SHARDS)
+    assert set(config.result_key()) == set(names(SHARDS))  # in its files' order: below
     # run.json's names and order of the engine's settings, as they have always been.
     assert list(config.engine.parameters()) == [
         "engine", "ray_address", "workers", "gpus_per_worker", "persistent_models",
@@ -250,3 +250,12 @@ def test_a_jobs_detail_on_the_dashboard_shows_the_options_the_table_labels():
         assert f"{o.label} {shown}" in text, (o.name, text)
     # Unlabelled options (how the folder is taken: force, resume) stay out of the detail.
     assert "force" not in text and "resume" not in text
+
+
+def test_the_resume_key_keeps_the_order_earlier_versions_wrote_to_state_json():
+    # state.json and run.json's resume_key have always listed these in this order: a file
+    # written now reads as one of before, byte for byte.
+    key = PredictConfig(inputs=(), outdir=".").result_key()
+    assert list(key) == ["chunk_size", "min_length", "shard_frames", "rename_duplicates",
+                         "save_embeddings"]
+    assert set(key) == {o.name for o in OPTIONS if o.kind == SHARDS}

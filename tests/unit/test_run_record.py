@@ -22,7 +22,7 @@ TODAY_KEYS = ["virnucpro_version", "status", "started", "finished", "command", "
 
 
 def today_info() -> dict:
-    """A run.json's content as `finish_input` builds it today, key for key in its order."""
+    """A run.json's content as `run.finished.run_info` builds it today, key for key in its order."""
     return {
         "virnucpro_version": "0.1.0", "status": "completed",
         "started": "2026-12-07T10:00:00+00:00", "finished": "2026-12-07T10:01:02+00:00",

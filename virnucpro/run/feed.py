@@ -172,7 +172,7 @@ class ShardFeed:
         self._checkpointed = float("-inf")
         # Keys unique to this pass: a pool kept across inputs or jobs may still deliver a late
         # result of an abandoned pass, which must never be taken for one of these shards.
-        self.run = key or f"{item.name}@{uuid.uuid4().hex[:8]}"
+        self.key = key or f"{item.name}@{uuid.uuid4().hex[:8]}"
         self.scored = 0
         self.last_result_at: float | None = None  # perf_counter() when a scored shard last came
         self.exhausted = False
@@ -220,7 +220,7 @@ class ShardFeed:
             self._ready[k] = self.store.read(k, len(shard.frame_ids))
             self._merge()
             return
-        yield ShardTask(key=(self.run, k), frame_ids=shard.frame_ids,
+        yield ShardTask(key=(self.key, k), frame_ids=shard.frame_ids,
                         nucleotides=shard.nucleotides, proteins=shard.proteins,
                         batch_tokens=self.batch_tokens, keep_features=self.config.save_embeddings,
                         chunk_size=self.config.chunk_size)

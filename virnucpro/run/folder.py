@@ -22,6 +22,7 @@ from virnucpro.errors import NoSpaceError, OutputError
 from virnucpro.layout import OutputLayout, existing_ancestor, write_json_atomic
 from virnucpro.models.sets import human_size
 from virnucpro.run.inputs import ValidatedInput, folder_names
+from virnucpro.run_record import RunRecord
 
 if TYPE_CHECKING:
     from virnucpro.models.sets import ModelSet
@@ -41,8 +42,8 @@ class RunMode(str, Enum):
     DONE = "done"
 
 
-def read_json(path: Path) -> dict | None:
-    """A JSON file's content; None if it is missing or unreadable."""
+def read_state(path: Path) -> dict | None:
+    """An unfinished run's state.json (its resume key); None if missing or unreadable."""
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -95,13 +96,13 @@ def prepare_folder(item: ValidatedInput, config: PredictConfig, models: dict, *,
     fingerprint; `then`: the way on after a full disk (`no_space`)."""
     layout = item.layout
     root = layout.root
-    state = read_json(layout.state)
-    run = read_json(layout.run_json)
+    state = read_state(layout.state)
+    run = RunRecord.find(layout.run_json)
     expected = resume_key(item, config, models)
     # run.json is written last: a completed one means a finished run, even when a kill right
     # after it left the work folder (taking it up removes that).
-    if config.resume and run and run.get("status") == "completed":
-        if why := _differs(run.get("resume_key") or {}, expected):
+    if config.resume and run is not None and run.completed:
+        if why := _differs(run.resume_key or {}, expected):
             raise OutputError(f"holds a finished run of {why}; use --force to start over", path=root)
         return RunMode.DONE
     if config.resume and state:
@@ -157,7 +158,7 @@ def check_output_folder(outdir: str | Path, sources: list[str], *, force: bool =
         if layout.state.exists():  # an unfinished run: the job resumes it (or says why not)
             mode = RunMode.RESUME
             continue
-        done = (read_json(layout.run_json) or {}).get("status") == "completed"
+        done = (record := RunRecord.find(layout.run_json)) is not None and record.completed
         if done and resume:  # taken up by the job: its table-only settings applied
             mode = RunMode.RESUME
             continue

@@ -97,7 +97,8 @@ class InputRun:
     def tasks(self, engine: Engine) -> Iterator[ShardTask]:
         """The shard tasks not on disk yet, for `engine` (its devices set the default batch
         budget; its facts go into run.json). Their results go to `done`; a failed run hands
-        out no more."""
+        out no more. The run starts here, before the engine pulls a task (a pool loads its
+        workers' models first): its clock, its `started` event, its feed."""
         assert self.mode in (RunMode.FRESH, RunMode.RESUME), self.mode
         self._engine = engine
         self._t0 = time.perf_counter()
@@ -107,6 +108,10 @@ class InputRun:
             self._feed = ShardFeed(self.item, self.config, budget, self._progress, self.key)
             if self._feed.resume_note:
                 self.listener.note(self, self._feed.resume_note)
+        return iter(()) if self.failure is not None else self._hand_out()
+
+    def _hand_out(self) -> Iterator[ShardTask]:
+        with self._failing("internal error"):
             for task in self._feed:
                 if self.failure is not None:
                     return
@@ -115,7 +120,8 @@ class InputRun:
 
     def done(self, task: ShardTask, scores: ShardScores) -> None:
         """One scored shard: on disk, then merged into the staged tables as far as it can
-        be. A change of the input seen meanwhile stops the run (no more device time on it)."""
+        be. A change of the input seen meanwhile fails the run (it hands out no more shards;
+        those already with the engine are dropped as they come back)."""
         if self.failure is not None or self._feed is None:
             return
         with self._failing("writing a shard failed"):
@@ -222,7 +228,9 @@ class InputRun:
                 if error is exc:
                     raise
                 raise error from exc
-        except BaseException:  # an interrupt, or the driver closing `tasks` early
+        except GeneratorExit:  # the driver stopped pulling tasks (a daemon stopping): results
+            raise              # in flight still come to `done`; the driver abandons the run
+        except BaseException:  # an interrupt
             self.abandon()
             raise
 
