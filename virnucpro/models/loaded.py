@@ -48,6 +48,22 @@ class LoadedModels:
     def feature_dim(self) -> int:
         return self.dna_dim + self.protein_dim
 
+    def weights_bytes(self) -> int:
+        """Bytes of the three models' weights as they sit on the device (see `resident_bytes`)."""
+        return resident_bytes(self.dnabert.model, self.esm.model, self.classifier)
+
+
+def resident_bytes(*modules) -> int:
+    """Bytes of the storages behind the modules' parameters and buffers, each storage counted
+    once (tied weights, views of a fused tensor): what the weights hold in memory, not what
+    their shapes would say."""
+    seen: dict[tuple[str, int], int] = {}
+    for module in modules:
+        for tensor in (*module.parameters(), *module.buffers()):
+            storage = tensor.untyped_storage()
+            seen[(str(tensor.device), storage.data_ptr())] = storage.nbytes()
+    return sum(seen.values())
+
 
 def load_models(model_set: ModelSet, chunk_size: int, device: str,
                 precision: str = "float32") -> LoadedModels:
