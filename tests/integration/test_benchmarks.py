@@ -105,3 +105,63 @@ def test_the_verify_memory_benchmark_reports_its_figures_on_a_set(tiny_set_dir: 
     assert r["problems"] == []  # the check itself ran to its end on a loadable set
     assert r["check_peak_mb"] > r["imports_peak_mb"] > 0
     assert r["check_extra_mb"] == r["check_peak_mb"] - r["imports_peak_mb"]
+
+
+def _gpu_check(tmp_path: Path, **knobs: str) -> tuple[subprocess.CompletedProcess, Path]:
+    """`bash benchmarks/gpu_check.sh` on this machine: its CPU path (the tiny set), in the
+    current environment (no install), the GPU tests left out; one torch thread, so that a busy
+    machine's cores do not spin against each other."""
+    out = tmp_path / "out"
+    env = {**os.environ, "OUT": str(out), "SIZE": "tiny", "INSTALL": "0", "GPU_TESTS": "0",
+           "PYTHON": sys.executable, "WORK": str(tmp_path / "work"), "OMP_NUM_THREADS": "1",
+           "HF_HUB_OFFLINE": "1", **knobs}
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    return done, out / "gpu_check.json"
+
+
+@pytest.mark.slow
+def test_the_gpu_check_runs_its_steps_on_the_cpu_and_writes_every_figure(
+        tmp_path: Path, tiny_set_dir: Path) -> None:
+    done, path = _gpu_check(tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:]
+    r = json.loads(path.read_text())
+    assert [(s["name"], s["rc"]) for s in r["steps"]] == [
+        ("set", "0"), ("speed", "0"), ("auto", "0"), ("agreement", "0")]
+    s = r["settings"]
+    assert (s["size"], s["device"], s["precision"], s["passes"], s["shards"]) == (
+        "tiny", "cpu", "float32", 3, 3)
+    frames = s["shards"] * s["shard_frames"]
+    assert r["model_set"]["root"] == str(tiny_set_dir)
+    assert r["gemm"]["ceiling_tflops"] > 0 and r["load"]["weights_bytes"] > 0
+    e2e = r["end_to_end"]
+    assert e2e["frames"] == frames and len(e2e["pass_seconds"]) == 3
+    assert e2e["frames_per_s"] > 0 and e2e["failed_frames"] == e2e["nan_frames"] == 0
+    for model in ("dnabert", "esm"):
+        m = r[model]
+        assert m["tokens"] > frames and m["tokens_per_s"] > 0 and len(m["pass_seconds"]) == 3
+        assert m["share_of_gemm_ceiling"] > 0 and m["tflops"] * 1e12 == pytest.approx(
+            m["flops_per_pass"] / sorted(m["pass_seconds"])[1], rel=0.01)  # the median pass
+    assert r["esm"]["tokens"] == frames * 168  # 166 residues + BOS + EOS in every frame
+    assert r["memory"]["peak_reserved_bytes"] is None  # no CUDA here
+    assert r["attention"]["kind"] == "math (softmax + bmm)"  # fair-esm's forward on the CPU
+    a = r["agreement"]
+    assert a["precisions"] == ["bfloat16", "float32"] and a["compared"] == a["frames"] == frames
+    assert 0.99 < a["feature_cosine_min"] <= a["feature_cosine_median"] <= 1.0 + 1e-9
+    assert 0 <= a["max_abs_dp_virus"] < 0.2 and a["nan_frames"] == {"bfloat16": 0, "float32": 0}
+    auto = r["auto_budget"]
+    assert auto["completed"] is True and auto["batch_tokens"] == 4096 if "error" not in auto \
+        else auto["completed"] is None and "batch_budget" in auto["error"]
+    assert [c["result"] for c in r["checks"]][1] == "NOT RUN"  # the memory check needs CUDA
+    assert {c["result"] for c in r["checks"]} <= {"PASS", "FAIL", "NOT RUN"}
+    assert "VirNucPro device check" in done.stdout and "== done in" in done.stdout
+    assert (path.parent / "gpu_check.log").read_text().count("== ") >= 8
+
+
+def test_a_deadline_too_short_skips_every_step_and_still_reports(tmp_path: Path) -> None:
+    done, path = _gpu_check(tmp_path, DEADLINE="20")
+    assert done.returncode == 1
+    r = json.loads(path.read_text())
+    assert [(s["name"], s["rc"]) for s in r["steps"]] == [("set", "skipped")]
+    assert [c["result"] for c in r["checks"]] == ["NOT RUN"] * 5
+    assert "set: skipped" in done.stdout
