@@ -108,14 +108,15 @@ ROWS: tuple[tuple[str, str, Callable[[dict], str]], ...] = (
     ("load", "load", lambda x: f"{x['seconds']} s; weights {_gb(x['weights_bytes'])}, "
                                f"allocated after load {_gb(x['allocated_after_load_bytes'])}"),
     ("end to end (score_frames)", "end_to_end",
-     lambda e: f"{e['frames_per_s']:,.1f} frames/s (passes {e['pass_seconds']} s; "
-               f"{e['failed_frames']} failed, {e['nan_frames']} NaN, {e['oom_retries']} OOM retries)"),
+     lambda e: f"{e['frames_per_s']:,.1f} frames/s, {e['tflops']:.2f} TFLOP/s "
+               f"({e['share_of_gemm_ceiling']:.1%}); passes {e['pass_seconds']} s; "
+               f"{e['failed_frames']} failed, {e['nan_frames']} NaN, {e['oom_retries']} OOM retries"),
     ("DNABERT-S alone", "dnabert", _alone),
     ("ESM-2 alone", "esm", _alone),
     ("peak memory", "memory", lambda m: f"reserved {_gb(m['peak_reserved_bytes'])}, allocated "
                                         f"{_gb(m['peak_allocated_bytes'])} at {m['batch_tokens']} tokens"),
     ("ESM-2 attention", "attention", _attention),
-    ("precisions", "agreement", _agreement),
+    ("agreement", "agreement", _agreement),
     ("auto budget", "auto_budget",
      lambda a: f"completed {a.get('completed')}, {a.get('batch_tokens')} tokens, peak reserved "
                f"{_gb(a.get('peak_reserved_bytes'))}" + (f"; {a['error']}" if a.get("error") else "")),

@@ -7,9 +7,9 @@ where the published files are absent (an offline accelerator machine, a laptop).
 The DNABERT-S tokenizer is a BPE of 4096 tokens trained (deterministically) on random and
 real DNA, so token counts per frame are close to the published tokenizer's. ESM-2's weights are
 drawn as `models/tiny/esm.py` draws them, but one tensor per thread, each from its own generator
-(seeded by the set's seed and the tensor's name): the same set whatever the number of cores, the
-3B one written in ~30 s on 2 cores instead of ~57 s, in seconds on 16. The calls of such a set
-mean nothing; only its speed and memory do.
+(seeded by the set's seed and the tensor's name): the same set whatever the number of cores,
+the 3B one written in ~33 s on 2 cores instead of ~57 s (half of it the file), in 10-25 s on 16.
+The calls of such a set mean nothing; only its speed and memory do.
 """
 
 from __future__ import annotations
