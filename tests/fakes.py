@@ -24,30 +24,30 @@ class DieOnceScorer(ModelScorer):
     """Kills its own process the first time any worker scores shard $FAKE_DIE_SHARD.
     A marker file in $FAKE_STATE_DIR makes "first" hold across processes."""
 
-    def score(self, task: ShardTask, stop=None):
+    def score(self, task: ShardTask, stop=None, prepared=None):
         marker = Path(os.environ["FAKE_STATE_DIR"]) / f"died-{task.key[0]}-{task.key[1]}"
         if task.key[1] == int(os.environ["FAKE_DIE_SHARD"]) and not marker.exists():
             marker.write_text(str(os.getpid()))
             _die()
-        return super().score(task, stop)
+        return super().score(task, stop, prepared)
 
 
 class PoisonScorer(ModelScorer):
     """Kills its process whenever a shard holds a frame of sequence $FAKE_POISON_ID."""
 
-    def score(self, task: ShardTask, stop=None):
+    def score(self, task: ShardTask, stop=None, prepared=None):
         poison = os.environ["FAKE_POISON_ID"] + "_chunk_"
         if any(fid.startswith(poison) for fid in task.frame_ids):
             _die()
-        return super().score(task, stop)
+        return super().score(task, stop, prepared)
 
 
 class SlowScorer(ModelScorer):
     """Takes $FAKE_DELAY seconds more per shard, so a test can act while work is running."""
 
-    def score(self, task: ShardTask, stop=None):
+    def score(self, task: ShardTask, stop=None, prepared=None):
         time.sleep(float(os.environ.get("FAKE_DELAY", "0.2")))
-        return super().score(task, stop)
+        return super().score(task, stop, prepared)
 
 
 class SmallMemoryScorer(ModelScorer):
@@ -66,13 +66,13 @@ class SmallMemoryScorer(ModelScorer):
                 if width * n > limit:
                     raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
 
-            def dna(self, token_ids):
+            def dna(self, token_ids, prepared=None):
                 self._check(max(map(len, token_ids)), len(token_ids))
-                return super().dna(token_ids)
+                return super().dna(token_ids, prepared)
 
-            def protein(self, proteins):
+            def protein(self, proteins, prepared=None):
                 self._check(max(map(len, proteins)) + 2, len(proteins))
-                return super().protein(proteins)
+                return super().protein(proteins, prepared)
 
         return Small(models)
 
@@ -87,13 +87,13 @@ class BatchSleepScorer(ModelScorer):
         delay = float(os.environ.get("FAKE_BATCH_DELAY", "0.2"))
 
         class Sleepy(Embedder):
-            def dna(self, token_ids):
+            def dna(self, token_ids, prepared=None):
                 time.sleep(delay)
-                return super().dna(token_ids)
+                return super().dna(token_ids, prepared)
 
-            def protein(self, proteins):
+            def protein(self, proteins, prepared=None):
                 time.sleep(delay)
-                return super().protein(proteins)
+                return super().protein(proteins, prepared)
 
         return Sleepy(models)
 
@@ -117,13 +117,13 @@ class GateScorer(HashScorer):
     """The stand-in scorer, which waits at shard $FAKE_GATE_SHARD until the file
     $FAKE_STATE_DIR/go exists: a test sees the job with exactly the shards before on disk."""
 
-    def score(self, task: ShardTask, stop=None):
+    def score(self, task: ShardTask, stop=None, prepared=None):
         if task.key[1] == int(os.environ["FAKE_GATE_SHARD"]):
             gate = Path(os.environ["FAKE_STATE_DIR"]) / "go"
             deadline = time.monotonic() + 120
             while not gate.exists() and time.monotonic() < deadline:
                 time.sleep(0.05)
-        return super().score(task, stop)
+        return super().score(task, stop, prepared)
 
 
 class BrokenScorer(ModelScorer):
@@ -137,7 +137,7 @@ class StallingScorer(HashScorer):
     """The stand-in scorer, which stops at shard $FAKE_STALL_SHARD (leaving the marker file
     $FAKE_STATE_DIR/stalled) until its process is killed or its parent dies."""
 
-    def score(self, task: ShardTask, stop=None):
+    def score(self, task: ShardTask, stop=None, prepared=None):
         if task.key[1] == int(os.environ["FAKE_STALL_SHARD"]):
             parent = os.getppid()
             (Path(os.environ["FAKE_STATE_DIR"]) / "stalled").write_text(str(os.getpid()))
@@ -145,4 +145,4 @@ class StallingScorer(HashScorer):
             while os.getppid() == parent and time.monotonic() < deadline:
                 time.sleep(0.05)
             os._exit(1)
-        return super().score(task, stop)
+        return super().score(task, stop, prepared)

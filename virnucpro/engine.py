@@ -131,7 +131,8 @@ class LocalEngine:
                 yield task, self._get_scorer().score(task)
             return
         # One shard scoring ahead: while the helper scores shard k, this thread builds shard
-        # k+1 (reading, translating) and the caller writes shard k-1. Order is kept; an error
+        # k+1 (reading, translating, tokenizing, cutting its batches) and the caller writes
+        # shard k-1. Order is kept; an error
         # in scoring is raised at the shard it belongs to; a feed that fails while building
         # k+1 still gets shard k delivered first (it is written, not lost).
         source = iter(tasks)
@@ -146,7 +147,10 @@ class LocalEngine:
                 except Exception as exc:  # noqa: BLE001 - raised below, after what is scored
                     failure, task = exc, None
                 if task is not None:
-                    pending.append((task, helper.submit(self._get_scorer().score, task)))
+                    # Its tokens and batches made here, while the helper keeps the device busy.
+                    scorer = self._get_scorer()
+                    pending.append((task, helper.submit(scorer.score, task, None,
+                                                        scorer.prepare(task))))
                 while len(pending) > (1 if task is not None else 0):
                     done, future = pending.popleft()
                     yield done, future.result()

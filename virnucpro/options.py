@@ -49,6 +49,7 @@ class Option:
     default_text: str = ""  # what a default of None means: "[default: its call]"
     negatable: bool = False  # a flag with its --no- form on predict (--report/--no-report)
     none_as: str = ""  # where None is the run's (rescore), the word that asks for None
+    word: str = ""  # a word the flag takes for the default None everywhere: "--batch-tokens auto"
     hidden: bool = False
     attr: str = ""  # where PredictConfig holds it when not under its name: "engine.persistent"
     help_for: Mapping[str, str] = field(default_factory=dict)  # a command's own words, whole
@@ -159,8 +160,10 @@ OPTIONS: tuple[Option, ...] = (
            "worker (0: never).", ENGINE, "engine", min=0, attr="engine.cache_clear_interval"),
     Option("worker_timeout", float, 600.0, "Seconds a worker may take to load its models "
            "before the run gives up.", ENGINE, "engine", min=1, attr="engine.worker_timeout"),
-    Option("batch_tokens", int, None, "Padded tokens per model batch.", ENGINE, "engine",
-           _RUN_ENGINE, min=16, default_text="4096 on CPU, 32768 on GPU"),
+    Option("batch_tokens", int, None, "Padded tokens per model batch. auto: 4096 on the CPU; "
+           "on a GPU picked from the memory free after loading (said in the log and run.json).",
+           ENGINE, "engine", _RUN_ENGINE, min=16, default_text="auto", word="auto",
+           metavar="N|auto"),
     Option("threads", int, None, "Torch CPU threads.", ENGINE, "engine", _RUN_ENGINE, min=1,
            attr="engine.threads", help_for={TRAIN: "Torch CPU threads (embedding and training)."}),
     Option("precision", str, "auto", "auto: bfloat16 autocast on GPUs (the fast path; features "

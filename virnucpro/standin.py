@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from virnucpro.batch_budget import GPU_FALLBACK
 from virnucpro.scoring import ESM_MAX_RESIDUES, ShardScores
 
 STANDIN_SCORER = "virnucpro.standin:HashScorer"
@@ -53,7 +54,11 @@ class HashScorer:
     def models_for(self, chunk_size: int):
         return self
 
-    def score(self, task, stop=None) -> ShardScores:
+    def prepare(self, task) -> None:
+        """Nothing is made ahead: the stand-in's host work is its whole score."""
+        return None
+
+    def score(self, task, stop=None, prepared=None) -> ShardScores:
         from virnucpro.batching import batch_by_token_budget
         from virnucpro.models.dnabert_tokenizer import tokenize_dna
         from virnucpro.scoring import ShardCancelled
@@ -62,9 +67,9 @@ class HashScorer:
             raise ShardCancelled()
         n = task.n_frames
         token_ids = tokenize_dna(self.tokenizer, task.nucleotides)
-        batch_by_token_budget([len(t) for t in token_ids], task.batch_tokens)
-        batch_by_token_budget([min(len(p), ESM_MAX_RESIDUES) + 2 for p in task.proteins],
-                              task.batch_tokens)
+        budget = task.batch_tokens or GPU_FALLBACK  # 0: auto, a GPU's (see batch_budget)
+        batch_by_token_budget([len(t) for t in token_ids], budget)
+        batch_by_token_budget([min(len(p), ESM_MAX_RESIDUES) + 2 for p in task.proteins], budget)
         probs = np.zeros((n, 2), dtype=np.float32)
         features = np.zeros((n, FEATURE_DIM), dtype=np.float32)
         for i, (fid, protein) in enumerate(zip(task.frame_ids, task.proteins, strict=True)):

@@ -99,6 +99,15 @@ def test_run_json_records_parameters_models_counts_and_tiny(viral_run):
     assert run["parameters"]["chunk_size"] == 500 and run["models"]["name"] == "tiny"
     assert all(f["sha256"] for f in run["models"]["files"])
     assert run["counts"]["sequences"] == 4
+    # The worker that scored it, as it said of itself: a CPU's budget, weights in float32.
+    [worker] = run["engine"]["workers"]
+    assert worker["device"] == "cpu" and worker["precision"] == "float32"
+    assert worker["batch_tokens"] == 4096 and "peak_reserved_bytes" not in worker
+    from virnucpro.models.loaded import load_models
+    from virnucpro.models.sets import resolve_model_set
+
+    assert worker["weights_bytes"] == load_models(resolve_model_set("tiny"), 500,
+                                                  "cpu").weights_bytes()
     assert "tiny" in proc.stderr.decode()  # the warning goes to stderr, not into the tables
     summary = json.loads(proc.stdout)
     assert summary[0]["sequences"] == 4

@@ -39,9 +39,16 @@ class _Scorer:
         self.fail_at = fail_at
         self.seen: dict[int, list[int]] = {}
         self.next_built = threading.Event()
+        self.prepared_on: dict[int, str] = {}  # shard -> the thread that made its batches
+        self.scored_with: dict[int, object] = {}
 
-    def score(self, task: ShardTask) -> ShardScores:
+    def prepare(self, task: ShardTask) -> str:
+        self.prepared_on[task.key[1]] = threading.current_thread().name
+        return f"batches of {task.key[1]}"
+
+    def score(self, task: ShardTask, stop=None, prepared=None) -> ShardScores:
         k = task.key[1]
+        self.scored_with[k] = prepared
         if k == 0:  # wait (bounded) for the feed to build shard 1 while this one "computes"
             self.next_built.wait(self.wait_s)
         self.seen[k] = list(self.produced)
@@ -73,6 +80,9 @@ def test_overlap_builds_the_next_shard_while_one_scores_and_keeps_order(tiny_set
     assert keys == [0, 1, 2, 3, 4]
     # With overlap, shard 1 was built while shard 0 scored; without, strictly one after another.
     assert scorer.seen[0] == ([0, 1] if overlap else [0])
+    if overlap:  # each shard's host work done by the thread that builds shards, not the scorer's
+        assert set(scorer.prepared_on.values()) == {threading.current_thread().name}
+        assert scorer.scored_with == {k: f"batches of {k}" for k in range(5)}
 
 
 def test_overlap_raises_a_scoring_error_at_its_shard_after_the_earlier_ones(tiny_set_dir):
@@ -107,7 +117,10 @@ def test_leaving_while_a_shard_scores_drops_the_queued_one_instead_of_scoring_it
     release, started = threading.Event(), []
 
     class Blocking:
-        def score(self, task: ShardTask) -> ShardScores:
+        def prepare(self, task: ShardTask) -> None:
+            return None
+
+        def score(self, task: ShardTask, stop=None, prepared=None) -> ShardScores:
             started.append(task.key[1])
             if task.key[1] == 0:
                 release.wait(10)

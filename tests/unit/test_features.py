@@ -66,37 +66,45 @@ def test_tiny_classifier_splits_real_frames_into_both_classes(tiny_models, frame
 class _SmallDevice:
     """Stands in for a GPU with little memory: batches over `limit` padded tokens fail."""
 
-    def __init__(self, models, limit, dna=True):
+    def __init__(self, models, limit, dna=True, error=None):
+        import torch
+
         from virnucpro.scoring import Embedder
 
         self.real = Embedder(models)
         self.limit = limit
         self.limit_dna = dna
         self.seen = []
+        self.error = error or torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to "
+                                                          "allocate 2.00 GiB")
 
     def _check(self, width, n):
-        import torch
-
         self.seen.append(width * n)
         if width * n > self.limit:
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            raise self.error
 
-    def dna(self, token_ids):
+    def dna(self, token_ids, prepared=None):
         if self.limit_dna:
             self._check(max(map(len, token_ids)), len(token_ids))
-        return self.real.dna(token_ids)
+        return self.real.dna(token_ids, prepared)
 
-    def protein(self, proteins):
+    def protein(self, proteins, prepared=None):
         self._check(max(map(len, proteins)) + 2, len(proteins))
-        return self.real.protein(proteins)
+        return self.real.protein(proteins, prepared)
 
     def free_memory(self):
         pass
 
+    def __getattr__(self, name):  # the host-side batch making, as the real one does it
+        return getattr(self.real, name)
 
-def test_out_of_memory_halves_the_batch_and_gives_the_same_scores(tiny_models, frames):
+
+@pytest.mark.parametrize("error", [None, RuntimeError(
+    "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`")],
+    ids=["torch", "cublas"])
+def test_out_of_memory_halves_the_batch_and_gives_the_same_scores(tiny_models, frames, error):
     plain = score_frames(*columns(frames), tiny_models, batch_tokens=8192)
-    device = _SmallDevice(tiny_models, limit=1500)
+    device = _SmallDevice(tiny_models, limit=1500, error=error)
     small = score_frames(*columns(frames), tiny_models, batch_tokens=8192, embedder=device)
     assert any(s > 1500 for s in device.seen)  # it did run out of memory, then recovered
     assert (small.status == 0).all()
@@ -115,3 +123,31 @@ def test_a_frame_that_never_fits_is_marked_failed_not_fatal(tiny_models, frames)
     assert (scores.status[failed] == FAILED_OOM).all() and np.isnan(scores.probs[failed]).all()
     ok = scores.status == 0
     assert ok.sum() > 0 and np.isfinite(scores.probs[ok]).all()
+
+
+def test_a_shard_prepared_ahead_scores_as_one_prepared_in_place(tiny_models, frames):
+    from virnucpro.scoring import Embedder, prepare_shard
+
+    used = []
+
+    class Watching(Embedder):
+        def dna(self, token_ids, prepared=None):
+            used.append(prepared is not None)
+            return super().dna(token_ids, prepared)
+
+        def protein(self, proteins, prepared=None):
+            used.append(prepared is not None)
+            return super().protein(proteins, prepared)
+
+    embedder = Watching(tiny_models)
+    ahead = prepare_shard(*columns(frames), tiny_models, 2048, embedder)
+    in_place = score_frames(*columns(frames), tiny_models, batch_tokens=2048)
+    scores = score_frames(*columns(frames), tiny_models, batch_tokens=2048, embedder=embedder,
+                          prepared=ahead)
+    assert len(used) == len(ahead.dna) + len(ahead.protein) > 2 and all(used)
+    assert np.array_equal(scores.probs, in_place.probs)
+    # Prepared for another budget: not used, made again here.
+    used.clear()
+    again = score_frames(*columns(frames), tiny_models, batch_tokens=4096, embedder=embedder,
+                         prepared=ahead)
+    assert all(used) and np.abs(again.probs - in_place.probs).max() < 1e-6

@@ -68,17 +68,21 @@ def _to_int(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
     return None if value is None else int(value)
 
 
-def _none_as(option: Option) -> Callable[[click.Context, click.Parameter, Any], Any]:
-    """Rescore's parse of a number option whose None is asked for by a word ('call')."""
+def _none_as(option: Option, word: str = "", as_none: bool = False
+             ) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """The parse of a number option whose None is asked for by a word: rescore's 'call' (kept
+    as the word), or `Option.word` ('auto', given as None)."""
+    word = word or option.none_as
+
     def parse(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
-        if value is None or value == option.none_as:
-            return value
+        if value is None or value == word:
+            return None if as_none else value
         try:
             number = option.type(value)
         except ValueError:
-            raise click.BadParameter(f"{value!r} is neither a number nor {option.none_as!r}") from None
-        if option.problem(number):
-            raise click.BadParameter(f"{value} is not between {option.min:g} and {option.max:g}")
+            raise click.BadParameter(f"{value!r} is neither a number nor {word!r}") from None
+        if (problem := option.problem(number)):
+            raise click.BadParameter(problem)
         return number
     return parse
 
@@ -110,6 +114,8 @@ def click_option(option: Option, command: str) -> Callable[[F], F]:
             decls = (flag, option.name)
         return click.option(*decls, is_flag=True, help=words or option.help, **kwargs)
     kwargs["type"] = _click_type(option)
+    if option.word:  # a number, or the word for its default
+        kwargs.update(type=str, callback=_none_as(option, option.word, as_none=True))
     if option.choices and option.type is int:
         kwargs["callback"] = _to_int
     if not given_only:

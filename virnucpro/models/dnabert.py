@@ -106,6 +106,18 @@ def alibi_slopes(n_heads: int) -> torch.Tensor:
     return torch.tensor(slopes(n_heads), dtype=torch.float32, device="cpu")
 
 
+_SLOPES_ON_DEVICE: dict[tuple[int, str], torch.Tensor] = {}
+
+
+def _device_slopes(n_heads: int, device: torch.device) -> torch.Tensor:
+    """`alibi_slopes` copied to `device` once per process: a copy from pageable host memory
+    per batch would make the host wait for the device."""
+    key = (n_heads, str(device))
+    if key not in _SLOPES_ON_DEVICE:
+        _SLOPES_ON_DEVICE[key] = alibi_slopes(n_heads).to(device)
+    return _SLOPES_ON_DEVICE[key]
+
+
 def alibi_bias(n_heads: int, seq_len: int, device: str | torch.device) -> torch.Tensor:
     """The symmetric, negative ALiBi bias [n_heads, T, T] (fp32): slope[h] * -|j - i|.
 
@@ -113,10 +125,12 @@ def alibi_bias(n_heads: int, seq_len: int, device: str | torch.device) -> torch.
     `encoder.alibi` attribute is what breaks under meta-device init (DNABERT_S.md §5.3). Values do
     not depend on the reference's table size (512, grown on demand), so no table is kept.
     """
+    device = torch.device(device)
     pos = torch.arange(seq_len, device=device)
     distance = -(pos[None, :] - pos[:, None]).abs()  # [T, T] int64, j = key, i = query
     # fp32 slope x int64 distance: one rounding, as the reference computes it.
-    return alibi_slopes(n_heads).to(device)[:, None, None] * distance  # [h, T, T]
+    slopes = alibi_slopes(n_heads) if device.type == "meta" else _device_slopes(n_heads, device)
+    return slopes.to(device)[:, None, None] * distance  # [h, T, T]
 
 
 def attention_bias(attention_mask: torch.Tensor, n_heads: int) -> torch.Tensor:
@@ -238,11 +252,15 @@ class DnaBertEncoder(nn.Module):
         self.n_heads = config.num_attention_heads
         self.layer = nn.ModuleList(DnaBertLayer(config) for _ in range(config.num_hidden_layers))
 
-    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor,
+                indices: torch.Tensor | None = None) -> torch.Tensor:
         batch, seq_len, width = hidden.shape  # [B, T, H]
         # Every Linear and LayerNorm runs on the gathered real rows, like the reference's
         # unpad_input: a padded-tensor GEMM gives other rounding (~1e-6, DNABERT_S.md §3.7).
-        indices = torch.nonzero(attention_mask.flatten(), as_tuple=False).flatten()  # [nnz]
+        # `indices` (the mask's nonzero positions, flattened) may come from the host: found on
+        # the device, they make the host wait for it.
+        if indices is None:
+            indices = torch.nonzero(attention_mask.flatten(), as_tuple=False).flatten()  # [nnz]
         bias = attention_bias(attention_mask, self.n_heads)  # [B, h, T, T] fp32
         x = hidden.reshape(batch * seq_len, width)[indices]  # [nnz, H]
         for layer in self.layer:
@@ -278,17 +296,19 @@ class DnaBertModel(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
+        indices: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (last hidden state [B, T, H], pooled [B, H]).
 
         Unlike the hub code, the second positional argument is `attention_mask` (the hub's is
         token_type_ids). A missing mask attends to every position, [PAD] tokens included, as the
-        reference does. Rows where the mask is 0 come back as exact zeros.
+        reference does. Rows where the mask is 0 come back as exact zeros. `indices`: the flat
+        positions where the mask is 1, when the caller has them (see DnaBertEncoder).
         """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)  # [B, T]
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)  # [B, T]
         hidden = self.embeddings(input_ids, token_type_ids)  # [B, T, H]
-        hidden = self.encoder(hidden, attention_mask)  # [B, T, H]
+        hidden = self.encoder(hidden, attention_mask, indices)  # [B, T, H]
         return hidden, self.pooler(hidden)

@@ -175,18 +175,19 @@ def _fit_state_dict(state: dict[str, Any], model: DnaBertModel, path: Path) -> d
     return fixed
 
 
-def embed_dna_batch(
-    bundle: DnaBertBundle, token_ids: list[list[int]], device: str | torch.device | None = None,
-    *, to_cpu: bool = True,
-) -> torch.Tensor:
-    """Mean last hidden state over each sequence's tokens, float32 [n, H] on CPU (on the
-    device with `to_cpu=False`, so that a GPU caller can queue the next batch without waiting).
+@dataclass(frozen=True, eq=False)
+class DnaBatch:
+    """Token ids as DNABERT-S reads them, made on the host: ids [n, T] right-padded with [PAD],
+    mask [n, T] (1 at real tokens), the mask's flat nonzero positions [nnz], counts [n, 1]."""
 
-    Right-pads with [PAD] under a 0 mask, so each row equals the sequence run alone (within
-    ~1e-6 in fp32). `device` is where the inputs go; it defaults to the model's device.
-    """
-    if not token_ids:
-        return torch.zeros(0, bundle.hidden_size, dtype=torch.float32)
+    ids: torch.Tensor
+    mask: torch.Tensor
+    indices: torch.Tensor
+    counts: torch.Tensor
+
+
+def dna_batch(bundle: DnaBertBundle, token_ids: list[list[int]], pin: bool = False) -> DnaBatch:
+    """The host side of `embed_dna_batch`; `pin`: in page-locked memory, for a GPU."""
     lengths = [len(row) for row in token_ids]
     if min(lengths) == 0:
         raise ValueError("an empty token list cannot be embedded (tokenize_dna adds [CLS]/[SEP])")
@@ -196,11 +197,36 @@ def embed_dna_batch(
     for i, row in enumerate(token_ids):
         ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
         mask[i, : len(row)] = 1
+    indices = torch.nonzero(mask.flatten(), as_tuple=False).flatten()  # [nnz]
+    counts = torch.tensor(lengths, dtype=torch.float32)[:, None]  # [n, 1]
+    parts = (ids, mask, indices, counts)
+    if pin:
+        parts = tuple(t.pin_memory() for t in parts)
+    return DnaBatch(*parts)
+
+
+def embed_dna_batch(
+    bundle: DnaBertBundle, token_ids: list[list[int]] | DnaBatch,
+    device: str | torch.device | None = None, *, to_cpu: bool = True,
+) -> torch.Tensor:
+    """Mean last hidden state over each sequence's tokens, float32 [n, H] on CPU (on the
+    device with `to_cpu=False`, so that a GPU caller can queue the next batch without waiting).
+
+    Right-pads with [PAD] under a 0 mask, so each row equals the sequence run alone (within
+    ~1e-6 in fp32). `device` is where the inputs go; it defaults to the model's device.
+    `token_ids`: the sequences' ids, or their `dna_batch` made ahead of time.
+    """
+    if not isinstance(token_ids, DnaBatch):
+        if not token_ids:
+            return torch.zeros(0, bundle.hidden_size, dtype=torch.float32)
+        token_ids = dna_batch(bundle, token_ids)
     target = torch.device(device) if device is not None else bundle.device
-    ids, mask = to_device(ids, target), to_device(mask, target)
+    ids, mask, indices, counts = (to_device(t, target) for t in (
+        token_ids.ids, token_ids.mask, token_ids.indices, token_ids.counts))
     with torch.inference_mode():
-        hidden, _ = bundle.model(ids, mask)  # [n, T, H]
-        weights = mask.to(torch.float32)[..., None]  # [n, T, 1]
-        # sum(out * mask) / sum(mask), as the DNABERT-S evaluation code computes it.
-        mean = (hidden.to(torch.float32) * weights).sum(dim=1) / weights.sum(dim=1)  # [n, H]
+        hidden, _ = bundle.model(ids, mask, indices=indices)  # [n, T, H]
+        # sum(out * mask) / sum(mask), as the DNABERT-S evaluation code computes it; summed in
+        # float32 from the model's dtype (padded rows are exact zeros, the mask keeps them so).
+        weights = mask.to(hidden.dtype)[..., None]  # [n, T, 1]
+        mean = (hidden * weights).sum(dim=1, dtype=torch.float32) / counts  # [n, H]
     return mean.cpu() if to_cpu else mean

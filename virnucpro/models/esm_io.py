@@ -38,6 +38,7 @@ class EsmBundle:
     batch_converter: Any  # esm.data.BatchConverter truncating at MAX_RESIDUES
     embed_dim: int
     num_layers: int
+    fast: bool = False  # QKV fused, run by esm_fast.last_layer (fair-esm's forward no longer can)
 
 
 def regression_path(checkpoint: Path) -> Path:
@@ -128,9 +129,14 @@ def check_esm(checkpoint: Path) -> int:
     return int(model.embed_dim)
 
 
-def load_esm(checkpoint: Path, device: str | torch.device = "cpu") -> EsmBundle:
-    """Load an `esm2_*.pt` checkpoint (and its contact-regression file) onto `device`."""
+def load_esm(checkpoint: Path, device: str | torch.device = "cpu",
+             dtype: torch.dtype = torch.float32, fast: bool = False) -> EsmBundle:
+    """Load an `esm2_*.pt` checkpoint (and its contact-regression file) onto `device`, its
+    weights resident in `dtype` (the rotary frequencies stay float32). `fast`: the QKV
+    projections fused and the forward run by `esm_fast.last_layer` (scaled-dot-product
+    attention, no fair-esm forward); a bfloat16 model is always fast."""
     checkpoint, regression = _checkpoint_files(Path(checkpoint))
+    fast = fast or dtype != torch.float32
     # For a GPU the file is mapped, not read into memory first: its tensors are copied
     # straight to the device (for the published 3B file: 5.7 GB of host memory a worker spared,
     # and the page cache shared by the workers of a machine). On the CPU they are read: mapped
@@ -138,11 +144,13 @@ def load_esm(checkpoint: Path, device: str | torch.device = "cpu") -> EsmBundle:
     mapped = torch.device(device).type != "cpu"
     model_data = _torch_load(checkpoint, mmap=mapped)
     regression_data = _torch_load(regression)
-    # To the device as stored, widened to float32 there: for the published float16 3B file,
-    # half the bytes cross to a GPU. Outside the checkpoint's `try`: a device that is absent or
-    # full is not the file's fault, and memory errors must stay recognisable as such.
+    # To the device as stored, cast there, one tensor at a time: for the published float16 3B
+    # file, half the bytes cross to a GPU, and the device holds the weights in `dtype` plus one
+    # tensor in transit, never the file's copy beside the cast one. Outside the checkpoint's
+    # `try`: a device that is absent or full is not the file's fault, and memory errors must
+    # stay recognisable as such.
     for data in (model_data, regression_data):
-        _move_tensors(data, torch.device(device))
+        _move_tensors(data, torch.device(device), dtype)
     try:
         model, alphabet = _build_without_init(model_data, regression_data)
     except torch.cuda.OutOfMemoryError:
@@ -150,23 +158,38 @@ def load_esm(checkpoint: Path, device: str | torch.device = "cpu") -> EsmBundle:
     except Exception as exc:  # KeyError/AttributeError on odd cfg, RuntimeError on keys
         raise ModelError(f"not a usable ESM-2 checkpoint: {exc}", path=checkpoint) from exc
     model = model.eval().to(device)  # already there, unless fair-esm's own loader built it
-    log.info("loaded %s: %d layers, %d dims", checkpoint.name, model.num_layers, model.embed_dim)
+    if fast:
+        from virnucpro.models.esm_fast import fuse_qkv
+
+        fuse_qkv(model)
+    log.info("loaded %s: %d layers, %d dims, %s", checkpoint.name, model.num_layers,
+             model.embed_dim, str(dtype).removeprefix("torch."))
     return EsmBundle(
         model=model,
         alphabet=alphabet,
         batch_converter=alphabet.get_batch_converter(truncation_seq_length=MAX_RESIDUES),
         embed_dim=int(model.embed_dim),
         num_layers=int(model.num_layers),
+        fast=fast,
     )
 
 
-def _move_tensors(data: Any, device: torch.device) -> None:
-    """The tensors of a checkpoint's "model" mapping moved to `device`, dtype unchanged (odd
-    contents are left for the build to refuse)."""
+def _move_tensors(data: Any, device: torch.device, dtype: torch.dtype) -> None:
+    """The tensors of a checkpoint's "model" mapping moved to `device`, floating ones cast to
+    `dtype` there (rotary frequencies to float32: their angles need it), each source tensor
+    released as soon as it is copied (odd contents are left for the build to refuse)."""
     weights = data.get("model") if isinstance(data, dict) else None
-    if isinstance(weights, dict):
-        data["model"] = {k: v.to(device) if isinstance(v, torch.Tensor) else v
-                         for k, v in weights.items()}
+    if not isinstance(weights, dict):
+        return
+    moved: dict[str, Any] = {}
+    for key in list(weights):
+        value = weights.pop(key)
+        if isinstance(value, torch.Tensor):
+            value = value.to(device)
+            if value.is_floating_point():
+                value = value.to(torch.float32 if key.endswith("inv_freq") else dtype)
+        moved[key] = value
+    data["model"] = moved
 
 
 def _build_without_init(model_data: dict, regression_data: dict) -> tuple[Any, Any]:
@@ -176,8 +199,8 @@ def _build_without_init(model_data: dict, regression_data: dict) -> tuple[Any, A
     parameter (three quarters of a load: 10 of 13 s for a 650M model on two cores), then copies
     the checkpoint over them. Here the same class is built by fair-esm's own v2 builder without
     storage, and the checkpoint is assigned: same modules, same keys (all required, as fair-esm
-    requires them with regression weights), float32 parameters as fair-esm's copy makes them,
-    the token embedding and the language-model head tied again as ESM2 builds them.
+    requires them with regression weights), in the dtype `_move_tensors` gave them (float32
+    as fair-esm's copy makes them, unless asked otherwise), the token embedding and the language-model head tied again as ESM2 builds them.
     The model is built where the checkpoint's tensors are (`load_esm` moves them first).
     """
     import esm.pretrained
@@ -186,7 +209,6 @@ def _build_without_init(model_data: dict, regression_data: dict) -> tuple[Any, A
         # Another fair-esm: its public loader, with the initial draw.
         return esm.pretrained.load_model_and_alphabet_core("esm2", model_data, regression_data)
     model, alphabet, state = _build_on_meta(model_data, regression_data)
-    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     model.load_state_dict(state, strict=True, assign=True)
     # Tied again as ESM2 builds them. fair-esm's copy into the shared tensor loads lm_head last
     # (it is registered last), so its value is the one both modules keep there; the same here.
@@ -209,37 +231,64 @@ def _build_on_meta(model_data: dict, regression_data: dict) -> tuple[Any, Any, d
         return build(model_data)
 
 
-def embed_protein_batch(
-    bundle: EsmBundle, proteins: Sequence[str], device: str | torch.device | None = None,
-    *, fast: bool = False, to_cpu: bool = True,
-) -> torch.Tensor:
-    """Residue-mean last-layer embeddings: float32 tensor [n, embed_dim] on CPU (on the
-    device with `to_cpu=False`)."""
-    if not proteins:
-        return torch.empty(0, bundle.embed_dim, dtype=torch.float32)
+@dataclass(frozen=True, eq=False)
+class ProteinBatch:
+    """A batch of proteins as ESM-2 reads it, made on the host (no device tensor is read back
+    for it): tokens [B, T] (BOS, residues cut at MAX_RESIDUES, EOS, padding), `keep` [B, T] True
+    at real tokens (None when nothing is padded: the fastest attention kernels), residues [B]."""
+
+    tokens: torch.Tensor
+    keep: torch.Tensor | None
+    residues: torch.Tensor
+
+
+def protein_batch(bundle: EsmBundle, proteins: Sequence[str], pin: bool = False) -> ProteinBatch:
+    """The host side of `embed_protein_batch`; `pin`: in page-locked memory, for a GPU."""
     if any(not p for p in proteins):
         raise ValueError("cannot embed an empty protein")
-    if device is None:
-        device = next(bundle.model.parameters()).device
     try:
         _, _, tokens = bundle.batch_converter([(str(i), p) for i, p in enumerate(proteins)])
     except KeyError as exc:
         raise ValueError(f"protein holds a letter ESM-2 has no token for: {exc}") from exc
-    tokens = to_device(tokens, torch.device(device))  # [B, T], T = longest kept residues + BOS + EOS
+    real = tokens.ne(bundle.alphabet.padding_idx)  # [B, T]
+    # Residues sit at 1..n (BOS at 0, EOS at n+1, padding after); the converter already cut
+    # each protein to MAX_RESIDUES, so the count comes from the tokens themselves.
+    residues = real.sum(dim=1) - 2  # [B]
+    keep = None if bool(real.all()) else real
+    if pin:
+        tokens, residues = tokens.pin_memory(), residues.pin_memory()
+        keep = keep.pin_memory() if keep is not None else None
+    return ProteinBatch(tokens=tokens, keep=keep, residues=residues)
+
+
+def embed_protein_batch(
+    bundle: EsmBundle, proteins: Sequence[str] | ProteinBatch,
+    device: str | torch.device | None = None, *, to_cpu: bool = True,
+) -> torch.Tensor:
+    """Residue-mean last-layer embeddings: float32 tensor [n, embed_dim] on CPU (on the
+    device with `to_cpu=False`, where nothing is read back: the host can queue the next batch).
+    `proteins`: the sequences, or their `protein_batch` made ahead of time."""
+    if not isinstance(proteins, ProteinBatch):
+        if not proteins:
+            return torch.empty(0, bundle.embed_dim, dtype=torch.float32)
+        proteins = protein_batch(bundle, proteins)
+    if device is None:
+        device = next(bundle.model.parameters()).device
+    device = torch.device(device)
+    tokens = to_device(proteins.tokens, device)  # [B, T], T = longest kept residues + 2
+    residues = to_device(proteins.residues, device)  # [B]
+    keep = to_device(proteins.keep, device) if proteins.keep is not None else None
     layer = bundle.num_layers
-    alphabet = bundle.alphabet
     with torch.inference_mode():
-        if fast:  # the scaled-dot-product path, equal to fair-esm's (esm_fast.py)
+        if bundle.fast:  # fused QKV, scaled-dot-product attention (esm_fast.py)
             from virnucpro.models.esm_fast import last_layer
 
-            reps = last_layer(bundle.model, tokens)  # [B, T, E]
+            reps = last_layer(bundle.model, tokens, keep)  # [B, T, E]
         else:
             reps = bundle.model(tokens, repr_layers=[layer])["representations"][layer]  # [B, T, E]
-        # Residues sit at 1..n (BOS at 0, EOS at n+1, padding after); the converter already
-        # cut each protein to MAX_RESIDUES, so the count comes from the tokens themselves.
-        n_res = tokens.ne(alphabet.padding_idx).sum(dim=1) - 2  # [B]
-        pos = torch.arange(tokens.shape[1], device=tokens.device)  # [T]
-        mask = (pos[None, :] >= 1) & (pos[None, :] <= n_res[:, None])  # [B, T]
-        summed = (reps.float() * mask[:, :, None]).sum(dim=1)  # [B, E]
-        means = summed / n_res[:, None].to(torch.float32)  # [B, E]
-    return means.to("cpu", torch.float32) if to_cpu else means.float()
+        pos = torch.arange(tokens.shape[1], device=device)  # [T]
+        mask = (pos[None, :] >= 1) & (pos[None, :] <= residues[:, None])  # [B, T]
+        # Summed in float32 from the model's dtype: no float32 copy of [B, T, E] in bfloat16.
+        summed = (reps * mask[:, :, None].to(reps.dtype)).sum(dim=1, dtype=torch.float32)  # [B, E]
+        means = summed / residues[:, None].to(torch.float32)  # [B, E]
+    return means.to("cpu", torch.float32) if to_cpu else means

@@ -2,7 +2,7 @@
 
 Protocol over two one-way pipes (tasks in, messages out), so that a worker killed mid-send can
 only break its own pipe, never a queue shared with the others:
-  in:  ("task", ShardTask) | ("stop", None)
+  in:  ("task", ShardTask) | ("cancel", keys) | ("stop", None)
   out: ("ready", info) | ("fatal", text) | ("start", key) | ("result", key, ShardScores)
        | ("error", key, text)
 A reader thread drains the task pipe, so the supervisor never blocks on a send while the worker
@@ -79,13 +79,51 @@ class ModelScorer:
     """The real scorer: a model set loaded on this worker's device."""
 
     def __init__(self, spec: WorkerSpec, device: str) -> None:
+        from virnucpro.batch_budget import auto_batch_tokens
         from virnucpro.models.loaded import load_models
         from virnucpro.models.sets import resolve_model_set
 
         self.device = device
+        self.spec = spec
         self.model_set = resolve_model_set(spec.models, fetch_missing=False, progress=False)
-        self._by_chunk = {spec.chunk_size: load_models(self.model_set, spec.chunk_size, device,
-                                                       spec.precision)}
+        models = load_models(self.model_set, spec.chunk_size, device, spec.precision)
+        self._by_chunk = {spec.chunk_size: models}
+        self.auto_budget = auto_batch_tokens(models)
+        self.loaded_bytes = self._allocated()
+        self._report: dict = {}
+        if device.startswith("cuda"):  # the peak of scoring, not the load's transient copies
+            import torch
+
+            torch.cuda.reset_peak_memory_stats(device)
+
+    def _allocated(self) -> int | None:
+        if not self.device.startswith("cuda"):
+            return None
+        import torch
+
+        return int(torch.cuda.memory_allocated(self.device))
+
+    def budget(self, task: ShardTask) -> int:
+        return task.batch_tokens or self.auto_budget.tokens
+
+    def report(self, task: ShardTask) -> dict:
+        """What run.json's engine section says of this worker: where it runs, in what
+        precision, its weights' bytes, the budget of `task`'s batches and, on a GPU, the peak
+        memory reserved since the models were loaded."""
+        if not self._report:
+            models = next(iter(self._by_chunk.values()))
+            self._report = {"worker": self.spec.worker_id, "device": self.spec.device,
+                            "precision": models.precision,
+                            "weights_bytes": models.weights_bytes(),
+                            "allocated_after_load_bytes": self.loaded_bytes}
+        report = dict(self._report, batch_tokens=self.budget(task))
+        if not task.batch_tokens:
+            report["batch_tokens_auto"] = self.auto_budget.reason
+        if self.device.startswith("cuda"):
+            import torch
+
+            report["peak_reserved_bytes"] = int(torch.cuda.max_memory_reserved(self.device))
+        return report
 
     @property
     def feature_dim(self) -> int:
@@ -111,13 +149,29 @@ class ModelScorer:
 
         return Embedder(models)
 
-    def score(self, task: ShardTask, stop: Callable[[], bool] | None = None) -> ShardScores:
-        """Score a shard; `stop` is asked between model batches (ShardCancelled when True)."""
+    def prepare(self, task: ShardTask):
+        """The shard's host-side work (tokens, batches), for a thread other than the one that
+        scores; None when it fails (`score` then meets the error where it is reported)."""
+        from virnucpro.scoring import prepare_shard
+
+        models = self.models_for(task.chunk_size)
+        try:
+            return prepare_shard(task.nucleotides, task.proteins, models, self.budget(task),
+                                 self.embedder(models))
+        except Exception:  # noqa: BLE001 - raised again, in its place, by score
+            return None
+
+    def score(self, task: ShardTask, stop: Callable[[], bool] | None = None,
+              prepared=None) -> ShardScores:
+        """Score a shard; `stop` is asked between model batches (ShardCancelled when True);
+        `prepared`: its `prepare` made ahead."""
         from virnucpro.scoring import score_frames
 
         models = self.models_for(task.chunk_size)
-        return score_frames(task.nucleotides, task.proteins, models, task.batch_tokens,
-                            task.keep_features, embedder=self.embedder(models), stop=stop)
+        scores = score_frames(task.nucleotides, task.proteins, models, self.budget(task),
+                              task.keep_features, embedder=self.embedder(models), stop=stop,
+                              prepared=prepared)
+        return replace(scores, worker=self.report(task))
 
     def clear_cache(self) -> None:
         import torch
@@ -155,11 +209,14 @@ def _resident_bytes() -> int:
         return 0
 
 
-def _reader(conn: Any, inbox: queue.Queue, cancelled: set) -> None:
-    """Move tasks from the pipe to the inbox and note cancelled shard keys; "stop" ends the
-    worker after its current shard. A closed pipe means the supervisor is gone (killed, even
-    with SIGKILL): the worker exits at once, mid-shard, so that it does not hold a device's
-    memory (or a CPU) for a result nobody will read."""
+def _reader(conn: Any, inbox: queue.Queue, cancelled: set,
+            prepare: Callable[[ShardTask], Any]) -> None:
+    """Move tasks from the pipe to the inbox, each with its host-side work done (`prepare`:
+    tokens and batches, while the scoring thread keeps the device busy with the shard before),
+    and note cancelled shard keys; "stop" ends the worker after its current shard. A closed
+    pipe means the supervisor is gone (killed, even with SIGKILL): the worker exits at once,
+    mid-shard, so that it does not hold a device's memory (or a CPU) for a result nobody will
+    read."""
     try:
         while True:
             kind, payload = conn.recv()
@@ -168,7 +225,7 @@ def _reader(conn: Any, inbox: queue.Queue, cancelled: set) -> None:
             if kind == "cancel":
                 cancelled.update(payload)
                 continue
-            inbox.put(payload)
+            inbox.put((payload, None if payload.key in cancelled else prepare(payload)))
     except (EOFError, OSError):
         os._exit(0)
     inbox.put(None)
@@ -233,9 +290,11 @@ def worker_main(spec: WorkerSpec, tasks: Any, out: Any, parent: int | None = Non
 
     inbox: queue.Queue = queue.Queue()
     cancelled: set = set()  # shard keys whose job was cancelled (the reader adds them)
-    threading.Thread(target=_reader, args=(tasks, inbox, cancelled), daemon=True).start()
+    threading.Thread(target=_reader, args=(tasks, inbox, cancelled, scorer.prepare),
+                     daemon=True).start()
     done = 0
-    while (task := inbox.get()) is not None:
+    while (item := inbox.get()) is not None:
+        task, prepared = item
         key = task.key
         if key in cancelled:
             cancelled.discard(key)
@@ -243,7 +302,7 @@ def worker_main(spec: WorkerSpec, tasks: Any, out: Any, parent: int | None = Non
             continue
         _send(out, ("start", key))
         try:
-            result = scorer.score(task, stop=lambda key=key: key in cancelled)
+            result = scorer.score(task, stop=lambda key=key: key in cancelled, prepared=prepared)
         except ShardCancelled:
             cancelled.discard(key)
             _send(out, ("cancelled", key, None))

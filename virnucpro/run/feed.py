@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from virnucpro.batch_budget import AUTO_BUDGET, CPU_BUDGET
 from virnucpro.config import PredictConfig
 from virnucpro.errors import InputChangedError
 from virnucpro.input_watch import Stamp, changes
@@ -41,10 +42,11 @@ CHECKPOINT_S = 1.0  # at most one checkpoint (7 fsyncs) a second; shard files ar
 
 
 def default_batch_tokens(devices: list[str]) -> int:
-    """The token budget of a model batch when none is given (`--batch-tokens`)."""
-    # On CPU large batches only add padding work; on a GPU they fill the device. One value
-    # for all workers: batches are cut from the input alone, whatever device takes them.
-    return 4096 if all(d == "cpu" for d in devices) else 32768
+    """The token budget of a model batch when none is given (`--batch-tokens auto`): 4096 on
+    CPUs (large batches only add padding work there); on GPUs 0, which leaves it to each
+    worker, from the memory its device has free once the models are loaded
+    (virnucpro.batch_budget; the pick is in the run log and run.json)."""
+    return CPU_BUDGET if all(d == "cpu" for d in devices) else AUTO_BUDGET
 
 
 @dataclass(frozen=True)

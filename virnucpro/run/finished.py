@@ -32,10 +32,13 @@ log = logging.getLogger(__name__)
 
 def run_info(item: ValidatedInput, config: PredictConfig, model_set: ModelSet, models_key: dict,
              engine: Engine, *, started: datetime, resumed: bool, shards_scored_now: int,
-             counts: dict, timings: dict, published: list[str]) -> RunRecord:
+             counts: dict, timings: dict, published: list[str],
+             workers: list[dict] | None = None) -> RunRecord:
     """The record (run.json) of a run that has just finished: what was run, how, with what
     models, what it counted and took, and the files it published. `timings` is kept as the
-    same dict: what the run times after this (writing, the report) goes into the record."""
+    same dict: what the run times after this (writing, the report) goes into the record.
+    `workers`: what each worker that scored shards of this run said of itself (device,
+    precision, weights' bytes, batch budget, peak memory; none for a run found on disk)."""
     return RunRecord(
         virnucpro_version=__version__,
         status="completed",
@@ -51,7 +54,8 @@ def run_info(item: ValidatedInput, config: PredictConfig, model_set: ModelSet, m
                     "shards_scored_now": shards_scored_now},
         engine={"name": engine.name, "devices": engine.devices,
                 "persistent_models": config.engine.persistent,
-                "model_loads_so_far": engine.model_loads, "worker_deaths": engine.worker_deaths},
+                "model_loads_so_far": engine.model_loads, "worker_deaths": engine.worker_deaths,
+                "workers": workers or []},
         models=model_set.describe(),
         tiny=model_set.is_tiny,
         resume_key=resume_key(item, config, models_key),

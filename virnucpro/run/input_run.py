@@ -76,6 +76,7 @@ class InputRun:
         self.failure: str | None = None  # why it stopped, once failed
         self._feed: ShardFeed | None = None
         self._engine: Engine | None = None
+        self.workers: dict[tuple, dict] = {}  # (worker, device) -> its report (ShardScores.worker)
         self._t0 = 0.0
 
     @property
@@ -124,11 +125,22 @@ class InputRun:
         those already with the engine are dropped as they come back)."""
         if self.failure is not None or self._feed is None:
             return
+        if scores.worker is not None:
+            self._worker_report(scores.worker)
         with self._failing("writing a shard failed"):
             self._feed.done(task, scores)
             if self._feed.input_change is not None:
                 raise self._feed.input_change
             self._scored()
+
+    def _worker_report(self, report: dict) -> None:
+        """The latest word of each worker that scored this run's shards, for run.json; its
+        automatic batch budget said once in the run's log."""
+        key = (report.get("worker"), report.get("device"))
+        if key not in self.workers and report.get("batch_tokens_auto"):
+            self.listener.note(self, f"worker {key[0]} on {key[1]}: batch budget "
+                               f"{report['batch_tokens_auto']}")
+        self.workers[key] = report
 
     def _progress(self, sequences: int, chunks: int, scored: int) -> None:
         self.listener.progress(self, sequences, chunks, scored)
@@ -172,7 +184,8 @@ class InputRun:
         record = run_info(item, self.config, self.models.model_set, self.models.key, engine,
                         started=self.started, resumed=self.mode is RunMode.RESUME,
                         shards_scored_now=feed.scored, counts=writer.counts, timings=timings,
-                        published=writer.published)
+                        published=writer.published,
+                        workers=[self.workers[k] for k in sorted(self.workers, key=str)])
         writer.publish()
         now = time.perf_counter()
         timings["write_s"] = round(now - t1, 3)  # what is left of the tables after scoring
