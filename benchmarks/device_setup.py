@@ -152,10 +152,10 @@ def load_set(cfg: CheckConfig, precision: str):
     return models, facts
 
 
-def free(models, cfg: CheckConfig) -> None:
+def release_memory(cfg: CheckConfig) -> None:
+    """What models the caller has let go of held, given back (the device's cached blocks too)."""
     import torch
 
-    del models
     gc.collect()
     if cfg.cuda:
         torch.cuda.empty_cache()
@@ -174,8 +174,6 @@ def device_facts(cfg: CheckConfig) -> dict:
     else:
         facts["name"] = f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
     return facts
-
-
 
 
 def scores_file(cfg: CheckConfig) -> Path:

@@ -6,16 +6,14 @@ same shards after a warm-up, the model load never inside a timing.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from benchmarks import device_figures as fig
 from benchmarks.device_setup import (
-    CHUNK,
     CheckConfig,
     OomRetries,
     Results,
     check_frames,
-    device_facts,
     load_set,
     note,
     scores_file,
@@ -102,9 +100,6 @@ def step_speed(cfg: CheckConfig, results: Results) -> None:
 
     from virnucpro.scoring import score_frames
 
-    results.put("device", device_facts(cfg))
-    results.put("settings", {**asdict(cfg), "chunk_bp": CHUNK,
-                             "frames": cfg.shards * cfg.shard_frames})
     nucleotides, proteins = check_frames(cfg)
     shards = shards_of(cfg, nucleotides, proteins)
     gemm = fig.gemm_ceiling(cfg.device, (8192, 16384) if cfg.cuda else (1024,))

@@ -5,18 +5,21 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 
 from benchmarks import device_figures as fig
 from benchmarks.device_setup import (
+    CHUNK,
     GIB,
     CheckConfig,
     OomRetries,
     Results,
     check_frames,
-    free,
+    device_facts,
     load_set,
     model_set,
     note,
+    release_memory,
     scores_file,
     shards_of,
 )
@@ -24,6 +27,10 @@ from benchmarks.device_speed import step_speed
 
 
 def step_set(cfg: CheckConfig, results: Results) -> None:
+    """The device, the settings and the model set (written on first use, then found)."""
+    results.put("device", device_facts(cfg))
+    results.put("settings", {**asdict(cfg), "chunk_bp": CHUNK,
+                             "frames": cfg.shards * cfg.shard_frames})
     t0 = time.perf_counter()
     found = model_set(cfg)
     results.put("model_set", {"root": str(found.root), "size": cfg.size,
@@ -47,8 +54,8 @@ def step_agreement(cfg: CheckConfig, results: Results) -> None:
         models, _ = load_set(cfg, cfg.precision)
         scored = score_frames(nucleotides, proteins, models, cfg.batch_tokens, keep_features=True)
         ours = {"features": scored.features, "probs": scored.probs}
-        free(models, cfg)
-        del scored
+        del models, scored
+        release_memory(cfg)
     models, load = load_set(cfg, other)
     note("agreement", f"{other} set loaded in {load['seconds']} s")
     t0 = time.perf_counter()
@@ -56,9 +63,10 @@ def step_agreement(cfg: CheckConfig, results: Results) -> None:
     fig.sync(cfg.device)
     seconds = time.perf_counter() - t0
     dna_dim = models.dna_dim
-    free(models, cfg)
+    del models  # the other precision's models, freed before anything else runs
+    release_memory(cfg)
     order = sorted([(cfg.precision, ours["features"], ours["probs"]),
-                    (other, scored.features, scored.probs)])  # bfloat16 first, then float32
+                    (other, scored.features, scored.probs)], key=lambda x: x[0])  # bfloat16 first
     figures = fig.agreement({n: f for n, f, _ in order}, {n: p for n, _, p in order}, dna_dim)
     figures.update({"batch_tokens": cfg.batch_tokens, "scores_from": "speed step" if saved.exists()
                     else "this step", f"{other}_load_s": load["seconds"],
@@ -103,8 +111,10 @@ def step_auto(cfg: CheckConfig, results: Results) -> None:
         scored = [score_frames(n, p, models, int(tokens)) for n, p in shards_of(cfg, nucleotides, proteins)]
         fig.sync(cfg.device)
         failed = int(sum((s.status_codes() != 0).sum() for s in scored))
+        seconds = time.perf_counter() - t0
         section.update(completed=failed == 0, frames=len(nucleotides), failed_frames=failed,
-                       oom_retries=retries.count, seconds=round(time.perf_counter() - t0, 2),
+                       oom_retries=retries.count, seconds=round(seconds, 2),
+                       frames_per_s=len(nucleotides) / seconds,
                        peak_reserved_bytes=torch.cuda.max_memory_reserved(cfg.device) if cfg.cuda else None)
     except Exception as exc:  # noqa: BLE001 - out of memory or a crash: the budget did not hold
         section.update(completed=False, error=f"{type(exc).__name__}: {exc}"[:600])

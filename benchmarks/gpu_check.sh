@@ -15,10 +15,12 @@
 #   auto       the automatic batch budget under a FRACTION_GIB memory fraction   (cap 75 s)
 #   agreement  AGREE_FRAMES frames in float32 against the bfloat16 scores   (cap 110 s)
 #   report     the table and the PASS / FAIL / NOT RUN lines (python -m benchmarks.device_check)
-# Knobs: OUT (/tmp/gpu-check-out), SIZE (auto | full | tiny), DEADLINE (350 s), PASSES (3),
-# SHARDS (3), SHARD_FRAMES (2048; tiny 32), AGREE_FRAMES (2048), BATCH_TOKENS (32768; CPU 4096),
-# FRACTION_GIB (24), INSTALL (1; 0: the current python and its packages), GPU_TESTS (1; 0 skips
-# them), PYTHON (python3), WORK (/tmp/gpu-check-work).
+# Knobs: OUT (/tmp/gpu-check-out), SIZE (auto | full | tiny), DEADLINE (350 s), STEPS (the
+# steps after set: "speed auto agreement"), PASSES (3), SHARDS (3), SHARD_FRAMES (2048; tiny 32),
+# AGREE_FRAMES (2048), BATCH_TOKENS (32768; CPU 4096), FRACTION_GIB (24), INSTALL (1; 0: the
+# current python and its packages), GPU_TESTS (1; 0 skips them), PRECISION (the product's:
+# bfloat16 on a GPU, float32 on the CPU), PYTHON (python3), WORK (/tmp/gpu-check-work). A rerun of what a first run missed, for instance:
+#   GPU_TESTS=0 STEPS="auto agreement" bash benchmarks/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 OUT=${OUT:-/tmp/gpu-check-out}
@@ -27,7 +29,9 @@ JSON=$OUT/gpu_check.json
 export STEPS_FILE=$OUT/steps.tsv WORK=${WORK:-/tmp/gpu-check-work}
 rm -rf "$JSON" "$STEPS_FILE" "$WORK"
 exec > >(tee "$OUT/gpu_check.log") 2>&1
+tee_pid=$!
 SECONDS=0
+STEPS=${STEPS:-speed auto agreement}
 DEADLINE=${DEADLINE:-350}
 PYTHON=${PYTHON:-python3}
 export PYTHON
@@ -96,13 +100,16 @@ if [ "${GPU_TESTS:-1}" = 1 ]; then
   run_step gpu-tests 90 "$PYTHON" -m pytest -q -p no:cacheprovider "${per_test[@]}" -m gpu tests/gpu -rs
 fi
 check() { run_step "$1" "$2" "$PYTHON" -m benchmarks.device_check "$1" "$JSON"; }
+wanted() { [[ " $STEPS " == *" $1 "* ]]; }
 # Without a model set nothing after it can run; the others go on whatever the one before did.
 if check set 90; then
-  check speed 180
-  check auto 75
-  check agreement 110
+  if wanted speed; then check speed 180; fi
+  if wanted auto; then check auto 75; fi
+  if wanted agreement; then check agreement 110; fi
 fi
 echo "== report (t=${SECONDS}s)"
 timeout -k 5 30 "$PYTHON" -m benchmarks.device_check report "$JSON" || failed=1
 echo "== done in ${SECONDS}s; figures in $JSON"
+exec >&- 2>&-  # the log complete before the device tool collects $OUT
+wait "$tee_pid" 2>/dev/null
 exit "$failed"
