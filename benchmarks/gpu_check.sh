@@ -19,7 +19,8 @@
 # steps after set: "speed auto agreement"), PASSES (3), SHARDS (3), SHARD_FRAMES (2048; tiny 32),
 # AGREE_FRAMES (2048), BATCH_TOKENS (32768; CPU 4096), FRACTION_GIB (24), INSTALL (1; 0: the
 # current python and its packages), GPU_TESTS (1; 0 skips them), PRECISION (the product's:
-# bfloat16 on a GPU, float32 on the CPU), PYTHON (python3), WORK (/tmp/gpu-check-work). A rerun of what a first run missed, for instance:
+# bfloat16 on a GPU, float32 on the CPU), PYTHON (python3), WORK (/tmp/gpu-check-work).
+# A rerun of what a first run missed, for instance:
 #   GPU_TESTS=0 STEPS="auto agreement" bash benchmarks/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
