@@ -5,6 +5,8 @@ fusion replaces the q/k/v projections without growing the model, and is asked fo
 from __future__ import annotations
 
 import copy
+import weakref
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -34,6 +36,13 @@ def esm_6_layers(tmp_path_factory):
     path = write_tiny_esm(tmp_path_factory.mktemp("esm6"), seed=5, num_layers=6, embed_dim=320,
                           attention_heads=5)
     return load_esm(path)
+
+
+@pytest.fixture(scope="module")
+def six_layer_batch(esm_6_layers):
+    """The padded batch, its `keep` and fair-esm's float32 representation of it, once."""
+    tokens = _tokens(esm_6_layers, PROTEINS)
+    return tokens, _keep(esm_6_layers, tokens), _reference(esm_6_layers, tokens)
 
 
 def _tokens(bundle, proteins):
@@ -83,12 +92,11 @@ def test_float32_equals_fair_esm_within_1e4_at_the_published_head_shape(
     assert (ref - fast).abs().max().item() < 1e-4
 
 
-def test_float32_equals_fair_esm_through_six_layers(esm_6_layers):
-    b = esm_6_layers
-    tokens = _tokens(b, PROTEINS)
+def test_float32_equals_fair_esm_through_six_layers(esm_6_layers, six_layer_batch):
+    tokens, keep, ref = six_layer_batch
     with torch.inference_mode():
-        fast = last_layer(_fused(b.model), tokens, _keep(b, tokens))
-    assert (_reference(b, tokens) - fast).abs().max().item() < 1e-4
+        fast = last_layer(_fused(esm_6_layers.model), tokens, keep)
+    assert (ref - fast).abs().max().item() < 1e-4
 
 
 def test_mask_tokens_are_counted_and_zeroed_as_fair_esm_does(esm_6_layers):
@@ -103,10 +111,10 @@ def test_mask_tokens_are_counted_and_zeroed_as_fair_esm_does(esm_6_layers):
 
 @pytest.mark.parametrize("fuse_first", [True, False], ids=["fused-then-narrowed",
                                                            "narrowed-then-fused"])
-def test_bfloat16_resident_weights_keep_cosine_above_0999(esm_6_layers, fuse_first: bool):
+def test_bfloat16_resident_weights_keep_cosine_above_0999(esm_6_layers, six_layer_batch,
+                                                          fuse_first: bool):
     b = esm_6_layers
-    tokens = _tokens(b, PROTEINS)
-    keep = _keep(b, tokens)
+    tokens, keep, ref = six_layer_batch
     if fuse_first:
         half_model = _to_bfloat16(_fused(b.model))
     else:
@@ -116,7 +124,6 @@ def test_bfloat16_resident_weights_keep_cosine_above_0999(esm_6_layers, fuse_fir
     with torch.inference_mode():
         half = last_layer(half_model, tokens, keep)
     assert half.dtype == torch.bfloat16
-    ref = _reference(b, tokens)
     cos = torch.nn.functional.cosine_similarity(ref[keep], half.float()[keep], dim=-1)
     assert cos.min().item() > 0.999
 
@@ -149,6 +156,23 @@ def test_fusion_replaces_the_projections_and_the_model_does_not_grow(esm_6_layer
     modules = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
     assert modules.isdisjoint({"q_proj", "k_proj", "v_proj"}) and "qkv_proj" in modules
     assert getattr(model, FUSED) is True
+
+
+def test_each_layers_projections_are_freed_before_the_next_layer_is_fused(esm_6_layers):
+    model = copy.deepcopy(esm_6_layers.model)
+    originals: list[weakref.ref] = []
+
+    def layers():
+        for layer in model.layers:
+            # the previous layer's q/k/v weights are gone when this one's turn comes: the peak
+            # is one layer's QKV above the model, not a second copy of them all
+            assert all(r() is None for r in originals)
+            attn = layer.self_attn
+            originals[:] = [weakref.ref(p.weight) for p in (attn.q_proj, attn.k_proj, attn.v_proj)]
+            yield layer
+
+    fuse_qkv(SimpleNamespace(layers=layers()))
+    assert originals and all(r() is None for r in originals)
 
 
 def test_the_query_rows_carry_fair_esms_scaling(esm_6_layers):
@@ -191,6 +215,13 @@ def test_last_layer_refuses_rotary_frequencies_narrowed_to_bfloat16(esm_6_layers
     model = _fused(b.model).to(torch.bfloat16)  # inv_freq narrowed with the weights
     with pytest.raises(ValueError, match="inv_freq"):
         last_layer(model, _tokens(b, PROTEINS[:1]))
+
+
+def test_last_layer_refuses_a_keep_mask_that_is_not_bool(esm_6_layers):
+    b = esm_6_layers
+    tokens = _tokens(b, PROTEINS[:2])
+    with pytest.raises(ValueError, match="bool"):
+        last_layer(_fused(b.model), tokens, tokens.ne(b.alphabet.padding_idx).float())
 
 
 def test_rotary_angles_are_float32_before_the_tables_are_cast():

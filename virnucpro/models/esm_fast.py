@@ -120,6 +120,9 @@ def last_layer(model, tokens: torch.Tensor, keep: torch.Tensor | None = None) ->
         # by radians; keep the buffer float32 when narrowing the weights.
         raise ValueError(f"the rotary inv_freq buffers must stay float32, got "
                          f"{first.rot_emb.inv_freq.dtype}")
+    if keep is not None and keep.dtype != torch.bool:
+        # A float mask would be added to the attention scores, not select keys: refused.
+        raise ValueError(f"keep must be a bool tensor (True at real tokens), got {keep.dtype}")
     x = _embed(model, tokens, keep, dtype)  # [B, T, E]
     cos, sin = _rotary_tables(first.rot_emb.inv_freq, tokens.shape[1], dtype)  # [T, D]
     # True where a key takes part; None without padding (the fastest kernels).
