@@ -28,6 +28,7 @@ def test_the_layer_benchmark_measures_both_layers_in_both_precisions():
             assert m[name]["median_s"] > 0 and len(m[name]["runs_s"]) == 1
             assert m[name]["tokens_per_s"] == pytest.approx(r["real_tokens"] / m[name]["median_s"])
         assert math.isfinite(m["speedup"]) and m["speedup"] > 0
+        assert m["paired_speedup"] == pytest.approx(m["old"]["median_s"] / m["new"]["median_s"])
     text = table(r)
     assert "float32" in text and "bfloat16" in text and "E=128" in text
 
