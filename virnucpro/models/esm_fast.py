@@ -30,7 +30,8 @@ def fuse_qkv(model) -> None:
             continue
         parts = (attn.q_proj, attn.k_proj, attn.v_proj)
         # Under no_grad, outside inference mode: plain tensors whether or not the caller is in
-        # inference mode (an inference tensor as a parameter could not be used outside it).
+        # inference mode (inference tensors as parameters could not be saved for backward, nor
+        # updated in place, once outside it).
         with torch.inference_mode(False), torch.no_grad():
             # fair-esm scales the projected queries, bias included, by head_dim**-0.5; folded
             # into the rows it is exact for heads of 64 (0.125, a power of two).
@@ -70,8 +71,8 @@ def _rotary_tables(inv_freq: torch.Tensor, length: int,
 def _rotate(qk: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """fair-esm's rotation x * cos + rotate_half(x) * sin of q and k at once: qk [B, T, 2, H, D]
     (a view into the QKV projection), cos, sin [1, T, 1, 1, D]; returns [B, T, 2, H, D]
-    contiguous. Three kernels instead of rotate_half's negation, cat and two products, each
-    half written in place (sin's halves are equal: cat(freqs, freqs))."""
+    contiguous. Three kernels, each half finished in place, instead of rotate_half's negation
+    and cat, two products and a sum (sin's halves are equal: cat(freqs, freqs))."""
     half = qk.shape[-1] // 2
     out = qk * cos
     out[..., :half].addcmul_(qk[..., half:], sin[..., :half], value=-1)
@@ -85,11 +86,10 @@ def _embed(model, tokens: torch.Tensor, keep: torch.Tensor | None,
     0.88 / (1 - observed mask share), padding rows zeroed; one factor per token, one product."""
     x = model.embed_tokens(tokens)  # [B, T, E]
     if not model.token_dropout:
-        factor = keep[..., None].to(dtype) if keep is not None else None  # [B, T, 1]
         scale = float(model.embed_scale)
-        if factor is None:
+        if keep is None:
             return x * scale if scale != 1 else x
-        return x * (factor * scale)
+        return x * (keep[..., None].to(dtype) * scale)  # [B, T, E]
     mask_ratio_train = 0.15 * 0.8  # as fair-esm trained: 15% masked, 80% of those as <mask>
     masked = tokens.eq(model.mask_idx)  # [B, T]
     # Counted on the device: no host sync. Float32 even for bfloat16 weights (a count over 256
