@@ -96,7 +96,7 @@ def main() -> None:
 @click.option("--max-loaded-sets", type=click.IntRange(min=1), default=1, show_default=True,
               help="Model sets kept loaded at once in persistent mode (least recently used evicted).")
 @click.option("--precision", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto",
-              show_default=True, help="auto: bfloat16 autocast on GPUs, float32 on the CPU.")
+              show_default=True, help="auto: bfloat16 weights on GPUs, float32 on the CPU.")
 @click.option("--foreground", is_flag=True,
               help="Stay attached, logging on stderr (systemd, containers) [default: in the "
               "background, logging to the state folder's daemon.log].")

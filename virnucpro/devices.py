@@ -82,7 +82,7 @@ def physical_gpu(device: str) -> str:
 
 
 def effective_precision(precision: str, devices: list[str]) -> str:
-    """`auto`: bfloat16 autocast when every device is a GPU (the fast path), float32 on the CPU
+    """`auto`: bfloat16 weights when every device is a GPU (the fast path), float32 on the CPU
     (and for a pool that mixes both, so that all shards of a run share one precision)."""
     if precision not in PRECISIONS:
         raise VirNucProError(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")

@@ -166,7 +166,7 @@ OPTIONS: tuple[Option, ...] = (
            metavar="N|auto"),
     Option("threads", int, None, "Torch CPU threads.", ENGINE, "engine", _RUN_ENGINE, min=1,
            attr="engine.threads", help_for={TRAIN: "Torch CPU threads (embedding and training)."}),
-    Option("precision", str, "auto", "auto: bfloat16 autocast on GPUs (the fast path; features "
+    Option("precision", str, "auto", "auto: bfloat16 weights on GPUs (the fast path; features "
            "and classifier stay float32), float32 on the CPU.", ENGINE, "engine",
            choices=PRECISIONS, attr="engine.precision"),
     Option("shard_frames", int, 2048, "Frames per shard (the unit of resume); for tests and "

@@ -85,7 +85,7 @@ def test_a_float16_esm_file_widened_on_the_gpu_equals_the_cpu_load(tmp_path):
 @pytest.fixture(scope="module")
 def esm_head_dim_64(tmp_path_factory):
     """Heads of 64, as ESM-2 3B's (2560 / 40), which the fused attention kernels take; the tiny
-    set's heads of 10 go to the plain kernel."""
+    set's heads of 10 go to the plain kernel. Unfused, float32: fair-esm's reference."""
     from virnucpro.models.esm_io import load_esm
     from virnucpro.models.tiny.esm import write_tiny_esm
 
@@ -94,24 +94,47 @@ def esm_head_dim_64(tmp_path_factory):
     return load_esm(path, device="cuda:0")
 
 
-def _long_and_padded_tokens(bundle):
+def _long_and_padded_tokens(bundle, padded: bool = True):
+    """Tokens on the GPU and `keep` as the caller makes it: decided on the host (None without
+    padding), then moved."""
     rng = np.random.default_rng(0)
     letters = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
     proteins = ["".join(rng.choice(letters, n)) for n in (1000, 333, 170, 7)]
+    if not padded:  # one protein: no mask, the flash kernel can take the bfloat16 pass
+        proteins = proteins[:1]
     _, _, tokens = bundle.batch_converter([(str(i), p) for i, p in enumerate(proteins)])
-    return tokens.to("cuda:0")
+    keep = tokens.ne(bundle.alphabet.padding_idx)
+    keep = None if bool(keep.all()) else keep.to("cuda:0")
+    return tokens.to("cuda:0"), keep
 
 
-def test_rotary_tables_stay_float32_under_cuda_autocast():
+def _fused_copies(model):
+    """A fused float32 copy and a fused copy with bfloat16-resident weights (rotary inv_freq
+    kept float32, as load_esm(..., dtype=torch.bfloat16) does); `model` stays unfused."""
+    import copy
+
+    from virnucpro.models.esm_fast import fuse_qkv
+
+    fused = copy.deepcopy(model)
+    fuse_qkv(fused)
+    half = copy.deepcopy(fused).to(torch.bfloat16)
+    for layer in half.layers:
+        layer.self_attn.rot_emb.inv_freq = layer.self_attn.rot_emb.inv_freq.float()
+    return fused, half
+
+
+def test_rotary_angles_stay_float32_under_cuda_autocast():
     from virnucpro.models.esm_fast import _rotary_tables
 
-    inv_freq = 1.0 / (10000 ** (torch.arange(0, 64, 2).float() / 64))
-    plain = _rotary_tables(inv_freq, 1026, "cuda:0")
+    inv_freq = (1.0 / (10000 ** (torch.arange(0, 64, 2).float() / 64))).to("cuda:0")
+    plain = _rotary_tables(inv_freq, 1026, torch.float32)
     with torch.autocast("cuda", dtype=torch.bfloat16):
-        cast = _rotary_tables(inv_freq, 1026, "cuda:0")
-    for a, b in zip(plain, cast, strict=True):
-        assert b.dtype == torch.float32
-        assert torch.equal(a, b)
+        cast = _rotary_tables(inv_freq, 1026, torch.float32)
+        half = _rotary_tables(inv_freq, 1026, torch.bfloat16)
+    for a, b, h in zip(plain, cast, half, strict=True):
+        assert b.dtype == torch.float32 and torch.equal(a, b)
+        # bfloat16 tables are the float32 ones cast: the angles were never bfloat16
+        assert h.dtype == torch.bfloat16 and torch.equal(h, a.to(torch.bfloat16))
 
 
 @pytest.mark.parametrize("padded", [True, False], ids=["padded", "one-protein"])
@@ -121,19 +144,40 @@ def test_fast_esm_on_cuda_equals_fair_esm_in_the_fused_kernels(esm_head_dim_64, 
     from virnucpro.models.esm_fast import last_layer
 
     b = esm_head_dim_64
-    tokens = _long_and_padded_tokens(b)
-    if not padded:  # no mask: the flash kernel can take the bfloat16 pass
-        tokens = tokens[:1]
+    tokens, keep = _long_and_padded_tokens(b, padded)
+    assert (keep is None) == (not padded)
     real = tokens.ne(b.alphabet.padding_idx)
+    fused, half_model = _fused_copies(b.model)
     # Forced, so that a fallback to the plain kernel cannot pass for the fused ones (a kernel
     # that cannot take these inputs raises instead).
     half_kernel = SDPBackend.EFFICIENT_ATTENTION if padded else SDPBackend.FLASH_ATTENTION
     with torch.inference_mode():
         ref = b.model(tokens, repr_layers=[b.num_layers])["representations"][b.num_layers]
         with sdpa_kernel(SDPBackend.EFFICIENT_ATTENTION):
-            fast = last_layer(b.model, tokens)
-        with sdpa_kernel(half_kernel), torch.autocast("cuda", dtype=torch.bfloat16):
-            half = last_layer(b.model, tokens).float()
+            fast = last_layer(fused, tokens, keep)
+        with sdpa_kernel(half_kernel):
+            half = last_layer(half_model, tokens, keep)
+    assert fast.dtype == torch.float32 and half.dtype == torch.bfloat16
     assert (ref - fast)[real].abs().max().item() < 1e-4
-    cos = torch.nn.functional.cosine_similarity(ref[real], half[real], dim=-1)
+    cos = torch.nn.functional.cosine_similarity(ref[real], half.float()[real], dim=-1)
     assert cos.min().item() > 0.999
+
+
+@pytest.mark.parametrize("padded", [True, False], ids=["padded", "one-protein"])
+def test_a_fast_esm_batch_never_waits_on_the_host(esm_head_dim_64, padded: bool):
+    from virnucpro.models.esm_fast import last_layer
+
+    b = esm_head_dim_64
+    tokens, keep = _long_and_padded_tokens(b, padded)
+    _, half_model = _fused_copies(b.model)
+    with torch.inference_mode():
+        last_layer(half_model, tokens, keep)  # warm-up: kernels chosen, memory pools grown
+        torch.cuda.synchronize()
+        before = torch.cuda.get_sync_debug_mode()
+        torch.cuda.set_sync_debug_mode("error")  # any synchronising call raises
+        try:
+            out = last_layer(half_model, tokens, keep)
+        finally:
+            torch.cuda.set_sync_debug_mode(before)
+    assert out.shape == (*tokens.shape, b.embed_dim)
+    assert torch.isfinite(out.float()).all()

@@ -114,8 +114,9 @@ class ModelScorer:
             models = next(iter(self._by_chunk.values()))
             self._report = {"worker": self.spec.worker_id, "device": self.spec.device,
                             "precision": models.precision,
-                            "weights_bytes": models.weights_bytes(),
-                            "allocated_after_load_bytes": self.loaded_bytes}
+                            "weights_bytes": models.weights_bytes()}
+            if self.loaded_bytes is not None:  # a GPU's: the weights and the CUDA context's
+                self._report["allocated_after_load_bytes"] = self.loaded_bytes
         report = dict(self._report, batch_tokens=self.budget(task))
         if not task.batch_tokens:
             report["batch_tokens_auto"] = self.auto_budget.reason
