@@ -181,3 +181,40 @@ def test_a_fast_esm_batch_never_waits_on_the_host(esm_head_dim_64, padded: bool)
             torch.cuda.set_sync_debug_mode(before)
     assert out.shape == (*tokens.shape, b.embed_dim)
     assert torch.isfinite(out.float()).all()
+
+
+def test_a_prepared_shards_batches_never_wait_on_the_host(tiny_set_dir):
+    # The whole batch loop of a shard, both models in bfloat16, its batches made ahead on the
+    # host (scoring.prepare_shard): nothing in it may make the host wait for the device.
+    from tests.helpers import columns, read_first_sequence
+    from virnucpro.chunking import chunk_spans
+    from virnucpro.models.loaded import load_models
+    from virnucpro.models.sets import resolve_model_set
+    from virnucpro.scoring import Embedder, prepare_shard
+    from virnucpro.translation import translate_six_frames
+
+    genome = read_first_sequence("viral_reference.fasta")
+    frames = [f for k, (s, e) in enumerate(chunk_spans(len(genome), 500))
+              for f in translate_six_frames(genome[s:e], f"g_chunk_{k + 1}", s)]
+    nucleotides, proteins = columns(frames)
+    models = load_models(resolve_model_set("tiny"), 500, "cuda:0", "bfloat16")
+    embedder = Embedder(models)
+
+    def run_batches(prepared):
+        out = [embedder.dna([prepared.token_ids[i] for i in batch], made)
+               for batch, made in prepared.dna.items()]
+        return out + [embedder.protein([proteins[i] for i in batch], made)
+                      for batch, made in prepared.protein.items()]
+
+    run_batches(prepare_shard(nucleotides, proteins, models, 2048, embedder))  # warm-up
+    prepared = prepare_shard(nucleotides, proteins, models, 2048, embedder)
+    assert len(prepared.dna) > 1 and len(prepared.protein) > 1
+    torch.cuda.synchronize()
+    before = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode("error")  # any synchronising call raises
+    try:
+        out = run_batches(prepared)
+    finally:
+        torch.cuda.set_sync_debug_mode(before)
+    assert all(o.is_cuda and o.dtype == torch.float32 and torch.isfinite(o).all() for o in out)
+
