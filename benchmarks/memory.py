@@ -25,9 +25,11 @@ def working_memory(models_root: str, dev: str, work: Path, sequences: int, runs:
     412, 418 and 543 MB; with the threshold pinned at 1 MB, 273-274 MB but 30 % slower)."""
     import statistics
 
+    from virnucpro.batch_budget import GPU_FALLBACK
     from virnucpro.run.feed import default_batch_tokens
 
-    per_budget = -(-default_batch_tokens([dev]) // (110 * 12))  # ~110 DNABERT-S tokens a frame
+    budget = default_batch_tokens([dev]) or GPU_FALLBACK  # 0: auto, a GPU's
+    per_budget = -(-budget // (110 * 12))  # ~110 DNABERT-S tokens a frame
     sequences = max(sequences, per_budget + 1)
     res = {}
     for factor in (1, 10):

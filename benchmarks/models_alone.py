@@ -38,11 +38,12 @@ def model_throughput(frames: list, models_root: str, dev: str, sweep: tuple[int,
 
     from virnucpro.batching import batch_by_token_budget
     from virnucpro.models.dnabert_tokenizer import tokenize_dna
+    from virnucpro.batch_budget import resolve
     from virnucpro.run.feed import default_batch_tokens
     from virnucpro.scoring import ESM_MAX_RESIDUES, Embedder
 
     models = load_as_predict(models_root, dev)
-    embedder, budget = Embedder(models), default_batch_tokens([dev])
+    embedder, budget = Embedder(models), resolve(models, default_batch_tokens([dev]))
     ids = tokenize_dna(models.dnabert.tokenizer, [f.nucleotides for f in frames])
     proteins = [f.protein[:ESM_MAX_RESIDUES] for f in frames]
 

@@ -52,6 +52,7 @@ def daemon_jobs(models_root: str, dev: str, work: Path, n_jobs: int = 10) -> dic
 def small_job_compute(fasta: Path, models_root: str, dev: str) -> float:
     """The scoring of one small job with the models resident and warm (best of 3): what no
     daemon can go below per job, so per-job time / this bounds the persistent speed-up."""
+    from virnucpro.batch_budget import resolve
     from virnucpro.run.feed import default_batch_tokens
     from virnucpro.scoring import score_frames
 
@@ -60,7 +61,7 @@ def small_job_compute(fasta: Path, models_root: str, dev: str) -> float:
     best = float("inf")
     for _ in range(4):  # the first is a warm-up
         t0 = time.perf_counter()
-        score_frames(*columns(frames), models, default_batch_tokens([dev]))
+        score_frames(*columns(frames), models, resolve(models, default_batch_tokens([dev])))
         best = min(best, time.perf_counter() - t0)
     return best
 

@@ -31,12 +31,13 @@ def end_to_end(fasta: Path, models: str, dev: str, work: Path) -> dict:
 
 def ours_on_frames(frames: list, models_root: str, dev: str) -> dict:
     """This project's scoring of the same frames: one load, token-budget batches."""
+    from virnucpro.batch_budget import resolve
     from virnucpro.run.feed import default_batch_tokens
     from virnucpro.scoring import score_frames
 
     t0 = time.perf_counter()
     models = load_as_predict(models_root, dev)
-    score_frames(*columns(frames), models, default_batch_tokens([dev]))
+    score_frames(*columns(frames), models, resolve(models, default_batch_tokens([dev])))
     wall = time.perf_counter() - t0
     return {"wall_s": round(wall, 2), "load_s": round(models.load_seconds, 2),
             "frames_per_s": len(frames) / wall, "scoring_s_per_frame": (wall - models.load_seconds) / len(frames)}

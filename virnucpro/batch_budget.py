@@ -7,7 +7,10 @@ smaller) and what one token of a batch costs at its peak. That cost is counted f
 shapes: ESM-2's feed-forward step holds the residual, the normalised input and two [tokens,
 ffn] tensors, 2 x (width + ffn) values a token in the weights' dtype; DNABERT-S, whose width is a
 fraction of ESM-2's, holds less. Twice that is planned (the allocator's rounding, the attention
-kernel's workspace, the means), and an out-of-memory error still halves a batch.
+kernel's workspace, the means), and an out-of-memory error still halves a batch. The pick is a
+power of two: batches are cut from the input and the budget alone, so workers on like devices
+pick the same budget, and so cut a shard the same way whichever takes it, even when their free
+memory differs by a little (a mixed pool may differ: `--batch-tokens N` gives every worker N).
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ AUTO_BUDGET = 0  # a ShardTask's batch_tokens that leaves the budget to its scor
 CPU_BUDGET = 4096
 GPU_FALLBACK = 32768  # a GPU whose free memory cannot be read (and the stand-in scorers)
 AUTO_MIN, AUTO_MAX = 1024, 65536  # beyond 64k tokens a batch adds padding, not speed
-STEP = 1024
 HEADROOM = 2.0  # planned bytes a token over the counted peak
 SPARE_BYTES = 1 << 30  # left to the CUDA context's growth and to other libraries
 
@@ -35,10 +37,13 @@ def bytes_per_token(width: int, ffn: int, itemsize: int) -> int:
 
 
 def pick(free_bytes: int, per_token: int) -> int:
-    """The budget that `free_bytes` allows, in steps of 1024, within [AUTO_MIN, AUTO_MAX]."""
-    usable = max(0, free_bytes - SPARE_BYTES)
-    tokens = usable // max(1, per_token) // STEP * STEP
-    return int(min(AUTO_MAX, max(AUTO_MIN, tokens)))
+    """The largest power of two of tokens that `free_bytes` allows, within [AUTO_MIN,
+    AUTO_MAX]."""
+    fits = max(0, free_bytes - SPARE_BYTES) // max(1, per_token)
+    tokens = AUTO_MIN
+    while tokens * 2 <= min(fits, AUTO_MAX):
+        tokens *= 2
+    return tokens
 
 
 def free_to_process(device: str) -> tuple[int, int]:
@@ -63,9 +68,18 @@ def auto_batch_tokens(models) -> Budget:
     first = esm.layers[0]
     itemsize = torch.finfo(next(esm.parameters()).dtype).bits // 8
     per_token = bytes_per_token(int(esm.embed_dim), int(first.fc1.out_features), itemsize)
-    free, total = free_to_process(models.device)
+    try:
+        free, total = free_to_process(models.device)
+    except RuntimeError as exc:  # a driver that cannot say: the budget of a large GPU
+        return Budget(GPU_FALLBACK, f"{GPU_FALLBACK} tokens (auto: the free memory of "
+                      f"{models.device} could not be read: {exc})")
     tokens = pick(free, per_token)
     gib = 1 << 30
     return Budget(tokens, f"{tokens} tokens (auto: {free / gib:.1f} of {total / gib:.1f} GiB "
                   f"free to this process on {models.device} after loading, "
                   f"~{per_token // 1024} KiB a token)")
+
+
+def resolve(models, tokens: int) -> int:
+    """`tokens`, or the automatic budget for `models` where it is 0 (AUTO_BUDGET)."""
+    return tokens or auto_batch_tokens(models).tokens

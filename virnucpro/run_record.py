@@ -38,6 +38,7 @@ class EngineInfo(TypedDict, total=False):
     persistent_models: bool
     model_loads_so_far: int
     worker_deaths: int
+    workers: list[dict]  # each worker's report (ModelScorer.report); absent in older runs
 
 
 class ModelFile(TypedDict):

@@ -18,12 +18,13 @@ def test_a_token_of_esm2_3b_in_bfloat16_is_planned_at_twice_its_feed_forward_pea
 
 @pytest.mark.parametrize(("free_gib", "expected"), [
     (70, AUTO_MAX),  # an H100 after loading: capped, beyond it only padding grows
-    (4, (3 * GIB // ESM_3B_BF16) // 1024 * 1024),  # what is left, in steps of 1024
+    (4, 16384),  # 3 GiB usable: 31,457 tokens fit, the power of two below
+    (4.1, 16384),  # a little more free memory picks the same budget (like cards cut alike)
     (1, AUTO_MIN),  # nothing left: the smallest budget, and out-of-memory halving after it
 ])
 def test_pick_uses_what_is_free_less_a_spare_gib(free_gib, expected):
-    got = pick(free_gib * GIB, ESM_3B_BF16)
-    assert got == expected and got % 1024 == 0
+    got = pick(int(free_gib * GIB), ESM_3B_BF16)
+    assert got == expected and got & (got - 1) == 0
     assert got == AUTO_MIN or got * ESM_3B_BF16 <= free_gib * GIB - SPARE_BYTES
 
 
@@ -90,3 +91,25 @@ def test_other_errors_are_not():
 
     assert not is_out_of_memory(RuntimeError("CUBLAS_STATUS_EXECUTION_FAILED"))
     assert not is_out_of_memory(ValueError("out of memory"))  # not an allocator's RuntimeError
+
+
+def test_a_device_whose_memory_cannot_be_read_gets_a_large_gpus_budget(monkeypatch):
+    from types import SimpleNamespace
+
+    def broken(_device=None):
+        raise RuntimeError("CUDA driver version is insufficient")
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", broken)
+    budget = batch_budget.auto_batch_tokens(SimpleNamespace(device="cuda:0", esm=_Esm()))
+    assert budget.tokens == batch_budget.GPU_FALLBACK and "could not be read" in budget.reason
+
+
+class _Esm:
+    """What the budget reads of a loaded ESM-2: its width, its feed-forward width, a dtype."""
+
+    def __init__(self):
+        layer = torch.nn.Module()
+        layer.fc1 = torch.nn.Linear(8, 32)
+        self.model = torch.nn.Module()
+        self.model.embed_dim, self.model.layers = 8, [layer]
+        self.model.weight = torch.nn.Parameter(torch.zeros(1, dtype=torch.bfloat16))

@@ -158,6 +158,10 @@ def load_esm(checkpoint: Path, device: str | torch.device = "cpu",
     except Exception as exc:  # KeyError/AttributeError on odd cfg, RuntimeError on keys
         raise ModelError(f"not a usable ESM-2 checkpoint: {exc}", path=checkpoint) from exc
     model = model.eval().to(device)  # already there, unless fair-esm's own loader built it
+    if next(model.parameters()).dtype != dtype:  # fair-esm's own loader gave float32
+        with torch.no_grad():
+            for param in model.parameters():  # buffers (the rotary frequencies) stay float32
+                param.data = param.data.to(dtype)
     if fast:
         from virnucpro.models.esm_fast import fuse_qkv
 

@@ -88,6 +88,7 @@ class ModelScorer:
         self.model_set = resolve_model_set(spec.models, fetch_missing=False, progress=False)
         models = load_models(self.model_set, spec.chunk_size, device, spec.precision)
         self._by_chunk = {spec.chunk_size: models}
+        self._models_lock = threading.Lock()
         self.auto_budget = auto_batch_tokens(models)
         self.loaded_bytes = self._allocated()
         self._report: dict = {}
@@ -135,7 +136,12 @@ class ModelScorer:
         return next(iter(self._by_chunk.values())).load_seconds
 
     def models_for(self, chunk_size: int):
-        """Both chunk sizes share DNABERT-S and ESM-2; only the small classifier differs."""
+        """Both chunk sizes share DNABERT-S and ESM-2; only the small classifier differs.
+        Thread-safe: a pool worker's reader prepares shards while its main thread scores."""
+        with self._models_lock:
+            return self._models_for(chunk_size)
+
+    def _models_for(self, chunk_size: int):
         if chunk_size not in self._by_chunk:
             from virnucpro.models.classifier_io import load_classifier
 
@@ -155,11 +161,12 @@ class ModelScorer:
         scores; None when it fails (`score` then meets the error where it is reported)."""
         from virnucpro.scoring import prepare_shard
 
-        models = self.models_for(task.chunk_size)
         try:
+            models = self.models_for(task.chunk_size)
             return prepare_shard(task.nucleotides, task.proteins, models, self.budget(task),
                                  self.embedder(models))
-        except Exception:  # noqa: BLE001 - raised again, in its place, by score
+        except Exception as exc:  # noqa: BLE001 - raised again, in its place, by score
+            logging.getLogger(__name__).debug("shard %s not prepared ahead: %s", task.key, exc)
             return None
 
     def score(self, task: ShardTask, stop: Callable[[], bool] | None = None,
@@ -210,14 +217,12 @@ def _resident_bytes() -> int:
         return 0
 
 
-def _reader(conn: Any, inbox: queue.Queue, cancelled: set,
-            prepare: Callable[[ShardTask], Any]) -> None:
-    """Move tasks from the pipe to the inbox, each with its host-side work done (`prepare`:
-    tokens and batches, while the scoring thread keeps the device busy with the shard before),
-    and note cancelled shard keys; "stop" ends the worker after its current shard. A closed
-    pipe means the supervisor is gone (killed, even with SIGKILL): the worker exits at once,
-    mid-shard, so that it does not hold a device's memory (or a CPU) for a result nobody will
-    read."""
+def _reader(conn: Any, inbox: queue.Queue, cancelled: set) -> None:
+    """Move tasks from the pipe to the inbox and note cancelled shard keys; "stop" ends the
+    worker after its current shard. It only reads, so the supervisor never blocks on a send
+    while the worker is busy. A closed pipe means the supervisor is gone (killed, even with
+    SIGKILL): the worker exits at once, mid-shard, so that it does not hold a device's memory
+    (or a CPU) for a result nobody will read."""
     try:
         while True:
             kind, payload = conn.recv()
@@ -226,9 +231,26 @@ def _reader(conn: Any, inbox: queue.Queue, cancelled: set,
             if kind == "cancel":
                 cancelled.update(payload)
                 continue
-            inbox.put((payload, None if payload.key in cancelled else prepare(payload)))
+            inbox.put(payload)
     except (EOFError, OSError):
         os._exit(0)
+    inbox.put(None)
+
+
+def _preparer(received: queue.Queue, inbox: queue.Queue, cancelled: set,
+              prepare: Callable[[ShardTask], Any] | None) -> None:
+    """Pass tasks on to the scoring thread, each with its host-side work done (`prepare`:
+    tokens and batches, while the scoring thread keeps the device busy with the shard before;
+    None on a CPU, whose cores the scoring thread uses). Never raises: a task whose
+    preparation fails goes on unprepared, and `score` meets the error in its place."""
+    while (task := received.get()) is not None:
+        prepared = None
+        if prepare is not None and task.key not in cancelled:
+            try:
+                prepared = prepare(task)
+            except Exception:  # noqa: BLE001 - see above
+                prepared = None
+        inbox.put((task, prepared))
     inbox.put(None)
 
 
@@ -289,10 +311,13 @@ def worker_main(spec: WorkerSpec, tasks: Any, out: Any, parent: int | None = Non
     _send(out, ("ready", ready))
     from virnucpro.scoring import ShardCancelled
 
-    inbox: queue.Queue = queue.Queue()
+    received: queue.Queue = queue.Queue()  # tasks as read from the pipe
+    inbox: queue.Queue = queue.Queue()  # (task, its prepared batches or None), to score
     cancelled: set = set()  # shard keys whose job was cancelled (the reader adds them)
-    threading.Thread(target=_reader, args=(tasks, inbox, cancelled, scorer.prepare),
-                     daemon=True).start()
+    threading.Thread(target=_reader, args=(tasks, received, cancelled), daemon=True).start()
+    prepare = getattr(scorer, "prepare", None) if device.startswith("cuda") else None
+    threading.Thread(target=_preparer, args=(received, inbox, cancelled, prepare),
+                     daemon=True, name="virnucpro-prepare").start()
     done = 0
     while (item := inbox.get()) is not None:
         task, prepared = item

@@ -185,7 +185,7 @@ class InputRun:
                         started=self.started, resumed=self.mode is RunMode.RESUME,
                         shards_scored_now=feed.scored, counts=writer.counts, timings=timings,
                         published=writer.published,
-                        workers=[self.workers[k] for k in sorted(self.workers, key=str)])
+                        workers=[self.workers[k] for k in sorted(self.workers, key=_by_worker)])
         writer.publish()
         now = time.perf_counter()
         timings["write_s"] = round(now - t1, 3)  # what is left of the tables after scoring
@@ -258,3 +258,9 @@ def claim_runs(items: Sequence[ValidatedInput], config: PredictConfig, models: R
     for run in runs:
         run.claim()
     return runs
+
+
+def _by_worker(key: tuple) -> tuple:
+    """(worker id, device) in numeric order of the ids, whatever their types."""
+    worker, device = key
+    return (isinstance(worker, int), worker if isinstance(worker, int) else str(worker), str(device))
