@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
@@ -146,7 +147,9 @@ class Scheduler:
         forced = settings["force"] and job.attempts == 1
         return PredictConfig.of(
             [i.path for i in job.inputs], job.outdir, settings, force=forced, resume=not forced,
-            progress=False, engine=self.config.engine,
+            progress=False,
+            # What the job's run.json says of its engine: the daemon's mode, not a default.
+            engine=replace(self.config.engine, persistent=self.config.persistent),
             **({"shard_frames": self.config.shard_frames} if self.config.shard_frames else {}))
 
 

@@ -358,6 +358,10 @@ def test_both_chunk_sizes_share_the_loaded_models(tmp_path, daemons):
         assert done.state.value == "completed"
         run = json.loads((Path(done.outdir) / "run.json").read_text())
         assert run["parameters"]["chunk_size"] == cs
+        # The daemon's mode and the worker that scored it, as run.json records them.
+        assert run["engine"]["persistent_models"] is True
+        assert [(w["device"], w["batch_tokens"]) for w in run["engine"]["workers"]] == [
+            ("cpu", 4096)]
     assert c.status().model_loads == 1
 
 
