@@ -57,7 +57,7 @@ def columns(frames: list[Frame]) -> tuple[list[str], list[str]]:
 
 
 def load_as_predict(models_root: str, dev: str):
-    """The set loaded as `predict` loads it on `dev` (bfloat16 autocast on a GPU)."""
+    """The set loaded as `predict` loads it on `dev` (bfloat16 weights on a GPU)."""
     from virnucpro.devices import effective_precision
     from virnucpro.models.loaded import load_models
     from virnucpro.models.modelset import scan_set_folder

@@ -83,3 +83,13 @@ def test_the_fused_path_in_float32_scores_as_fair_esms_forward(float32, frames, 
     b = score_frames(*columns(frames), fused, 4096, keep_features=True)
     assert np.abs(a.features - b.features).max() < 1e-4
     assert np.abs(a.probs - b.probs).max() < 1e-5
+
+
+def test_bfloat16_features_point_where_float32_features_do(float32, bfloat16, frames):
+    # Both models apart: DNABERT-S's columns, then ESM-2's (FIDELITY 5's order).
+    a = score_frames(*columns(frames), float32, 4096, keep_features=True).features
+    b = score_frames(*columns(frames), bfloat16, 4096, keep_features=True).features
+    for cols in (slice(0, float32.dna_dim), slice(float32.dna_dim, None)):
+        cos = torch.nn.functional.cosine_similarity(torch.from_numpy(a[:, cols]),
+                                                    torch.from_numpy(b[:, cols]), dim=1)
+        assert cos.min().item() > 0.999, (cols, cos.min().item())
