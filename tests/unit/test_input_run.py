@@ -147,3 +147,40 @@ def test_results_in_flight_when_the_driver_stops_pulling_tasks_are_still_taken(
     store = ShardStore(run.item.layout.shards)
     assert all(store.is_done(t.key[1], t.frame_ids) for t in handed)
     run.abandon()  # what the daemon does at close: the staged tables stay for the next start
+
+
+class GpuWorkersEngine(FakeEngine):
+    """Two GPU workers taking shards in turn, each reporting itself as ModelScorer does: an
+    automatic budget and a peak that grows."""
+
+    devices = ["cuda:0", "cuda:1"]
+
+    def map(self, tasks: Iterable):
+        from dataclasses import replace
+
+        for k, (task, scores) in enumerate(super().map(tasks)):
+            worker = k % 2
+            yield task, replace(scores, worker={
+                "worker": worker, "device": f"cuda:{worker}", "precision": "bfloat16",
+                "weights_bytes": 100, "batch_tokens": 65536, "peak_reserved_bytes": 1000 + k,
+                "batch_tokens_auto": f"65536 tokens (auto: 70.0 of 80.0 GiB free on cuda:{worker})"})
+
+
+def test_each_workers_last_report_goes_into_run_json_and_its_auto_budget_is_said_once(
+        tmp_path, tiny_set_dir):
+    heard = Heard()
+    [run] = _runs(tmp_path, heard)
+    engine = GpuWorkersEngine()
+    assert [t.batch_tokens for t in run.tasks(engine)][:1] == [0]  # 0: each worker picks
+    run.abandon()
+    heard = Heard()
+    [run] = _runs(tmp_path / "again", heard)
+    _drive(run, engine)
+    said = [e[1] for e in heard.events if e[0] == "note" and "batch budget" in e[1]]
+    assert said == ["worker 0 on cuda:0: batch budget 65536 tokens (auto: 70.0 of 80.0 GiB free "
+                    "on cuda:0)", "worker 1 on cuda:1: batch budget 65536 tokens (auto: 70.0 of "
+                    "80.0 GiB free on cuda:1)"]
+    workers = json.loads(run.item.layout.run_json.read_text())["engine"]["workers"]
+    assert [w["device"] for w in workers] == ["cuda:0", "cuda:1"]
+    shards = engine.handed
+    assert shards > 2 and max(w["peak_reserved_bytes"] for w in workers) == 1000 + shards - 1
