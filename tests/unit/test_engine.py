@@ -234,3 +234,30 @@ def test_the_test_scorer_variable_chooses_the_stand_in(tiny_set_dir, monkeypatch
     monkeypatch.delenv("VIRNUCPRO_TEST_SCORER")
     assert isinstance(engine._get_scorer(), ModelScorer)
     engine.close()
+
+
+def test_shards_prepared_on_the_feeding_thread_score_as_shards_prepared_in_place(tiny_set_dir):
+    # The real scorer, bfloat16 weights: with overlap each shard's batches are made by
+    # ModelScorer.prepare on this thread and scored on the helper; the scores are the same.
+    import numpy as np
+
+    from tests.helpers import columns, read_first_sequence
+    from virnucpro.chunking import chunk_spans
+    from virnucpro.translation import translate_six_frames
+
+    genome = read_first_sequence("viral_reference.fasta")
+    frames = [f for k, (s, e) in enumerate(chunk_spans(len(genome), 500))
+              for f in translate_six_frames(genome[s:e], f"g_chunk_{k + 1}", s)]
+    nucleotides, proteins = columns(frames)
+    tasks = [ShardTask(("in", k), [f"f{k}_{j}" for j in range(len(nucleotides[k::3]))],
+                       nucleotides[k::3], proteins[k::3], batch_tokens=0, keep_features=False,
+                       chunk_size=500) for k in range(3)]
+    got = {}
+    for overlap in (True, False):
+        engine = LocalEngine("tiny", "cpu", 500, persistent=True, overlap=overlap,
+                             precision="bfloat16")
+        got[overlap] = [(task.key, scores) for task, scores in engine.map(iter(tasks))]
+        engine.close()
+    for (key, ahead), (same, in_place) in zip(got[True], got[False], strict=True):
+        assert key == same and np.array_equal(ahead.probs, in_place.probs)
+        assert ahead.worker["precision"] == "bfloat16" and ahead.worker["batch_tokens"] == 4096
