@@ -150,7 +150,13 @@ def test_a_job_stored_before_the_region_options_runs_with_the_tables_defaults() 
     first = scheduler.predict_config(job)
     assert (first.region_gap, first.region_min_p, first.min_region_length) == (1, None, 1000)
     assert first.threshold == 1.0 and isinstance(first.threshold, float)
-    assert first.rename_duplicates and first.models == "tiny" and first.engine is engine
+    assert first.rename_duplicates and first.models == "tiny"
+    # The daemon's engine settings, with its own models mode (what the job's run.json says).
+    assert first.engine == dataclasses.replace(engine, persistent=False)
+    persistent = Scheduler(JobService(MemoryJobStore(), lambda *a: None),
+                           RunnerConfig(devices=["cpu"], persistent=True, engine=engine),
+                           engines=None)  # type: ignore[arg-type]
+    assert persistent.predict_config(job).engine == dataclasses.replace(engine, persistent=True)
     assert (first.force, first.resume, first.progress) == (True, False, False)
     again = scheduler.predict_config(job.with_(attempts=2))
     assert (again.force, again.resume) == (False, True)  # a job resumes its own folder
