@@ -137,7 +137,7 @@ class ModelScorer:
 
     def models_for(self, chunk_size: int):
         """Both chunk sizes share DNABERT-S and ESM-2; only the small classifier differs.
-        Thread-safe: a pool worker's reader prepares shards while its main thread scores."""
+        Thread-safe: a GPU pool worker prepares shards on one thread while another scores."""
         with self._models_lock:
             return self._models_for(chunk_size)
 
