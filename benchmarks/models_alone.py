@@ -36,9 +36,9 @@ def model_throughput(frames: list, models_root: str, dev: str, sweep: tuple[int,
     4 x layers x width x length for attention, the usual forward count."""
     import torch
 
+    from virnucpro.batch_budget import resolve
     from virnucpro.batching import batch_by_token_budget
     from virnucpro.models.dnabert_tokenizer import tokenize_dna
-    from virnucpro.batch_budget import resolve
     from virnucpro.run.feed import default_batch_tokens
     from virnucpro.scoring import ESM_MAX_RESIDUES, Embedder
 

@@ -92,7 +92,8 @@ def load_models(model_set: ModelSet, chunk_size: int, device: str,
             path=classifier_path)
     seconds = time.perf_counter() - started
     if device.startswith("cuda"):  # what the load's transient copies held is given back
-        torch.cuda.empty_cache()
+        with torch.cuda.device(device):
+            torch.cuda.empty_cache()
     log.info("models of set %s loaded on %s in %s in %.1f s", model_set.name, device, precision,
              seconds)
     return LoadedModels(model_set=model_set, chunk_size=chunk_size, device=device,
