@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from virnucpro.engine_config import EngineConfig
 from virnucpro.models.sets import as_model_set
-from virnucpro.pool.worker import ShardTask
+from virnucpro.pool.worker import ShardTask, prepare_ahead
 from virnucpro.scoring import ShardScores
 
 if TYPE_CHECKING:
@@ -150,7 +150,7 @@ class LocalEngine:
                     # Its tokens and batches made here, while the helper keeps the device busy.
                     scorer = self._get_scorer()
                     pending.append((task, helper.submit(scorer.score, task, None,
-                                                        _prepared(scorer, task))))
+                                                        prepare_ahead(scorer.prepare, task))))
                 while len(pending) > (1 if task is not None else 0):
                     done, future = pending.popleft()
                     yield done, future.result()
@@ -274,15 +274,6 @@ class PoolEngine:
     @notify.setter
     def notify(self, callback: Callable[[str, list[tuple]], None] | None) -> None:
         self.manager.notify = callback
-
-
-def _prepared(scorer, task: ShardTask):
-    """The scorer's host-side work for `task`, or None (not offered, or it failed: `score`
-    then does it, and meets any error where it is reported)."""
-    try:
-        return scorer.prepare(task)
-    except Exception:  # noqa: BLE001 - see above
-        return None
 
 
 def make_engine(config: EngineConfig, model_set: ModelSet, devices: list[str],

@@ -41,7 +41,7 @@ def test_bfloat16_weights_are_resident_in_bfloat16_with_float32_rotary_tables(bf
     for model in (bfloat16.dnabert.model, bfloat16.esm.model):
         dtypes = {p.dtype for p in model.parameters()}
         assert dtypes == {torch.bfloat16}, dtypes
-    assert bfloat16.fast_attention and bfloat16.esm.fast
+    assert bfloat16.esm.fast
     assert {b.dtype for n, b in bfloat16.esm.model.named_buffers()
             if n.endswith("inv_freq")} == {torch.float32}
     assert next(bfloat16.classifier.parameters()).dtype == torch.float32
@@ -78,7 +78,7 @@ def test_the_fused_path_in_float32_scores_as_fair_esms_forward(float32, frames, 
     from virnucpro.models.esm_io import load_esm
 
     fused = replace(float32, esm=load_esm(tiny.esm_checkpoint, fast=True))
-    assert fused.fast_attention and not float32.fast_attention
+    assert fused.esm.fast and not float32.esm.fast
     a = score_frames(*columns(frames), float32, 4096, keep_features=True)
     b = score_frames(*columns(frames), fused, 4096, keep_features=True)
     assert np.abs(a.features - b.features).max() < 1e-4

@@ -34,12 +34,6 @@ class LoadedModels:
     extra: dict = field(default_factory=dict)
 
     @property
-    def fast_attention(self) -> bool:
-        """ESM-2 fused and run through scaled-dot-product attention (on GPUs, where its kernels
-        pay, and whenever its weights are bfloat16)."""
-        return bool(self.esm.fast)
-
-    @property
     def dna_dim(self) -> int:
         return int(self.dnabert.hidden_size)
 

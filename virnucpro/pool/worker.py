@@ -158,16 +158,12 @@ class ModelScorer:
 
     def prepare(self, task: ShardTask):
         """The shard's host-side work (tokens, batches), for a thread other than the one that
-        scores; None when it fails (`score` then meets the error where it is reported)."""
+        scores (called through `prepare_ahead`)."""
         from virnucpro.scoring import prepare_shard
 
-        try:
-            models = self.models_for(task.chunk_size)
-            return prepare_shard(task.nucleotides, task.proteins, models, self.budget(task),
-                                 self.embedder(models))
-        except Exception as exc:  # noqa: BLE001 - raised again, in its place, by score
-            logging.getLogger(__name__).debug("shard %s not prepared ahead: %s", task.key, exc)
-            return None
+        models = self.models_for(task.chunk_size)
+        return prepare_shard(task.nucleotides, task.proteins, models, self.budget(task),
+                             self.embedder(models))
 
     def score(self, task: ShardTask, stop: Callable[[], bool] | None = None,
               prepared=None) -> ShardScores:
@@ -237,20 +233,25 @@ def _reader(conn: Any, inbox: queue.Queue, cancelled: set) -> None:
     inbox.put(None)
 
 
+def prepare_ahead(prepare: Callable[[ShardTask], Any], task: ShardTask) -> Any:
+    """A scorer's `prepare(task)`, made ahead on a thread other than the scoring one; None
+    when it fails: the task is then scored unprepared, and `score` meets the error where it is
+    reported. Never raises (the engines' and the workers' one way to prepare)."""
+    try:
+        return prepare(task)
+    except Exception as exc:  # noqa: BLE001 - raised again, in its place, by score
+        logging.getLogger(__name__).debug("shard %s not prepared ahead: %s", task.key, exc)
+        return None
+
+
 def _preparer(received: queue.Queue, inbox: queue.Queue, cancelled: set,
               prepare: Callable[[ShardTask], Any] | None) -> None:
     """Pass tasks on to the scoring thread, each with its host-side work done (`prepare`:
     tokens and batches, while the scoring thread keeps the device busy with the shard before;
-    None on a CPU, whose cores the scoring thread uses). Never raises: a task whose
-    preparation fails goes on unprepared, and `score` meets the error in its place."""
+    None on a CPU, whose cores the scoring thread uses). Never raises (`prepare_ahead`)."""
     while (task := received.get()) is not None:
-        prepared = None
-        if prepare is not None and task.key not in cancelled:
-            try:
-                prepared = prepare(task)
-            except Exception:  # noqa: BLE001 - see above
-                prepared = None
-        inbox.put((task, prepared))
+        ready = prepare is not None and task.key not in cancelled
+        inbox.put((task, prepare_ahead(prepare, task) if ready else None))
     inbox.put(None)
 
 
