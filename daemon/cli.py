@@ -232,6 +232,20 @@ def _start_failed(paths, offset: int, pid: int, code: int) -> VirNucProError:
     return error
 
 
+def _gone(pid: int, endpoint: str) -> bool:
+    """Whether a stopped daemon has exited: its pid is gone, or, for one whose pid is not ours
+    to see (in a container, its own pid namespace), nothing listens on its ipc socket."""
+    from virnucpro.daemon.paths import ipc_listening
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass
+    return not ipc_listening(endpoint)
+
+
 @main.command()
 @click.option("--endpoint", default=None, help=ENDPOINT_HELP)
 @click.option("--timeout", type=float, default=120.0, show_default=True,
@@ -245,9 +259,7 @@ def stop(endpoint: str | None, timeout: float) -> None:
     client.stop()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if _gone(pid, client.endpoint):
             click.echo("virnucpro daemon stopped", err=True)
             return
         time.sleep(0.2)

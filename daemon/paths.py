@@ -3,7 +3,9 @@ how a client's path is resolved.
 
 platformdirs decides (so XDG_RUNTIME_DIR / XDG_STATE_HOME move everything, which is how tests
 isolate a daemon): sockets, lock and pid in the user runtime folder, mode 0700; jobs and logs in
-the user state folder, mode 0700. An ipc:// path must fit in 107 bytes; when the runtime
+the user state folder, mode 0700. `VIRNUCPRO_RUNTIME_DIR` names the socket folder itself: a
+daemon in a container puts its sockets in the host's folder, mounted at the same path, where
+the host's clients look (platformdirs would refuse a runtime root the user does not own). An ipc:// path must fit in 107 bytes; when the runtime
 folder's would not, or there is none, a short folder under /tmp named for the user is used
 instead, made or accepted as tmux and ssh-agent do (`private_dir`), else `UnsafeFolder`.
 """
@@ -31,7 +33,7 @@ class UnsafeFolder(VirNucProError):
 
     def __init__(self, path: Path, problem: str) -> None:
         super().__init__(f"{path}: {problem}; refusing to use it for the daemon's sockets "
-                         f"(remove it, or set XDG_RUNTIME_DIR to a private folder)")
+                         f"(remove it, or set VIRNUCPRO_RUNTIME_DIR to a private folder)")
         self.path = str(path)
 
 
@@ -50,12 +52,14 @@ def private_dir(path: Path) -> Path:
     bits. Anything else raises `UnsafeFolder` and is left as it is. Rejected: chmod of a folder
     found open (the old way): in /tmp it may be another user's, planted to receive our sockets
     (or a link to their folder), and its mode is not ours to change."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         os.mkdir(path, 0o700)
         return path
     except FileExistsError:
         pass
+    except OSError as exc:  # a folder we may not write in (a container's /run, say)
+        raise UnsafeFolder(path, f"cannot be made ({exc.strerror})") from None
     info = os.lstat(path)
     if stat.S_ISLNK(info.st_mode):
         raise UnsafeFolder(path, f"is a symbolic link (to {os.readlink(path)})")
@@ -70,6 +74,12 @@ def private_dir(path: Path) -> Path:
 
 
 def runtime_dir() -> Path:
+    if named := os.environ.get("VIRNUCPRO_RUNTIME_DIR"):
+        path = Path(named).absolute()
+        if len(f"ipc://{path}/daemon-events.sock") > IPC_PATH_LIMIT:
+            raise UnsafeFolder(path, f"is too long for a socket path ({IPC_PATH_LIMIT} bytes "
+                                     f"with daemon-events.sock)")
+        return private_dir(path)
     root = _runtime_root()
     # The longest socket name decides (the events socket, daemon-events.sock).
     if root is not None and len(f"ipc://{root}/daemon-events.sock") <= IPC_PATH_LIMIT:
