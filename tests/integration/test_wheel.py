@@ -73,9 +73,10 @@ def project_modules(repo: Path = REPO) -> set[str]:
 
 
 def copy_sources(dest: Path) -> Path:
-    """What a build reads: pyproject.toml, setup.py, the README and the package folders."""
+    """What a build reads: pyproject.toml, setup.py, the README, the licence and the package
+    folders."""
     dest.mkdir(parents=True)
-    for name in ("pyproject.toml", "setup.py", "README.md"):
+    for name in ("pyproject.toml", "setup.py", "README.md", "LICENSE"):
         shutil.copy2(REPO / name, dest / name)
     for folder in package_dirs().values():
         shutil.copytree(folder, dest / folder.relative_to(REPO.resolve()),
