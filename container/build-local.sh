@@ -2,13 +2,14 @@
 # Build the CPU image on a machine with no image registry, and run podman against it.
 #
 #   container/build-local.sh build            # base image (once), then localhost/virnucpro:cpu
+#   TORCH=cuda container/build-local.sh build # PyPI's CUDA torch: localhost/virnucpro:cuda
 #   container/build-local.sh podman ARGS...   # podman with this script's storage and settings
 #
 # The base is Debian's own: debootstrap makes a minimal bookworm root file system with
 # python3 and venv (from the Debian mirror, no registry), `podman import` turns it into
 # localhost/virnucpro-base:bookworm, and the Containerfile builds on it with TORCH=cpu. Python
 # is bookworm's 3.11; a CPU torch wheel for it found in pip's find-links folders is copied into
-# container/wheels/ so that the build downloads no torch.
+# container/wheels/ for the length of the build, so that it downloads no torch.
 #
 # Nothing of the machine's podman set-up is touched: its own containers.conf (CONTAINERS_CONF;
 # default_ulimits = [] and cgroup_manager = "cgroupfs", which this kind of VM needs), its own
@@ -25,7 +26,8 @@ mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 suite=${DEBIAN_SUITE:-bookworm}
 base=localhost/virnucpro-base:$suite
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$repo/pyproject.toml" | head -n 1)
-image=${IMAGE:-localhost/virnucpro:cpu}
+torch=${TORCH:-cpu}
+image=${IMAGE:-localhost/virnucpro:$torch}
 ca=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 
 say() { printf 'build-local: %s\n' "$*" >&2; }
@@ -85,9 +87,9 @@ local_torch() {
         dir=${dir#file://}
         for wheel in "$dir"/torch-"$pinned"+cpu-cp311-cp311-*x86_64.whl; do
             [[ -f $wheel ]] || continue
-            if [[ ! -f $repo/container/wheels/$(basename "$wheel") ]]; then
-                cp "$wheel" "$repo/container/wheels/"
-            fi
+            copied=$repo/container/wheels/$(basename "$wheel")
+            cp "$wheel" "$copied"
+            trap 'rm -f "$copied"' EXIT   # for this build only: a CUDA build must not see it
             say "torch from $wheel"
             torch_index=https://pypi.org/simple   # its dependencies
             return
@@ -100,15 +102,15 @@ build() {
     need podman debootstrap runc
     make_base
     local secret=() revision="" torch_index=""
-    local_torch
+    [[ $torch == cpu ]] && local_torch
     [[ -s $ca ]] && secret=(--secret "id=ca,src=$ca")
     revision=$(git -C "$repo" rev-parse HEAD 2>/dev/null || true)
     say "building $image"
     local started=$SECONDS
     pm build --network host -f "$repo/Containerfile" "${secret[@]}" \
-        --build-arg "BASE=$base" --build-arg TORCH=cpu --build-arg "TORCH_INDEX=$torch_index" \
+        --build-arg "BASE=$base" --build-arg "TORCH=$torch" --build-arg "TORCH_INDEX=$torch_index" \
         --build-arg "VERSION=$version" --build-arg "REVISION=$revision" \
-        -t "$image" -t "localhost/virnucpro:$version-cpu" "$repo"
+        -t "$image" -t "localhost/virnucpro:$version-$torch" "$repo"
     say "built $image in $((SECONDS - started)) s, $(pm image inspect --format '{{.Size}}' "$image") bytes"
 }
 
