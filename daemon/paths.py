@@ -54,12 +54,15 @@ def private_dir(path: Path) -> Path:
     (or a link to their folder), and its mode is not ours to change."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a parent that is a file, or that we may not write in
+        raise UnsafeFolder(path, f"cannot be made ({exc.strerror or exc})") from None
+    try:
         os.mkdir(path, 0o700)
         return path
     except FileExistsError:
         pass
     except OSError as exc:  # a folder we may not write in (a container's /run, say)
-        raise UnsafeFolder(path, f"cannot be made ({exc.strerror})") from None
+        raise UnsafeFolder(path, f"cannot be made ({exc.strerror or exc})") from None
     info = os.lstat(path)
     if stat.S_ISLNK(info.st_mode):
         raise UnsafeFolder(path, f"is a symbolic link (to {os.readlink(path)})")
