@@ -46,3 +46,18 @@ def common_args():
     return shlex.join(
         ["--models", config["models"], "--chunk-size", str(config["chunk_size"]), *OPTIONS]
     )
+
+
+def engine_args():
+    """predict's own: its devices, precision and `predict.extra`."""
+    settings = config["predict"]
+    return shlex.join(
+        ["--devices", settings["devices"], "--precision", settings["precision"], *EXTRA]
+    )
+
+
+def daemon_args():
+    """submit's own: the priority, and the endpoint when one is set."""
+    settings = config["daemon"]
+    endpoint = ["--endpoint", settings["endpoint"]] if settings["endpoint"] else []
+    return shlex.join(["--priority", str(settings["priority"]), *endpoint])

@@ -16,15 +16,7 @@ if not config["daemon"]["use"]:
         params:
             outdir=sample_folder,
             args=common_args(),
-            engine=shlex.join(
-                [
-                    "--devices",
-                    config["predict"]["devices"],
-                    "--precision",
-                    config["predict"]["precision"],
-                    *EXTRA,
-                ]
-            ),
+            engine=engine_args(),
         threads: config["predict"]["threads"]
         resources:
             gpu=config["predict"]["gpus"],
@@ -47,10 +39,7 @@ else:
             path=lambda wildcards: shlex.quote(str(SAMPLES[wildcards.sample].absolute)),
             outdir=lambda wildcards: shlex.quote(str(Path(sample_folder(wildcards)).absolute())),
             args=common_args(),
-            daemon=shlex.join(
-                ["--priority", str(config["daemon"]["priority"])]
-                + (["--endpoint", config["daemon"]["endpoint"]] if config["daemon"]["endpoint"] else [])
-            ),
+            daemon=daemon_args(),
         threads: 1
         # A client that waits: it runs beside Snakemake, not as a cluster job of its own.
         localrule: True
