@@ -21,6 +21,7 @@ import pytest
 from tests.daemon_helpers import start_daemon
 from tests.helpers import DATA, read_table
 from tests.integration.test_fastq_predict import fastq_of
+from tests.integration.test_pool import assert_same_results
 from tests.workflow_scripts import REPO, summarize
 
 pytestmark = [pytest.mark.slow, pytest.mark.workflow]
@@ -206,7 +207,5 @@ def test_the_daemon_mode_gives_the_tables_of_the_plain_mode(tmp_path: Path, inpu
         ("reads", "completed"), ("viral", "completed")]
     assert (root / "results" / "summary.tsv").read_text() == (
         plain / "results" / "summary.tsv").read_text()
-    for sample in SAMPLES:
-        for table in ("sequences.tsv", "regions.tsv", "chunks.tsv"):
-            assert (root / "results" / sample / table).read_bytes() == (
-                plain / "results" / sample / table).read_bytes(), (sample, table)
+    for sample in SAMPLES:  # the same rows and calls, scores within 1e-6 (other threads)
+        assert_same_results(root / "results" / sample, plain / "results" / sample)
