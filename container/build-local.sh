@@ -101,15 +101,17 @@ local_torch() {
 build() {
     need podman debootstrap runc
     make_base
-    local secret=() revision="" torch_index=""
+    local secret=() revision="" origin="" torch_index=""
     [[ $torch == cpu ]] && local_torch
     [[ -s $ca ]] && secret=(--secret "id=ca,src=$ca")
     revision=$(git -C "$repo" rev-parse HEAD 2>/dev/null || true)
+    origin=$(git -C "$repo" remote get-url origin 2>/dev/null || true)
+    [[ $origin == https://* ]] || origin=""   # a local path or an ssh address says nothing
     say "building $image"
     local started=$SECONDS
     pm build --network host -f "$repo/Containerfile" "${secret[@]}" \
         --build-arg "BASE=$base" --build-arg "TORCH=$torch" --build-arg "TORCH_INDEX=$torch_index" \
-        --build-arg "VERSION=$version" --build-arg "REVISION=$revision" \
+        --build-arg "VERSION=$version" --build-arg "REVISION=$revision" --build-arg "SOURCE=$origin" \
         -t "$image" -t "localhost/virnucpro:$version-$torch" "$repo"
     say "built $image in $((SECONDS - started)) s, $(pm image inspect --format '{{.Size}}' "$image") bytes"
 }

@@ -233,17 +233,64 @@ def _start_failed(paths, offset: int, pid: int, code: int) -> VirNucProError:
 
 
 def _gone(pid: int, endpoint: str) -> bool:
-    """Whether a stopped daemon has exited: its pid is gone, or, for one whose pid is not ours
-    to see (in a container, its own pid namespace), nothing listens on its ipc socket."""
-    from virnucpro.daemon.paths import ipc_listening
-
+    """Whether a stopped daemon has exited: its pid is gone. A daemon whose socket is in our
+    runtime folder also holds the lock file beside it to its very end (and unlinks it first),
+    which is seen through a mounted folder too: while it is held, not gone; once released, gone
+    as soon as the pid is, or at once when that pid is not a virnucpro process here (a daemon
+    in a container has its own pid namespace: its pid names another process of the host)."""
+    released = _lock_released(endpoint)
+    if released is False:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
     except PermissionError:
         pass
-    return not ipc_listening(endpoint)
+    return bool(released) and not _runs_virnucpro(pid)
+
+
+def _lock_released(endpoint: str) -> bool | None:
+    """For the daemon of our runtime folder's socket: whether its lock file is gone or no
+    longer locked; None for any other endpoint (its lock is not ours to see)."""
+    import fcntl
+
+    from virnucpro.daemon.paths import DaemonPaths, UnsafeFolder
+
+    try:
+        paths = DaemonPaths.default()
+    except UnsafeFolder:
+        return None
+    if endpoint != paths.requests:
+        return None
+    try:
+        fd = os.open(paths.lock, os.O_RDONLY)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return True  # a file left by a daemon that died: nobody holds it
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+PF_KTHREAD = 0x00200000  # /proc/PID/stat's flags: a kernel thread
+
+
+def _runs_virnucpro(pid: int) -> bool:
+    """Whether process `pid` runs virnucpro, by its command line. A process with none that is
+    not a kernel thread counts: the daemon exiting (its memory gone) or exited and not yet
+    reaped. True where /proc cannot be read: then only the pid's end says it is gone."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if not cmdline:
+            flags = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[6])
+            return not flags & PF_KTHREAD
+        return b"virnucpro" in cmdline
+    except (OSError, IndexError, ValueError):
+        return True
 
 
 @main.command()

@@ -78,7 +78,9 @@ def private_dir(path: Path) -> Path:
 
 def runtime_dir() -> Path:
     if named := os.environ.get("VIRNUCPRO_RUNTIME_DIR"):
-        path = Path(named).absolute()
+        path = Path(named)
+        if not path.is_absolute():  # a client and a daemon in other folders would differ
+            raise UnsafeFolder(path, "is not an absolute path (VIRNUCPRO_RUNTIME_DIR)")
         if len(f"ipc://{path}/daemon-events.sock") > IPC_PATH_LIMIT:
             raise UnsafeFolder(path, f"is too long for a socket path ({IPC_PATH_LIMIT} bytes "
                                      f"with daemon-events.sock)")
@@ -87,7 +89,16 @@ def runtime_dir() -> Path:
     # The longest socket name decides (the events socket, daemon-events.sock).
     if root is not None and len(f"ipc://{root}/daemon-events.sock") <= IPC_PATH_LIMIT:
         return private_dir(root)
-    return private_dir(Path("/tmp") / f"virnucpro-{getpass.getuser()}")
+    return private_dir(Path("/tmp") / f"virnucpro-{_user()}")
+
+
+def _user() -> str:
+    """The login name, or the uid where there is none (a container's --user with no passwd
+    entry)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
 
 
 def state_dir() -> Path:
