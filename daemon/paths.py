@@ -5,9 +5,10 @@ platformdirs decides (so XDG_RUNTIME_DIR / XDG_STATE_HOME move everything, which
 isolate a daemon): sockets, lock and pid in the user runtime folder, mode 0700; jobs and logs in
 the user state folder, mode 0700. `VIRNUCPRO_RUNTIME_DIR` names the socket folder itself: a
 daemon in a container puts its sockets in the host's folder, mounted at the same path, where
-the host's clients look (platformdirs would refuse a runtime root the user does not own). An ipc:// path must fit in 107 bytes; when the runtime
-folder's would not, or there is none, a short folder under /tmp named for the user is used
-instead, made or accepted as tmux and ssh-agent do (`private_dir`), else `UnsafeFolder`.
+the host's clients look (platformdirs would refuse a runtime root the user does not own). An
+ipc:// path must fit in 107 bytes; when the runtime folder's would not, or there is none, a
+short folder under /tmp named for the user is used instead, made or accepted as tmux and
+ssh-agent do (`private_dir`), else `UnsafeFolder`.
 """
 
 from __future__ import annotations
