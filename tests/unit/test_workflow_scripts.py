@@ -141,6 +141,17 @@ def test_predict_extra_takes_the_engine_options() -> None:
         "--engine", "pool", "--batch-tokens", "auto", "--threshold", "0.7"]
 
 
+def test_the_shared_options_are_those_predict_and_submit_both_take() -> None:
+    """settings.SHARED is a copy (the script runs where virnucpro is not installed): held to
+    the two click commands, less what the workflow sets itself."""
+    from tests.unit.test_documented_flags import option_names
+    from virnucpro.cli.root import main
+
+    both = option_names(main.commands["predict"]) & option_names(main.commands["submit"])
+    assert set(settings.SHARED) == both - set(settings.SET_BY_THE_WORKFLOW) - {"--help"}
+    assert set(settings.SET_BY_THE_WORKFLOW) <= option_names(main.commands["predict"])
+
+
 def test_an_unclosed_quote_is_named_with_its_key() -> None:
     with pytest.raises(settings.SettingsError, match="predict.extra: .*closing quotation"):
         settings.check_extra("--engine 'pool")
